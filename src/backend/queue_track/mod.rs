@@ -1,0 +1,1 @@
+//! The `queue_track` backend (BPF CO-RE). PLACEHOLDER: being written.

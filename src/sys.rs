@@ -1,0 +1,199 @@
+//! The thin layer over Linux system calls that std and libc do not wrap safely.
+//!
+//! Every `unsafe` block of the user-space code lives here (the BPF skeleton aside), each with
+//! the reason it is sound. Callers get `io::Result`s and plain Rust types.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::cpuset::CpuSet;
+use crate::task::{MonoTime, Pid};
+
+pub const SCHED_OTHER: u32 = 0;
+pub const SCHED_FIFO: u32 = 1;
+pub const SCHED_RR: u32 = 2;
+pub const SCHED_BATCH: u32 = 3;
+pub const SCHED_IDLE: u32 = 5;
+pub const SCHED_DEADLINE: u32 = 6;
+
+/// The child of a fork does not inherit the boost (and a DEADLINE task may fork at all).
+pub const SCHED_FLAG_RESET_ON_FORK: u64 = 0x01;
+
+/// `struct sched_attr` as of SCHED_ATTR_SIZE_VER1 (with utilization clamps): 56 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub rt_priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
+}
+
+const SCHED_ATTR_SIZE: u32 = std::mem::size_of::<SchedAttr>() as u32;
+
+impl SchedAttr {
+    pub fn new(policy: u32) -> SchedAttr {
+        SchedAttr {
+            size: SCHED_ATTR_SIZE,
+            policy,
+            ..SchedAttr::default()
+        }
+    }
+
+    pub fn is_fair(&self) -> bool {
+        matches!(self.policy, SCHED_OTHER | SCHED_BATCH | SCHED_IDLE)
+    }
+}
+
+pub fn policy_name(policy: u32) -> &'static str {
+    match policy {
+        SCHED_OTHER => "SCHED_OTHER",
+        SCHED_FIFO => "SCHED_FIFO",
+        SCHED_RR => "SCHED_RR",
+        SCHED_BATCH => "SCHED_BATCH",
+        SCHED_IDLE => "SCHED_IDLE",
+        SCHED_DEADLINE => "SCHED_DEADLINE",
+        _ => "unknown policy",
+    }
+}
+
+fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// `sched_getattr(2)` for thread `pid`.
+pub fn sched_getattr(pid: Pid) -> io::Result<SchedAttr> {
+    let mut attr = SchedAttr::new(0);
+    // SAFETY: `attr` is a writable `repr(C)` sched_attr of exactly the size we pass; the kernel
+    // writes at most that many bytes.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_sched_getattr,
+            pid as libc::c_long,
+            &mut attr as *mut SchedAttr,
+            SCHED_ATTR_SIZE as libc::c_long,
+            0 as libc::c_long,
+        )
+    })?;
+    attr.size = SCHED_ATTR_SIZE;
+    Ok(attr)
+}
+
+/// `sched_setattr(2)` for thread `pid`.
+pub fn sched_setattr(pid: Pid, attr: &SchedAttr) -> io::Result<()> {
+    let mut attr = *attr;
+    attr.size = SCHED_ATTR_SIZE;
+    // SAFETY: `attr` is a valid `repr(C)` sched_attr whose `size` field says how much the
+    // kernel may read; the kernel only reads it.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            pid as libc::c_long,
+            &attr as *const SchedAttr,
+            0 as libc::c_long,
+        )
+    })?;
+    Ok(())
+}
+
+/// Pins thread `pid` (0 = the caller) to `cpus`.
+pub fn set_affinity(pid: Pid, cpus: &CpuSet) -> io::Result<()> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for cpu in cpus.iter() {
+        // SAFETY: CPU_SET only writes inside `set`; it ignores CPUs beyond CPU_SETSIZE.
+        unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+    }
+    // SAFETY: `set` is a valid cpu_set_t and we pass its exact size.
+    check(unsafe {
+        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) as libc::c_long
+    })?;
+    Ok(())
+}
+
+/// The calling thread's id.
+pub fn gettid() -> Pid {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// `mount -t <fstype> none <target>`.
+pub fn mount_pseudo_fs(fstype: &str, target: &Path) -> io::Result<()> {
+    let source = CString::new("none").expect("no NUL");
+    let fstype = CString::new(fstype).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let target = CString::new(target.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: all three strings are NUL-terminated and live across the call; data is NULL.
+    check(unsafe {
+        libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
+            as libc::c_long
+    })?;
+    Ok(())
+}
+
+pub fn mount_debugfs(target: &Path) -> io::Result<()> {
+    mount_pseudo_fs("debugfs", target)
+}
+
+/// Sleeps until CLOCK_MONOTONIC reaches `deadline` (restarting after signals).
+pub fn sleep_until(deadline: MonoTime) {
+    let ts = libc::timespec {
+        tv_sec: (deadline.0 / 1_000_000_000) as libc::time_t,
+        tv_nsec: (deadline.0 % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `ts` is a valid timespec; the remaining-time pointer may be NULL with TIMER_ABSTIME.
+    while unsafe {
+        libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut())
+    } == libc::EINTR
+    {}
+}
+
+/// Detaches from the terminal the classic way: fork, setsid, fork; umask 022; chdir /.
+/// Returns in the grandchild only. Must run before any thread is started.
+pub fn daemonize() -> io::Result<()> {
+    for step in 0..2 {
+        // SAFETY: the process is still single-threaded, so the child may run arbitrary code.
+        match unsafe { libc::fork() } {
+            -1 => return Err(io::Error::last_os_error()),
+            // SAFETY: _exit is always safe; the parent leaves without running destructors that
+            // the child still owns.
+            0 => {}
+            _ => unsafe { libc::_exit(0) },
+        }
+        if step == 0 {
+            // SAFETY: setsid has no memory-safety preconditions.
+            check(unsafe { libc::setsid() } as libc::c_long)?;
+        }
+    }
+    // SAFETY: umask cannot fail and touches no memory.
+    unsafe { libc::umask(0o022) };
+    std::env::set_current_dir("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sched_attr_has_the_kernel_ver1_layout() {
+        assert_eq!(std::mem::size_of::<SchedAttr>(), 56);
+    }
+
+    #[test]
+    fn getattr_reads_our_own_policy() {
+        let attr = sched_getattr(0).expect("sched_getattr on ourselves");
+        assert_eq!(attr.size, 56);
+        assert!(policy_name(attr.policy) != "unknown policy");
+    }
+}
