@@ -5,7 +5,13 @@
 //! [`daemon`] shell drives the loop. [`sys`] holds the system-call wrappers.
 
 pub mod backend;
+pub mod boost;
+pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod cpuset;
+pub mod daemon;
+pub mod detect;
+pub mod mounts;
 pub mod sys;
 pub mod task;

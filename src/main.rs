@@ -1,1 +1,66 @@
-fn main() {}
+//! `stalld`: parse the command line and hand the configuration to the daemon.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use stalld::cli::{self, Command, UsageError, USAGE_EXIT_CODE};
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == "parse-sched-debug") {
+        return replay_sched_debug(&args[1..]);
+    }
+    match cli::parse(args) {
+        Ok(Command::Help) => {
+            eprintln!("{}", cli::usage());
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Version) => {
+            println!("{}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Run(config)) => match stalld::daemon::run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("stalld: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(UsageError(message)) => {
+            eprintln!("{}\n{message}", cli::usage());
+            ExitCode::from(USAGE_EXIT_CODE as u8)
+        }
+    }
+}
+
+/// `stalld parse-sched-debug FILE|-`: prints what the parser reads in a saved sched/debug file,
+/// so a bug report's attachment can be replayed.
+fn replay_sched_debug(args: &[std::ffi::OsString]) -> ExitCode {
+    let [path] = args else {
+        eprintln!("usage: stalld parse-sched-debug FILE|-");
+        return ExitCode::from(USAGE_EXIT_CODE as u8);
+    };
+    let text = if path == "-" {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut text).map(|_| text)
+    } else {
+        std::fs::read(path)
+    };
+    let text = match text {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("stalld: {}: {error}", path.to_string_lossy());
+            return ExitCode::FAILURE;
+        }
+    };
+    match stalld::backend::sched_debug::parse::replay_json(&text) {
+        Ok(json) => {
+            let _ = writeln!(std::io::stdout(), "{json}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("stalld: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

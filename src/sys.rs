@@ -123,6 +123,12 @@ pub fn set_affinity(pid: Pid, cpus: &CpuSet) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the effective user is root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// The calling thread's id.
 pub fn gettid() -> Pid {
     // SAFETY: gettid has no arguments and cannot fail.
@@ -133,11 +139,17 @@ pub fn gettid() -> Pid {
 pub fn mount_pseudo_fs(fstype: &str, target: &Path) -> io::Result<()> {
     let source = CString::new("none").expect("no NUL");
     let fstype = CString::new(fstype).map_err(|_| io::ErrorKind::InvalidInput)?;
-    let target = CString::new(target.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let target =
+        CString::new(target.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput)?;
     // SAFETY: all three strings are NUL-terminated and live across the call; data is NULL.
     check(unsafe {
-        libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
-            as libc::c_long
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        ) as libc::c_long
     })?;
     Ok(())
 }
@@ -154,7 +166,12 @@ pub fn sleep_until(deadline: MonoTime) {
     };
     // SAFETY: `ts` is a valid timespec; the remaining-time pointer may be NULL with TIMER_ABSTIME.
     while unsafe {
-        libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut())
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &ts,
+            std::ptr::null_mut(),
+        )
     } == libc::EINTR
     {}
 }

@@ -20,7 +20,10 @@ impl MonoTime {
     }
 
     pub fn after(self, delay: Duration) -> MonoTime {
-        MonoTime(self.0.saturating_add(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX)))
+        MonoTime(
+            self.0
+                .saturating_add(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX)),
+        )
     }
 }
 

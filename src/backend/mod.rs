@@ -4,6 +4,10 @@
 //! running, and (when it can tell) since when. `queue_track` asks the kernel through BPF;
 //! `sched_debug` parses `/sys/kernel/debug/sched/debug`.
 
+use anyhow::Result;
+
+use crate::config::BackendChoice;
+use crate::cpuset::CpuSet;
 use crate::task::RunQueue;
 
 #[cfg(feature = "bpf")]
@@ -22,4 +26,31 @@ pub trait Backend {
     /// Replaces `out` with one [`RunQueue`] per monitored CPU that the backend currently sees.
     /// `out`'s allocations are reused from poll to poll.
     fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> anyhow::Result<()>;
+}
+
+/// Opens the backend the operator chose. `Auto` prefers queue_track and falls back to
+/// sched_debug, calling `on_fallback` with the reason.
+pub fn open(
+    choice: BackendChoice,
+    monitored: CpuSet,
+    on_fallback: impl FnOnce(&anyhow::Error),
+) -> Result<Box<dyn Backend>> {
+    match choice {
+        BackendChoice::SchedDebug => Ok(Box::new(sched_debug::SchedDebug::new(monitored)?)),
+        BackendChoice::QueueTrack => open_queue_track(monitored),
+        BackendChoice::Auto => open_queue_track(monitored.clone()).or_else(|why| {
+            on_fallback(&why);
+            Ok(Box::new(sched_debug::SchedDebug::new(monitored)?))
+        }),
+    }
+}
+
+#[cfg(feature = "bpf")]
+fn open_queue_track(monitored: CpuSet) -> Result<Box<dyn Backend>> {
+    Ok(Box::new(queue_track::QueueTrack::new(monitored)?))
+}
+
+#[cfg(not(feature = "bpf"))]
+fn open_queue_track(_monitored: CpuSet) -> Result<Box<dyn Backend>> {
+    anyhow::bail!("queue_track backend: this stalld was built without BPF support")
 }

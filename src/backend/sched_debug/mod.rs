@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 
 use super::Backend;
 use crate::cpuset::CpuSet;
+use crate::mounts;
 use crate::task::{RunQueue, WaitingTask};
 use parse::SchedDebug as Parsed;
 
@@ -62,7 +63,12 @@ impl Backend for SchedDebug {
     fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> Result<()> {
         self.read_and_parse()?;
         out.clear();
-        for cpu in self.parsed.cpus.iter().filter(|c| self.monitored.contains(c.cpu)) {
+        for cpu in self
+            .parsed
+            .cpus
+            .iter()
+            .filter(|c| self.monitored.contains(c.cpu))
+        {
             out.push(RunQueue {
                 cpu: cpu.cpu,
                 current: cpu.current_pid,
@@ -86,11 +92,7 @@ impl Backend for SchedDebug {
 
 /// debugfs's `sched/debug` (5.13+), else the older `/proc/sched_debug`.
 fn locate() -> Result<PathBuf> {
-    let debugfs = match debugfs_mount()? {
-        Some(mount) => Some(mount),
-        None => mount_debugfs(),
-    };
-    if let Some(mount) = debugfs {
+    if let Some(mount) = mounts::find_or_mount("debugfs", Path::new(DEBUGFS_MOUNT_POINT)) {
         let path = mount.join("sched/debug");
         if path.exists() {
             return Ok(path);
@@ -100,41 +102,5 @@ fn locate() -> Result<PathBuf> {
     if proc_path.exists() {
         return Ok(proc_path);
     }
-    bail!("stalld could not find the sched_debug file (is debugfs available? kernel lockdown=confidentiality closes it)")
-}
-
-fn debugfs_mount() -> Result<Option<PathBuf>> {
-    let mounts = std::fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
-    Ok(mounts.lines().find_map(|line| {
-        let mut fields = line.split_ascii_whitespace();
-        let mount_point = fields.nth(1)?;
-        (fields.next()? == "debugfs").then(|| PathBuf::from(unescape_mount_path(mount_point)))
-    }))
-}
-
-/// /proc/mounts writes blanks and a few other bytes as octal escapes (`\040`).
-fn unescape_mount_path(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match (bytes[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn mount_debugfs() -> Option<PathBuf> {
-    let target = Path::new(DEBUGFS_MOUNT_POINT);
-    crate::sys::mount_debugfs(target).ok()?;
-    Some(target.to_path_buf())
+    bail!("stalld could not find the sched_debug file (debugfs unavailable: kernel lockdown=confidentiality closes it)")
 }

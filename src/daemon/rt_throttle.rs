@@ -1,0 +1,63 @@
+//! RT throttling (`/proc/sys/kernel/sched_rt_runtime_us`): turned off while stalld runs, because
+//! with it on the kernel refuses SCHED_DEADLINE to tasks pinned to fewer CPUs than their root
+//! domain (per-CPU kthreads, the usual victims). The old value comes back when the guard drops.
+
+use std::fs;
+
+use anyhow::{bail, Context, Result};
+
+use super::log::Logger;
+
+const RT_RUNTIME: &str = "/proc/sys/kernel/sched_rt_runtime_us";
+
+/// Restores the saved runtime on drop, if this process changed it.
+pub struct RtThrottleGuard {
+    saved: Option<i64>,
+    logger: Logger,
+}
+
+pub fn read_runtime() -> Result<i64> {
+    let text =
+        fs::read_to_string(RT_RUNTIME).with_context(|| format!("unable to read {RT_RUNTIME}"))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("unexpected content in {RT_RUNTIME}: {text:?}"))
+}
+
+fn write_runtime(value: i64) -> std::io::Result<()> {
+    fs::write(RT_RUNTIME, value.to_string())
+}
+
+pub fn disable(logger: &Logger) -> Result<RtThrottleGuard> {
+    let runtime = read_runtime()?;
+    let mut guard = RtThrottleGuard {
+        saved: None,
+        logger: logger.clone(),
+    };
+    if runtime == -1 {
+        logger.log("RT throttling already disabled, doing nothing");
+        return Ok(guard);
+    }
+    write_runtime(-1).with_context(|| format!("unable to write {RT_RUNTIME}"))?;
+    guard.saved = Some(runtime);
+    logger.log("RT Throttling disabled");
+    if read_runtime()? != -1 {
+        bail!("turning off RT throttling failed, stalld cannot run");
+    }
+    Ok(guard)
+}
+
+impl Drop for RtThrottleGuard {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.saved.take() {
+            match write_runtime(runtime) {
+                Ok(()) => self
+                    .logger
+                    .log(&format!("RT Throttling runtime restored to {runtime}")),
+                Err(error) => self.logger.warn(&format!(
+                    "failed to restore {RT_RUNTIME} to {runtime}: {error}"
+                )),
+            }
+        }
+    }
+}
