@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             println!("{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Ok(Command::Run(config)) => match stalld::daemon::run(config) {
+        Ok(Command::Run(config)) => match stalld::daemon::run(*config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("stalld: {error:#}");

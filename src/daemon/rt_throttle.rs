@@ -28,6 +28,14 @@ fn write_runtime(value: i64) -> std::io::Result<()> {
     fs::write(RT_RUNTIME, value.to_string())
 }
 
+/// `-S`: systemd's unit turns throttling off before starting stalld; refuse to run otherwise.
+pub fn require_disabled() -> Result<()> {
+    if read_runtime()? != -1 {
+        bail!("RT throttling is on! stalld cannot run...");
+    }
+    Ok(())
+}
+
 pub fn disable(logger: &Logger) -> Result<RtThrottleGuard> {
     let runtime = read_runtime()?;
     let mut guard = RtThrottleGuard {
