@@ -24,6 +24,7 @@ use crate::detect::{Detector, Starving};
 use crate::sys::{self, SchedAttr};
 use crate::task::{MonoTime, Pid, WaitingTask};
 pub use log::Logger;
+pub use rt_throttle::throttlectl;
 
 /// Longest pause between retries when the backend keeps failing.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
