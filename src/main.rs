@@ -9,7 +9,10 @@ fn main() -> ExitCode {
     let mut argv = std::env::args_os();
     let invoked_as = argv.next().unwrap_or_default();
     let args: Vec<std::ffi::OsString> = argv.collect();
-    if std::path::Path::new(&invoked_as).file_name().is_some_and(|name| name == "throttlectl") {
+    if std::path::Path::new(&invoked_as)
+        .file_name()
+        .is_some_and(|name| name == "throttlectl")
+    {
         return throttle(&args);
     }
     match args.first().and_then(|a| a.to_str()) {

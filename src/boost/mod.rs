@@ -209,16 +209,21 @@ impl Booster {
         }
     }
 
-    /// Writes the saved attributes back, unless the task no longer holds our boost.
     fn give_back(&self, boost: &ActiveBoost) -> Restore {
-        match sys::sched_getattr(boost.pid) {
+        self.restore_orphan(boost.pid, boost.saved)
+    }
+
+    /// Writes `saved` back to `pid`, unless the task no longer holds a boost of these
+    /// parameters. Also used by the guardian, for boosts a dead daemon left behind.
+    pub fn restore_orphan(&self, pid: Pid, saved: SchedAttr) -> Restore {
+        match sys::sched_getattr(pid) {
             Err(error) => return exited_or_failed(error),
             Ok(now) if !self.holds_boost(&now) => {
                 return Restore::ChangedMeanwhile { policy: now.policy }
             }
             Ok(_) => {}
         }
-        match sys::sched_setattr(boost.pid, &restorable(boost.saved)) {
+        match sys::sched_setattr(pid, &restorable(saved)) {
             Ok(()) => Restore::Restored,
             Err(error) => exited_or_failed(error),
         }

@@ -5,6 +5,7 @@
 //! waiting task reaches the threshold, or (for a backend that cannot see queue times) the next
 //! poll.
 
+mod guardian;
 mod idle;
 mod log;
 mod pidfile;
@@ -56,7 +57,13 @@ pub fn run(config: Config) -> Result<()> {
     logger.log(&format!("using {} backend", backend.name()));
     sched_features::report_dl_server(&logger);
 
-    let _rt_throttle = if config.log_only {
+    // Forked before anything is changed, so that it can undo every change.
+    let mut guardian = if config.log_only {
+        None
+    } else {
+        Some(guardian::Guardian::spawn(config.boost).context("starting the guardian process")?)
+    };
+    let rt_throttle = if config.log_only {
         None
     } else if config.systemd {
         rt_throttle::require_disabled()?;
@@ -64,6 +71,11 @@ pub fn run(config: Config) -> Result<()> {
     } else {
         Some(rt_throttle::disable(&logger)?)
     };
+    if let (Some(guardian), Some(saved)) =
+        (&mut guardian, rt_throttle.as_ref().and_then(|t| t.saved()))
+    {
+        guardian.rt_throttle_disabled(saved);
+    }
     let _hrtick = (!config.log_only).then(|| {
         sched_features::check_lockdown(&logger);
         sched_features::enable_hrtick(&logger)
@@ -88,6 +100,7 @@ pub fn run(config: Config) -> Result<()> {
     let mut monitor = Monitor {
         config: &config,
         logger: &logger,
+        guardian,
         detector: Detector::new(config.threshold),
         // Adaptive and aggressive modes warn at half the threshold.
         early: (config.mode != Mode::Power).then(|| Detector::new(config.threshold / 2)),
@@ -100,7 +113,11 @@ pub fn run(config: Config) -> Result<()> {
     };
     monitor.run(backend.as_mut(), &mut booster, &mut shutdown);
 
-    booster.restore_all(|boost, outcome| report_restore(&logger, boost, outcome));
+    booster.restore_all(|boost, outcome| monitor.ended(boost, outcome));
+    drop(rt_throttle);
+    if let Some(guardian) = &mut monitor.guardian {
+        guardian.rt_throttle_restored();
+    }
     logger.log("stalld shutting down");
     Ok(())
 }
@@ -134,6 +151,7 @@ fn reserve_cpu_time(config: &Config, percent: u32, logger: &Logger) -> Result<()
 struct Monitor<'a> {
     config: &'a Config,
     logger: &'a Logger,
+    guardian: Option<guardian::Guardian>,
     detector: Detector,
     early: Option<Detector>,
     idle: Option<idle::IdleDetector>,
@@ -151,9 +169,7 @@ impl Monitor<'_> {
         let mut starving = Vec::new();
         let mut failures = 0u32;
         while !shutdown.requested() {
-            booster.advance(clock::now(), |boost, outcome| {
-                report_restore(self.logger, boost, outcome)
-            });
+            booster.advance(clock::now(), |boost, outcome| self.ended(boost, outcome));
             if self.all_cpus_idled() {
                 shutdown.sleep_until(self.next_wakeup(backend, booster, clock::now()));
                 continue;
@@ -193,6 +209,31 @@ impl Monitor<'_> {
         }
     }
 
+    /// A boost is over: say how it ended, and tell the guardian there is nothing left to undo.
+    fn ended(&mut self, boost: &ActiveBoost, outcome: Restore) {
+        if let Some(guardian) = &mut self.guardian {
+            guardian.boost_ended(boost.pid);
+        }
+        let policy = sys::policy_name(boost.saved.policy);
+        match outcome {
+            Restore::Restored => self
+                .logger
+                .log(&format!("restored pid {} to {policy}", boost.pid)),
+            Restore::Exited => self
+                .logger
+                .log(&format!("pid {} exited while boosted", boost.pid)),
+            Restore::ChangedMeanwhile { policy: now } => self.logger.log(&format!(
+                "pid {} was switched to {} during its boost: leaving it so",
+                boost.pid,
+                sys::policy_name(now)
+            )),
+            Restore::Failed(error) => self.logger.warn(&format!(
+                "restore_policy: failed to restore sched policy for pid {}: {error}",
+                boost.pid
+            )),
+        }
+    }
+
     fn all_cpus_idled(&mut self) -> bool {
         let Some(idle) = &mut self.idle else {
             return false;
@@ -209,7 +250,7 @@ impl Monitor<'_> {
         }
     }
 
-    fn handle(&self, starving: &Starving, booster: &mut Booster, now: MonoTime) {
+    fn handle(&mut self, starving: &Starving, booster: &mut Booster, now: MonoTime) {
         let task = &starving.task;
         if task.pid == self.own_pid || task.pid == 0 || booster.is_boosted(task.pid) {
             return;
@@ -226,13 +267,18 @@ impl Monitor<'_> {
             return;
         }
         match booster.boost(task.pid, starving.cpu, now) {
-            Ok(boost) => self.logger.log(&format!(
-                "boosted pid {} ({}) (cpu {}) using {}",
-                boost.pid,
-                process_name(task.pid, task.tgid).unwrap_or_else(|| "<unknown>".into()),
-                boost.cpu,
-                booster.policy_name()
-            )),
+            Ok(boost) => {
+                if let Some(guardian) = &mut self.guardian {
+                    guardian.boosted(boost.pid, &boost.saved);
+                }
+                self.logger.log(&format!(
+                    "boosted pid {} ({}) (cpu {}) using {}",
+                    boost.pid,
+                    process_name(task.pid, task.tgid).unwrap_or_else(|| "<unknown>".into()),
+                    boost.cpu,
+                    booster.policy_name()
+                ))
+            }
             Err(BoostError::AlreadyDeadline) => self.logger.log(&format!(
                 "not boosting pid {} ({}): it already runs with SCHED_DEADLINE",
                 task.pid, task.comm
@@ -296,23 +342,6 @@ fn retry_delay(failures: u32) -> Duration {
     Duration::from_millis(100)
         .saturating_mul(1 << failures.min(16))
         .min(MAX_RETRY_DELAY)
-}
-
-fn report_restore(logger: &Logger, boost: &ActiveBoost, outcome: Restore) {
-    let policy = sys::policy_name(boost.saved.policy);
-    match outcome {
-        Restore::Restored => logger.log(&format!("restored pid {} to {policy}", boost.pid)),
-        Restore::Exited => logger.log(&format!("pid {} exited while boosted", boost.pid)),
-        Restore::ChangedMeanwhile { policy: now } => logger.log(&format!(
-            "pid {} was switched to {} during its boost: leaving it so",
-            boost.pid,
-            sys::policy_name(now)
-        )),
-        Restore::Failed(error) => logger.warn(&format!(
-            "restore_policy: failed to restore sched policy for pid {}: {error}",
-            boost.pid
-        )),
-    }
 }
 
 /// The name of the process a thread belongs to (`/proc/<tgid>/comm`), as upstream prints it.

@@ -28,7 +28,7 @@ pub fn read_runtime() -> Result<i64> {
         .with_context(|| format!("unexpected content in {RT_RUNTIME}: {text:?}"))
 }
 
-fn write_runtime(value: i64) -> std::io::Result<()> {
+pub(super) fn write_runtime(value: i64) -> std::io::Result<()> {
     fs::write(RT_RUNTIME, value.to_string())
 }
 
@@ -38,6 +38,13 @@ pub fn require_disabled() -> Result<()> {
         bail!("RT throttling is on! stalld cannot run...");
     }
     Ok(())
+}
+
+/// The runtime this process replaced, if it changed it.
+impl RtThrottleGuard {
+    pub fn saved(&self) -> Option<i64> {
+        self.saved
+    }
 }
 
 pub fn disable(logger: &Logger) -> Result<RtThrottleGuard> {
@@ -84,10 +91,14 @@ pub fn throttlectl(command: &str) -> Result<String> {
         "off" => {
             if current != -1 {
                 fs::create_dir_all("/run/stalld").context("creating /run/stalld")?;
-                fs::write(SAVED_RUNTIME, current.to_string()).with_context(|| format!("writing {SAVED_RUNTIME}"))?;
+                fs::write(SAVED_RUNTIME, current.to_string())
+                    .with_context(|| format!("writing {SAVED_RUNTIME}"))?;
                 write_runtime(-1).with_context(|| format!("unable to write {RT_RUNTIME}"))?;
             }
-            Ok(format!("RT throttling off (saved runtime {})", saved().map_or("none".into(), |v| v.to_string())))
+            Ok(format!(
+                "RT throttling off (saved runtime {})",
+                saved().map_or("none".into(), |v| v.to_string())
+            ))
         }
         "on" => {
             let (value, source) = match saved() {
@@ -96,11 +107,17 @@ pub fn throttlectl(command: &str) -> Result<String> {
             };
             write_runtime(value).with_context(|| format!("unable to write {RT_RUNTIME}"))?;
             let _ = fs::remove_file(SAVED_RUNTIME);
-            Ok(format!("RT throttling on: sched_rt_runtime_us={value} ({source})"))
+            Ok(format!(
+                "RT throttling on: sched_rt_runtime_us={value} ({source})"
+            ))
         }
         "show" => Ok(format!(
             "sched_rt_runtime_us={current} ({}) saved={}",
-            if current == -1 { "throttling off" } else { "throttling on" },
+            if current == -1 {
+                "throttling off"
+            } else {
+                "throttling on"
+            },
             saved().map_or("none".into(), |v| v.to_string())
         )),
         other => bail!("unknown throttle command '{other}': use off, on or show"),
