@@ -126,7 +126,8 @@ fn watch(reader: PipeReader, boost: BoostParams) -> ! {
 }
 
 fn parse_attr(words: &[&str]) -> Option<SchedAttr> {
-    let numbers: Vec<u64> = words
+    // Every field fits an i64; nice is the only signed one.
+    let numbers: Vec<i64> = words
         .iter()
         .map(|w| w.parse().ok())
         .collect::<Option<_>>()?;
