@@ -238,36 +238,11 @@ pub fn daemonize() -> io::Result<()> {
     std::env::set_current_dir("/")
 }
 
-/// The effective user id of the calling process (std has no wrapper).
-pub fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions, touches no memory and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 /// `kill(2)`: sends `signal` to `pid`; a negative pid addresses that process group.
 pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
     // SAFETY: kill takes plain integers and has no memory-safety preconditions.
     check(unsafe { libc::kill(pid, signal) } as libc::c_long)?;
     Ok(())
-}
-
-/// Takes an exclusive `flock(2)` on `file`, which holds until the file is closed. With
-/// `wait == false` a lock held elsewhere gives `ErrorKind::WouldBlock` instead of blocking.
-/// (`File::lock` needs Rust 1.89, above our rust-version.)
-pub fn flock_exclusive(file: &impl std::os::fd::AsRawFd, wait: bool) -> io::Result<()> {
-    let operation = if wait {
-        libc::LOCK_EX
-    } else {
-        libc::LOCK_EX | libc::LOCK_NB
-    };
-    loop {
-        // SAFETY: the borrowed descriptor is open for the duration of the call; flock only
-        // acts on the open file description, not on memory.
-        match check(unsafe { libc::flock(file.as_raw_fd(), operation) } as libc::c_long) {
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other.map(|_| ()),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -255,7 +255,7 @@ fn main() -> ExitCode {
     let start = now();
     let options = Options::parse();
     let plan = plan(&options, start);
-    if sys::euid() != 0 {
+    if !sys::is_root() {
         eprintln!(
             "stalld-starve: error: needs root (SCHED_FIFO, CPU pinning, sched_rt_runtime_us)"
         );

@@ -30,7 +30,7 @@ const DAEMON_BOUND: Duration = Duration::from_secs(300);
 const KILL_AFTER: Duration = Duration::from_secs(3);
 
 pub fn is_root() -> bool {
-    sys::euid() == 0
+    sys::is_root()
 }
 
 /// True when the test may go on. Without root it says so loudly on stderr and returns false,
@@ -64,14 +64,10 @@ impl StarvationLock {
                     .open(STARVATION_LOCK)
             })
             .unwrap_or_else(|err| panic!("opening {STARVATION_LOCK}: {err}"));
-        match sys::flock_exclusive(&file, false) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                eprintln!("waiting for {STARVATION_LOCK}: another starvation run is in progress");
-                sys::flock_exclusive(&file, true)
-                    .unwrap_or_else(|err| panic!("flock {STARVATION_LOCK}: {err}"));
-            }
-            Err(err) => panic!("flock {STARVATION_LOCK}: {err}"),
+        if file.try_lock().is_err() {
+            eprintln!("waiting for {STARVATION_LOCK}: another starvation run is in progress");
+            file.lock()
+                .unwrap_or_else(|err| panic!("flock {STARVATION_LOCK}: {err}"));
         }
         StarvationLock { _file: file }
     }
