@@ -62,12 +62,7 @@ impl Backend for SchedDebug {
     fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> Result<()> {
         self.read_and_parse()?;
         out.clear();
-        for cpu in self
-            .parsed
-            .cpus
-            .iter()
-            .filter(|c| self.monitored.contains(c.cpu))
-        {
+        for cpu in self.parsed.cpus.iter().filter(|c| self.monitored.contains(c.cpu)) {
             out.push(RunQueue {
                 cpu: cpu.cpu,
                 current: cpu.current_pid,
@@ -123,9 +118,7 @@ fn unescape_mount_path(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        let octal = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
         match (bytes[i], octal) {
             (b'\\', Some(d)) => {
                 out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
