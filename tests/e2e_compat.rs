@@ -237,7 +237,7 @@ fn log_syslog_sends_daemon_facility_messages() {
             messages.push(String::from_utf8_lossy(&packet[..n]).into_owned());
         }
     }
-    let daemon_pid = daemon.process.pid();
+    let daemon_pid = daemon.process.program_pid();
     let boosted = messages
         .iter()
         .find(|m| m.contains(&wanted))
@@ -263,7 +263,7 @@ fn pidfile_is_written_locked_and_removed() {
     }
     assert_eq!(
         fs::read_to_string(&path).unwrap(),
-        format!("{}\n", daemon.process.pid())
+        format!("{}\n", daemon.process.program_pid())
     );
     let (status, lines) = Daemon::run(&["-f", "-v", "-l", "-P", &path], LINE_WAIT);
     assert_eq!(status.code(), Some(1), "{lines:?}");
@@ -349,7 +349,8 @@ fn affinity_pins_stalld_itself() {
     }
     let mut daemon = start_daemon(&["-l", "-a", "0"]);
     wait_line(&daemon, "self-affinity: adding cpu 0");
-    let status = fs::read_to_string(format!("/proc/{}/status", daemon.process.pid())).unwrap();
+    let status =
+        fs::read_to_string(format!("/proc/{}/status", daemon.process.program_pid())).unwrap();
     let allowed = status
         .lines()
         .find(|l| l.starts_with("Cpus_allowed_list:"))

@@ -3,9 +3,8 @@
 //!
 //! The daemon tells it, over a pipe, each change it makes: RT throttling turned off, a task
 //! boosted, a boost ended. The guardian does nothing but read. When the pipe reaches end of
-//! file the daemon is gone: a clean exit has already undone everything and sent nothing
-//! outstanding; otherwise the guardian restores every task still holding a boost (checking
-//! that the pid still names the same task) and the RT throttling value.
+//! file the daemon is gone. Whatever the daemon did not undo itself (a task still holding a
+//! boost, checked to be the same task; RT throttling still off), the guardian undoes.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, PipeReader, PipeWriter, Write};
@@ -40,10 +39,6 @@ impl Guardian {
 
     pub fn rt_throttle_disabled(&mut self, saved_runtime: i64) {
         self.send(&format!("throttle {saved_runtime}"));
-    }
-
-    pub fn rt_throttle_restored(&mut self) {
-        self.send("throttle-restored");
     }
 
     pub fn boosted(&mut self, pid: Pid, saved: &SchedAttr) {
@@ -91,7 +86,6 @@ fn watch(reader: PipeReader, boost: BoostParams) -> ! {
         let words: Vec<&str> = line.split_ascii_whitespace().collect();
         match words.as_slice() {
             ["throttle", saved] => throttle = saved.parse().ok(),
-            ["throttle-restored"] => throttle = None,
             ["ended", pid] => {
                 pid.parse().map(|pid| boosts.remove(&pid)).ok();
             }
@@ -117,7 +111,8 @@ fn watch(reader: PipeReader, boost: BoostParams) -> ! {
             );
         }
     }
-    if let Some(runtime) = throttle {
+    // Still off means the daemon did not get to restore it.
+    if let (Some(runtime), Ok(-1)) = (throttle, rt_throttle::read_runtime()) {
         if rt_throttle::write_runtime(runtime).is_ok() {
             eprintln!("stalld-guardian: stalld died: RT Throttling runtime restored to {runtime}");
         }

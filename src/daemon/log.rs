@@ -5,13 +5,14 @@
 //! stderr with `<priority>` prefixes, which journald turns into message priorities.
 //! Warnings always reach stderr.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 
 const SYSLOG_SOCKET: &str = "/dev/log";
+const KMSG: &str = "/dev/kmsg";
 const LOG_DAEMON: u8 = 3 << 3;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -24,7 +25,7 @@ enum Priority {
 pub struct Logger {
     verbose: bool,
     journal: bool,
-    kmsg: Option<Arc<File>>,
+    kmsg: bool,
     syslog: Option<Arc<UnixDatagram>>,
 }
 
@@ -41,9 +42,9 @@ impl Logger {
     /// Adds /dev/kmsg and syslog as configured. A sink that cannot be opened is a warning.
     pub fn with_sinks(mut self, kmsg: bool, syslog: bool) -> Logger {
         if kmsg {
-            match OpenOptions::new().write(true).open("/dev/kmsg") {
-                Ok(file) => self.kmsg = Some(Arc::new(file)),
-                Err(error) => self.warn(&format!("cannot open /dev/kmsg: {error}")),
+            match OpenOptions::new().write(true).open(KMSG) {
+                Ok(_) => self.kmsg = true,
+                Err(error) => self.warn(&format!("cannot open {KMSG}: {error}")),
             }
         }
         if syslog {
@@ -76,8 +77,12 @@ impl Logger {
             };
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
-        if let Some(kmsg) = &self.kmsg {
-            let _ = (&**kmsg).write_all(format!("<{level}>stalld: {message}").as_bytes());
+        if self.kmsg {
+            // The kernel rate-limits each open file to 10 records per 5 s: a fresh open per
+            // line keeps a burst of boosts from being dropped.
+            if let Ok(mut kmsg) = OpenOptions::new().write(true).open(KMSG) {
+                let _ = kmsg.write_all(format!("<{level}>stalld: {message}").as_bytes());
+            }
         }
         if let Some(socket) = &self.syslog {
             // The socket is looked up per message, so a syslog daemon (re)started later is found.

@@ -42,6 +42,14 @@ pub fn run(config: Config) -> Result<()> {
         sys::set_affinity(0, affinity)
             .with_context(|| format!("invalid CPU affinity: {affinity}"))?;
     }
+    // Forked before anything is changed, so that it can undo every change.
+    let mut guardian = if config.log_only {
+        None
+    } else {
+        Some(guardian::Guardian::spawn(config.boost).context("starting the guardian process")?)
+    };
+    // Before anything slow, so that an early SIGTERM still means an orderly shutdown.
+    let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
     for cpu in config.cpus.iter() {
         logger.log(&format!("cpulist: adding cpu {cpu}"));
     }
@@ -57,12 +65,6 @@ pub fn run(config: Config) -> Result<()> {
     logger.log(&format!("using {} backend", backend.name()));
     sched_features::report_dl_server(&logger);
 
-    // Forked before anything is changed, so that it can undo every change.
-    let mut guardian = if config.log_only {
-        None
-    } else {
-        Some(guardian::Guardian::spawn(config.boost).context("starting the guardian process")?)
-    };
     let rt_throttle = if config.log_only {
         None
     } else if config.systemd {
@@ -91,7 +93,6 @@ pub fn run(config: Config) -> Result<()> {
         .as_deref()
         .map(pidfile::PidFile::create)
         .transpose()?;
-    let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
 
     let mut booster = Booster::new(config.boost);
     if !config.log_only {
@@ -115,9 +116,6 @@ pub fn run(config: Config) -> Result<()> {
 
     booster.restore_all(|boost, outcome| monitor.ended(boost, outcome));
     drop(rt_throttle);
-    if let Some(guardian) = &mut monitor.guardian {
-        guardian.rt_throttle_restored();
-    }
     logger.log("stalld shutting down");
     Ok(())
 }

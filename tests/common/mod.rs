@@ -236,6 +236,21 @@ impl Supervised {
         self.child.id() as Pid
     }
 
+    /// The pid of the supervised program itself (the child of `timeout`), once it runs.
+    pub fn program_pid(&self) -> Pid {
+        let children = format!("/proc/{0}/task/{0}/children", self.pid());
+        for _ in 0..100 {
+            let first = std::fs::read_to_string(&children)
+                .ok()
+                .and_then(|text| text.split_ascii_whitespace().next()?.parse().ok());
+            if let Some(pid) = first {
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{} has no child process", self.pid());
+    }
+
     pub fn lines(&self) -> Vec<String> {
         self.output
             .0
