@@ -164,13 +164,17 @@ impl Backend for QueueTrack {
 /// `what: <libbpf error>`, plus libbpf's own last word and a hint at the usual causes, so the
 /// one line the daemon prints on fallback says why.
 fn load_error(what: &str, err: &libbpf_rs::Error) -> anyhow::Error {
+    // Without the capabilities libbpf's own words (it blames RLIMIT_MEMLOCK) only mislead.
+    if !has_bpf_capabilities() {
+        return anyhow::anyhow!(
+            "{what}: {err}; stalld lacks CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)"
+        );
+    }
     let mut msg = format!("{what}: {err}");
     if let Some(detail) = libbpf_log::last_warning() {
         msg.push_str(&format!(" (libbpf: {detail})"));
     }
-    if !has_bpf_capabilities() {
-        msg.push_str("; stalld lacks CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)");
-    } else if MapType::TaskStorage.is_supported().ok() == Some(false) {
+    if MapType::TaskStorage.is_supported().ok() == Some(false) {
         msg.push_str("; the kernel lacks BPF task storage (needs Linux 5.11 or later)");
     } else if err.kind() == libbpf_rs::ErrorKind::PermissionDenied {
         msg.push_str("; the verifier rejected it (-v shows its log)");
