@@ -1,7 +1,8 @@
 //! Loads the queue_track backend and keeps it attached, for measuring its cost and looking at
-//! what it sees: `queue_track_load [CPUS] [SECONDS] [--print] [--verbose]`.
+//! what it sees: `queue_track_load [CPUS] [SECONDS] [--print] [--verbose] [-- CMD ARGS...]`.
 //!
 //! CPUS defaults to all; SECONDS to 10. With `--print` a snapshot is printed every second.
+//! With a command, it stays loaded while the command runs instead (bench/queue_track_overhead.sh).
 //! On exit the run time per program is printed (non-zero only with kernel.bpf_stats_enabled=1).
 
 #[cfg(not(feature = "bpf"))]
@@ -19,12 +20,18 @@ fn main() -> anyhow::Result<()> {
 mod with_bpf {
     use std::time::{Duration, Instant};
 
+    use anyhow::Context;
+
     use stalld::backend::queue_track::{set_libbpf_verbose, QueueTrack};
     use stalld::backend::Backend;
     use stalld::cpuset::{configured_cpus, CpuSet};
 
     pub fn main() -> anyhow::Result<()> {
-        let args: Vec<String> = std::env::args().skip(1).collect();
+        let all: Vec<String> = std::env::args().skip(1).collect();
+        let (args, command) = match all.iter().position(|a| a == "--") {
+            Some(at) => (&all[..at], Some(&all[at + 1..])),
+            None => (&all[..], None),
+        };
         let flag = |name: &str| args.iter().any(|a| a == name);
         let mut positional = args.iter().filter(|a| !a.starts_with("--"));
         let cpus = match positional.next() {
@@ -38,6 +45,13 @@ mod with_bpf {
         let started = Instant::now();
         let mut backend = QueueTrack::new(cpus)?;
         eprintln!("loaded in {:?}", started.elapsed());
+        if let Some(command) = command {
+            let status = std::process::Command::new(command.first().context("no command")?)
+                .args(&command[1..])
+                .status()?;
+            print_stats();
+            std::process::exit(status.code().unwrap_or(1));
+        }
         let mut snapshot = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(seconds);
         while Instant::now() < deadline {
@@ -59,7 +73,11 @@ mod with_bpf {
             }
             std::thread::sleep(Duration::from_secs(1).min(deadline - Instant::now().min(deadline)));
         }
+        print_stats();
+        Ok(())
+    }
 
+    fn print_stats() {
         for info in libbpf_rs::query::ProgInfoIter::default() {
             let name = info.name.to_string_lossy();
             if name.starts_with("qt_") && info.run_cnt > 0 {
@@ -71,6 +89,5 @@ mod with_bpf {
                 );
             }
         }
-        Ok(())
     }
 }

@@ -4,6 +4,12 @@
 //!
 //! Reading costs the same few system calls whatever the number of tasks: create an iterator,
 //! read its (small) output, close it. Times are `bpf_ktime_get_ns()`, i.e. CLOCK_MONOTONIC.
+//!
+//! Needs kernel BTF and task-local storage for tracing programs (Linux 5.11+); below that,
+//! [`QueueTrack::new`] fails with the reason and the daemon falls back to sched_debug. There
+//! is no raw_tp variant: every kernel with task storage has tp_btf (5.5), and raw_tp pointers
+//! cannot be passed to bpf_task_storage_get() nor read without bpf_probe_read_kernel(), which
+//! lockdown=confidentiality forbids.
 
 mod libbpf_log;
 mod records;
