@@ -220,6 +220,14 @@ pub fn exit_immediately(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Makes the caller the leader of a new session and process group, so that signals sent to
+/// its former group (a terminal's Ctrl-C, `kill -- -PGID`) no longer reach it.
+pub fn new_session() -> io::Result<()> {
+    // SAFETY: setsid has no memory-safety preconditions.
+    check(unsafe { libc::setsid() } as libc::c_long)?;
+    Ok(())
+}
+
 /// Detaches from the terminal the classic way: fork, setsid, fork; umask 022; chdir /.
 /// Returns in the grandchild only. Must run before any thread is started.
 pub fn daemonize() -> io::Result<()> {
@@ -229,8 +237,7 @@ pub fn daemonize() -> io::Result<()> {
             exit_immediately(0);
         }
         if step == 0 {
-            // SAFETY: setsid has no memory-safety preconditions.
-            check(unsafe { libc::setsid() } as libc::c_long)?;
+            new_session()?;
         }
     }
     // SAFETY: umask cannot fail and touches no memory.

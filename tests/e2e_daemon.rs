@@ -172,12 +172,13 @@ fn sigkill_leaves_nothing_boosted(backend: &str) {
         return;
     };
     let cpu = last_cpu();
-    let daemon = start_daemon(backend, &["-t", "2", "-g", "1", "-d", "5", "-c", &cpu]);
+    let daemon = start_daemon(backend, &["-t", "2", "-g", "1", "-d", "2", "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "15", "--linger", "8"]);
     let pid = victim(&starver);
     boosted_line(&daemon, pid, LINE_WAIT).expect("victim not boosted");
     assert_eq!(policy_of(pid).0, "SCHED_DEADLINE");
-    daemon.process.signal(libc::SIGKILL);
+    // The daemon itself, not the `timeout` that supervises it.
+    stalld::sys::kill(daemon.process.program_pid(), libc::SIGKILL).unwrap();
     // The guardian notices the daemon is gone and undoes its changes.
     let restored = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
@@ -192,10 +193,33 @@ fn sigkill_leaves_nothing_boosted(backend: &str) {
     );
 }
 
+fn finds_a_task_that_was_starving_before_the_daemon_started(backend: &str) {
+    let Some(_session) = StarvationSession::begin("finds_a_task_that_was_starving_before_start")
+    else {
+        return;
+    };
+    let cpu = last_cpu();
+    let starver = Starver::spawn(&["--duration", "20"]);
+    let pid = victim(&starver);
+    std::thread::sleep(Duration::from_secs(1));
+    let mut daemon = start_daemon(backend, &["-t", "2", "-g", "1", "-d", "1", "-c", &cpu]);
+    boosted_line(&daemon, pid, LINE_WAIT).expect("a task queued before start must be found");
+    let ran = starver.wait_event("victim_ran", LINE_WAIT);
+    // Counted from the first scan that saw it, about 0.8 s after it became runnable.
+    assert!(
+        wait_s(&ran) >= 2.5,
+        "it waited before the daemon started, then the threshold: {ran}"
+    );
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+}
+
 macro_rules! for_each_backend {
     ($($scenario:ident),* $(,)?) => {
         mod sched_debug {
             $( #[test] fn $scenario() { super::$scenario("sched_debug") } )*
+        }
+        mod queue_track {
+            $( #[test] fn $scenario() { super::$scenario("queue_track") } )*
         }
     };
 }
@@ -206,7 +230,145 @@ for_each_backend!(
     other_cpus_do_not_see_the_victim,
     sigterm_restores_boosted_tasks_and_rt_throttling,
     sigkill_leaves_nothing_boosted,
+    finds_a_task_that_was_starving_before_the_daemon_started,
 );
+
+/// The exactness queue_track promises: detection within milliseconds of the threshold.
+#[test]
+fn queue_track_detects_within_milliseconds_of_the_threshold() {
+    let Some(_session) = StarvationSession::begin("queue_track_detects_within_milliseconds") else {
+        return;
+    };
+    let cpu = last_cpu();
+    let mut daemon = start_daemon("queue_track", &["-t", "2", "-d", "1", "-c", &cpu]);
+    let starver = Starver::spawn(&["--duration", "15"]);
+    let pid = victim(&starver);
+    let ran = starver.wait_event("victim_ran", LINE_WAIT);
+    let beyond = wait_s(&ran) - 2.0;
+    // Generous for a loaded CI machine; the benchmark measures the real distribution.
+    assert!(
+        (0.0..0.25).contains(&beyond),
+        "victim waited {beyond:.4} s beyond the threshold"
+    );
+    let starved = starved_line(&daemon, pid, LINE_WAIT).unwrap();
+    assert!(
+        starved.contains(" for 2 seconds (2.0"),
+        "exact wait appended: {starved}"
+    );
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+}
+
+/// Lockdown and Secure Boot machines have no debugfs: queue_track must not need it.
+#[test]
+fn queue_track_works_with_debugfs_unmounted() {
+    let Some(_session) = StarvationSession::begin("queue_track_works_with_debugfs_unmounted")
+    else {
+        return;
+    };
+    let _unmounted = DebugfsUnmounted::new();
+    let cpu = last_cpu();
+    let mut daemon = start_daemon("queue_track", &["-t", "2", "-d", "1", "-c", &cpu]);
+    let starver = Starver::spawn(&["--duration", "15"]);
+    let pid = victim(&starver);
+    boosted_line(&daemon, pid, LINE_WAIT).expect("victim not boosted without debugfs");
+    assert!(
+        stalld::mounts::find("debugfs").is_none(),
+        "queue_track mounted debugfs"
+    );
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+}
+
+/// Unmounts debugfs for a test's duration, mounting it back afterwards.
+struct DebugfsUnmounted {
+    mount_point: Option<std::path::PathBuf>,
+}
+
+impl DebugfsUnmounted {
+    fn new() -> DebugfsUnmounted {
+        let mount_point = stalld::mounts::find("debugfs");
+        if let Some(path) = &mount_point {
+            let status = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(path)
+                .status()
+                .unwrap();
+            assert!(status.success(), "umount {path:?}");
+        }
+        DebugfsUnmounted { mount_point }
+    }
+}
+
+impl Drop for DebugfsUnmounted {
+    fn drop(&mut self) {
+        if let Some(path) = &self.mount_point {
+            let _ = std::process::Command::new("mount")
+                .args(["-t", "debugfs", "none"])
+                .arg(path)
+                .status();
+        }
+    }
+}
+
+/// Without the capabilities BPF needs, `-b queue_track` fails clearly and the default falls
+/// back to sched_debug with one line saying why.
+#[test]
+fn bpf_failure_is_clear_when_forced_and_falls_back_by_default() {
+    if !common::require_root_or_skip("bpf_failure_is_clear_when_forced_and_falls_back_by_default") {
+        return;
+    }
+    let stalld = env!("CARGO_BIN_EXE_stalld");
+    let without_bpf = |args: &[&str]| {
+        std::process::Command::new("timeout")
+            .args([
+                "20",
+                "setpriv",
+                "--bounding-set",
+                "-bpf,-sys_admin,-perfmon",
+                "--",
+                stalld,
+            ])
+            .args(args)
+            .output()
+            .expect("setpriv")
+    };
+    let forced = without_bpf(&["-f", "-v", "-l", "-b", "queue_track"]);
+    let stderr = String::from_utf8_lossy(&forced.stderr);
+    assert_eq!(forced.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("queue_track"), "{stderr}");
+    assert!(
+        stderr.contains("Operation not permitted") || stderr.contains("permission"),
+        "{stderr}"
+    );
+
+    let mut child = std::process::Command::new("timeout")
+        .args([
+            "20",
+            "setpriv",
+            "--bounding-set",
+            "-bpf,-sys_admin,-perfmon",
+            "--",
+            stalld,
+            "-f",
+            "-v",
+            "-l",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = std::process::Command::new("pkill")
+        .args(["-INT", "-P", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("queue_track backend: BPF program load failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("; falling back to sched_debug"), "{stderr}");
+    assert!(stderr.contains("using sched_debug backend"), "{stderr}");
+}
 
 #[test]
 fn bad_options_exit_22_with_upstreams_message() {

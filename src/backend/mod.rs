@@ -47,7 +47,9 @@ pub fn open(
 
 #[cfg(feature = "bpf")]
 fn open_queue_track(monitored: CpuSet) -> Result<Box<dyn Backend>> {
-    Ok(Box::new(queue_track::QueueTrack::new(monitored)?))
+    use anyhow::Context;
+    let backend = queue_track::QueueTrack::new(monitored).context("queue_track backend")?;
+    Ok(Box::new(backend))
 }
 
 #[cfg(not(feature = "bpf"))]

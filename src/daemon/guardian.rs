@@ -73,6 +73,8 @@ impl Guardian {
 /// guards it inherited.
 fn watch(reader: PipeReader, boost: BoostParams) -> ! {
     let _ = sys::close_fds_except(reader.as_raw_fd());
+    // Out of the daemon's process group: a signal to the whole group must not take it too.
+    let _ = sys::new_session();
     let _ = std::fs::write("/proc/self/comm", "stalld-guardian");
     // It must outlive the daemon: terminal and service-stop signals are for the daemon.
     let ignored = Arc::new(AtomicBool::new(false));

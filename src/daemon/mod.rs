@@ -58,9 +58,7 @@ pub fn run(config: Config) -> Result<()> {
     }
 
     let mut backend = backend::open(config.backend, config.cpus.clone(), |why| {
-        logger.warn(&format!(
-            "queue_track backend unavailable ({why:#}), falling back to sched_debug"
-        ));
+        logger.warn(&format!("{why:#}; falling back to sched_debug"));
     })?;
     logger.log(&format!("using {} backend", backend.name()));
     sched_features::report_dl_server(&logger);
