@@ -100,7 +100,7 @@ fn parse(text: &[u8], out: &mut SchedDebug, excerpt_ok: bool) -> Result<(), Pars
     match result {
         Ok(true) => Ok(()),
         Ok(false) => Err(ParseError {
-            line: text.split(|&b| b == b'\n').count().max(1),
+            line: line_count(text).max(1),
             message: "no cpu# section found (not a sched_debug file?)".into(),
         }),
         Err(error) => {
@@ -472,6 +472,11 @@ fn property<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     let after = line[start..].strip_prefix(name)?;
     let after = trim_start(after).strip_prefix(b":")?;
     Some(trim_end(trim_start(after)))
+}
+
+fn line_count(text: &[u8]) -> usize {
+    let newlines = text.iter().filter(|&&b| b == b'\n').count();
+    newlines + usize::from(!text.is_empty() && !text.ends_with(b"\n"))
 }
 
 /// The first `\n`, eight bytes at a time: finding line ends is most of the work on the long
