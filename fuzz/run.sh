@@ -17,6 +17,8 @@ mkdir -p "$corpus"
 cp ../tests/data/sched_debug/*.txt "$corpus"/
 
 # -max_len: the largest real fixture is ~30 KB; bigger inputs only slow the search down.
+# FUZZ_MAX_LEN trades depth for speed (16384 still holds a whole 6.18 CPU section).
+max_len=${FUZZ_MAX_LEN:-65536}
 # -timeout/-rss_limit_mb turn a hang or runaway allocation into a finding.
 exec cargo fuzz run --sanitizer none sched_debug "$corpus" -- \
-    -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=1024 -print_final_stats=1
+    -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=1024 -print_final_stats=1

@@ -31,7 +31,8 @@ fuzz_target!(|data: &[u8]| {
         check(&out);
         // A whole file reads the same through the lenient entry point.
         let whole = out.clone();
-        parse_excerpt_into(data, &mut out).expect("lenient parse refused a file the strict one took");
+        parse_excerpt_into(data, &mut out)
+            .expect("lenient parse refused a file the strict one took");
         assert_eq!(whole.cpus, out.cpus);
     } else {
         assert!(out.cpus.is_empty());
