@@ -144,17 +144,17 @@ impl<'a> Iterator for Words<'a> {
     type Item = (usize, &'a [u8]);
 
     fn next(&mut self) -> Option<(usize, &'a [u8])> {
-        let start = self.pos + self.gap();
-        let len = self.line[start..]
-            .iter()
-            .take_while(|&&b| b != b' ')
-            .count();
-        if len == 0 {
-            self.pos = self.line.len();
-            return None;
+        let line = self.line;
+        let mut start = self.pos;
+        while start < line.len() && line[start] == b' ' {
+            start += 1;
         }
-        self.pos = start + len;
-        Some((start, &self.line[start..start + len]))
+        let mut end = start;
+        while end < line.len() && line[end] != b' ' {
+            end += 1;
+        }
+        self.pos = end;
+        (end > start).then(|| (start, &line[start..end]))
     }
 }
 

@@ -100,7 +100,7 @@ fn parse(text: &[u8], out: &mut SchedDebug, excerpt_ok: bool) -> Result<(), Pars
     match result {
         Ok(true) => Ok(()),
         Ok(false) => Err(ParseError {
-            line: text.split(|&b| b == b'\n').count().max(1),
+            line: line_count(text).max(1),
             message: "no cpu# section found (not a sched_debug file?)".into(),
         }),
         Err(error) => {
@@ -178,7 +178,7 @@ impl<'o> Parser<'o> {
         let mut rest = text;
         while !rest.is_empty() {
             self.line_no += 1;
-            let (line, terminated, next) = match rest.iter().position(|&b| b == b'\n') {
+            let (line, terminated, next) = match find_newline(rest) {
                 Some(end) => (&rest[..end], true, &rest[end + 1..]),
                 None => (rest, false, &rest[rest.len()..]),
             };
@@ -474,6 +474,36 @@ fn property<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     Some(trim_end(trim_start(after)))
 }
 
+fn line_count(text: &[u8]) -> usize {
+    let newlines = text.iter().filter(|&&b| b == b'\n').count();
+    newlines + usize::from(!text.is_empty() && !text.ends_with(b"\n"))
+}
+
+/// The first `\n`, eight bytes at a time: finding line ends is most of the work on the long
+/// lines of recent kernels.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word) ^ (ONES * u64::from(b'\n'));
+        // Bit 7 of each byte that was `\n` (and maybe of later bytes: only the lowest counts).
+        let zero_bytes = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zero_bytes != 0 {
+            return Some(offset + (zero_bytes.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| offset + i)
+}
+
 fn is_blank(line: &[u8]) -> bool {
     line.iter().all(|&b| b == b' ' || b == b'\t')
 }
@@ -496,3 +526,15 @@ fn trim_end(bytes: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod find_newline_tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn same_as_a_plain_search(bytes in prop::collection::vec(prop_oneof![Just(b'\n'), Just(0x8a_u8), Just(0x0b), any::<u8>()], 0..40)) {
+            prop_assert_eq!(super::find_newline(&bytes), bytes.iter().position(|&b| b == b'\n'));
+        }
+    }
+}

@@ -267,3 +267,63 @@ fn json_shape() {
     );
     assert!(replay_json(b"hello\n").is_err());
 }
+
+#[test]
+fn not_a_sched_debug_file_names_its_last_line() {
+    let e = parse_err("hello\nworld\n");
+    assert_eq!(
+        (e.line, e.message.as_str()),
+        (2, "no cpu# section found (not a sched_debug file?)")
+    );
+    assert_eq!(parse_err("a\nb\nc").line, 3);
+}
+
+#[test]
+fn bare_lines_are_told_apart_by_their_shape() {
+    let mut out = SchedDebug::default();
+    let f5 = f5_row(" R", "spin", 100, 42, 120, ' ');
+    parse_excerpt_into(f5.as_bytes(), &mut out).unwrap();
+    assert_eq!(out.format, Format::F5);
+    let f4 = f4_row(" R", "spin", 100, 42, 120);
+    parse_excerpt_into(f4.as_bytes(), &mut out).unwrap();
+    assert_eq!(out.format, Format::F4);
+    assert_eq!(out.cpus[0].waiting[0].comm.as_bytes(), b"spin");
+    // Short names fit both F2 and F3; a later 15-character glued name settles it.
+    let short = " R           spin   100     1.000000         7   120\n";
+    parse_excerpt_into(short.as_bytes(), &mut out).unwrap();
+    assert_eq!(out.format, Format::F2OrF3);
+    let glued = " Rabcdefghijklmno   101     1.000000         8   120\n";
+    parse_excerpt_into((short.to_string() + glued).as_bytes(), &mut out).unwrap();
+    assert_eq!(out.format, Format::F2);
+    assert_eq!(out.cpus[0].waiting[1].comm.as_bytes(), b"abcdefghijklmno");
+    // Bare lines must all be task lines.
+    assert!(parse_excerpt_into((short.to_string() + "hello\n").as_bytes(), &mut out).is_err());
+}
+
+#[test]
+fn format_names() {
+    let names: Vec<String> = [
+        Format::F0,
+        Format::F1,
+        Format::F2,
+        Format::F3,
+        Format::F4,
+        Format::F5,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(
+        names,
+        [
+            "F0 (<=3.12)",
+            "F1 (3.13-4.13)",
+            "F2 (4.14-5.7)",
+            "F3 (5.8-6.5)",
+            "F4 (6.6-6.11)",
+            "F5 (6.12+)"
+        ]
+    );
+    assert!(!Format::F1.has_state_column());
+    assert!(Format::F4.has_state_column());
+}
