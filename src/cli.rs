@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
-use crate::config::{BackendChoice, BoostParams, Config};
+use crate::config::{BackendChoice, BoostParams, BoostPolicy, Config, Denylist, Mode};
 use crate::cpuset::{configured_cpus, CpuSet};
 
 /// Exit status of every command-line error (EINVAL), as upstream.
@@ -23,15 +23,27 @@ pub const USAGE_EXIT_CODE: i32 = 22;
     no_binary_name = true
 )]
 struct Args {
-    #[arg(short = 'l', long = "log_only", action = ArgAction::SetTrue)]
+    #[arg(short = 'l', long = "log_only")]
     log_only: bool,
-    #[arg(short = 'v', long = "verbose", action = ArgAction::SetTrue)]
+    #[arg(short = 'v', long = "verbose")]
     verbose: bool,
-    #[arg(short = 'f', long = "foreground", action = ArgAction::SetTrue)]
+    #[arg(short = 'k', long = "log_kmsg")]
+    log_kmsg: bool,
+    #[arg(short = 's', long = "log_syslog")]
+    log_syslog: bool,
+    #[arg(short = 'f', long = "foreground")]
     foreground: bool,
-    #[arg(short = 'h', long = "help", action = ArgAction::SetTrue)]
+    #[arg(short = 'A', long = "aggressive_mode", overrides_with_all = ["power_mode", "adaptive_mode"])]
+    aggressive_mode: bool,
+    #[arg(short = 'O', long = "power_mode", overrides_with_all = ["aggressive_mode", "adaptive_mode"])]
+    power_mode: bool,
+    #[arg(short = 'M', long = "adaptive_mode", overrides_with_all = ["aggressive_mode", "power_mode"])]
+    adaptive_mode: bool,
+    #[arg(short = 'N', long = "no_idle_detect")]
+    no_idle_detect: bool,
+    #[arg(short = 'h', long = "help")]
     help: bool,
-    #[arg(short = 'V', long = "version", action = ArgAction::SetTrue)]
+    #[arg(short = 'V', long = "version")]
     version: bool,
     #[arg(short = 'p', long = "boost_period", allow_hyphen_values = true)]
     boost_period: Option<String>,
@@ -45,8 +57,20 @@ struct Args {
     granularity: Option<String>,
     #[arg(short = 'c', long = "cpu", allow_hyphen_values = true)]
     cpu: Option<String>,
+    #[arg(short = 'a', long = "affinity", allow_hyphen_values = true)]
+    affinity: Option<String>,
+    #[arg(short = 'F', long = "force_fifo")]
+    force_fifo: bool,
+    #[arg(short = 'R', long = "reservation", allow_hyphen_values = true)]
+    reservation: Option<String>,
+    #[arg(short = 'i', long = "ignore_threads", action = ArgAction::Append)]
+    ignore_threads: Vec<String>,
+    #[arg(short = 'I', long = "ignore_processes", action = ArgAction::Append)]
+    ignore_processes: Vec<String>,
     #[arg(short = 'b', long = "backend")]
     backend: Option<String>,
+    #[arg(short = 'S', long = "systemd")]
+    systemd: bool,
     #[arg(short = 'P', long = "pidfile")]
     pidfile: Option<String>,
 }
@@ -54,7 +78,7 @@ struct Args {
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Command {
-    Run(Config),
+    Run(Box<Config>),
     /// `-h`: usage on stderr, exit 0.
     Help,
     /// `-V`/`--version`: the version on stdout, exit 0.
@@ -67,25 +91,40 @@ pub struct UsageError(pub String);
 
 pub fn usage() -> String {
     format!(
-        "usage: stalld [-l] [-v] [-f] [-h] [-V] [-b backend] [-c cpu-list] [-p ns] [-r ns] \
-         [-d s] [-t s] [-g s] [--pidfile file]
+        "usage: stalld [-l] [-v] [-k] [-s] [-f] [-h] [-V] [-A|-O|-M] [-N] [-F] [-S]
+              [-b backend] [-c cpu-list] [-a cpu-list] [-p period] [-r runtime]
+              [-d duration] [-t threshold] [-g granularity] [-R percent]
+              [-i regex,...] [-I regex,...] [-P|--pidfile file]
 
         logging options:
           -l/--log_only: only log information (do not boost)
           -v/--verbose: print info to stderr (implies -f)
+          -k/--log_kmsg: print log to the kernel buffer (/dev/kmsg)
+          -s/--log_syslog: print log to syslog
         startup options:
           -f/--foreground: run in foreground [implied with -v]
           -P/--pidfile: write daemon pid to specified file
+          -S/--systemd: started by systemd: RT throttling must already be off
+          -a/--affinity: list of CPUs stalld itself may run on
+          -R/--reservation: run stalld itself as SCHED_DEADLINE with this percent of a CPU
+        modes (the last one given wins; none of them makes boosts wait for each other):
+          -O/--power_mode: report tasks at the threshold [default]
+          -M/--adaptive_mode: also warn when a task has waited half the threshold
+          -A/--aggressive_mode: as -M, and examine every CPU at every poll, idle or not
+          -N/--no_idle_detect: do not skip polls while every CPU has had idle time
         backend options:
-          -b/--backend: queue_track (Q, default where BPF loads) or sched_debug (S)
+          -b/--backend: queue_track (Q, the default where BPF loads) or sched_debug (S)
         boosting options:
           -p/--boost_period: SCHED_DEADLINE period [ns] (default 1000000000)
           -r/--boost_runtime: SCHED_DEADLINE runtime [ns] (default 20000)
           -d/--boost_duration: how long the task is boosted [s] (default 3)
+          -F/--force_fifo: boost with SCHED_FIFO 98 for runtime every period instead
         monitoring options:
           -t/--starving_threshold: how long a task may wait before it is boosted [s] (default 20)
           -g/--granularity: sched_debug polling interval [s] (default 5)
           -c/--cpu: list of CPUs to monitor (default: all)
+          -i/--ignore_threads: regexes of thread names never to boost (comma-separated)
+          -I/--ignore_processes: regexes of process names never to boost (comma-separated)
         numbers may carry a unit: ns, us, ms, s, min (e.g. -t 500ms, -p 1s)
         -h/--help: print this menu
         -V/--version: print the version
@@ -167,11 +206,36 @@ where
         Some(list) => CpuSet::parse_list(list, limit)
             .ok_or_else(|| UsageError(format!("Error parsing the cpu list {list}")))?,
     };
+    let affinity = args
+        .affinity
+        .as_deref()
+        .map(|list| {
+            CpuSet::parse_list(list, limit)
+                .ok_or_else(|| UsageError(format!("invalid CPU affinity: {list}")))
+        })
+        .transpose()?;
+    let reservation = args
+        .reservation
+        .as_deref()
+        .map(|text| match text.trim().parse::<u32>() {
+            Ok(percent @ 10..=90) => Ok(percent),
+            _ => Err(UsageError(
+                "Reservation needs to be at least 10% and at most 90%".into(),
+            )),
+        })
+        .transpose()?;
     let backend = match args.backend.as_deref() {
         None => BackendChoice::Auto,
         Some("queue_track" | "Q") => BackendChoice::QueueTrack,
         Some("sched_debug" | "S") => BackendChoice::SchedDebug,
         Some(other) => return Err(UsageError(format!("unknown backend {other}"))),
+    };
+    let mode = if args.aggressive_mode {
+        Mode::Aggressive
+    } else if args.adaptive_mode {
+        Mode::Adaptive
+    } else {
+        Mode::Power
     };
 
     if period < runtime {
@@ -188,21 +252,54 @@ where
         ));
     }
 
-    Ok(Command::Run(Config {
+    Ok(Command::Run(Box::new(Config {
         log_only: args.log_only,
         verbose: args.verbose,
+        log_kmsg: args.log_kmsg,
+        log_syslog: args.log_syslog,
         foreground: args.foreground || args.verbose,
+        mode,
+        idle_detection: !args.no_idle_detect,
         threshold,
         granularity,
         boost: BoostParams {
+            policy: if args.force_fifo {
+                BoostPolicy::Fifo
+            } else {
+                BoostPolicy::Deadline
+            },
             runtime,
             period,
             duration,
         },
         cpus,
+        affinity,
+        reservation,
+        ignore_threads: denylist(&args.ignore_threads, "-i")?,
+        ignore_processes: denylist(&args.ignore_processes, "-I")?,
         backend,
+        systemd: args.systemd,
         pidfile: args.pidfile.map(Into::into),
-    }))
+    })))
+}
+
+/// Comma-separated regular expressions, from every use of the option. Matching is unanchored,
+/// as upstream's POSIX extended regexes. One bad expression rejects the command line rather
+/// than silently dropping the whole list.
+fn denylist(values: &[String], option: &str) -> Result<Denylist, UsageError> {
+    values
+        .iter()
+        .flat_map(|value| value.split(','))
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| {
+            regex::Regex::new(piece).map_err(|error| {
+                UsageError(format!(
+                    "{option}: invalid regular expression '{piece}': {error}"
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(Denylist)
 }
 
 #[derive(Clone, Copy)]
@@ -272,7 +369,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Config, UsageError> {
         match parse(args.iter().copied())? {
-            Command::Run(config) => Ok(config),
+            Command::Run(config) => Ok(*config),
             other => panic!("expected a run, got {other:?}"),
         }
     }
@@ -311,6 +408,10 @@ mod tests {
             (&["--bogus"], "Invalid option"),
             (&["-b", "ebpf"], "unknown backend ebpf"),
             (&["-c", "999"], "Error parsing the cpu list 999"),
+            (&["-a", "1-0"], "invalid CPU affinity: 1-0"),
+            (&["-R", "5"], "Reservation needs to be at least 10% and at most 90%"),
+            (&["-R", "91"], "Reservation needs to be at least 10% and at most 90%"),
+            (&["-P"], "Invalid option"),
             (&["-p", "4000000000", "-d", "3"], "the period is longer than the boost_duration: the boosted task might not be able to run"),
             (&["-t", "2"], "the boost duration cannot be longer than the starving threshold "),
             (&["-t", "abc"], "invalid number: 'abc'"),
@@ -358,6 +459,48 @@ mod tests {
             run(&["-b", "queue_track"]).unwrap().backend,
             BackendChoice::QueueTrack
         );
+    }
+
+    #[test]
+    fn modes_last_one_wins_and_flags_map() {
+        assert_eq!(run(&[]).unwrap().mode, Mode::Power);
+        assert_eq!(run(&["-A"]).unwrap().mode, Mode::Aggressive);
+        assert_eq!(run(&["-A", "-M"]).unwrap().mode, Mode::Adaptive);
+        assert_eq!(run(&["-M", "-O"]).unwrap().mode, Mode::Power);
+        let config = run(&[
+            "-k",
+            "-s",
+            "-N",
+            "-F",
+            "-S",
+            "-R",
+            "20",
+            "-a",
+            "0",
+            "--pidfile",
+            "/run/x.pid",
+        ])
+        .unwrap();
+        assert!(config.log_kmsg && config.log_syslog && !config.idle_detection && config.systemd);
+        assert_eq!(config.boost.policy, BoostPolicy::Fifo);
+        assert_eq!(config.reservation, Some(20));
+        assert_eq!(config.affinity, CpuSet::parse_list("0", 1));
+        assert_eq!(config.pidfile, Some("/run/x.pid".into()));
+        assert_eq!(
+            run(&["-P", "/run/y.pid"]).unwrap().pidfile,
+            Some("/run/y.pid".into())
+        );
+    }
+
+    #[test]
+    fn denylists_accumulate_and_reject_bad_expressions() {
+        let config = run(&["-i", "kworker,ksoftirqd", "-i", "^rcu", "-I", "qemu.*"]).unwrap();
+        assert_eq!(config.ignore_threads.0.len(), 3);
+        assert!(config.ignore_threads.matches("kworker/3:1"));
+        assert!(config.ignore_threads.matches("rcuc/2"));
+        assert!(!config.ignore_threads.matches("xrcu"));
+        assert!(config.ignore_processes.matches("qemu-kvm"));
+        assert!(error(&["-i", "ok,("]).starts_with("-i: invalid regular expression '('"));
     }
 
     #[test]

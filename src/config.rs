@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use regex::Regex;
+
 use crate::cpuset::CpuSet;
 
 /// Which run-queue source to use (`-b`).
@@ -14,9 +16,32 @@ pub enum BackendChoice {
     SchedDebug,
 }
 
+/// Upstream's monitoring modes. All of them boost starving tasks without waiting for each
+/// other's boosts; they differ in what is reported and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `-O` (default): report tasks when they reach the threshold.
+    Power,
+    /// `-M`: also warn when a task has waited half the threshold.
+    Adaptive,
+    /// `-A`: like adaptive, and every CPU is examined at every poll, idle or not.
+    Aggressive,
+}
+
+/// The policy a starving task is lent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoostPolicy {
+    /// SCHED_DEADLINE with `runtime` every `period`.
+    Deadline,
+    /// `-F`: SCHED_FIFO priority 98 for `runtime` of every `period`, the task's own policy
+    /// in between (for kernels where DEADLINE cannot be used).
+    Fifo,
+}
+
 /// How a starving task is boosted and for how long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BoostParams {
+    pub policy: BoostPolicy,
     /// CPU time granted every `period`.
     pub runtime: Duration,
     pub period: Duration,
@@ -24,18 +49,56 @@ pub struct BoostParams {
     pub duration: Duration,
 }
 
+/// Regular expressions naming threads or processes that are never boosted (`-i`, `-I`).
+#[derive(Clone, Debug, Default)]
+pub struct Denylist(pub Vec<Regex>);
+
+impl Denylist {
+    pub fn matches(&self, name: &str) -> bool {
+        self.0.iter().any(|regex| regex.is_match(name))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl PartialEq for Denylist {
+    fn eq(&self, other: &Denylist) -> bool {
+        self.0
+            .iter()
+            .map(Regex::as_str)
+            .eq(other.0.iter().map(Regex::as_str))
+    }
+}
+
+impl Eq for Denylist {}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Detect and log only; never boost, never touch RT throttling or sched features.
     pub log_only: bool,
     pub verbose: bool,
+    pub log_kmsg: bool,
+    pub log_syslog: bool,
     pub foreground: bool,
+    pub mode: Mode,
+    /// Skip polls while every monitored CPU has had idle time (`-N` turns it off).
+    pub idle_detection: bool,
     /// How long a task may wait on a run queue before it is starving.
     pub threshold: Duration,
     /// How often a backend that cannot tell queue times is polled.
     pub granularity: Duration,
     pub boost: BoostParams,
     pub cpus: CpuSet,
+    /// CPUs stalld itself may run on (`-a`).
+    pub affinity: Option<CpuSet>,
+    /// Percentage of a CPU reserved for stalld itself as SCHED_DEADLINE (`-R`).
+    pub reservation: Option<u32>,
+    pub ignore_threads: Denylist,
+    pub ignore_processes: Denylist,
     pub backend: BackendChoice,
+    /// Started by systemd (`-S`): RT throttling must already be off; stalld does not touch it.
+    pub systemd: bool,
     pub pidfile: Option<PathBuf>,
 }

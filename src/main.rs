@@ -6,9 +6,19 @@ use std::process::ExitCode;
 use stalld::cli::{self, Command, UsageError, USAGE_EXIT_CODE};
 
 fn main() -> ExitCode {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if args.first().is_some_and(|a| a == "parse-sched-debug") {
-        return replay_sched_debug(&args[1..]);
+    let mut argv = std::env::args_os();
+    let invoked_as = argv.next().unwrap_or_default();
+    let args: Vec<std::ffi::OsString> = argv.collect();
+    if std::path::Path::new(&invoked_as)
+        .file_name()
+        .is_some_and(|name| name == "throttlectl")
+    {
+        return throttle(&args);
+    }
+    match args.first().and_then(|a| a.to_str()) {
+        Some("parse-sched-debug") => return replay_sched_debug(&args[1..]),
+        Some("throttle") => return throttle(&args[1..]),
+        _ => {}
     }
     match cli::parse(args) {
         Ok(Command::Help) => {
@@ -19,7 +29,7 @@ fn main() -> ExitCode {
             println!("{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Ok(Command::Run(config)) => match stalld::daemon::run(config) {
+        Ok(Command::Run(config)) => match stalld::daemon::run(*config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("stalld: {error:#}");
@@ -29,6 +39,24 @@ fn main() -> ExitCode {
         Err(UsageError(message)) => {
             eprintln!("{}\n{message}", cli::usage());
             ExitCode::from(USAGE_EXIT_CODE as u8)
+        }
+    }
+}
+
+/// `stalld throttle off|on|show`, also installed as `throttlectl` for upstream's unit files.
+fn throttle(args: &[std::ffi::OsString]) -> ExitCode {
+    let [command] = args else {
+        eprintln!("usage: stalld throttle off|on|show");
+        return ExitCode::from(USAGE_EXIT_CODE as u8);
+    };
+    match stalld::daemon::throttlectl(&command.to_string_lossy()) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("stalld: {error:#}");
+            ExitCode::FAILURE
         }
     }
 }

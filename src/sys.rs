@@ -5,6 +5,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -176,17 +177,56 @@ pub fn sleep_until(deadline: MonoTime) {
     {}
 }
 
+/// Forks the process. `Ok(None)` in the child, `Ok(Some(pid))` in the parent. Refused when
+/// the process has more than one thread: the child of a threaded process may deadlock on a lock
+/// another thread held.
+pub fn fork() -> io::Result<Option<Pid>> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    if !status
+        .lines()
+        .any(|line| line.split_ascii_whitespace().eq(["Threads:", "1"]))
+    {
+        return Err(io::Error::other(
+            "refusing to fork a multi-threaded process",
+        ));
+    }
+    // SAFETY: the process is single-threaded (checked above), so the child inherits no lock
+    // held by another thread and may run arbitrary code.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        child => Ok(Some(child)),
+    }
+}
+
+/// Closes every file descriptor of the process except stdio and `keep`.
+pub fn close_fds_except(keep: RawFd) -> io::Result<()> {
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2 && fd != keep)
+        .collect();
+    for fd in fds {
+        // SAFETY: closing a descriptor number is memory-safe; nothing in this process uses these
+        // descriptors afterwards (the caller is a freshly forked child that owns none of them).
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+/// Leaves the process at once, without running destructors or atexit handlers: for a forked
+/// child whose copies of the parent's guards must not act.
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
 /// Detaches from the terminal the classic way: fork, setsid, fork; umask 022; chdir /.
 /// Returns in the grandchild only. Must run before any thread is started.
 pub fn daemonize() -> io::Result<()> {
     for step in 0..2 {
-        // SAFETY: the process is still single-threaded, so the child may run arbitrary code.
-        match unsafe { libc::fork() } {
-            -1 => return Err(io::Error::last_os_error()),
-            // SAFETY: _exit is always safe; the parent leaves without running destructors that
-            // the child still owns.
-            0 => {}
-            _ => unsafe { libc::_exit(0) },
+        // The parent leaves without running destructors: the child owns everything now.
+        if fork()?.is_some() {
+            exit_immediately(0);
         }
         if step == 0 {
             // SAFETY: setsid has no memory-safety preconditions.
@@ -196,6 +236,13 @@ pub fn daemonize() -> io::Result<()> {
     // SAFETY: umask cannot fail and touches no memory.
     unsafe { libc::umask(0o022) };
     std::env::set_current_dir("/")
+}
+
+/// `kill(2)`: sends `signal` to `pid`; a negative pid addresses that process group.
+pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
+    // SAFETY: kill takes plain integers and has no memory-safety preconditions.
+    check(unsafe { libc::kill(pid, signal) } as libc::c_long)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,15 +1,21 @@
-//! The booster: lends a starving task SCHED_DEADLINE for a bounded time, then gives it back
+//! The booster: lends a starving task a real-time policy for a bounded time, then gives it back
 //! exactly the scheduling attributes it had.
 //!
-//! Boosts do not block each other: each has its own expiry, and the daemon loop calls
-//! [`Booster::restore_due`] when the earliest one is reached. A task whose policy was changed
-//! by someone else during the boost keeps that change.
+//! SCHED_DEADLINE boosts are one switch there and one back. SCHED_FIFO boosts (`-F`, for
+//! kernels where DEADLINE cannot be used) emulate a reservation: FIFO 98 for `runtime` at the
+//! start of every `period`, the task's own policy for the rest. Boosts never block each other:
+//! each has its own next event, and the daemon loop calls [`Booster::advance`] when the
+//! earliest is due. A task whose policy was changed by someone else during the boost keeps
+//! that change.
 
 use std::io;
 
-use crate::config::BoostParams;
-use crate::sys::{self, SchedAttr, SCHED_DEADLINE, SCHED_FLAG_RESET_ON_FORK};
+use crate::config::{BoostParams, BoostPolicy};
+use crate::sys::{self, SchedAttr, SCHED_DEADLINE, SCHED_FIFO, SCHED_FLAG_RESET_ON_FORK};
 use crate::task::{MonoTime, Pid};
+
+/// The FIFO priority of `-F` boosts: above every ordinary RT task, below the kernel's 99.
+pub const FIFO_BOOST_PRIORITY: u32 = 98;
 
 /// A task currently holding a boost.
 #[derive(Clone, Copy, Debug)]
@@ -19,6 +25,12 @@ pub struct ActiveBoost {
     /// The attributes to give back.
     pub saved: SchedAttr,
     pub until: MonoTime,
+    /// When this boost next needs attention (the end, or a FIFO phase change).
+    next_event: MonoTime,
+    /// Start of the current FIFO period.
+    period_start: MonoTime,
+    /// Whether the task holds the boost policy right now (FIFO boosts alternate).
+    holding: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,50 +69,86 @@ impl Booster {
         }
     }
 
+    pub fn policy_name(&self) -> &'static str {
+        sys::policy_name(self.boost_attr().policy)
+    }
+
     fn boost_attr(&self) -> SchedAttr {
-        let period = self.params.period.as_nanos() as u64;
-        SchedAttr {
-            flags: SCHED_FLAG_RESET_ON_FORK,
-            runtime: self.params.runtime.as_nanos() as u64,
-            deadline: period,
-            period,
-            ..SchedAttr::new(SCHED_DEADLINE)
+        match self.params.policy {
+            BoostPolicy::Deadline => {
+                let period = self.params.period.as_nanos() as u64;
+                SchedAttr {
+                    flags: SCHED_FLAG_RESET_ON_FORK,
+                    runtime: self.params.runtime.as_nanos() as u64,
+                    deadline: period,
+                    period,
+                    ..SchedAttr::new(SCHED_DEADLINE)
+                }
+            }
+            BoostPolicy::Fifo => SchedAttr {
+                flags: SCHED_FLAG_RESET_ON_FORK,
+                rt_priority: FIFO_BOOST_PRIORITY,
+                ..SchedAttr::new(SCHED_FIFO)
+            },
         }
+    }
+
+    fn holds_boost(&self, attr: &SchedAttr) -> bool {
+        let ours = self.boost_attr();
+        attr.policy == ours.policy
+            && attr.rt_priority == ours.rt_priority
+            && attr.runtime == ours.runtime
+            && attr.period == ours.period
     }
 
     pub fn is_boosted(&self, pid: Pid) -> bool {
         self.active.iter().any(|boost| boost.pid == pid)
     }
 
-    /// Saves `pid`'s attributes and switches it to SCHED_DEADLINE until `now + duration`.
+    /// Saves `pid`'s attributes and switches it to the boost policy until `now + duration`.
     pub fn boost(&mut self, pid: Pid, cpu: u32, now: MonoTime) -> Result<ActiveBoost, BoostError> {
         let saved = sys::sched_getattr(pid)?;
         if saved.policy == SCHED_DEADLINE {
             return Err(BoostError::AlreadyDeadline);
         }
         sys::sched_setattr(pid, &self.boost_attr())?;
+        let until = now.after(self.params.duration);
+        let next_event = match self.params.policy {
+            BoostPolicy::Deadline => until,
+            BoostPolicy::Fifo => now.after(self.params.runtime).min(until),
+        };
         let boost = ActiveBoost {
             pid,
             cpu,
             saved,
-            until: now.after(self.params.duration),
+            until,
+            next_event,
+            period_start: now,
+            holding: true,
         };
         self.active.push(boost);
         Ok(boost)
     }
 
-    /// When the earliest boost ends.
-    pub fn next_expiry(&self) -> Option<MonoTime> {
-        self.active.iter().map(|boost| boost.until).min()
+    /// When the earliest boost needs attention.
+    pub fn next_event(&self) -> Option<MonoTime> {
+        self.active.iter().map(|boost| boost.next_event).min()
     }
 
-    /// Ends every boost whose time is up at `now`, reporting each outcome.
-    pub fn restore_due(&mut self, now: MonoTime, mut report: impl FnMut(&ActiveBoost, Restore)) {
+    /// Ends every boost whose time is up at `now`, reporting each outcome, and moves FIFO
+    /// boosts to their next phase.
+    pub fn advance(&mut self, now: MonoTime, mut report: impl FnMut(&ActiveBoost, Restore)) {
         let mut i = 0;
         while i < self.active.len() {
-            if self.active[i].until <= now {
-                let boost = self.active.swap_remove(i);
-                report(&boost, self.restore(&boost));
+            let boost = self.active[i];
+            if boost.next_event > now {
+                i += 1;
+            } else if now >= boost.until {
+                self.active.swap_remove(i);
+                report(&boost, self.end(&boost));
+            } else if let Err(outcome) = self.toggle_fifo(i, now) {
+                self.active.swap_remove(i);
+                report(&boost, outcome);
             } else {
                 i += 1;
             }
@@ -110,29 +158,87 @@ impl Booster {
     /// Ends every boost now (shutdown).
     pub fn restore_all(&mut self, mut report: impl FnMut(&ActiveBoost, Restore)) {
         for boost in std::mem::take(&mut self.active) {
-            report(&boost, self.restore(&boost));
+            report(&boost, self.end(&boost));
         }
     }
 
-    fn restore(&self, boost: &ActiveBoost) -> Restore {
-        let ours = self.boost_attr();
-        match sys::sched_getattr(boost.pid) {
-            Err(error) if error.raw_os_error() == Some(libc::ESRCH) => return Restore::Exited,
-            Err(error) => return Restore::Failed(error),
-            Ok(now)
-                if now.policy != ours.policy
-                    || now.runtime != ours.runtime
-                    || now.period != ours.period =>
-            {
-                return Restore::ChangedMeanwhile { policy: now.policy };
+    /// Between FIFO phases: give the task its own policy back for the rest of the period, or
+    /// take the boost again at the start of the next one. `Err` ends the boost.
+    fn toggle_fifo(&mut self, index: usize, now: MonoTime) -> Result<(), Restore> {
+        let boost = self.active[index];
+        let next = if boost.holding {
+            match self.give_back(&boost) {
+                Restore::Restored => {}
+                other => return Err(other),
+            }
+            ActiveBoost {
+                holding: false,
+                next_event: boost
+                    .period_start
+                    .after(self.params.period)
+                    .min(boost.until),
+                ..boost
+            }
+        } else {
+            match sys::sched_getattr(boost.pid) {
+                Err(error) => return Err(exited_or_failed(error)),
+                Ok(attr) if !same_policy(&attr, &boost.saved) => {
+                    return Err(Restore::ChangedMeanwhile {
+                        policy: attr.policy,
+                    });
+                }
+                Ok(_) => {}
+            }
+            sys::sched_setattr(boost.pid, &self.boost_attr()).map_err(exited_or_failed)?;
+            ActiveBoost {
+                holding: true,
+                period_start: now,
+                next_event: now.after(self.params.runtime).min(boost.until),
+                ..boost
+            }
+        };
+        self.active[index] = next;
+        Ok(())
+    }
+
+    fn end(&self, boost: &ActiveBoost) -> Restore {
+        if boost.holding {
+            self.give_back(boost)
+        } else {
+            Restore::Restored
+        }
+    }
+
+    fn give_back(&self, boost: &ActiveBoost) -> Restore {
+        self.restore_orphan(boost.pid, boost.saved)
+    }
+
+    /// Writes `saved` back to `pid`, unless the task no longer holds a boost of these
+    /// parameters. Also used by the guardian, for boosts a dead daemon left behind.
+    pub fn restore_orphan(&self, pid: Pid, saved: SchedAttr) -> Restore {
+        match sys::sched_getattr(pid) {
+            Err(error) => return exited_or_failed(error),
+            Ok(now) if !self.holds_boost(&now) => {
+                return Restore::ChangedMeanwhile { policy: now.policy }
             }
             Ok(_) => {}
         }
-        match sys::sched_setattr(boost.pid, &restorable(boost.saved)) {
+        match sys::sched_setattr(pid, &restorable(saved)) {
             Ok(()) => Restore::Restored,
-            Err(error) if error.raw_os_error() == Some(libc::ESRCH) => Restore::Exited,
-            Err(error) => Restore::Failed(error),
+            Err(error) => exited_or_failed(error),
         }
+    }
+}
+
+fn same_policy(a: &SchedAttr, b: &SchedAttr) -> bool {
+    a.policy == b.policy && a.rt_priority == b.rt_priority && a.nice == b.nice
+}
+
+fn exited_or_failed(error: io::Error) -> Restore {
+    if error.raw_os_error() == Some(libc::ESRCH) {
+        Restore::Exited
+    } else {
+        Restore::Failed(error)
     }
 }
 
@@ -153,7 +259,17 @@ fn restorable(saved: SchedAttr) -> SchedAttr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::{SCHED_FIFO, SCHED_OTHER};
+    use crate::sys::SCHED_OTHER;
+    use std::time::Duration;
+
+    fn booster(policy: BoostPolicy) -> Booster {
+        Booster::new(BoostParams {
+            policy,
+            runtime: Duration::from_micros(20),
+            period: Duration::from_secs(1),
+            duration: Duration::from_secs(3),
+        })
+    }
 
     #[test]
     fn restoring_a_fair_task_drops_the_reported_slice_only() {
@@ -177,14 +293,8 @@ mod tests {
     }
 
     #[test]
-    fn the_boost_is_deadline_with_reset_on_fork() {
-        use std::time::Duration;
-        let booster = Booster::new(BoostParams {
-            runtime: Duration::from_micros(20),
-            period: Duration::from_secs(1),
-            duration: Duration::from_secs(3),
-        });
-        let attr = booster.boost_attr();
+    fn the_deadline_boost_has_reset_on_fork() {
+        let attr = booster(BoostPolicy::Deadline).boost_attr();
         assert_eq!(attr.policy, SCHED_DEADLINE);
         assert_eq!(
             attr.flags & SCHED_FLAG_RESET_ON_FORK,
@@ -194,5 +304,18 @@ mod tests {
             (attr.runtime, attr.deadline, attr.period),
             (20_000, 1_000_000_000, 1_000_000_000)
         );
+    }
+
+    #[test]
+    fn the_fifo_boost_is_priority_98() {
+        let booster = booster(BoostPolicy::Fifo);
+        let attr = booster.boost_attr();
+        assert_eq!((attr.policy, attr.rt_priority), (SCHED_FIFO, 98));
+        assert!(booster.holds_boost(&attr));
+        assert!(!booster.holds_boost(&SchedAttr {
+            rt_priority: 97,
+            ..attr
+        }));
+        assert_eq!(booster.policy_name(), "SCHED_FIFO");
     }
 }

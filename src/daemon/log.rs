@@ -1,34 +1,108 @@
 //! Where log lines go. Message texts stay upstream's, because operators' scripts grep them.
 //!
-//! `-v` sends them to stderr with the `stalld: ` prefix. Warnings always reach stderr.
+//! `-v`: stderr with the `stalld: ` prefix. `-k`: /dev/kmsg. `-s`: syslog (ident `stalld`,
+//! facility daemon) through /dev/log. Started by systemd (JOURNAL_STREAM names our stderr):
+//! stderr with `<priority>` prefixes, which journald turns into message priorities.
+//! Warnings always reach stderr.
 
+use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixDatagram;
+use std::sync::Arc;
 
-#[derive(Clone, Debug)]
+const SYSLOG_SOCKET: &str = "/dev/log";
+const KMSG: &str = "/dev/kmsg";
+const LOG_DAEMON: u8 = 3 << 3;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    Warning = 4,
+    Info = 6,
+}
+
+#[derive(Clone, Debug, Default)]
 pub struct Logger {
     verbose: bool,
+    journal: bool,
+    kmsg: bool,
+    syslog: Option<Arc<UnixDatagram>>,
 }
 
 impl Logger {
+    /// Stderr only, for `-v`.
     pub fn new(verbose: bool) -> Logger {
-        Logger { verbose }
+        Logger {
+            verbose,
+            journal: stderr_is_journal(),
+            ..Logger::default()
+        }
+    }
+
+    /// Adds /dev/kmsg and syslog as configured. A sink that cannot be opened is a warning.
+    pub fn with_sinks(mut self, kmsg: bool, syslog: bool) -> Logger {
+        if kmsg {
+            match OpenOptions::new().write(true).open(KMSG) {
+                Ok(_) => self.kmsg = true,
+                Err(error) => self.warn(&format!("cannot open {KMSG}: {error}")),
+            }
+        }
+        if syslog {
+            match UnixDatagram::unbound() {
+                Ok(socket) => self.syslog = Some(Arc::new(socket)),
+                Err(error) => self.warn(&format!("cannot create a syslog socket: {error}")),
+            }
+        }
+        self
     }
 
     /// A log line: goes to every configured sink.
     pub fn log(&self, message: &str) {
-        if self.verbose {
-            write_stderr(message);
-        }
+        self.emit(Priority::Info, message, self.verbose || self.journal);
     }
 
     /// Something the operator should see even without `-v`.
     pub fn warn(&self, message: &str) {
-        write_stderr(message);
+        self.emit(Priority::Warning, message, true);
+    }
+
+    fn emit(&self, priority: Priority, message: &str, to_stderr: bool) {
+        let level = priority as u8;
+        if to_stderr {
+            // One write per line keeps lines whole when several processes share the terminal.
+            let line = if self.journal {
+                format!("<{level}>stalld: {message}\n")
+            } else {
+                format!("stalld: {message}\n")
+            };
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+        if self.kmsg {
+            // The kernel rate-limits each open file to 10 records per 5 s: a fresh open per
+            // line keeps a burst of boosts from being dropped.
+            if let Ok(mut kmsg) = OpenOptions::new().write(true).open(KMSG) {
+                let _ = kmsg.write_all(format!("<{level}>stalld: {message}").as_bytes());
+            }
+        }
+        if let Some(socket) = &self.syslog {
+            // The socket is looked up per message, so a syslog daemon (re)started later is found.
+            let packet = format!(
+                "<{}>stalld[{}]: {message}",
+                LOG_DAEMON | level,
+                std::process::id()
+            );
+            let _ = socket.send_to(packet.as_bytes(), SYSLOG_SOCKET);
+        }
     }
 }
 
-fn write_stderr(message: &str) {
-    // One write per line keeps lines whole when several processes share the terminal.
-    let line = format!("stalld: {message}\n");
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+/// systemd sets JOURNAL_STREAM to the `device:inode` of the stream it connected to stderr.
+fn stderr_is_journal() -> bool {
+    let Ok(expected) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(stat) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    expected == format!("{}:{}", stat.dev(), stat.ino())
 }

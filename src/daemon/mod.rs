@@ -1,9 +1,12 @@
 //! The daemon shell: sets the machine up, runs the detect-and-boost loop, and puts everything
 //! back on the way out (boosted tasks, RT throttling, HRTICK, the pid file).
 //!
-//! The loop sleeps until the next moment something can happen: a boost ends, a known waiting
-//! task reaches the threshold, or (for a backend that cannot see queue times) the next poll.
+//! The loop sleeps until the next moment something can happen: a boost needs attention, a known
+//! waiting task reaches the threshold, or (for a backend that cannot see queue times) the next
+//! poll.
 
+mod guardian;
+mod idle;
 mod log;
 mod pidfile;
 mod rt_throttle;
@@ -17,36 +20,64 @@ use anyhow::{bail, Context, Result};
 use crate::backend::{self, Backend};
 use crate::boost::{ActiveBoost, BoostError, Booster, Restore};
 use crate::clock;
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::detect::{Detector, Starving};
-use crate::sys;
-use crate::task::{MonoTime, Pid};
+use crate::sys::{self, SchedAttr};
+use crate::task::{MonoTime, Pid, WaitingTask};
 pub use log::Logger;
-pub use rt_throttle::read_runtime as read_rt_runtime;
+pub use rt_throttle::throttlectl;
 
 /// Longest pause between retries when the backend keeps failing.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 pub fn run(config: Config) -> Result<()> {
-    let logger = Logger::new(config.verbose);
+    let logger = Logger::new(config.verbose).with_sinks(config.log_kmsg, config.log_syslog);
     if !sys::is_root() {
         bail!("stalld needs root permission");
     }
+    if let Some(affinity) = &config.affinity {
+        for cpu in affinity.iter() {
+            logger.log(&format!("self-affinity: adding cpu {cpu}"));
+        }
+        sys::set_affinity(0, affinity)
+            .with_context(|| format!("invalid CPU affinity: {affinity}"))?;
+    }
+    // Forked before anything is changed, so that it can undo every change.
+    let mut guardian = if config.log_only {
+        None
+    } else {
+        Some(guardian::Guardian::spawn(config.boost).context("starting the guardian process")?)
+    };
+    // Before anything slow, so that an early SIGTERM still means an orderly shutdown.
+    let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
     for cpu in config.cpus.iter() {
         logger.log(&format!("cpulist: adding cpu {cpu}"));
     }
+    if !config.idle_detection {
+        logger.log("idle detection disabled");
+    }
+
     let mut backend = backend::open(config.backend, config.cpus.clone(), |why| {
         logger.warn(&format!(
             "queue_track backend unavailable ({why:#}), falling back to sched_debug"
         ));
     })?;
     logger.log(&format!("using {} backend", backend.name()));
+    sched_features::report_dl_server(&logger);
 
-    let _rt_throttle = if config.log_only {
+    let rt_throttle = if config.log_only {
+        None
+    } else if config.systemd {
+        rt_throttle::require_disabled()?;
         None
     } else {
         Some(rt_throttle::disable(&logger)?)
     };
+    if let (Some(guardian), Some(saved)) =
+        (&mut guardian, rt_throttle.as_ref().and_then(|t| t.saved()))
+    {
+        guardian.rt_throttle_disabled(saved);
+    }
     let _hrtick = (!config.log_only).then(|| {
         sched_features::check_lockdown(&logger);
         sched_features::enable_hrtick(&logger)
@@ -54,31 +85,74 @@ pub fn run(config: Config) -> Result<()> {
     if !config.foreground {
         sys::daemonize().context("daemonizing")?;
     }
+    if let Some(percent) = config.reservation {
+        reserve_cpu_time(&config, percent, &logger)?;
+    }
     let _pidfile = config
         .pidfile
         .as_deref()
         .map(pidfile::PidFile::create)
         .transpose()?;
-    let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
 
     let mut booster = Booster::new(config.boost);
+    if !config.log_only {
+        logger.log(&format!("using {} for boosting", booster.policy_name()));
+    }
     let mut monitor = Monitor {
         config: &config,
         logger: &logger,
+        guardian,
         detector: Detector::new(config.threshold),
+        // Adaptive and aggressive modes warn at half the threshold.
+        early: (config.mode != Mode::Power).then(|| Detector::new(config.threshold / 2)),
+        // Polling backends skip polls while all CPUs idle; aggressive mode never skips.
+        idle: (config.idle_detection
+            && config.mode != Mode::Aggressive
+            && !backend.knows_queue_times())
+        .then(|| idle::IdleDetector::new(config.cpus.clone())),
         own_pid: std::process::id() as Pid,
     };
     monitor.run(backend.as_mut(), &mut booster, &mut shutdown);
 
-    booster.restore_all(|boost, outcome| report_restore(&logger, boost, outcome));
+    booster.restore_all(|boost, outcome| monitor.ended(boost, outcome));
+    drop(rt_throttle);
     logger.log("stalld shutting down");
+    Ok(())
+}
+
+/// `-R`: stalld's own thread becomes SCHED_DEADLINE with `percent` of a period of the
+/// granularity (1 s when the granularity is above 4 s), so it gets CPU time even when RT tasks
+/// hog every CPU, but never more than its share.
+fn reserve_cpu_time(config: &Config, percent: u32, logger: &Logger) -> Result<()> {
+    let period = if config.granularity <= Duration::from_secs(4) {
+        config.granularity
+    } else {
+        Duration::from_secs(1)
+    };
+    let period_ns = period.as_nanos() as u64;
+    let runtime_ns = period_ns * u64::from(percent) / 100;
+    let attr = SchedAttr {
+        runtime: runtime_ns,
+        deadline: period_ns,
+        period: period_ns,
+        ..SchedAttr::new(sys::SCHED_DEADLINE)
+    };
+    sys::sched_setattr(0, &attr).with_context(|| {
+        "failed to set -R/--reservation: error setting the reservation".to_string()
+    })?;
+    logger.log(&format!(
+        "successfully set {percent}% SCHED_DEADLINE reservation runtime/period = {runtime_ns}/{period_ns}"
+    ));
     Ok(())
 }
 
 struct Monitor<'a> {
     config: &'a Config,
     logger: &'a Logger,
+    guardian: Option<guardian::Guardian>,
     detector: Detector,
+    early: Option<Detector>,
+    idle: Option<idle::IdleDetector>,
     own_pid: Pid,
 }
 
@@ -93,9 +167,11 @@ impl Monitor<'_> {
         let mut starving = Vec::new();
         let mut failures = 0u32;
         while !shutdown.requested() {
-            booster.restore_due(clock::now(), |boost, outcome| {
-                report_restore(self.logger, boost, outcome)
-            });
+            booster.advance(clock::now(), |boost, outcome| self.ended(boost, outcome));
+            if self.all_cpus_idled() {
+                shutdown.sleep_until(self.next_wakeup(backend, booster, clock::now()));
+                continue;
+            }
             if let Err(error) = backend.snapshot(&mut run_queues) {
                 failures += 1;
                 let delay = retry_delay(failures);
@@ -103,15 +179,25 @@ impl Monitor<'_> {
                     "Dazed and confused, but trying to continue: {error:#} (retrying in {} ms)",
                     delay.as_millis()
                 ));
-                shutdown.sleep_until(
-                    clock::now()
-                        .after(delay)
-                        .min(booster.next_expiry().unwrap_or(MonoTime(u64::MAX))),
-                );
+                let retry = clock::now().after(delay);
+                shutdown.sleep_until(booster.next_event().map_or(retry, |event| event.min(retry)));
                 continue;
             }
             failures = 0;
             let now = clock::now();
+            if let Some(early) = &mut self.early {
+                starving.clear();
+                early.observe(now, &run_queues, &mut starving);
+                for task in starving.iter().filter(|s| s.waited < self.config.threshold) {
+                    self.logger.log(&format!(
+                        "{}-{} might starve on CPU {} (waiting for {} seconds)",
+                        task.task.comm,
+                        task.task.pid,
+                        task.cpu,
+                        task.waited.as_secs()
+                    ));
+                }
+            }
             starving.clear();
             self.detector.observe(now, &run_queues, &mut starving);
             for starving in &starving {
@@ -121,7 +207,48 @@ impl Monitor<'_> {
         }
     }
 
-    fn handle(&self, starving: &Starving, booster: &mut Booster, now: MonoTime) {
+    /// A boost is over: say how it ended, and tell the guardian there is nothing left to undo.
+    fn ended(&mut self, boost: &ActiveBoost, outcome: Restore) {
+        if let Some(guardian) = &mut self.guardian {
+            guardian.boost_ended(boost.pid);
+        }
+        let policy = sys::policy_name(boost.saved.policy);
+        match outcome {
+            Restore::Restored => self
+                .logger
+                .log(&format!("restored pid {} to {policy}", boost.pid)),
+            Restore::Exited => self
+                .logger
+                .log(&format!("pid {} exited while boosted", boost.pid)),
+            Restore::ChangedMeanwhile { policy: now } => self.logger.log(&format!(
+                "pid {} was switched to {} during its boost: leaving it so",
+                boost.pid,
+                sys::policy_name(now)
+            )),
+            Restore::Failed(error) => self.logger.warn(&format!(
+                "restore_policy: failed to restore sched policy for pid {}: {error}",
+                boost.pid
+            )),
+        }
+    }
+
+    fn all_cpus_idled(&mut self) -> bool {
+        let Some(idle) = &mut self.idle else {
+            return false;
+        };
+        match idle.all_idle() {
+            Ok(all_idle) => all_idle,
+            Err(error) => {
+                self.logger.warn(&format!(
+                    "fail reading sched stat file: {error}; disabling idle detection"
+                ));
+                self.idle = None;
+                false
+            }
+        }
+    }
+
+    fn handle(&mut self, starving: &Starving, booster: &mut Booster, now: MonoTime) {
         let task = &starving.task;
         if task.pid == self.own_pid || task.pid == 0 || booster.is_boosted(task.pid) {
             return;
@@ -134,16 +261,22 @@ impl Monitor<'_> {
             starving.waited.as_secs(),
             starving.waited.as_secs_f64()
         ));
-        if self.config.log_only {
+        if self.config.log_only || self.denied(task) {
             return;
         }
         match booster.boost(task.pid, starving.cpu, now) {
-            Ok(boost) => self.logger.log(&format!(
-                "boosted pid {} ({}) (cpu {}) using SCHED_DEADLINE",
-                boost.pid,
-                process_name(task.pid, task.tgid),
-                boost.cpu
-            )),
+            Ok(boost) => {
+                if let Some(guardian) = &mut self.guardian {
+                    guardian.boosted(boost.pid, &boost.saved);
+                }
+                self.logger.log(&format!(
+                    "boosted pid {} ({}) (cpu {}) using {}",
+                    boost.pid,
+                    process_name(task.pid, task.tgid).unwrap_or_else(|| "<unknown>".into()),
+                    boost.cpu,
+                    booster.policy_name()
+                ))
+            }
             Err(BoostError::AlreadyDeadline) => self.logger.log(&format!(
                 "not boosting pid {} ({}): it already runs with SCHED_DEADLINE",
                 task.pid, task.comm
@@ -155,23 +288,51 @@ impl Monitor<'_> {
         }
     }
 
+    /// `-i` matches the thread's name, `-I` its process's name.
+    fn denied(&self, task: &WaitingTask) -> bool {
+        let comm = task.comm.to_str_lossy();
+        if self.config.ignore_threads.matches(&comm) {
+            self.logger.log(&format!(
+                "Ignoring the thread {comm} from consideration for boosting"
+            ));
+            return true;
+        }
+        if self.config.ignore_processes.is_empty() {
+            return false;
+        }
+        match process_name(task.pid, task.tgid) {
+            Some(process) if self.config.ignore_processes.matches(&process) => {
+                self.logger.log(&format!(
+                    "Ignoring the thread {comm} (spawned by {process}) from consideration for boosting"
+                ));
+                true
+            }
+            Some(_) => false,
+            None => {
+                self.logger.warn("Ran into a tgid without process name");
+                false
+            }
+        }
+    }
+
     /// The next moment worth waking for. A task queued after this snapshot cannot reach the
     /// threshold before `now + threshold`, so with exact queue times nothing is missed.
     fn next_wakeup(&self, backend: &dyn Backend, booster: &Booster, now: MonoTime) -> MonoTime {
         let poll = if backend.knows_queue_times() {
-            self.config.threshold
+            self.config.threshold / if self.early.is_some() { 2 } else { 1 }
         } else {
             self.config.granularity
         };
         [
             Some(now.after(poll)),
             self.detector.next_report(),
-            booster.next_expiry(),
+            self.early.as_ref().and_then(Detector::next_report),
+            booster.next_event(),
         ]
         .into_iter()
         .flatten()
         .min()
-        .expect("the poll time is always there")
+        .unwrap_or(now)
     }
 }
 
@@ -181,36 +342,16 @@ fn retry_delay(failures: u32) -> Duration {
         .min(MAX_RETRY_DELAY)
 }
 
-fn report_restore(logger: &Logger, boost: &ActiveBoost, outcome: Restore) {
-    let policy = sys::policy_name(boost.saved.policy);
-    match outcome {
-        Restore::Restored => logger.log(&format!("restored pid {} to {policy}", boost.pid)),
-        Restore::Exited => logger.log(&format!("pid {} exited while boosted", boost.pid)),
-        Restore::ChangedMeanwhile { policy: now } => logger.log(&format!(
-            "pid {} was switched to {} during its boost: leaving it so",
-            boost.pid,
-            sys::policy_name(now)
-        )),
-        Restore::Failed(error) => logger.warn(&format!(
-            "restore_policy: failed to restore sched policy for pid {}: {error}",
-            boost.pid
-        )),
-    }
-}
-
-/// The name of the process a thread belongs to, as upstream prints it in "boosted" lines.
-fn process_name(pid: Pid, tgid: Option<Pid>) -> String {
+/// The name of the process a thread belongs to (`/proc/<tgid>/comm`), as upstream prints it.
+fn process_name(pid: Pid, tgid: Option<Pid>) -> Option<String> {
     let tgid = tgid.or_else(|| {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         status
             .lines()
             .find_map(|line| line.strip_prefix("Tgid:")?.trim().parse().ok())
-    });
-    tgid.and_then(|tgid| std::fs::read_to_string(format!("/proc/{tgid}/comm")).ok())
-        .map_or_else(
-            || "<unknown>".to_string(),
-            |comm| comm.trim_end().to_string(),
-        )
+    })?;
+    let comm = std::fs::read_to_string(format!("/proc/{tgid}/comm")).ok()?;
+    Some(comm.trim_end().to_string())
 }
 
 #[cfg(test)]
@@ -228,7 +369,7 @@ mod tests {
     fn process_name_of_ourselves() {
         let me = std::process::id() as Pid;
         let expected = std::fs::read_to_string("/proc/self/comm").unwrap();
-        assert_eq!(process_name(me, None), expected.trim_end());
-        assert_eq!(process_name(-5, None), "<unknown>");
+        assert_eq!(process_name(me, None).as_deref(), Some(expected.trim_end()));
+        assert_eq!(process_name(-5, None), None);
     }
 }

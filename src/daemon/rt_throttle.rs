@@ -9,6 +9,10 @@ use anyhow::{bail, Context, Result};
 use super::log::Logger;
 
 const RT_RUNTIME: &str = "/proc/sys/kernel/sched_rt_runtime_us";
+/// Where `throttle off` keeps the value that `throttle on` puts back.
+const SAVED_RUNTIME: &str = "/run/stalld/sched_rt_runtime_us";
+/// The kernel's default, used by `throttle on` when nothing was saved.
+const DEFAULT_RUNTIME: i64 = 950_000;
 
 /// Restores the saved runtime on drop, if this process changed it.
 pub struct RtThrottleGuard {
@@ -24,8 +28,23 @@ pub fn read_runtime() -> Result<i64> {
         .with_context(|| format!("unexpected content in {RT_RUNTIME}: {text:?}"))
 }
 
-fn write_runtime(value: i64) -> std::io::Result<()> {
+pub(super) fn write_runtime(value: i64) -> std::io::Result<()> {
     fs::write(RT_RUNTIME, value.to_string())
+}
+
+/// `-S`: systemd's unit turns throttling off before starting stalld; refuse to run otherwise.
+pub fn require_disabled() -> Result<()> {
+    if read_runtime()? != -1 {
+        bail!("RT throttling is on! stalld cannot run...");
+    }
+    Ok(())
+}
+
+/// The runtime this process replaced, if it changed it.
+impl RtThrottleGuard {
+    pub fn saved(&self) -> Option<i64> {
+        self.saved
+    }
 }
 
 pub fn disable(logger: &Logger) -> Result<RtThrottleGuard> {
@@ -59,5 +78,48 @@ impl Drop for RtThrottleGuard {
                 )),
             }
         }
+    }
+}
+
+/// `stalld throttle off|on|show` (also run as `throttlectl`): what systemd's unit runs around
+/// the daemon. `off` saves the current value once; `on` puts the saved value back (the C
+/// tool's `on` always wrote the kernel default).
+pub fn throttlectl(command: &str) -> Result<String> {
+    let current = read_runtime()?;
+    let saved = || -> Option<i64> { fs::read_to_string(SAVED_RUNTIME).ok()?.trim().parse().ok() };
+    match command {
+        "off" => {
+            if current != -1 {
+                fs::create_dir_all("/run/stalld").context("creating /run/stalld")?;
+                fs::write(SAVED_RUNTIME, current.to_string())
+                    .with_context(|| format!("writing {SAVED_RUNTIME}"))?;
+                write_runtime(-1).with_context(|| format!("unable to write {RT_RUNTIME}"))?;
+            }
+            Ok(format!(
+                "RT throttling off (saved runtime {})",
+                saved().map_or("none".into(), |v| v.to_string())
+            ))
+        }
+        "on" => {
+            let (value, source) = match saved() {
+                Some(value) => (value, "saved"),
+                None => (DEFAULT_RUNTIME, "kernel default, nothing was saved"),
+            };
+            write_runtime(value).with_context(|| format!("unable to write {RT_RUNTIME}"))?;
+            let _ = fs::remove_file(SAVED_RUNTIME);
+            Ok(format!(
+                "RT throttling on: sched_rt_runtime_us={value} ({source})"
+            ))
+        }
+        "show" => Ok(format!(
+            "sched_rt_runtime_us={current} ({}) saved={}",
+            if current == -1 {
+                "throttling off"
+            } else {
+                "throttling on"
+            },
+            saved().map_or("none".into(), |v| v.to_string())
+        )),
+        other => bail!("unknown throttle command '{other}': use off, on or show"),
     }
 }

@@ -15,6 +15,16 @@ pub struct HrtickGuard {
     logger: Logger,
 }
 
+/// Says whether the kernel has the fair deadline server (6.12+), which gives fair tasks some CPU
+/// time even under RT hogs. Informational; looks only where debugfs is already mounted.
+pub fn report_dl_server(logger: &Logger) {
+    match mounts::find("debugfs").map(|mount| mount.join("sched/fair_server")) {
+        Some(path) if path.is_dir() => logger.log("DL-server detected."),
+        Some(_) => logger.log("DL-server not detected"),
+        None => {}
+    }
+}
+
 /// Reports the kernel lockdown mode (mounting securityfs to read it if needed).
 pub fn check_lockdown(logger: &Logger) {
     let lockdown = mounts::find_or_mount("securityfs", Path::new("/sys/kernel/security"))

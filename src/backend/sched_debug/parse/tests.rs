@@ -1,0 +1,269 @@
+//! Hazard cases on small inline texts; whole-fixture tests live in `tests/sched_debug_fixtures.rs`.
+
+use super::*;
+
+fn parse_ok(text: &str) -> SchedDebug {
+    let mut out = SchedDebug::default();
+    parse_into(text.as_bytes(), &mut out).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    out
+}
+
+fn parse_err(text: &str) -> ParseError {
+    let mut out = SchedDebug::default();
+    match parse_into(text.as_bytes(), &mut out) {
+        Ok(()) => panic!("parsed: {out:?}\n{text}"),
+        Err(e) => {
+            assert!(out.cpus.is_empty());
+            e
+        }
+    }
+}
+
+const F5_HEADER: &str = " S            task   PID       vruntime   eligible    deadline             slice          sum-exec      switches  prio         wait-time        sum-sleep       sum-block  node   group-id  group-path\n-----------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------\n";
+
+/// An F5 task line as the kernel prints it (`custom` is the custom-slice marker, `S` or blank).
+fn f5_row(marker: &str, comm: &str, pid: i32, switches: u64, prio: i32, custom: char) -> String {
+    format!(
+        "{marker} {comm:>15} {pid:>5} {:>16}   E   {:>16} {custom} {:>16} {:>16} {switches:>9}   {prio:>5}         0.000000         0.000000         0.000000   0      0        /\n",
+        "1.000000", "2.000000", "1.400000", "5.000000"
+    )
+}
+
+/// An F4 task line: name glued to the state letter, E/N with single blanks.
+fn f4_row(marker: &str, comm: &str, pid: i32, switches: u64, prio: i32) -> String {
+    format!(
+        "{marker}{comm:>15} {pid:>5} {:>16} N {:>16} {:>16} {:>16} {switches:>9} {prio:>5}         0.000000 0 0 /\n",
+        "40954.080088", "40957.028485", "3.000000", "132.979107"
+    )
+}
+
+fn f5_cpu(cpu: u32, rows: &str) -> String {
+    format!("cpu#{cpu}, 2100.000 MHz\n  .nr_running : 1\n\nrt_rq[{cpu}]:/\n  .rt_nr_running                 : 0\n\nrunnable tasks:\n{F5_HEADER}{rows}\n")
+}
+
+#[test]
+fn f5_minimal() {
+    let out = parse_ok(&f5_cpu(3, &f5_row(" R", "spin", 100, 42, 120, ' ')));
+    assert_eq!(out.format, Format::F5);
+    assert_eq!(out.cpus.len(), 1);
+    assert_eq!(out.cpus[0].cpu, 3);
+    assert_eq!(out.cpus[0].rt_nr_running, Some(0));
+    assert_eq!(out.cpus[0].current_pid, None);
+    let task = out.cpus[0].waiting[0];
+    assert_eq!(
+        (
+            task.pid,
+            task.comm.as_bytes(),
+            task.prio,
+            task.switches,
+            task.state
+        ),
+        (100, &b"spin"[..], 120, 42, b'R')
+    );
+}
+
+#[test]
+fn cpu_header_inside_names_does_not_open_sections() {
+    // A comm and a cgroup path that contain `cpu#1, ` must stay data.
+    let rows = f5_row(" R", "cpu#1, 99 MHz", 100, 42, 120, ' ').replace("/\n", "/cpu#1, 1.0 MHz\n")
+        + &f5_row(" R", "cpu#1", 101, 43, 120, ' ');
+    let text = f5_cpu(0, &rows) + &f5_cpu(1, "");
+    let out = parse_ok(&text);
+    assert_eq!(out.cpus.len(), 2);
+    let names: Vec<_> = out.cpus[0]
+        .waiting
+        .iter()
+        .map(|t| t.comm.to_string())
+        .collect();
+    assert_eq!(names, ["cpu#1, 99 MHz", "cpu#1"]);
+    assert!(out.cpus[1].waiting.is_empty());
+}
+
+#[test]
+fn forged_or_repeated_sections_are_errors() {
+    let text = f5_cpu(1, "") + &f5_cpu(0, "");
+    assert!(parse_err(&text).message.contains("out of order"));
+    let text = f5_cpu(1, "") + &f5_cpu(1, "");
+    assert!(parse_err(&text).message.contains("out of order"));
+}
+
+#[test]
+fn root_rt_rq_is_the_one_counted() {
+    let text = "cpu#0\n\nrt_rq[0]:/bg_non_interactive\n  .rt_nr_running : 7\n\nrt_rq[0]:/\n  .rt_nr_running : 2\n\nrt_rq[0]:/foreground\n  .rt_nr_running : 9\n\nrunnable tasks:\n".to_string() + F5_HEADER + "\n";
+    let out = parse_ok(&text);
+    assert_eq!(out.cpus[0].rt_nr_running, Some(2));
+    // A bare `rt_rq[N]:` (no RT group scheduling) is the root as well.
+    let text =
+        "cpu#0\nrt_rq[0]:\n  .rt_nr_running : 4\n\nrunnable tasks:\n".to_string() + F5_HEADER;
+    assert_eq!(parse_ok(&text).cpus[0].rt_nr_running, Some(4));
+    // Another CPU's block inside this section is not this CPU's.
+    let text =
+        "cpu#0\nrt_rq[1]:/\n  .rt_nr_running : 4\n\nrunnable tasks:\n".to_string() + F5_HEADER;
+    assert_eq!(parse_ok(&text).cpus[0].rt_nr_running, None);
+}
+
+#[test]
+fn crlf_and_trailing_garbage() {
+    let rows = f5_row(" X", "dead", 100, 42, 120, 'S');
+    let text = f5_cpu(0, &rows).replace('\n', "\r\n") + "\u{0}\u{0}garbage after the file\r\n~~~\n";
+    let out = parse_ok(&text);
+    assert_eq!(out.cpus[0].waiting[0].state, b'X');
+    assert_eq!(out.cpus[0].waiting[0].comm.as_bytes(), b"dead");
+    assert_eq!(out.cpus[0].rt_nr_running, Some(0));
+}
+
+#[test]
+fn truncation() {
+    let row = f5_row(" R", "spin", 100, 42, 120, ' ');
+    let full = f5_cpu(0, &row);
+    let cut_at = full.find(&row).unwrap();
+    let prio_end = cut_at + row.find(" 120 ").unwrap() + 4;
+    // Cut inside the prio or earlier: an error naming the last line.
+    for len in (cut_at + 1..prio_end)
+        .step_by(7)
+        .chain([prio_end - 1, prio_end])
+    {
+        let e = parse_err(&full[..len]);
+        assert_eq!(e.line, full[..len].lines().count(), "{e}");
+    }
+    assert!(parse_err(&full[..prio_end]).message.contains("truncated"));
+    // Cut after the prio: every field is whole, the task is kept.
+    let out = parse_ok(&full[..prio_end + 1]);
+    assert_eq!(out.cpus[0].waiting[0].prio, 120);
+    // Cut before the table of the last CPU: an error, not a silently missing CPU.
+    let two = f5_cpu(0, "") + &f5_cpu(1, "");
+    let e = parse_err(&two[..two.rfind("runnable").unwrap()]);
+    assert!(e.message.contains("cpu#1"), "{e}");
+    assert!(parse_err(&two[..two.rfind("---").unwrap()])
+        .message
+        .contains("truncated"));
+    assert!(parse_err("").message.contains("no cpu#"));
+    assert!(parse_err(&full[..full.find("rt_nr_running").unwrap() + 34])
+        .message
+        .contains("truncated"));
+}
+
+#[test]
+fn malformed_rows_are_errors_not_skipped() {
+    // A newline inside a comm splits its line; neither half may become a task.
+    let rows = " S        a\ncpu#5 100       1.000000   E          2.000000           1.400000         5.000000        42     120\n";
+    let e = parse_err(&f5_cpu(0, rows));
+    assert_eq!(e.line, 10);
+    let rows = " S       a\n R x  7  1.0   E   2.0   1.4   5.0  42  120\n";
+    parse_err(&f5_cpu(0, rows));
+}
+
+#[test]
+fn unknown_header_is_an_error() {
+    let e = parse_err("cpu#0\nrunnable tasks:\n S   task PID  foo bar\n");
+    assert_eq!(e.line, 3);
+    assert!(e
+        .to_string()
+        .starts_with("sched_debug line 3: unrecognised"));
+}
+
+#[test]
+fn names_starting_with_r_in_f0() {
+    let text = "cpu#0, 1.0 MHz\nrt_rq[0]:\n  .rt_nr_running                 : 1\n\nrunnable tasks:\n            task   PID         tree-key  switches  prio     exec-runtime         sum-exec        sum-sleep\n----------------------------------------------------------------------------------------------------------\n    RenderThread  1000       100.000000         5   120       100.000000         1.000000         0.000000\n Rabcdefghijklmn  1001       100.000000         6    98       100.000000         1.000000         0.000000\nRcurrent-glued15  1002       100.000000         7   120       100.000000         1.000000         0.000000\n       CPU 2/KVM 73537      3424.520709     21610   120         0.000000      3437.817166         0.000000 0 /machine.slice\n\n";
+    let out = parse_ok(text);
+    assert_eq!(out.format, Format::F0);
+    let cpu = &out.cpus[0];
+    assert_eq!(cpu.current_pid, Some(1002));
+    assert_eq!(cpu.rt_nr_running, Some(1));
+    let got: Vec<_> = cpu
+        .waiting
+        .iter()
+        .map(|t| (t.pid, t.comm.to_string(), t.switches, t.prio))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1000, "RenderThread".to_string(), 5, 120),
+            (1001, "Rabcdefghijklmn".to_string(), 6, 98),
+            (73537, "CPU 2/KVM".to_string(), 21610, 120),
+        ]
+    );
+}
+
+#[test]
+fn f4_header_lies_and_names_are_glued() {
+    let text = "cpu#2\nrunnable tasks:\n S            task   PID         tree-key  switches  prio     wait-time             sum-exec        sum-sleep\n-------------------------------------------------------------------------------------------------------------\n".to_string()
+        + &f4_row(" R", "kworker/R-rcu_g", 4, 2, 100)
+        + &f4_row(" R", "CPU 2/KVM", 9, 1516, 120)
+        // The tip-only F4' variant: custom-slice marker after the deadline.
+        + &f4_row(" R", "kworker/0:1", 10, 1517, -1).replacen(" N ", " E ", 1).replacen("40957.028485 ", "40957.028485 S ", 1);
+    let out = parse_ok(&text);
+    assert_eq!(out.format, Format::F4);
+    let got: Vec<_> = out.cpus[0]
+        .waiting
+        .iter()
+        .map(|t| (t.pid, t.comm.to_string(), t.switches, t.prio))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (4, "kworker/R-rcu_g".to_string(), 2, 100),
+            (9, "CPU 2/KVM".to_string(), 1516, 120),
+            (10, "kworker/0:1".to_string(), 1517, -1),
+        ]
+    );
+}
+
+#[test]
+fn f5_custom_slice_glued_names_missing_optional_columns() {
+    // No numa, no cgroup column; a 15-character name; a custom slice.
+    let text = "cpu#0\nrunnable tasks:\n S            task   PID       vruntime   eligible    deadline             slice          sum-exec      switches  prio         wait-time        sum-sleep       sum-block\n----\n R abcdefghijklmno    77       572.227168   E         572.339120 S         1.400000         0.588048         2     120         0.000000         0.000000         0.000000\n R abcdefghijklmn     78       572.227168   N         572.339120           1.400000         0.588048         3      99\n";
+    let out = parse_ok(text);
+    let got: Vec<_> = out.cpus[0]
+        .waiting
+        .iter()
+        .map(|t| (t.pid, t.comm.to_string(), t.switches, t.prio))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (77, "abcdefghijklmno".to_string(), 2, 120),
+            (78, "abcdefghijklmn ".to_string(), 3, 99)
+        ]
+    );
+}
+
+#[test]
+fn reuses_allocations_and_replaces_content() {
+    let rows = f5_row(" R", "spin", 100, 42, 120, ' ');
+    let mut out = SchedDebug::default();
+    let big = f5_cpu(0, &rows.repeat(50)) + &f5_cpu(1, &rows);
+    parse_into(big.as_bytes(), &mut out).unwrap();
+    let capacity = out.cpus[0].waiting.capacity();
+    parse_into(f5_cpu(0, &rows).as_bytes(), &mut out).unwrap();
+    assert_eq!(out.cpus.len(), 1);
+    assert_eq!(out.cpus[0].waiting.len(), 1);
+    assert_eq!(out.cpus[0].waiting.capacity(), capacity);
+}
+
+#[test]
+fn excerpts_only_in_excerpt_mode() {
+    let table =
+        "runnable tasks:\n".to_string() + F5_HEADER + &f5_row(" R", "spin", 100, 42, 120, 'S');
+    assert!(parse_err(&table).message.contains("outside any cpu#"));
+    let mut out = SchedDebug::default();
+    parse_excerpt_into((table.clone() + "\n" + &table).as_bytes(), &mut out).unwrap();
+    assert!(out.excerpt);
+    assert_eq!(out.cpus.len(), 2);
+    assert_eq!(out.cpus[1].cpu, 1);
+    // A table without a section followed by a section is not a file nor an excerpt.
+    let mixed = table + "\n" + &f5_cpu(0, "");
+    assert!(parse_excerpt_into(mixed.as_bytes(), &mut out).is_err());
+}
+
+#[test]
+fn json_shape() {
+    let rows =
+        f5_row(" R", "\"quoted\\\"", 100, 42, 120, ' ') + &f5_row(">R", "self", 101, 42, 120, ' ');
+    let json = replay_json(f5_cpu(4, &rows).as_bytes()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"format":"F5 (6.12+)","cpus":[{"cpu":4,"current_pid":101,"rt_nr_running":0,"waiting":[{"pid":100,"comm":"\"quoted\\\"","prio":120,"switches":42,"state":"R"}]}]}"#
+    );
+    assert!(replay_json(b"hello\n").is_err());
+}

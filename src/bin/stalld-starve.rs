@@ -1,0 +1,580 @@
+//! `stalld-starve`: creates real, bounded starvation for stalld's end-to-end tests.
+//!
+//! A SCHED_FIFO busy loop (the hog) and one or more lower-priority victims are pinned to one
+//! CPU with RT throttling off, so the victims stay runnable without running until something
+//! (stalld) boosts them or the hog stops. Each victim reports in JSON lines on stdout how long
+//! it waited. This file owns the tool: its options, its threads, its watchdog and the
+//! save/restore of `sched_rt_runtime_us`.
+//!
+//! Events, one JSON object per line, flushed at once:
+//! - `{"event":"victim_ready","victim":i,"pid":TID,"tgid":PID,"policy":"SCHED_FIFO","prio":5}`
+//! - `{"event":"started","cpu":N,"hog_pid":TID,"hog_prio":P,"victims":[TID..],"hog_start_ns":..,
+//!   "runnable_at_ns":..,"deadline_ns":..,"rt_runtime_us_saved":..|null}`
+//! - `{"event":"victim_ran","victim":i,"pid":TID,"runnable_at_ns":T,"ran_at_ns":R,"wait_s":..,
+//!   "policy_when_ran":"SCHED_DEADLINE","prio_when_ran":0[,"dl_runtime_ns":..,"dl_period_ns":..]}`
+//! - `{"event":"victim_starved","victim":i,"pid":TID,"waited_s":..}`
+//! - `{"event":"done","hog_stopped_by":"watchdog"|"victims_done"|"signal"}`
+//!
+//! Times are CLOCK_MONOTONIC nanoseconds, the clock stalld measures with.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{CommandFactory, Parser, ValueEnum};
+use serde_json::{json, Value};
+use stalld::clock::now;
+use stalld::cpuset::{configured_cpus, CpuSet};
+use stalld::sys::{
+    self, gettid, policy_name, sched_getattr, sched_setattr, set_affinity, sleep_until, SchedAttr,
+    SCHED_DEADLINE, SCHED_FIFO, SCHED_OTHER,
+};
+use stalld::task::{MonoTime, Pid};
+
+const RT_RUNTIME_PATH: &str = "/proc/sys/kernel/sched_rt_runtime_us";
+
+/// Time between releasing the threads and the hog starting to spin: enough for every victim
+/// to reach its sleep, so that none is caught half set up.
+const SETUP_MARGIN: Duration = Duration::from_millis(50);
+
+/// How often the main thread (not on the hog's CPU) looks at the stop flag while waiting.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Creates starvation: a SCHED_FIFO busy loop and lower-priority victims pinned to one CPU.
+///
+/// Needs root. Every thread ends by the --duration watchdog at the latest, and
+/// sched_rt_runtime_us is restored on every exit path, including SIGINT and SIGTERM.
+#[derive(Parser, Debug)]
+#[command(name = "stalld-starve", version)]
+struct Options {
+    /// CPU to starve (default: the last CPU). CPU 0 is refused: it keeps the machine usable.
+    #[arg(long)]
+    cpu: Option<u32>,
+
+    /// SCHED_FIFO priority of the busy loop.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=99))]
+    hog_prio: u32,
+
+    /// Number of victim threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    victims: u32,
+
+    /// SCHED_FIFO priority of the victims; must be below --hog-prio. Ignored with
+    /// --victim-policy other.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=99))]
+    victim_prio: u32,
+
+    /// Scheduling policy of the victims. `other` only starves on kernels without the fair
+    /// deadline server.
+    #[arg(long, value_enum, default_value_t = VictimPolicy::Fifo)]
+    victim_policy: VictimPolicy,
+
+    /// Victims become runnable this many milliseconds after the hog starts spinning.
+    #[arg(long, default_value_t = 200)]
+    starve_after_ms: u64,
+
+    /// Hard watchdog for the whole process, in seconds: the hog stops at this deadline and
+    /// every thread exits.
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+
+    /// Seconds a victim stays alive (asleep) after it has run, so that its scheduling
+    /// attributes can be inspected after a boost. The hog keeps spinning until every victim
+    /// has run and lingered.
+    #[arg(long, default_value_t = 0.0)]
+    linger: f64,
+
+    /// Leave sched_rt_runtime_us as it is, for callers that manage it themselves. (On Linux
+    /// 6.18 throttling stops the whole RT run queue, FIFO victims included, so they starve
+    /// either way.)
+    #[arg(long)]
+    no_throttle_change: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum VictimPolicy {
+    Fifo,
+    Other,
+}
+
+/// Validated settings; times are absolute where a thread needs them.
+struct Plan {
+    cpu: u32,
+    hog_prio: u32,
+    victims: u32,
+    victim_attr: SchedAttr,
+    starve_after: Duration,
+    linger: Duration,
+    deadline: MonoTime,
+    change_throttle: bool,
+}
+
+/// What the worker threads tell the main thread, which alone writes stdout. Workers on the
+/// starved CPU must never hold a lock the main thread wants: the hog could preempt them
+/// inside it. A pre-sized sync channel does not allocate on send.
+enum Msg {
+    HogReady {
+        tid: Pid,
+    },
+    VictimReady {
+        victim: u32,
+        tid: Pid,
+        attr: SchedAttr,
+    },
+    VictimRan {
+        victim: u32,
+        tid: Pid,
+        ran_at: MonoTime,
+        attr: Option<SchedAttr>,
+    },
+    VictimExited,
+    HogStopped {
+        at: MonoTime,
+        by: &'static str,
+    },
+    SetupFailed(String),
+}
+
+/// State shared with the workers, readable without locks.
+struct Shared {
+    /// Set by SIGINT/SIGTERM/SIGHUP.
+    signalled: Arc<AtomicBool>,
+    /// Set by the hog once it has stopped spinning; victims that run later were not boosted.
+    hog_stopped: AtomicBool,
+    /// When each victim ran (0: not yet); the hog's stop condition.
+    ran_at: Vec<AtomicU64>,
+}
+
+/// Restores `sched_rt_runtime_us` when dropped, so every return path and unwinding panic of
+/// `main` restores it.
+struct RtRuntimeRestore {
+    saved: String,
+}
+
+impl RtRuntimeRestore {
+    fn disable_throttling() -> Result<RtRuntimeRestore> {
+        let saved = std::fs::read_to_string(RT_RUNTIME_PATH)
+            .with_context(|| format!("reading {RT_RUNTIME_PATH}"))?
+            .trim()
+            .to_owned();
+        std::fs::write(RT_RUNTIME_PATH, "-1")
+            .with_context(|| format!("writing -1 to {RT_RUNTIME_PATH}"))?;
+        Ok(RtRuntimeRestore { saved })
+    }
+}
+
+impl Drop for RtRuntimeRestore {
+    fn drop(&mut self) {
+        if let Err(err) = std::fs::write(RT_RUNTIME_PATH, &self.saved) {
+            eprintln!(
+                "stalld-starve: error: could not restore {RT_RUNTIME_PATH} to {}: {err}",
+                self.saved
+            );
+        }
+    }
+}
+
+fn emit(event: Value) {
+    let mut out = std::io::stdout().lock();
+    // A reader that went away must not stop us from restoring the system.
+    let _ = writeln!(out, "{event}");
+    let _ = out.flush();
+}
+
+fn seconds(from: MonoTime, to: MonoTime) -> f64 {
+    to.saturating_since(from).as_secs_f64()
+}
+
+fn usage_error(message: String) -> ! {
+    Options::command()
+        .error(clap::error::ErrorKind::ValueValidation, message)
+        .exit()
+}
+
+fn plan(options: &Options, start: MonoTime) -> Plan {
+    let cpus = configured_cpus();
+    let cpu = options.cpu.unwrap_or(cpus.saturating_sub(1));
+    if cpu == 0 {
+        usage_error(if options.cpu.is_some() {
+            "refusing to starve CPU 0: it keeps the machine usable; pick another --cpu".into()
+        } else {
+            "only one CPU: refusing to starve CPU 0".into()
+        });
+    }
+    if cpu >= cpus {
+        usage_error(format!("--cpu {cpu}: this machine has CPUs 0-{}", cpus - 1));
+    }
+    let victim_attr = match options.victim_policy {
+        VictimPolicy::Fifo => {
+            if options.victim_prio >= options.hog_prio {
+                usage_error(format!(
+                    "--victim-prio {} must be below --hog-prio {}, or the victims would not starve",
+                    options.victim_prio, options.hog_prio
+                ));
+            }
+            SchedAttr {
+                rt_priority: options.victim_prio,
+                ..SchedAttr::new(SCHED_FIFO)
+            }
+        }
+        VictimPolicy::Other => SchedAttr::new(SCHED_OTHER),
+    };
+    let check_seconds = |name: &str, value: f64, min_exclusive: bool| {
+        let too_small = if min_exclusive {
+            value <= 0.0
+        } else {
+            value < 0.0
+        };
+        if !value.is_finite() || too_small || value > 3600.0 {
+            usage_error(format!(
+                "--{name} {value}: out of range (seconds, at most 3600)"
+            ));
+        }
+        Duration::from_secs_f64(value)
+    };
+    let duration = check_seconds("duration", options.duration, true);
+    let linger = check_seconds("linger", options.linger, false);
+    Plan {
+        cpu,
+        hog_prio: options.hog_prio,
+        victims: options.victims,
+        victim_attr,
+        starve_after: Duration::from_millis(options.starve_after_ms),
+        linger,
+        deadline: start.after(duration),
+        change_throttle: !options.no_throttle_change,
+    }
+}
+
+fn main() -> ExitCode {
+    let start = now();
+    let options = Options::parse();
+    let plan = plan(&options, start);
+    if !sys::is_root() {
+        eprintln!(
+            "stalld-starve: error: needs root (SCHED_FIFO, CPU pinning, sched_rt_runtime_us)"
+        );
+        return ExitCode::FAILURE;
+    }
+    match run(&plan) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("stalld-starve: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(plan: &Plan) -> Result<()> {
+    let signalled = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(&signalled))
+            .context("installing signal handlers")?;
+    }
+    let shared = Arc::new(Shared {
+        signalled,
+        hog_stopped: AtomicBool::new(false),
+        ran_at: (0..plan.victims).map(|_| AtomicU64::new(0)).collect(),
+    });
+
+    // The main thread must keep running while the hog spins: keep it off the starved CPU.
+    let others: Vec<String> = (0..configured_cpus())
+        .filter(|&c| c != plan.cpu)
+        .map(|c| c.to_string())
+        .collect();
+    let others = CpuSet::parse_list(&others.join(","), u32::MAX).expect("well-formed list");
+    set_affinity(0, &others).context("moving the main thread off the starved CPU")?;
+
+    let _restore = if plan.change_throttle {
+        Some(RtRuntimeRestore::disable_throttling()?)
+    } else {
+        None
+    };
+    let saved_rt_runtime: Option<i64> = _restore.as_ref().and_then(|r| r.saved.parse().ok());
+
+    let (tx, rx) = mpsc::sync_channel::<Msg>(4 * plan.victims as usize + 16);
+    let mut go_senders = Vec::new();
+    let mut handles = Vec::new();
+    for victim in 0..plan.victims {
+        let (go_tx, go_rx) = mpsc::channel::<Option<(MonoTime, MonoTime)>>();
+        go_senders.push(go_tx);
+        let (tx, shared, attr) = (tx.clone(), Arc::clone(&shared), plan.victim_attr);
+        let (cpu, linger, deadline) = (plan.cpu, plan.linger, plan.deadline);
+        handles.push(
+            thread::Builder::new()
+                .name(format!("victim{victim}"))
+                .spawn(move || {
+                    victim_thread(victim, cpu, attr, linger, deadline, &shared, &tx, &go_rx)
+                })
+                .context("starting a victim thread")?,
+        );
+    }
+    let (go_tx, go_rx) = mpsc::channel::<Option<(MonoTime, MonoTime)>>();
+    go_senders.push(go_tx);
+    {
+        let (tx, shared) = (tx.clone(), Arc::clone(&shared));
+        let (cpu, prio, linger, deadline) = (plan.cpu, plan.hog_prio, plan.linger, plan.deadline);
+        handles.push(
+            thread::Builder::new()
+                .name("hog".into())
+                .spawn(move || hog_thread(cpu, prio, linger, deadline, &shared, &tx, &go_rx))
+                .context("starting the hog thread")?,
+        );
+    }
+    drop(tx);
+
+    let release = |go: Option<(MonoTime, MonoTime)>| {
+        for sender in &go_senders {
+            let _ = sender.send(go);
+        }
+    };
+
+    // Set-up: every worker pins itself and takes its policy while the CPU is still free.
+    let mut victim_tids = vec![0; plan.victims as usize];
+    let mut hog_tid = 0;
+    let mut waiting = plan.victims + 1;
+    while waiting > 0 {
+        match rx.recv_timeout(POLL) {
+            Ok(Msg::VictimReady { victim, tid, attr }) => {
+                victim_tids[victim as usize] = tid;
+                emit(json!({
+                    "event": "victim_ready", "victim": victim, "pid": tid, "tgid": std::process::id(),
+                    "policy": policy_name(attr.policy), "prio": attr.rt_priority,
+                }));
+                waiting -= 1;
+            }
+            Ok(Msg::HogReady { tid }) => {
+                hog_tid = tid;
+                waiting -= 1;
+            }
+            Ok(Msg::SetupFailed(why)) => {
+                release(None);
+                bail!("{why}");
+            }
+            Ok(_) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                if shared.signalled.load(Ordering::Relaxed) || now() >= plan.deadline {
+                    release(None);
+                    bail!("interrupted during set-up");
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => bail!("a worker thread died during set-up"),
+        }
+    }
+
+    let hog_start = now().after(SETUP_MARGIN);
+    let runnable_at = hog_start.after(plan.starve_after);
+    emit(json!({
+        "event": "started", "cpu": plan.cpu, "hog_pid": hog_tid, "hog_prio": plan.hog_prio,
+        "victims": victim_tids, "hog_start_ns": hog_start.0, "runnable_at_ns": runnable_at.0,
+        "deadline_ns": plan.deadline.0, "rt_runtime_us_saved": saved_rt_runtime,
+    }));
+    release(Some((hog_start, runnable_at)));
+
+    let stopped_by = supervise(plan, &shared, &rx, &victim_tids, runnable_at);
+    emit(json!({"event": "done", "hog_stopped_by": stopped_by}));
+    // Threads still asleep (lingering, or stopped by a signal) end with the process; the rest
+    // have finished, so joining them cannot block.
+    for handle in handles.into_iter().filter(|h| h.is_finished()) {
+        let _ = handle.join();
+    }
+    Ok(())
+}
+
+/// Prints the victims' results as they come and returns why the hog stopped, once every
+/// victim has finished (or the watchdog or a signal says not to wait for them).
+fn supervise(
+    plan: &Plan,
+    shared: &Shared,
+    rx: &Receiver<Msg>,
+    victim_tids: &[Pid],
+    runnable_at: MonoTime,
+) -> &'static str {
+    let mut reported = vec![false; victim_tids.len()];
+    let mut hog_stop: Option<(MonoTime, &'static str)> = None;
+    let mut exited = 0;
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(Msg::VictimRan {
+                victim,
+                tid,
+                ran_at,
+                attr,
+            }) => {
+                let i = victim as usize;
+                // A victim that only ran because the hog had stopped was starved, not boosted.
+                let too_late = hog_stop.is_some_and(|(at, _)| ran_at >= at);
+                if !reported[i] && !too_late {
+                    reported[i] = true;
+                    let mut event = json!({
+                        "event": "victim_ran", "victim": victim, "pid": tid,
+                        "runnable_at_ns": runnable_at.0, "ran_at_ns": ran_at.0,
+                        "wait_s": seconds(runnable_at, ran_at),
+                    });
+                    if let Some(attr) = attr {
+                        event["policy_when_ran"] = policy_name(attr.policy).into();
+                        event["prio_when_ran"] = attr.rt_priority.into();
+                        if attr.policy == SCHED_DEADLINE {
+                            event["dl_runtime_ns"] = attr.runtime.into();
+                            event["dl_period_ns"] = attr.period.into();
+                        }
+                    }
+                    emit(event);
+                }
+            }
+            Ok(Msg::HogStopped { at, by }) => {
+                hog_stop = Some((at, by));
+                for (i, &tid) in victim_tids.iter().enumerate() {
+                    let ran_at = shared.ran_at[i].load(Ordering::Acquire);
+                    // Ran before the stop but not yet reported: its message is on the way.
+                    let ran_in_time = ran_at != 0 && ran_at < at.0;
+                    if !reported[i] && !ran_in_time {
+                        reported[i] = true;
+                        emit(json!({
+                            "event": "victim_starved", "victim": i, "pid": tid,
+                            "waited_s": seconds(runnable_at, at),
+                        }));
+                    }
+                }
+            }
+            Ok(Msg::VictimExited) => exited += 1,
+            Ok(_) => {}
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some((_, by)) = hog_stop {
+            let all_done = exited == victim_tids.len() && reported.iter().all(|&r| r);
+            if all_done
+                || by == "signal"
+                || shared.signalled.load(Ordering::Relaxed)
+                || now() >= plan.deadline
+            {
+                break;
+            }
+        } else if now() >= plan.deadline.after(Duration::from_secs(1)) {
+            // The hog checks the deadline itself; this only covers a hog that never got CPU.
+            return "watchdog";
+        }
+    }
+    if shared.signalled.load(Ordering::Relaxed) {
+        return "signal";
+    }
+    hog_stop.map_or("watchdog", |(_, by)| by)
+}
+
+/// Pins the calling thread to `cpu` and gives it `attr`; returns what the kernel then reports.
+fn take_place(cpu: u32, attr: &SchedAttr, what: &str) -> Result<SchedAttr, String> {
+    let cpus = CpuSet::parse_list(&cpu.to_string(), u32::MAX).expect("one CPU");
+    set_affinity(0, &cpus).map_err(|err| format!("{what}: pinning to CPU {cpu}: {err}"))?;
+    sched_setattr(0, attr).map_err(|err| {
+        format!(
+            "{what}: setting {} priority {}: {err}",
+            policy_name(attr.policy),
+            attr.rt_priority
+        )
+    })?;
+    sched_getattr(0).map_err(|err| format!("{what}: sched_getattr: {err}"))
+}
+
+type Go = Receiver<Option<(MonoTime, MonoTime)>>;
+
+fn hog_thread(
+    cpu: u32,
+    prio: u32,
+    linger: Duration,
+    deadline: MonoTime,
+    shared: &Shared,
+    tx: &SyncSender<Msg>,
+    go: &Go,
+) {
+    let attr = SchedAttr {
+        rt_priority: prio,
+        ..SchedAttr::new(SCHED_FIFO)
+    };
+    if let Err(why) = take_place(cpu, &attr, "hog") {
+        let _ = tx.send(Msg::SetupFailed(why));
+        return;
+    }
+    let _ = tx.send(Msg::HogReady { tid: gettid() });
+    let Ok(Some((hog_start, _))) = go.recv() else {
+        return;
+    };
+    sleep_until(hog_start.min(deadline));
+    let linger_ns = u64::try_from(linger.as_nanos()).unwrap_or(u64::MAX);
+    let by = loop {
+        let t = now();
+        if t >= deadline {
+            break "watchdog";
+        }
+        if shared.signalled.load(Ordering::Relaxed) {
+            break "signal";
+        }
+        // Stop as soon as every victim has run and lingered: no longer hold the CPU than needed.
+        let mut last_ran = 0;
+        let all_ran = shared.ran_at.iter().all(|r| {
+            let ran = r.load(Ordering::Relaxed);
+            last_ran = last_ran.max(ran);
+            ran != 0
+        });
+        if all_ran && t.0 >= last_ran.saturating_add(linger_ns) {
+            break "victims_done";
+        }
+        std::hint::spin_loop();
+    };
+    let at = now();
+    shared.hog_stopped.store(true, Ordering::Release);
+    let _ = tx.send(Msg::HogStopped { at, by });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn victim_thread(
+    victim: u32,
+    cpu: u32,
+    attr: SchedAttr,
+    linger: Duration,
+    deadline: MonoTime,
+    shared: &Shared,
+    tx: &SyncSender<Msg>,
+    go: &Go,
+) {
+    let what = format!("victim {victim}");
+    let attr = match take_place(cpu, &attr, &what) {
+        Ok(attr) => attr,
+        Err(why) => {
+            let _ = tx.send(Msg::SetupFailed(why));
+            return;
+        }
+    };
+    let tid = gettid();
+    let _ = tx.send(Msg::VictimReady { victim, tid, attr });
+    if let Ok(Some((_, runnable_at))) = go.recv() {
+        sleep_until(runnable_at.min(deadline));
+        // First thing after waking: this instant is what the wait is measured to. Keep the
+        // work from here cheap, a boost may lend only microseconds at a time.
+        let ran_at = now();
+        shared.ran_at[victim as usize].store(ran_at.0, Ordering::Release);
+        let attr = sched_getattr(0).ok();
+        let _ = tx.send(Msg::VictimRan {
+            victim,
+            tid,
+            ran_at,
+            attr,
+        });
+        if !shared.hog_stopped.load(Ordering::Acquire) && !shared.signalled.load(Ordering::Relaxed)
+        {
+            // One uninterrupted sleep: waking up early would make the victim runnable again
+            // and stalld would see a fresh starvation.
+            sleep_until(ran_at.after(linger).min(deadline));
+        }
+    }
+    let _ = tx.send(Msg::VictimExited);
+}

@@ -1,0 +1,526 @@
+//! The end-to-end test harness shared by every `tests/e2e_*.rs` file (`mod common;`).
+//!
+//! It owns the rules that keep starvation tests safe on a shared machine: one starvation at a
+//! time ([`StarvationLock`], an flock other engineers' runs take too), `sched_rt_runtime_us`
+//! restored whatever happens ([`RtRuntimeGuard`]), every child bounded by `timeout` and killed
+//! when its handle drops ([`Starver`] for `stalld-starve`, [`Daemon`] for `stalld`), and a loud
+//! skip without root that becomes a failure under CI ([`require_root_or_skip`]).
+
+// Each test file uses its own subset of the harness.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use stalld::sys::{self, policy_name, sched_getattr, SchedAttr};
+use stalld::task::Pid;
+
+pub const STARVATION_LOCK: &str = "/tmp/stalld-starvation.lock";
+pub const RT_RUNTIME: &str = "/proc/sys/kernel/sched_rt_runtime_us";
+
+/// How long a child may live past what the test expects before `timeout` ends it anyway.
+const STARVER_GRACE: Duration = Duration::from_secs(10);
+const DAEMON_BOUND: Duration = Duration::from_secs(300);
+/// Between SIGTERM and SIGKILL when a handle is dropped with its child still running.
+const KILL_AFTER: Duration = Duration::from_secs(3);
+
+pub fn is_root() -> bool {
+    sys::is_root()
+}
+
+/// True when the test may go on. Without root it says so loudly on stderr and returns false,
+/// except under CI (`CI` set), where a skipped end-to-end test would hide a broken set-up.
+pub fn require_root_or_skip(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} needs root, and CI is set: end-to-end tests must run in CI");
+    }
+    // Straight to fd 2: libtest captures eprintln! of passing tests, and a skip must show.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test} needs root");
+    false
+}
+
+/// The machine-wide exclusive flock that serialises starvation runs, held until dropped.
+pub struct StarvationLock {
+    _file: File,
+}
+
+impl StarvationLock {
+    /// Blocks until no other starvation run (ours or another engineer's) holds the lock.
+    pub fn acquire() -> StarvationLock {
+        // flock needs no write access: read-only lets a non-root test share root's lock file.
+        let file = File::open(STARVATION_LOCK)
+            .or_else(|_| {
+                File::options()
+                    .create(true)
+                    .append(true)
+                    .open(STARVATION_LOCK)
+            })
+            .unwrap_or_else(|err| panic!("opening {STARVATION_LOCK}: {err}"));
+        if file.try_lock().is_err() {
+            eprintln!("waiting for {STARVATION_LOCK}: another starvation run is in progress");
+            file.lock()
+                .unwrap_or_else(|err| panic!("flock {STARVATION_LOCK}: {err}"));
+        }
+        StarvationLock { _file: file }
+    }
+}
+
+pub fn read_rt_runtime() -> i64 {
+    let text = std::fs::read_to_string(RT_RUNTIME)
+        .unwrap_or_else(|err| panic!("reading {RT_RUNTIME}: {err}"));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|err| panic!("{RT_RUNTIME} holds {text:?}: {err}"))
+}
+
+/// Saves `sched_rt_runtime_us` when created and puts it back when dropped, also when the test
+/// panics, so a killed tool or daemon cannot leave RT throttling off.
+pub struct RtRuntimeGuard {
+    saved: i64,
+}
+
+impl RtRuntimeGuard {
+    pub fn save() -> RtRuntimeGuard {
+        RtRuntimeGuard {
+            saved: read_rt_runtime(),
+        }
+    }
+
+    pub fn saved(&self) -> i64 {
+        self.saved
+    }
+}
+
+impl Drop for RtRuntimeGuard {
+    fn drop(&mut self) {
+        // Written only when changed, so that a test without root can hold the guard too.
+        if std::fs::read_to_string(RT_RUNTIME).is_ok_and(|now| now.trim() != self.saved.to_string())
+        {
+            if let Err(err) = std::fs::write(RT_RUNTIME, self.saved.to_string()) {
+                eprintln!("could not restore {RT_RUNTIME} to {}: {err}", self.saved);
+            }
+        }
+    }
+}
+
+/// Everything a starvation test holds for its whole life: the lock, then the saved value.
+/// Fields drop in order, so the value is restored before the next run may start.
+pub struct StarvationSession {
+    pub rt_runtime: RtRuntimeGuard,
+    pub lock: StarvationLock,
+}
+
+impl StarvationSession {
+    /// `None` when the test is skipped for want of root (see [`require_root_or_skip`]).
+    pub fn begin(test: &str) -> Option<StarvationSession> {
+        if !require_root_or_skip(test) {
+            return None;
+        }
+        let lock = StarvationLock::acquire();
+        // Saved under the lock: no other run can have changed it in the meantime.
+        Some(StarvationSession {
+            rt_runtime: RtRuntimeGuard::save(),
+            lock,
+        })
+    }
+}
+
+pub fn sched_attr_of(pid: Pid) -> SchedAttr {
+    sched_getattr(pid).unwrap_or_else(|err| panic!("sched_getattr({pid}): {err}"))
+}
+
+/// A thread's policy name (as `stalld::sys::policy_name` spells it) and RT priority.
+pub fn policy_of(pid: Pid) -> (String, u32) {
+    let attr = sched_attr_of(pid);
+    (policy_name(attr.policy).to_owned(), attr.rt_priority)
+}
+
+/// Processes named `stalld-starve` still alive: after a test there must be none, since every
+/// run holds the lock we hold.
+pub fn starvers_left() -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<Pid>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "stalld-starve")
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Default)]
+struct Output {
+    lines: Vec<(Stream, String)>,
+    /// Readers still running; 0 means the child closed both streams.
+    open_streams: usize,
+}
+
+type SharedOutput = Arc<(Mutex<Output>, Condvar)>;
+
+/// A child run under `timeout` whose stdout and stderr lines are collected as they come.
+/// Dropping it ends the child: SIGTERM (which `timeout` forwards), then SIGKILL to the group.
+pub struct Supervised {
+    child: Child,
+    what: String,
+    output: SharedOutput,
+}
+
+impl Supervised {
+    pub fn spawn(program: &str, args: &[&str], bound: Duration) -> Supervised {
+        let mut command = Command::new("timeout");
+        command
+            .arg("--kill-after")
+            .arg(format!("{}s", KILL_AFTER.as_secs()))
+            .arg(format!("{}s", bound.as_secs_f64()))
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let what = format!("{program} {}", args.join(" "));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|err| panic!("starting timeout {what}: {err}"));
+        let output: SharedOutput = Arc::new((Mutex::new(Output::default()), Condvar::new()));
+        // Detached: they end when the pipes close, which a forked daemon may delay.
+        Self::reader(
+            child.stdout.take().expect("piped"),
+            Stream::Stdout,
+            Arc::clone(&output),
+        );
+        Self::reader(
+            child.stderr.take().expect("piped"),
+            Stream::Stderr,
+            Arc::clone(&output),
+        );
+        Supervised {
+            child,
+            what,
+            output,
+        }
+    }
+
+    fn reader(stream: impl Read + Send + 'static, which: Stream, output: SharedOutput) {
+        output.0.lock().unwrap().open_streams += 1;
+        thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let (lock, changed) = &*output;
+                lock.lock().unwrap().lines.push((which, line));
+                changed.notify_all();
+            }
+            let (lock, changed) = &*output;
+            lock.lock().unwrap().open_streams -= 1;
+            changed.notify_all();
+        });
+    }
+
+    /// The pid of `timeout`, the process signals go to (it forwards them to the program).
+    pub fn pid(&self) -> Pid {
+        self.child.id() as Pid
+    }
+
+    /// The pid of the supervised program itself (the child of `timeout`), once it runs.
+    pub fn program_pid(&self) -> Pid {
+        let children = format!("/proc/{0}/task/{0}/children", self.pid());
+        for _ in 0..100 {
+            let first = std::fs::read_to_string(&children)
+                .ok()
+                .and_then(|text| text.split_ascii_whitespace().next()?.parse().ok());
+            if let Some(pid) = first {
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{} has no child process", self.pid());
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.output
+            .0
+            .lock()
+            .unwrap()
+            .lines
+            .iter()
+            .map(|(_, line)| line.clone())
+            .collect()
+    }
+
+    pub fn lines_of(&self, stream: Stream) -> Vec<String> {
+        let output = self.output.0.lock().unwrap();
+        output
+            .lines
+            .iter()
+            .filter(|(s, _)| *s == stream)
+            .map(|(_, line)| line.clone())
+            .collect()
+    }
+
+    /// Calls `found` (under the output lock: it must not call back into this handle) on the
+    /// lines collected so far, then again whenever more arrive, until it
+    /// returns `Some`, the child has closed its output, or `timeout` passes.
+    pub fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        mut found: impl FnMut(&[(Stream, String)]) -> Option<T>,
+    ) -> Option<T> {
+        let end = Instant::now() + timeout;
+        let (lock, changed) = &*self.output;
+        let mut output = lock.lock().unwrap();
+        loop {
+            if let Some(result) = found(&output.lines) {
+                return Some(result);
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if output.open_streams == 0 || left.is_zero() {
+                return None;
+            }
+            output = changed.wait_timeout(output, left).unwrap().0;
+        }
+    }
+
+    pub fn wait_for_line(
+        &self,
+        timeout: Duration,
+        predicate: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        self.wait_until(timeout, |lines| {
+            lines.iter().map(|(_, l)| l).find(|l| predicate(l)).cloned()
+        })
+    }
+
+    pub fn signal(&self, signal: i32) {
+        if let Err(err) = sys::kill(self.pid(), signal) {
+            // Already reaped or gone: nothing left to signal.
+            if err.raw_os_error() != Some(libc::ESRCH) {
+                panic!("kill({}, {signal}): {err}", self.pid());
+            }
+        }
+    }
+
+    /// Waits at most `timeout` for the child to exit; `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    // Collect the last lines. Bounded: a daemon that forked may keep the pipes.
+                    self.wait_until(Duration::from_secs(1), |_| None::<()>);
+                    return Some(status);
+                }
+                Ok(None) if Instant::now() < end => thread::sleep(Duration::from_millis(10)),
+                Ok(None) => return None,
+                Err(err) => panic!("waiting for {}: {err}", self.what),
+            }
+        }
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        self.signal(libc::SIGTERM);
+        self.wait_exit(timeout)
+    }
+
+    /// Everything the child printed, for assertion messages.
+    pub fn transcript(&self) -> String {
+        let output = self.output.0.lock().unwrap();
+        let mut text = format!("--- output of {} ---\n", self.what);
+        for (stream, line) in &output.lines {
+            text.push_str(if *stream == Stream::Stderr {
+                "[err] "
+            } else {
+                "[out] "
+            });
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if self.terminate(KILL_AFTER).is_none() {
+            // `timeout` made itself a process-group leader: this reaches the program too.
+            let _ = sys::kill(-self.pid(), libc::SIGKILL);
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A running `stalld-starve`, its JSON events parsed as they arrive.
+pub struct Starver {
+    pub process: Supervised,
+    /// Indexes (among stdout lines) of the events `wait_event` has already handed out.
+    taken: Mutex<Vec<usize>>,
+}
+
+impl Starver {
+    /// Runs `stalld-starve` with `args` under `timeout` (its `--duration` plus a grace period).
+    pub fn spawn(args: &[&str]) -> Starver {
+        let duration = args
+            .iter()
+            .position(|a| *a == "--duration")
+            .and_then(|i| args.get(i + 1)?.parse::<f64>().ok())
+            .unwrap_or(30.0);
+        let bound = Duration::from_secs_f64(duration.clamp(0.0, 3600.0)) + STARVER_GRACE;
+        Starver {
+            process: Supervised::spawn(env!("CARGO_BIN_EXE_stalld-starve"), args, bound),
+            taken: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn parse(lines: &[(Stream, String)]) -> impl Iterator<Item = (usize, Value)> + '_ {
+        lines
+            .iter()
+            .filter(|(stream, _)| *stream == Stream::Stdout)
+            .enumerate()
+            .filter_map(|(i, (_, line))| Some((i, serde_json::from_str::<Value>(line).ok()?)))
+    }
+
+    /// Every event printed so far.
+    pub fn events(&self) -> Vec<Value> {
+        self.process
+            .wait_until(Duration::ZERO, |lines| {
+                Some(Self::parse(lines).map(|(_, v)| v).collect())
+            })
+            .unwrap()
+    }
+
+    /// The next event of `kind` that no earlier call returned, waiting up to `timeout`.
+    pub fn try_wait_event(&self, kind: &str, timeout: Duration) -> Option<Value> {
+        self.try_wait_any(&[kind], timeout)
+    }
+
+    /// The next unreturned event of any of `kinds` (e.g. a victim's outcome, ran or starved).
+    pub fn try_wait_any(&self, kinds: &[&str], timeout: Duration) -> Option<Value> {
+        let mut taken = self.taken.lock().unwrap();
+        let (index, event) = self.process.wait_until(timeout, |lines| {
+            Self::parse(lines)
+                .find(|(i, event)| kinds.iter().any(|k| event["event"] == *k) && !taken.contains(i))
+        })?;
+        taken.push(index);
+        Some(event)
+    }
+
+    /// Like [`Starver::try_wait_event`], but a missing event fails the test with the transcript.
+    pub fn wait_event(&self, kind: &str, timeout: Duration) -> Value {
+        self.try_wait_event(kind, timeout).unwrap_or_else(|| {
+            panic!(
+                "no {kind:?} event within {timeout:?}\n{}",
+                self.process.transcript()
+            )
+        })
+    }
+
+    /// The victims' thread ids, from the `started` event (waited for up to 10 s).
+    pub fn victim_pids(&self) -> Vec<Pid> {
+        let started = self
+            .process
+            .wait_until(Duration::from_secs(10), |lines| {
+                Self::parse(lines)
+                    .map(|(_, v)| v)
+                    .find(|v| v["event"] == "started")
+            })
+            .unwrap_or_else(|| {
+                panic!("stalld-starve never started\n{}", self.process.transcript())
+            });
+        started["victims"]
+            .as_array()
+            .expect("victims list")
+            .iter()
+            .map(|v| v.as_i64().expect("pid") as Pid)
+            .collect()
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.process.wait_exit(timeout)
+    }
+
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.process.terminate(timeout)
+    }
+}
+
+/// A running `stalld` (or, for checking the harness itself, any program).
+pub struct Daemon {
+    pub process: Supervised,
+}
+
+impl Daemon {
+    /// Runs the built `stalld` with `args`, bounded by `timeout` at five minutes.
+    pub fn spawn(args: &[&str]) -> Daemon {
+        Daemon::spawn_program(env!("CARGO_BIN_EXE_stalld"), args)
+    }
+
+    pub fn spawn_program(program: &str, args: &[&str]) -> Daemon {
+        Daemon {
+            process: Supervised::spawn(program, args, DAEMON_BOUND),
+        }
+    }
+
+    /// Runs `stalld` with `args` to its end (e.g. a usage error): exit status and all lines.
+    pub fn run(args: &[&str], timeout: Duration) -> (ExitStatus, Vec<String>) {
+        let mut daemon = Daemon::spawn(args);
+        let status = daemon.wait_exit(timeout).unwrap_or_else(|| {
+            panic!(
+                "stalld still running after {timeout:?}\n{}",
+                daemon.process.transcript()
+            )
+        });
+        (status, daemon.lines())
+    }
+
+    /// The first line, stdout or stderr, that satisfies `predicate`, waiting up to `timeout`.
+    pub fn wait_for_line(
+        &self,
+        predicate: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> Option<String> {
+        self.process.wait_for_line(timeout, predicate)
+    }
+
+    pub fn wait_for_regex(&self, pattern: &str, timeout: Duration) -> Option<String> {
+        let re =
+            regex::Regex::new(pattern).unwrap_or_else(|err| panic!("bad regex {pattern:?}: {err}"));
+        self.wait_for_line(|line| re.is_match(line), timeout)
+    }
+
+    /// Stdout and stderr lines in the order they were read.
+    pub fn lines(&self) -> Vec<String> {
+        self.process.lines()
+    }
+
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.process.lines_of(Stream::Stderr)
+    }
+
+    /// SIGTERM, then up to 10 s for the exit status (`None`: still running).
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        self.process.terminate(Duration::from_secs(10))
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.process.wait_exit(timeout)
+    }
+}

@@ -1,0 +1,252 @@
+//! End-to-end tests of the `stalld` binary against real starvation, as root: a SCHED_FIFO
+//! victim pinned behind a SCHED_FIFO hog on the last CPU (made by `stalld-starve`), and the
+//! daemon detecting it, boosting it, and putting everything back. Every scenario runs once per
+//! backend. The command-line checks need no root.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{policy_of, read_rt_runtime, Daemon, StarvationSession, Starver};
+use serde_json::Value;
+use stalld::cpuset::configured_cpus;
+
+const LINE_WAIT: Duration = Duration::from_secs(15);
+
+fn last_cpu() -> String {
+    (configured_cpus() - 1).to_string()
+}
+
+/// Starts the daemon and waits until it has chosen its backend, so that it sees the starvation
+/// from the start.
+fn start_daemon(backend: &str, extra: &[&str]) -> Daemon {
+    let mut args = vec!["-f", "-v", "-b", backend];
+    args.extend_from_slice(extra);
+    let daemon = Daemon::spawn(&args);
+    let ready = format!("using {backend} backend");
+    daemon
+        .wait_for_line(|line| line.contains(&ready), LINE_WAIT)
+        .unwrap_or_else(|| panic!("daemon did not start: {:?}", daemon.lines()));
+    daemon
+}
+
+fn victim(starver: &Starver) -> i32 {
+    let pids = starver.victim_pids();
+    assert_eq!(pids.len(), 1, "one victim expected");
+    pids[0]
+}
+
+fn starved_line(daemon: &Daemon, pid: i32, timeout: Duration) -> Option<String> {
+    let needle = format!("-{pid} starved on CPU ");
+    daemon.wait_for_line(|line| line.contains(&needle), timeout)
+}
+
+fn boosted_line(daemon: &Daemon, pid: i32, timeout: Duration) -> Option<String> {
+    let needle = format!("boosted pid {pid} (");
+    daemon.wait_for_line(
+        |line| line.contains(&needle) && line.contains("using SCHED_DEADLINE"),
+        timeout,
+    )
+}
+
+fn wait_s(event: &Value) -> f64 {
+    event["wait_s"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no wait_s in {event}"))
+}
+
+fn boosts_and_restores_a_starving_victim(backend: &str) {
+    let Some(_session) = StarvationSession::begin("boosts_and_restores_a_starving_victim") else {
+        return;
+    };
+    let (threshold, granularity) = (3.0, 1.0);
+    let cpu = last_cpu();
+    let mut daemon = start_daemon(backend, &["-t", "3", "-g", "1", "-d", "1", "-c", &cpu]);
+    let starver = Starver::spawn(&["--duration", "20", "--linger", "3"]);
+    let pid = victim(&starver);
+    assert_eq!(policy_of(pid), ("SCHED_FIFO".to_owned(), 5));
+
+    let ran = starver.wait_event("victim_ran", LINE_WAIT);
+    let waited = wait_s(&ran);
+    assert!(
+        waited >= threshold - 0.05 && waited <= threshold + granularity + 1.0,
+        "victim waited {waited} s; expected about the {threshold} s threshold\n{:?}",
+        daemon.lines()
+    );
+    assert_eq!(ran["policy_when_ran"], "SCHED_DEADLINE", "{ran}");
+    let starved = starved_line(&daemon, pid, LINE_WAIT).expect("no starved line for the victim");
+    assert!(
+        starved.contains(&format!("victim0-{pid} starved on CPU {cpu} for ")),
+        "{starved}"
+    );
+    boosted_line(&daemon, pid, LINE_WAIT).expect("no boosted line for the victim");
+
+    // The boost lasts -d 1: afterwards the victim is exactly what it was.
+    daemon
+        .wait_for_line(
+            |l| l.contains(&format!("restored pid {pid} to SCHED_FIFO")),
+            LINE_WAIT,
+        )
+        .expect("no restore line");
+    assert_eq!(policy_of(pid), ("SCHED_FIFO".to_owned(), 5));
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+}
+
+fn log_only_reports_and_boosts_nothing(backend: &str) {
+    let Some(_session) = StarvationSession::begin("log_only_reports_and_boosts_nothing") else {
+        return;
+    };
+    let cpu = last_cpu();
+    let mut daemon = start_daemon(
+        backend,
+        &["-l", "-t", "2", "-g", "1", "-d", "1", "-c", &cpu],
+    );
+    let starver = Starver::spawn(&["--duration", "5"]);
+    let pid = victim(&starver);
+    starved_line(&daemon, pid, LINE_WAIT).expect("no starved line in log-only mode");
+    let end = starver.wait_event("victim_starved", LINE_WAIT);
+    assert!(end["waited_s"].as_f64().unwrap() > 4.0, "{end}");
+    assert!(
+        !daemon.lines().iter().any(|l| l.contains("boosted pid")),
+        "{:?}",
+        daemon.lines()
+    );
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+}
+
+fn other_cpus_do_not_see_the_victim(backend: &str) {
+    let Some(_session) = StarvationSession::begin("other_cpus_do_not_see_the_victim") else {
+        return;
+    };
+    let mut daemon = start_daemon(backend, &["-t", "2", "-g", "1", "-d", "1", "-c", "0"]);
+    let starver = Starver::spawn(&["--duration", "5"]);
+    let pid = victim(&starver);
+    starver.wait_event("victim_starved", LINE_WAIT);
+    let needle = format!("-{pid} ");
+    assert!(
+        !daemon.lines().iter().any(|l| l.contains(&needle)),
+        "the victim was seen although its CPU is not monitored: {:?}",
+        daemon.lines()
+    );
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+}
+
+fn sigterm_restores_boosted_tasks_and_rt_throttling(backend: &str) {
+    let Some(session) =
+        StarvationSession::begin("sigterm_restores_boosted_tasks_and_rt_throttling")
+    else {
+        return;
+    };
+    let cpu = last_cpu();
+    // The daemon starts first, so it is the one that turns RT throttling off.
+    let mut daemon = start_daemon(backend, &["-t", "2", "-g", "1", "-d", "2", "-c", &cpu]);
+    assert_eq!(read_rt_runtime(), -1);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", "8"]);
+    let pid = victim(&starver);
+    boosted_line(&daemon, pid, LINE_WAIT).expect("victim not boosted");
+    assert_eq!(
+        daemon.terminate().map(|s| s.code()),
+        Some(Some(0)),
+        "{:?}",
+        daemon.lines()
+    );
+    assert_eq!(
+        policy_of(pid),
+        ("SCHED_FIFO".to_owned(), 5),
+        "{:?}",
+        daemon.lines()
+    );
+    assert_eq!(
+        read_rt_runtime(),
+        session.rt_runtime.saved(),
+        "RT throttling not restored"
+    );
+    assert!(daemon
+        .lines()
+        .iter()
+        .any(|l| l.contains("stalld shutting down")));
+}
+
+fn sigkill_leaves_nothing_boosted(backend: &str) {
+    let Some(session) = StarvationSession::begin("sigkill_leaves_nothing_boosted") else {
+        return;
+    };
+    let cpu = last_cpu();
+    let daemon = start_daemon(backend, &["-t", "2", "-g", "1", "-d", "5", "-c", &cpu]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", "8"]);
+    let pid = victim(&starver);
+    boosted_line(&daemon, pid, LINE_WAIT).expect("victim not boosted");
+    assert_eq!(policy_of(pid).0, "SCHED_DEADLINE");
+    daemon.process.signal(libc::SIGKILL);
+    // The guardian notices the daemon is gone and undoes its changes.
+    let restored = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        policy_of(pid) == ("SCHED_FIFO".to_owned(), 5)
+            && read_rt_runtime() == session.rt_runtime.saved()
+    });
+    assert!(
+        restored,
+        "after SIGKILL: victim {:?}, rt runtime {}",
+        policy_of(pid),
+        read_rt_runtime()
+    );
+}
+
+macro_rules! for_each_backend {
+    ($($scenario:ident),* $(,)?) => {
+        mod sched_debug {
+            $( #[test] fn $scenario() { super::$scenario("sched_debug") } )*
+        }
+    };
+}
+
+for_each_backend!(
+    boosts_and_restores_a_starving_victim,
+    log_only_reports_and_boosts_nothing,
+    other_cpus_do_not_see_the_victim,
+    sigterm_restores_boosted_tasks_and_rt_throttling,
+    sigkill_leaves_nothing_boosted,
+);
+
+#[test]
+fn bad_options_exit_22_with_upstreams_message() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["-t", "0"],
+            "starving_threshold should be at least 1 second",
+        ),
+        (&["-p", "1"], "boost_period should be at least 200 ms"),
+        (&["-r", "5"], "boost_runtime should be at least 8 us"),
+        (&["--no-such-option"], "Invalid option"),
+        (&["-z"], "Invalid option"),
+        (
+            &["-t", "2"],
+            "the boost duration cannot be longer than the starving threshold",
+        ),
+    ];
+    for (args, message) in cases {
+        let (status, lines) = Daemon::run(args, Duration::from_secs(10));
+        assert_eq!(status.code(), Some(22), "{args:?}: {lines:?}");
+        assert!(
+            lines.iter().any(|l| l.trim_end() == message.trim_end()),
+            "{args:?}: {lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("usage: stalld")),
+            "{args:?}: {lines:?}"
+        );
+    }
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let (status, lines) = Daemon::run(&["-h"], Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        lines.iter().any(|l| l.contains("stalld version: ")),
+        "{lines:?}"
+    );
+    let (status, lines) = Daemon::run(&["--version"], Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(lines, vec![env!("CARGO_PKG_VERSION").to_string()]);
+}
