@@ -276,12 +276,27 @@ boot() {
 	set -e
 	end=$(date +%s.%N)
 	wall=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+	local console_rc
+	console_rc=$(tr -d '\r' <"$log" | sed -n 's/^=== RESULT rc=\([0-9]*\)$/\1/p' | tail -n 1)
 	case "$rc" in
 	1) status="guest rc 0" ;;
 	124 | 137) status="timed out after ${BOOT_TIMEOUT} s" ;;
-	0) status="guest powered off without reporting (panic?)" ;;
+	0)
+		# Lockdown (integrity and up) refuses ioperm(), so qexit cannot report: the guest
+		# then powers off, and its /init's console line is the only word on the result.
+		if [ -n "$console_rc" ] && grep -q '^qexit: ioperm: Operation not permitted' "$log"; then
+			status="guest rc $console_rc (console; lockdown refuses ioperm)"
+			[ "$console_rc" = 0 ] && rc=1
+		else
+			status="guest powered off without reporting (panic?)"
+		fi
+		;;
 	*) if [ $((rc % 2)) -eq 1 ]; then status="guest rc $((rc >> 1))"; else status="qemu rc $rc"; fi ;;
 	esac
+	if [ "$rc" = 1 ] && [ "$console_rc" != 0 ]; then
+		status="$status, but the console says rc=${console_rc:-nothing}"
+		rc=2
+	fi
 	mapfile -t lines < <(tr -d '\r' <"$log" | sed -n 's/^KMATRIX //p')
 	# Lines the guest never printed are failures too.
 	local backend seen line
