@@ -1,0 +1,76 @@
+//! Loads the queue_track backend and keeps it attached, for measuring its cost and looking at
+//! what it sees: `queue_track_load [CPUS] [SECONDS] [--print] [--verbose]`.
+//!
+//! CPUS defaults to all; SECONDS to 10. With `--print` a snapshot is printed every second.
+//! On exit the run time per program is printed (non-zero only with kernel.bpf_stats_enabled=1).
+
+#[cfg(not(feature = "bpf"))]
+fn main() {
+    eprintln!("queue_track_load: built without the `bpf` feature");
+    std::process::exit(2);
+}
+
+#[cfg(feature = "bpf")]
+fn main() -> anyhow::Result<()> {
+    with_bpf::main()
+}
+
+#[cfg(feature = "bpf")]
+mod with_bpf {
+    use std::time::{Duration, Instant};
+
+    use stalld::backend::queue_track::{set_libbpf_verbose, QueueTrack};
+    use stalld::backend::Backend;
+    use stalld::cpuset::{configured_cpus, CpuSet};
+
+    pub fn main() -> anyhow::Result<()> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let flag = |name: &str| args.iter().any(|a| a == name);
+        let mut positional = args.iter().filter(|a| !a.starts_with("--"));
+        let cpus = match positional.next() {
+            Some(list) if list != "all" => CpuSet::parse_list(list, configured_cpus())
+                .ok_or_else(|| anyhow::anyhow!("bad CPU list {list}"))?,
+            _ => CpuSet::first_n(configured_cpus()),
+        };
+        let seconds: u64 = positional.next().map_or(Ok(10), |s| s.parse())?;
+        set_libbpf_verbose(flag("--verbose"));
+
+        let started = Instant::now();
+        let mut backend = QueueTrack::new(cpus)?;
+        eprintln!("loaded in {:?}", started.elapsed());
+        let mut snapshot = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        while Instant::now() < deadline {
+            if flag("--print") {
+                let began = Instant::now();
+                backend.snapshot(&mut snapshot)?;
+                let took = began.elapsed();
+                let now = stalld::clock::now();
+                for rq in &snapshot {
+                    println!("cpu {} current {:?} ({took:?})", rq.cpu, rq.current);
+                    for task in &rq.waiting {
+                        let waited = task.queued_at.map(|at| now.saturating_since(at));
+                        println!(
+                            "  {}-{} tgid {:?} prio {} switches {} waited {waited:?}",
+                            task.comm, task.pid, task.tgid, task.prio, task.switches
+                        );
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_secs(1).min(deadline - Instant::now().min(deadline)));
+        }
+
+        for info in libbpf_rs::query::ProgInfoIter::default() {
+            let name = info.name.to_string_lossy();
+            if name.starts_with("qt_") && info.run_cnt > 0 {
+                println!(
+                    "{name:<16} run_cnt {:>10} run_time_ns {:>12} avg_ns {:>6.1}",
+                    info.run_cnt,
+                    info.run_time_ns,
+                    info.run_time_ns as f64 / info.run_cnt as f64
+                );
+            }
+        }
+        Ok(())
+    }
+}

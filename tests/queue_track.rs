@@ -1,0 +1,420 @@
+//! The queue_track backend against real starvation: a SCHED_FIFO hog on the last CPU and
+//! SCHED_FIFO victims queued behind it, with the BPF programs really loaded (root only).
+//!
+//! Safety rules every test here follows: hogs only on the last CPU (never CPU 0), each bounded
+//! by an in-loop deadline, `sched_rt_runtime_us` restored by a guard, and the machine-wide
+//! starvation flock held for the whole test (other starvation runs take it too).
+#![cfg(feature = "bpf")]
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use stalld::backend::queue_track::QueueTrack;
+use stalld::backend::Backend;
+use stalld::clock;
+use stalld::cpuset::{configured_cpus, CpuSet};
+use stalld::sys::{self, SchedAttr, SCHED_FIFO};
+use stalld::task::{MonoTime, Pid, RunQueue, WaitingTask};
+
+const STARVATION_LOCK: &str = "/tmp/stalld-starvation.lock";
+const RT_RUNTIME: &str = "/proc/sys/kernel/sched_rt_runtime_us";
+/// No hog spins longer than this, whatever happens to the test.
+const HOG_BOUND: Duration = Duration::from_secs(3);
+/// How far a stamp may trail the event that queued the task: a wakeup IPI and the tracepoint.
+const STAMP_SLACK: Duration = Duration::from_millis(5);
+
+/// Everything a starvation test holds for its duration, released in reverse order.
+struct Starvation {
+    last_cpu: u32,
+    _rt: RtRuntimeGuard,
+    _lock: File,
+}
+
+/// `None` (after saying why) when the test cannot run here.
+fn starvation(test: &str) -> Option<Starvation> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test} needs root, and CI is set: BPF must really be loaded in CI"
+        );
+        // Straight to fd 2: libtest captures the output of passing tests, and a skip must show.
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {test} needs root (loads BPF)");
+        return None;
+    }
+    let cpus = configured_cpus();
+    if cpus < 2 {
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {test} needs two CPUs");
+        return None;
+    }
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(STARVATION_LOCK)
+        .expect("open the starvation lock");
+    // SAFETY: flock on a descriptor we own; blocks until no other starvation run holds it.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let rt = RtRuntimeGuard::unthrottle();
+    // The test thread itself must never queue behind the hog.
+    sys::set_affinity(0, &CpuSet::first_n(cpus - 1)).expect("keep the test off the last CPU");
+    Some(Starvation {
+        last_cpu: cpus - 1,
+        _rt: rt,
+        _lock: lock,
+    })
+}
+
+/// Turns RT throttling off (so the hog really starves the victim) and restores it on drop.
+struct RtRuntimeGuard {
+    saved: String,
+}
+
+impl RtRuntimeGuard {
+    fn unthrottle() -> RtRuntimeGuard {
+        let saved = std::fs::read_to_string(RT_RUNTIME).expect("read sched_rt_runtime_us");
+        std::fs::write(RT_RUNTIME, "-1").expect("write sched_rt_runtime_us");
+        RtRuntimeGuard { saved }
+    }
+}
+
+impl Drop for RtRuntimeGuard {
+    fn drop(&mut self) {
+        if let Err(err) = std::fs::write(RT_RUNTIME, self.saved.trim()) {
+            eprintln!(
+                "could not restore {RT_RUNTIME} to {}: {err}",
+                self.saved.trim()
+            );
+        }
+    }
+}
+
+fn fifo(prio: u32) -> SchedAttr {
+    SchedAttr {
+        rt_priority: prio,
+        ..SchedAttr::new(SCHED_FIFO)
+    }
+}
+
+fn only(cpu: u32) -> CpuSet {
+    CpuSet::parse_list(&cpu.to_string(), cpu + 1).expect("one CPU")
+}
+
+/// A SCHED_FIFO 10 busy loop on `cpu` until dropped or [`HOG_BOUND`] passes.
+struct Hog {
+    tid: Pid,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Hog {
+    fn start(cpu: u32) -> Hog {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let flag = Arc::clone(&stop);
+        let thread = thread::spawn(move || {
+            let deadline = Instant::now() + HOG_BOUND;
+            sys::set_affinity(0, &only(cpu)).expect("pin the hog");
+            sys::sched_setattr(0, &fifo(10)).expect("make the hog SCHED_FIFO");
+            tx.send(sys::gettid()).expect("report the hog");
+            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+                std::hint::spin_loop();
+            }
+        });
+        let tid = rx.recv().expect("the hog started");
+        Hog {
+            tid,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A thread pinned to `cpu` as SCHED_FIFO 5 that sleeps until `wake_at`, then returns.
+fn sleeper(cpu: u32, wake_at: MonoTime) -> (Pid, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let thread = thread::spawn(move || {
+        sys::set_affinity(0, &only(cpu)).expect("pin the victim");
+        sys::sched_setattr(0, &fifo(5)).expect("make the victim SCHED_FIFO");
+        tx.send(sys::gettid()).expect("report the victim");
+        sys::sleep_until(wake_at);
+    });
+    (rx.recv().expect("the victim started"), thread)
+}
+
+fn snapshot(backend: &mut QueueTrack) -> Vec<RunQueue> {
+    let mut out = Vec::new();
+    backend.snapshot(&mut out).expect("snapshot");
+    out
+}
+
+fn find(snapshot: &[RunQueue], pid: Pid) -> Option<(u32, WaitingTask)> {
+    snapshot.iter().find_map(|rq| {
+        rq.waiting
+            .iter()
+            .find(|task| task.pid == pid)
+            .map(|task| (rq.cpu, *task))
+    })
+}
+
+fn queued_at(task: &WaitingTask) -> MonoTime {
+    task.queued_at
+        .expect("queue_track knows when every task was queued")
+}
+
+fn assert_between(what: &str, at: MonoTime, from: MonoTime, to: MonoTime) {
+    assert!(
+        from <= at && at <= to,
+        "{what}: {} ns is not within [{}, {}] (from + {:?})",
+        at.0,
+        from.0,
+        to.0,
+        at.saturating_since(from)
+    );
+}
+
+#[test]
+fn waiting_task_is_stamped_when_it_became_runnable() {
+    let Some(starve) = starvation("waiting_task_is_stamped_when_it_became_runnable") else {
+        return;
+    };
+    let cpu = starve.last_cpu;
+    let mut backend = QueueTrack::new(only(cpu)).expect("load queue_track");
+    assert_eq!(backend.name(), "queue_track");
+    assert!(backend.knows_queue_times());
+
+    let wake_at = clock::now().after(Duration::from_millis(300));
+    // The victim is set up before the hog so it does not starve while starting.
+    let (victim, victim_thread) = sleeper(cpu, wake_at);
+    let hog = Hog::start(cpu);
+    assert!(clock::now() < wake_at, "set-up too slow for the test");
+    sys::sleep_until(wake_at.after(Duration::from_millis(300)));
+
+    let seen = snapshot(&mut backend);
+    let hog_tid = hog.tid;
+    drop(hog);
+    victim_thread.join().expect("victim");
+
+    assert_eq!(seen.len(), 1, "one run queue per monitored CPU: {seen:?}");
+    assert_eq!(seen[0].cpu, cpu);
+    assert_eq!(
+        seen[0].current,
+        Some(hog_tid),
+        "the hog is current on CPU {cpu}"
+    );
+    let (on, task) =
+        find(&seen, victim).unwrap_or_else(|| panic!("victim {victim} not in {seen:?}"));
+    assert_eq!(on, cpu);
+    assert_eq!(task.tgid, Some(std::process::id() as Pid));
+    assert_eq!(task.prio, 99 - 5, "kernel prio of SCHED_FIFO 5");
+    eprintln!(
+        "victim queued {:?} after its wake time",
+        queued_at(&task).saturating_since(wake_at)
+    );
+    assert_between(
+        "victim queued_at",
+        queued_at(&task),
+        wake_at,
+        wake_at.after(STAMP_SLACK),
+    );
+}
+
+#[test]
+fn task_waiting_before_load_is_seeded_at_first_scan() {
+    let Some(starve) = starvation("task_waiting_before_load_is_seeded_at_first_scan") else {
+        return;
+    };
+    let cpu = starve.last_cpu;
+    let wake_at = clock::now().after(Duration::from_millis(200));
+    let (victim, victim_thread) = sleeper(cpu, wake_at);
+    let hog = Hog::start(cpu);
+    sys::sleep_until(wake_at.after(Duration::from_millis(200)));
+
+    let before_load = clock::now();
+    let mut backend = QueueTrack::new(only(cpu)).expect("load queue_track");
+    let first = snapshot(&mut backend);
+    let after_first = clock::now();
+    thread::sleep(Duration::from_millis(50));
+    let second = snapshot(&mut backend);
+    drop(hog);
+    victim_thread.join().expect("victim");
+
+    let (on, task) =
+        find(&first, victim).unwrap_or_else(|| panic!("victim {victim} not in {first:?}"));
+    assert_eq!(on, cpu);
+    assert_between(
+        "seeded queued_at",
+        queued_at(&task),
+        before_load,
+        after_first,
+    );
+    let (_, again) = find(&second, victim).expect("still waiting at the second scan");
+    assert_eq!(
+        again.queued_at, task.queued_at,
+        "the seed is kept, not renewed"
+    );
+    assert_eq!(again.switches, task.switches);
+}
+
+#[test]
+fn task_migrated_to_a_monitored_cpu_counts_from_its_arrival() {
+    let Some(starve) = starvation("task_migrated_to_a_monitored_cpu_counts_from_its_arrival")
+    else {
+        return;
+    };
+    let cpu = starve.last_cpu;
+    let mut backend = QueueTrack::new(only(cpu)).expect("load queue_track");
+    let hog = Hog::start(cpu);
+
+    // A fair busy loop on CPU 0 (not monitored), sharing it with this thread: while this thread
+    // runs, the victim is queued there, so moving it is a migration of a queued task, which
+    // only sched_migrate_task sees. (A task moving itself would sleep in the move and be
+    // stamped by its wakeup instead.)
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let victim_thread = thread::spawn(move || {
+        let deadline = Instant::now() + HOG_BOUND;
+        sys::set_affinity(0, &only(0)).expect("start the victim on CPU 0");
+        tid_tx.send(sys::gettid()).expect("report the victim");
+        while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
+    });
+    let victim = tid_rx.recv().expect("the victim started");
+    thread::sleep(Duration::from_millis(50));
+    let before_move = clock::now();
+    sys::set_affinity(victim, &only(cpu)).expect("move the victim");
+    let after_move = clock::now();
+    // Fair tasks behind an RT hog still get the fair server's share (6.12+), but not before
+    // most of its 1 s period has passed.
+    thread::sleep(Duration::from_millis(300));
+
+    let seen = snapshot(&mut backend);
+    drop(hog);
+    stop.store(true, Ordering::Relaxed);
+    victim_thread.join().expect("victim");
+
+    let (on, task) =
+        find(&seen, victim).unwrap_or_else(|| panic!("victim {victim} not in {seen:?}"));
+    assert_eq!(on, cpu, "tracked on the CPU it moved to");
+    eprintln!(
+        "victim queued {:?} after the move began",
+        queued_at(&task).saturating_since(before_move)
+    );
+    // A seed at the scan would be ~300 ms later: this proves the migration stamped it.
+    assert_between(
+        "migrated queued_at",
+        queued_at(&task),
+        before_move,
+        after_move.after(STAMP_SLACK),
+    );
+}
+
+fn pidfd_open(pid: Pid) -> OwnedFd {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    assert!(
+        fd >= 0,
+        "pidfd_open({pid}): {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+fn state_of(pid: Pid) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+fn wait_for_state(pid: Pid, want: char) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while state_of(pid) != Some(want) {
+        assert!(
+            Instant::now() < deadline,
+            "{pid} never reached state {want}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Kills and reaps the child whatever the test's outcome.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn task_that_exits_leaves_no_stamp_behind() {
+    let Some(starve) = starvation("task_that_exits_leaves_no_stamp_behind") else {
+        return;
+    };
+    let cpu = starve.last_cpu;
+    let mut backend = QueueTrack::new(only(cpu)).expect("load queue_track");
+    // A process, not a thread: after exiting it lingers as a zombie until reaped, so its
+    // pidfd still reaches the task_struct and a leftover stamp would be visible.
+    let mut child = Reaped(
+        Command::new("head")
+            .args(["-c", "1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn head"),
+    );
+    let pid = child.0.id() as Pid;
+    let pidfd = pidfd_open(pid);
+    sys::set_affinity(pid, &only(cpu)).expect("pin the child");
+    sys::sched_setattr(pid, &fifo(5)).expect("make the child SCHED_FIFO");
+    wait_for_state(pid, 'S');
+
+    let hog = Hog::start(cpu);
+    child
+        .0
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"x")
+        .expect("wake the child");
+    thread::sleep(Duration::from_millis(100));
+    let queued = snapshot(&mut backend);
+    let stamped_while_queued = backend.has_stamp(pidfd.as_fd()).expect("lookup");
+
+    // Let it finish on CPU 0, away from the hog, and stay a zombie.
+    sys::set_affinity(pid, &only(0)).expect("release the child");
+    wait_for_state(pid, 'Z');
+    let stamped_after_exit = backend.has_stamp(pidfd.as_fd()).expect("lookup");
+    let after = snapshot(&mut backend);
+    drop(hog);
+
+    assert!(
+        find(&queued, pid).is_some(),
+        "child {pid} not queued in {queued:?}"
+    );
+    assert!(stamped_while_queued, "a queued task carries a stamp");
+    assert!(!stamped_after_exit, "sched_process_exit deletes the stamp");
+    assert!(
+        find(&after, pid).is_none(),
+        "an exited task is not listed: {after:?}"
+    );
+}
