@@ -98,7 +98,10 @@ print_table() {
 			options="lockdown=$lockdown"
 			case "$backend" in
 			auto) backend="default (chose $(field chose "$line"))" ;;
-			sched_debug) backend="-b sched_debug (must be refused)"; victims="refused, rc $(field rc "$line")" ;;
+			sched_debug)
+				backend="-b sched_debug"
+				[ "$(field outcome "$line")" = refused ] && victims="refused, naming the cause"
+				;;
 			esac
 		fi
 		[ -n "$victims" ] || victims="fifo:$(field wait_beyond_threshold_s "$line")"

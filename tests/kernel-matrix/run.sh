@@ -16,6 +16,7 @@
 #   kmatrix.other=0|1              also starve a SCHED_OTHER victim (kernels without fair server)
 #   kmatrix.threshold=S            stalld's -t
 #   kmatrix.runtime=T              stalld's -r (default 1ms: see tests/kernel-matrix.md)
+#   kmatrix.duration=S             stalld's -d (default 2: see tests/kernel-matrix.md)
 #   kmatrix.trace=1                trace CPU 1's scheduling around each case (tracefs)
 
 export PATH=/bin:/test
@@ -29,7 +30,9 @@ BACKENDS=$(param backends | tr ',' ' ')
 OTHER=$(param other)
 THRESHOLD=$(param threshold)
 RUNTIME=$(param runtime)
-: "${MODE:=normal}" "${BACKENDS:=queue_track sched_debug}" "${OTHER:=0}" "${THRESHOLD:=3}" "${RUNTIME:=1ms}"
+DURATION=$(param duration)
+: "${MODE:=normal}" "${BACKENDS:=queue_track sched_debug}" "${OTHER:=0}" "${THRESHOLD:=3}"
+: "${RUNTIME:=1ms}" "${DURATION:=2}"
 KREL=$(uname -r)
 FAILED=0
 RT_RUNTIME_AT_BOOT=$(cat /proc/sys/kernel/sched_rt_runtime_us)
@@ -156,9 +159,9 @@ starve_case() {
 	other) expect_name=SCHED_OTHER expect_num=0 ;;
 	esac
 	if [ "$backend" = auto ]; then
-		set -- -f -v -t "$THRESHOLD" -r "$RUNTIME" -d 1 -g 1 -c 1
+		set -- -f -v -t "$THRESHOLD" -r "$RUNTIME" -d "$DURATION" -g 1 -c 1
 	else
-		set -- -f -v -t "$THRESHOLD" -r "$RUNTIME" -d 1 -g 1 -c 1 -b "$backend"
+		set -- -f -v -t "$THRESHOLD" -r "$RUNTIME" -d "$DURATION" -g 1 -c 1 -b "$backend"
 	fi
 	section "$tag: stalld $*"
 	stalld "$@" >"$slog" 2>&1 &
@@ -172,7 +175,7 @@ starve_case() {
 	CASE_USED=$(sed -n 's/^stalld: using \(.*\) backend$/\1/p' "$slog" | head -n 1)
 	trace_start
 	stalld-starve --cpu 1 --victims 1 --victim-prio 5 --victim-policy "$policy" \
-		--starve-after-ms 200 --duration 30 --linger 3 >"$gout" 2>"$gerr" &
+		--starve-after-ms 200 --duration 30 --linger 4 >"$gout" 2>"$gerr" &
 	gpid=$!
 	vpid=""
 	policy_after=""
@@ -222,6 +225,7 @@ starve_case() {
 	sed -e '/"event":"victim_ran"/!d' -e 's/^/    /' "$gout"
 	others=$(sed -n "s/^stalld: \(.*\)-\([0-9]*\) starved on CPU.*/\1-\2/p" "$slog" | grep -v -- "-$vpid\$" | sort | uniq -c | tr -s ' \n' ' ')
 	[ -z "$others" ] || echo "    also starved and boosted on CPU 1 (count comm-pid):$others"
+	echo "    order of stalld's starvation reports: $(sed -n "s/^stalld: \(.*-[0-9]*\) starved on CPU [0-9]* for \([0-9]*\) seconds.*/\1(\2s)/p" "$slog" | tr '\n' ' ')"
 	grep -e 'RT Throttling' -e 'sched_rt_runtime_us' -e 'HRTICK' -e 'lockdown' "$slog" | sed 's/^/    /'
 	echo "    after: sched_rt_runtime_us=$(cat /proc/sys/kernel/sched_rt_runtime_us) dl_bw->total_bw=$(dl_total_bw)"
 	# Put it back for the next case, so one failure does not hide the next case's behaviour.
@@ -291,7 +295,7 @@ lockdown_mode() {
 		CASE_WHY="the guest runs with lockdown '${LOCKDOWN:-unreadable}', not confidentiality"
 	fi
 	if [ "$ok" -eq 0 ] && [ "$CASE_USED" = queue_track ]; then
-		report auto PASS "$CASE_WAIT" "lockdown=$LOCKDOWN chose=$CASE_USED"
+		report auto PASS "$CASE_WAIT" "victims=fifo:$CASE_WAIT lockdown=$LOCKDOWN chose=$CASE_USED"
 	else
 		[ -n "$CASE_WHY" ] || CASE_WHY="chose the $CASE_USED backend, not queue_track"
 		report auto FAIL NA "lockdown=$LOCKDOWN chose=${CASE_USED:-none} why=\"$CASE_WHY\""
@@ -301,7 +305,7 @@ lockdown_mode() {
 	#    files are closed): so stalld may either work with it end to end, or refuse with a
 	#    message that names the cause. Starting and then failing silently is the failure.
 	if starve_case sched_debug fifo; then
-		report sched_debug PASS "$CASE_WAIT" "lockdown=$LOCKDOWN outcome=works"
+		report sched_debug PASS "$CASE_WAIT" "victims=fifo:$CASE_WAIT lockdown=$LOCKDOWN outcome=works"
 	elif [ "$CASE_WHY" = "stalld did not start" ] && grep -qi -e lockdown -e debugfs "$slog"; then
 		report sched_debug PASS NA "lockdown=$LOCKDOWN outcome=refused"
 	else
