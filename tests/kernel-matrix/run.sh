@@ -1,0 +1,334 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Runs inside a kernel-matrix guest (busybox sh, started by /init with this shell pinned to
+# CPU 0). For each backend it starts stalld on CPU 1, starves a victim there with
+# stalld-starve, and checks: stalld reported the victim as starved and boosted it, the victim
+# ran while under SCHED_DEADLINE, and afterwards stalld restored its own policy.
+#
+# Prints one line per backend, prefixed with "KMATRIX " for the host to collect:
+#   KMATRIX kernel=<uname -r> backend=<name> result=PASS|FAIL wait_beyond_threshold_s=<x> ...
+# Exit status: the number of FAIL lines.
+#
+# Parameters come from the kernel command line (kmatrix.NAME=VALUE):
+#   kmatrix.mode=normal|lockdown   lockdown: default backend must be queue_track and boost;
+#                                  -b sched_debug must work, or be refused naming the cause
+#   kmatrix.backends=a,b           backends to run in normal mode
+#   kmatrix.other=0|1              also starve a SCHED_OTHER victim (kernels without fair server)
+#   kmatrix.threshold=S            stalld's -t
+#   kmatrix.runtime=T              stalld's -r (default 1ms: see tests/kernel-matrix.md)
+#   kmatrix.duration=S             stalld's -d (default 2: see tests/kernel-matrix.md)
+#   kmatrix.trace=1                trace CPU 1's scheduling around each case (tracefs)
+
+export PATH=/bin:/test
+
+param() {
+	tr ' ' '\n' </proc/cmdline | sed -n "s/^kmatrix\.$1=//p" | tail -n 1
+}
+
+MODE=$(param mode)
+BACKENDS=$(param backends | tr ',' ' ')
+OTHER=$(param other)
+THRESHOLD=$(param threshold)
+RUNTIME=$(param runtime)
+DURATION=$(param duration)
+: "${MODE:=normal}" "${BACKENDS:=queue_track sched_debug}" "${OTHER:=0}" "${THRESHOLD:=3}"
+: "${RUNTIME:=1ms}" "${DURATION:=2}"
+KREL=$(uname -r)
+FAILED=0
+RT_RUNTIME_AT_BOOT=$(cat /proc/sys/kernel/sched_rt_runtime_us)
+
+# jfield KEY: the value of KEY in the JSON object(s) on stdin (flat values only).
+jfield() {
+	sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" | head -n 1
+}
+
+# alive PID: the process exists and is not a zombie. No forks: the polling loops run on
+# CPU 0 next to stalld, and under TCG every fork costs milliseconds.
+alive() {
+	stat=""
+	read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+	stat=${stat##*) }
+	[ "${stat%% *}" != Z ]
+}
+
+# dl_total_bw: the root domain's allocated SCHED_DEADLINE bandwidth, from sched/debug
+# (1048576 = one CPU; each 6.12 fair server holds 52428).
+dl_total_bw() {
+	sed -n 's/^ *\.dl_bw->total_bw *: *//p' /sys/kernel/debug/sched/debug 2>/dev/null | head -n 1
+}
+
+# policy_of TID: field 41 (policy) of /proc/TID/stat; the comm may contain blanks.
+policy_of() {
+	sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $39 }'
+}
+
+section() {
+	echo "----- $*"
+}
+
+show_file() {
+	echo "----- $1:"
+	sed 's/^/    | /' "$1" 2>/dev/null
+}
+
+facts() {
+	section "kernel facts"
+	echo "uname: $(uname -r) $(uname -v)"
+	echo "cmdline: $(cat /proc/cmdline)"
+	echo "realtime: $(cat /sys/kernel/realtime 2>/dev/null || echo 0)"
+	echo "btf: $(ls /sys/kernel/btf/vmlinux 2>/dev/null || echo none)"
+	echo "sched_rt_runtime_us: $(cat /proc/sys/kernel/sched_rt_runtime_us)"
+	echo "dl_bw->total_bw: $(dl_total_bw)"
+	if [ -d /sys/kernel/debug/sched/fair_server ]; then
+		echo "fair_server: yes"
+	else
+		echo "fair_server: no"
+	fi
+	if head -n 1 /sys/kernel/debug/sched/debug >/tmp/sd.head 2>/tmp/sd.err; then
+		echo "sched/debug: $(cat /tmp/sd.head)"
+		echo "sched/debug tasks header: $(grep -A 1 -m 1 'runnable tasks:' /sys/kernel/debug/sched/debug | tail -n 1)"
+	else
+		echo "sched/debug: unreadable: $(cat /tmp/sd.err)"
+	fi
+}
+
+# wait_for_start LOG PID: waits until stalld says which backend it uses (or exits).
+wait_for_start() {
+	i=0
+	while [ "$i" -lt 900 ]; do
+		grep -q '^stalld: using .* backend' "$1" && return 0
+		alive "$2" || return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# stop_stalld PID: SIGTERM, then up to 15 s for the restore-and-exit.
+stop_stalld() {
+	kill -TERM "$1" 2>/dev/null
+	i=0
+	while alive "$1" && [ "$i" -lt 150 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if alive "$1"; then
+		echo "stalld pid $1 did not exit 15 s after SIGTERM; killing it"
+		kill -KILL "$1" 2>/dev/null
+	fi
+	wait "$1" 2>/dev/null
+}
+
+# With kmatrix.trace=1: sched_switch/sched_wakeup and hrtimer events on CPU 1 during a case,
+# printed for the victim (and the SCHED_DEADLINE timers) afterwards.
+TRACE=$(param trace)
+TRACEFS=/sys/kernel/tracing
+trace_start() {
+	[ "$TRACE" = 1 ] || return 0
+	echo 0 >"$TRACEFS/tracing_on"
+	echo >"$TRACEFS/trace"
+	echo 2 >"$TRACEFS/tracing_cpumask"
+	echo 4096 >"$TRACEFS/buffer_size_kb"
+	for event in sched/sched_switch sched/sched_wakeup sched/sched_migrate_task timer/hrtimer_expire_entry; do
+		echo 1 >"$TRACEFS/events/$event/enable"
+	done
+	echo 1 >"$TRACEFS/tracing_on"
+}
+trace_stop() {
+	[ "$TRACE" = 1 ] || return 0
+	echo 0 >"$TRACEFS/tracing_on"
+	echo "----- trace of CPU 1 (victim $1, DEADLINE timers)"
+	grep -e "=$1 " -e "pid=$1 " -e dl_task_timer -e inactive_task_timer -e hrtick "$TRACEFS/trace" | head -n 300
+}
+
+# starve_case BACKEND POLICY: one stalld + one stalld-starve run. Sets CASE_WAIT (the
+# victim's wait beyond the threshold), CASE_USED (the backend stalld chose) and CASE_WHY
+# (empty on success).
+starve_case() {
+	backend=$1
+	policy=$2
+	tag="$backend-$policy"
+	slog=/tmp/stalld-$tag.log
+	gout=/tmp/starve-$tag.json
+	gerr=/tmp/starve-$tag.err
+	CASE_WAIT=NA
+	CASE_USED=""
+	CASE_WHY=""
+	case "$policy" in
+	fifo) expect_name=SCHED_FIFO expect_num=1 ;;
+	other) expect_name=SCHED_OTHER expect_num=0 ;;
+	esac
+	if [ "$backend" = auto ]; then
+		set -- -f -v -t "$THRESHOLD" -r "$RUNTIME" -d "$DURATION" -g 1 -c 1
+	else
+		set -- -f -v -t "$THRESHOLD" -r "$RUNTIME" -d "$DURATION" -g 1 -c 1 -b "$backend"
+	fi
+	section "$tag: stalld $*"
+	stalld "$@" >"$slog" 2>&1 &
+	spid=$!
+	if ! wait_for_start "$slog" "$spid"; then
+		CASE_WHY="stalld did not start"
+		stop_stalld "$spid"
+		show_file "$slog"
+		return 1
+	fi
+	CASE_USED=$(sed -n 's/^stalld: using \(.*\) backend$/\1/p' "$slog" | head -n 1)
+	trace_start
+	stalld-starve --cpu 1 --victims 1 --victim-prio 5 --victim-policy "$policy" \
+		--starve-after-ms 200 --duration 30 --linger 4 >"$gout" 2>"$gerr" &
+	gpid=$!
+	vpid=""
+	policy_after=""
+	while alive "$gpid"; do
+		if [ -z "$vpid" ]; then
+			vpid=$(grep '"event":"victim_ready"' "$gout" | jfield pid)
+		fi
+		if [ -n "$vpid" ] && [ -z "$policy_after" ] && grep -q "^stalld: restored pid $vpid " "$slog"; then
+			policy_after=$(policy_of "$vpid")
+			[ -n "$policy_after" ] || policy_after=gone
+		fi
+		sleep 0.2
+	done
+	wait "$gpid"
+	grc=$?
+	stop_stalld "$spid"
+	trace_stop "$vpid"
+
+	ran=$(grep '"event":"victim_ran"' "$gout")
+	when=$(echo "$ran" | jfield policy_when_ran)
+	wait_s=$(echo "$ran" | jfield wait_s)
+	if [ -n "$wait_s" ]; then
+		CASE_WAIT=$(awk -v w="$wait_s" -v t="$THRESHOLD" 'BEGIN { printf "%.3f", w - t }')
+	fi
+	if [ -z "$vpid" ]; then
+		CASE_WHY="stalld-starve reported no victim_ready (rc $grc)"
+	elif ! grep -q -- "-$vpid starved on CPU 1 for " "$slog"; then
+		CASE_WHY="no 'starved on CPU 1' line for victim $vpid"
+	elif ! grep -q "^stalld: boosted pid $vpid (.*) (cpu 1) using SCHED_DEADLINE" "$slog"; then
+		CASE_WHY="no 'boosted pid $vpid' line"
+	elif [ -z "$ran" ]; then
+		CASE_WHY="victim $vpid never ran"
+	elif [ "$when" != SCHED_DEADLINE ]; then
+		CASE_WHY="victim $vpid ran under $when, not under stalld's SCHED_DEADLINE boost"
+	elif ! grep -q "^stalld: restored pid $vpid to $expect_name\$" "$slog"; then
+		CASE_WHY="no 'restored pid $vpid to $expect_name' line"
+	elif [ "$policy_after" != "$expect_num" ]; then
+		CASE_WHY="victim $vpid has policy '$policy_after' after the restore, expected $expect_num ($expect_name)"
+	elif [ "$grc" -ne 0 ]; then
+		CASE_WHY="stalld-starve exited with $grc"
+	elif [ "$(cat /proc/sys/kernel/sched_rt_runtime_us)" != "$RT_RUNTIME_AT_BOOT" ]; then
+		CASE_WHY="sched_rt_runtime_us left at $(cat /proc/sys/kernel/sched_rt_runtime_us), not restored to $RT_RUNTIME_AT_BOOT"
+	fi
+	# The evidence, also on success: stalld's lines about the victim, the generator's events,
+	# what else stalld boosted on CPU 1, and how the machine was left.
+	grep -e '^stalld: using' -e "-$vpid starved" -e "pid $vpid " "$slog" | sed 's/^/    /'
+	sed -e '/"event":"victim_ran"/!d' -e 's/^/    /' "$gout"
+	others=$(sed -n "s/^stalld: \(.*\)-\([0-9]*\) starved on CPU.*/\1-\2/p" "$slog" | grep -v -- "-$vpid\$" | sort | uniq -c | tr -s ' \n' ' ')
+	[ -z "$others" ] || echo "    also starved and boosted on CPU 1 (count comm-pid):$others"
+	echo "    order of stalld's starvation reports: $(sed -n "s/^stalld: \(.*-[0-9]*\) starved on CPU [0-9]* for \([0-9]*\) seconds.*/\1(\2s)/p" "$slog" | tr '\n' ' ')"
+	grep -e 'RT Throttling' -e 'sched_rt_runtime_us' -e 'HRTICK' -e 'lockdown' "$slog" | sed 's/^/    /'
+	echo "    after: sched_rt_runtime_us=$(cat /proc/sys/kernel/sched_rt_runtime_us) dl_bw->total_bw=$(dl_total_bw)"
+	# Put it back for the next case, so one failure does not hide the next case's behaviour.
+	echo "$RT_RUNTIME_AT_BOOT" >/proc/sys/kernel/sched_rt_runtime_us 2>/dev/null ||
+		echo "    could not write $RT_RUNTIME_AT_BOOT to sched_rt_runtime_us either"
+	if [ -n "$CASE_WHY" ]; then
+		echo "FAILED: $tag: $CASE_WHY"
+		show_file "$slog"
+		show_file "$gout"
+		show_file "$gerr"
+		return 1
+	fi
+	echo "ok: $tag: victim $vpid waited ${wait_s} s, ${CASE_WAIT} s beyond the ${THRESHOLD} s threshold; policy restored to $expect_name"
+	return 0
+}
+
+# report BACKEND RESULT WAIT EXTRA...: the line the host collects.
+report() {
+	echo "KMATRIX kernel=$KREL backend=$1 result=$2 wait_beyond_threshold_s=$3${4:+ $4}"
+	[ "$2" = PASS ] || FAILED=$((FAILED + 1))
+}
+
+run_backend() {
+	backend=$1
+	result=PASS
+	worst=""
+	detail=""
+	why=""
+	policies=fifo
+	[ "$OTHER" = 1 ] && policies="fifo other"
+	for policy in $policies; do
+		if starve_case "$backend" "$policy"; then
+			worst=$(awk -v a="${worst:--1e9}" -v b="$CASE_WAIT" 'BEGIN { printf "%.3f", (b > a ? b : a) }')
+		else
+			result=FAIL
+			why="${why:+$why; }$policy: $CASE_WHY"
+		fi
+		detail="${detail:+$detail,}$policy:$CASE_WAIT"
+	done
+	[ "$result" = PASS ] || worst=NA
+	if [ -n "$why" ]; then
+		report "$backend" "$result" "$worst" "victims=$detail why=\"$why\""
+	else
+		report "$backend" "$result" "$worst" "victims=$detail"
+	fi
+}
+
+# The lockdown mode from securityfs, which stalld (not /init) must have mounted.
+read_lockdown() {
+	if grep -q ' securityfs ' /proc/mounts; then
+		SECURITYFS=mounted-by-stalld
+	else
+		SECURITYFS=not-mounted-by-stalld
+		mount -t securityfs securityfs /sys/kernel/security
+	fi
+	LOCKDOWN=$(sed -n 's/.*\[\([a-z]*\)\].*/\1/p' /sys/kernel/security/lockdown 2>/dev/null)
+	echo "lockdown: ${LOCKDOWN:-unreadable} (securityfs $SECURITYFS)"
+}
+
+lockdown_mode() {
+	# 1. The default backend must be queue_track, and it must boost.
+	starve_case auto fifo
+	ok=$?
+	read_lockdown
+	if [ "$LOCKDOWN" != confidentiality ]; then
+		ok=1
+		CASE_WHY="the guest runs with lockdown '${LOCKDOWN:-unreadable}', not confidentiality"
+	fi
+	if [ "$ok" -eq 0 ] && [ "$CASE_USED" = queue_track ]; then
+		report auto PASS "$CASE_WAIT" "victims=fifo:$CASE_WAIT lockdown=$LOCKDOWN chose=$CASE_USED"
+	else
+		[ -n "$CASE_WHY" ] || CASE_WHY="chose the $CASE_USED backend, not queue_track"
+		report auto FAIL NA "lockdown=$LOCKDOWN chose=${CASE_USED:-none} why=\"$CASE_WHY\""
+	fi
+	# 2. -b sched_debug. sched/debug is mode 0444, and debugfs's lockdown check lets such
+	#    read-only files be read even under confidentiality (only writable, ioctl or mmap
+	#    files are closed): so stalld may either work with it end to end, or refuse with a
+	#    message that names the cause. Starting and then failing silently is the failure.
+	if starve_case sched_debug fifo; then
+		report sched_debug PASS "$CASE_WAIT" "victims=fifo:$CASE_WAIT lockdown=$LOCKDOWN outcome=works"
+	elif [ "$CASE_WHY" = "stalld did not start" ] && grep -qi -e lockdown -e debugfs "$slog"; then
+		report sched_debug PASS NA "lockdown=$LOCKDOWN outcome=refused"
+	else
+		report sched_debug FAIL NA "lockdown=$LOCKDOWN why=\"$CASE_WHY\""
+	fi
+}
+
+facts
+for bin in stalld stalld-starve; do
+	if [ ! -x "/test/$bin" ]; then
+		echo "run.sh: /test/$bin is missing from the initramfs"
+		exit 90
+	fi
+done
+
+if [ "$MODE" = lockdown ]; then
+	lockdown_mode
+else
+	for backend in $BACKENDS; do
+		run_backend "$backend"
+	done
+fi
+section "dmesg warnings"
+dmesg | grep -v -e 'Command line:' -e 'LSM' | grep -e 'rcu.*stall' -e 'blocked for more than' -e 'BUG' -e 'WARNING' \
+	-e 'Call Trace' -e '[Ll]ockdown' -e 'bpf' -e 'BPF' -e 'sched: ' | tail -n 60
+exit "$FAILED"
