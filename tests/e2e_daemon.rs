@@ -140,6 +140,9 @@ fn sigterm_restores_boosted_tasks_and_rt_throttling(backend: &str) {
     let cpu = last_cpu();
     // The daemon starts first, so it is the one that turns RT throttling off.
     let mut daemon = start_daemon(backend, &["-t", "2", "-g", "1", "-d", "2", "-c", &cpu]);
+    daemon
+        .wait_for_line(|l| l.contains("RT Throttling disabled"), LINE_WAIT)
+        .expect("the daemon did not turn RT throttling off");
     assert_eq!(read_rt_runtime(), -1);
     let starver = Starver::spawn(&["--duration", "15", "--linger", "8"]);
     let pid = victim(&starver);

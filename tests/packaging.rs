@@ -1,0 +1,148 @@
+//! The drop-in surface that is not the daemon loop: the systemd unit with the shipped
+//! /etc/sysconfig/stalld, the C stalld's variable set, and `stalld parse-sched-debug`.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+
+use stalld::cli::{self, Command as Cli};
+
+/// `NAME=value` lines of a sysconfig file, with shell quotes removed.
+fn variables(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.to_string(), value.trim_matches('"').to_string()))
+        .collect()
+}
+
+/// The words systemd passes for `ExecStart=` after expanding `$VAR`s (unquoted: split on blanks).
+fn exec_start_args(unit: &str, vars: &HashMap<String, String>) -> Vec<String> {
+    let exec = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    exec.split_ascii_whitespace()
+        .skip(1)
+        .flat_map(|word| match word.strip_prefix('$') {
+            Some(name) => vars
+                .get(name)
+                .unwrap_or_else(|| panic!("ExecStart uses ${name}, which stalld.conf lacks"))
+                .split_ascii_whitespace()
+                .map(str::to_string)
+                .collect(),
+            None => vec![word.to_string()],
+        })
+        .collect()
+}
+
+#[test]
+fn the_unit_and_the_shipped_config_make_a_valid_command_line() {
+    let unit = include_str!("../systemd/stalld.service");
+    let vars = variables(include_str!("../systemd/stalld.conf"));
+    for name in [
+        "CLIST", "AGGR", "BP", "BR", "BD", "IT", "IP", "THRESH", "LOGGING", "FG", "PF", "BE",
+    ] {
+        assert!(vars.contains_key(name), "stalld.conf lacks {name}");
+    }
+    let args = exec_start_args(unit, &vars);
+    let Ok(Cli::Run(config)) = cli::parse(&args) else {
+        panic!("the unit's command line is rejected: {args:?}");
+    };
+    assert!(config.systemd && config.foreground && config.log_syslog);
+    assert_eq!(config.threshold.as_secs(), 20);
+    assert_eq!(
+        config.pidfile.as_deref(),
+        Some(std::path::Path::new("/run/stalld/stalld.pid"))
+    );
+    assert!(unit.contains("ExecStartPre=/usr/bin/throttlectl off"));
+}
+
+#[test]
+fn an_upstream_sysconfig_with_every_variable_set_still_parses() {
+    // What an operator of the C stalld may have in /etc/sysconfig/stalld.
+    let upstream = r#"
+CLIST="-c 0-1"
+AGGR="-A"
+BP="-p 1000000000"
+BR="-r 20000"
+BD="-d 3"
+IT="-i kworker.*,ksoftirqd.*"
+IP="-I qemu.*"
+THRESH="-t 30"
+LOGGING="--log_only --log_kmsg --log_syslog"
+FG="--foreground"
+PF="--pidfile /run/stalld/stalld.pid"
+BE="-b sched_debug"
+"#;
+    let args = exec_start_args(
+        include_str!("../systemd/stalld.service"),
+        &variables(upstream),
+    );
+    let Ok(Cli::Run(config)) = cli::parse(&args) else {
+        panic!("rejected: {args:?}");
+    };
+    assert!(config.log_only && config.log_kmsg);
+    assert_eq!(config.threshold.as_secs(), 30);
+    assert!(
+        config.ignore_threads.matches("ksoftirqd/1") && config.ignore_processes.matches("qemu-kvm")
+    );
+}
+
+fn replay(input: &[u8]) -> (Option<i32>, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stalld"))
+        .args(["parse-sched-debug", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn parse_sched_debug_replays_a_saved_file_as_json() {
+    let text = include_bytes!("data/sched_debug/linux-6.18-live-waiting-task.txt");
+    let (code, stdout, stderr) = replay(text);
+    assert_eq!(code, Some(0), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert_eq!(json["format"], "F5 (6.12+)");
+    let cpus = json["cpus"].as_array().unwrap();
+    assert_eq!(cpus.len(), 2);
+    let waiting: Vec<&serde_json::Value> = cpus
+        .iter()
+        .flat_map(|c| c["waiting"].as_array().unwrap())
+        .collect();
+    assert!(
+        waiting
+            .iter()
+            .any(|t| t["comm"] == "rustc" && t["state"] == "R"),
+        "{stdout}"
+    );
+
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/sched_debug/linux-4.19-debian-x86-1cpu.txt"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_stalld"))
+        .args(["parse-sched-debug", path])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"kworker/0:1\""));
+}
+
+#[test]
+fn parse_sched_debug_rejects_garbage_with_the_line() {
+    let (code, stdout, stderr) =
+        replay(b"cpu#0, 2000.000 MHz\n  .nr_running : 1\nrunnable tasks:\n S garbage\n");
+    assert_ne!(code, Some(0));
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("sched_debug line"), "{stderr}");
+}
