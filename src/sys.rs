@@ -5,9 +5,10 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::cpuset::CpuSet;
 use crate::task::{MonoTime, Pid};
@@ -175,6 +176,29 @@ pub fn sleep_until(deadline: MonoTime) {
         )
     } == libc::EINTR
     {}
+}
+
+/// Waits until `fd` is readable or `timeout` has passed (`Ok(false)`). Unlike socket receive
+/// timeouts, which ride the timer wheel and fire up to an eighth of a long timeout late,
+/// ppoll sleeps on a high-resolution timer.
+pub fn wait_readable(fd: &impl AsRawFd, timeout: Duration) -> io::Result<bool> {
+    let mut pollfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: one valid pollfd, a valid timespec, no signal mask; all outlive the call.
+    let ready =
+        check(unsafe { libc::ppoll(&mut pollfd, 1, &ts, std::ptr::null()) } as libc::c_long);
+    match ready {
+        Ok(n) => Ok(n > 0),
+        Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(false),
+        Err(error) => Err(error),
+    }
 }
 
 /// Forks the process. `Ok(None)` in the child, `Ok(Some(pid))` in the parent. Refused when

@@ -6,9 +6,10 @@
 //! starvation flock held for the whole test (other starvation runs take it too).
 #![cfg(feature = "bpf")]
 
-use std::fs::File;
+mod common;
+
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -23,7 +24,6 @@ use stalld::cpuset::{configured_cpus, CpuSet};
 use stalld::sys::{self, SchedAttr, SCHED_FIFO};
 use stalld::task::{MonoTime, Pid, RunQueue, WaitingTask};
 
-const STARVATION_LOCK: &str = "/tmp/stalld-starvation.lock";
 const RT_RUNTIME: &str = "/proc/sys/kernel/sched_rt_runtime_us";
 /// No hog spins longer than this, whatever happens to the test.
 const HOG_BOUND: Duration = Duration::from_secs(3);
@@ -36,70 +36,28 @@ fn stamp_slack() -> Duration {
     Duration::from_millis(ms.unwrap_or(5))
 }
 
-/// Everything a starvation test holds for its duration, released in reverse order.
+/// Everything a starvation test holds for its duration: the shared lock and RT-runtime guard.
 struct Starvation {
     last_cpu: u32,
-    _rt: RtRuntimeGuard,
-    _lock: File,
+    _session: common::StarvationSession,
 }
 
 /// `None` (after saying why) when the test cannot run here.
 fn starvation(test: &str) -> Option<Starvation> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test} needs root, and CI is set: BPF must really be loaded in CI"
-        );
-        // Straight to fd 2: libtest captures the output of passing tests, and a skip must show.
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {test} needs root (loads BPF)");
-        return None;
-    }
+    let session = common::StarvationSession::begin(test)?;
     let cpus = configured_cpus();
     if cpus < 2 {
         let _ = writeln!(std::io::stderr(), "SKIPPED: {test} needs two CPUs");
         return None;
     }
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(STARVATION_LOCK)
-        .expect("open the starvation lock");
-    // SAFETY: flock on a descriptor we own; blocks until no other starvation run holds it.
-    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
-    let rt = RtRuntimeGuard::unthrottle();
+    // RT throttling off, so the hog really starves the victim; the session restores it.
+    std::fs::write(RT_RUNTIME, "-1").expect("write sched_rt_runtime_us");
     // The test thread itself must never queue behind the hog.
     sys::set_affinity(0, &CpuSet::first_n(cpus - 1)).expect("keep the test off the last CPU");
     Some(Starvation {
         last_cpu: cpus - 1,
-        _rt: rt,
-        _lock: lock,
+        _session: session,
     })
-}
-
-/// Turns RT throttling off (so the hog really starves the victim) and restores it on drop.
-struct RtRuntimeGuard {
-    saved: String,
-}
-
-impl RtRuntimeGuard {
-    fn unthrottle() -> RtRuntimeGuard {
-        let saved = std::fs::read_to_string(RT_RUNTIME).expect("read sched_rt_runtime_us");
-        std::fs::write(RT_RUNTIME, "-1").expect("write sched_rt_runtime_us");
-        RtRuntimeGuard { saved }
-    }
-}
-
-impl Drop for RtRuntimeGuard {
-    fn drop(&mut self) {
-        if let Err(err) = std::fs::write(RT_RUNTIME, self.saved.trim()) {
-            eprintln!(
-                "could not restore {RT_RUNTIME} to {}: {err}",
-                self.saved.trim()
-            );
-        }
-    }
 }
 
 fn fifo(prio: u32) -> SchedAttr {

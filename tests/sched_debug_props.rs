@@ -263,14 +263,7 @@ fn row() -> impl Strategy<Value = Row> {
         )
 }
 
-const FAMILIES: [Format; 6] = [
-    Format::F0,
-    Format::F1,
-    Format::F2,
-    Format::F3,
-    Format::F4,
-    Format::F5,
-];
+const FAMILIES: [Format; 6] = Format::FAMILIES;
 
 fn header(format: Format) -> &'static str {
     match format {

@@ -3,11 +3,11 @@
 
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::clock;
+use crate::sys;
 use crate::task::MonoTime;
 
 pub struct Shutdown {
@@ -38,15 +38,11 @@ impl Shutdown {
             if left.is_zero() {
                 return;
             }
-            // A zero timeout would mean "block forever".
-            let _ = self
-                .wake
-                .set_read_timeout(Some(left.max(Duration::from_micros(1))));
-            let mut byte = [0u8; 1];
-            match self.wake.read(&mut byte) {
-                Ok(_) => self.requested = true,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {} // timed out: the loop re-checks the deadline
+            // Readable means a signal arrived; a timeout or EINTR re-checks the deadline.
+            if let Ok(true) = sys::wait_readable(&self.wake, left) {
+                let mut byte = [0u8; 1];
+                let _ = self.wake.read(&mut byte);
+                self.requested = true;
             }
         }
     }

@@ -62,19 +62,23 @@ impl Backend for SchedDebug {
 
     fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> Result<()> {
         self.read_and_parse()?;
-        out.clear();
-        for cpu in self
+        // Before 3.13's state column (F0/F1) the table lists sleeping tasks too.
+        let confirm_running = !self.parsed.format.has_state_column();
+        let monitored = self
             .parsed
             .cpus
             .iter()
-            .filter(|c| self.monitored.contains(c.cpu))
-        {
-            out.push(RunQueue {
-                cpu: cpu.cpu,
-                current: cpu.current_pid,
-                waiting: cpu
-                    .waiting
+            .filter(|c| self.monitored.contains(c.cpu));
+        // Reuses the run queues and their task vectors from the previous poll.
+        out.resize_with(monitored.clone().count(), RunQueue::default);
+        for (run_queue, cpu) in out.iter_mut().zip(monitored) {
+            run_queue.cpu = cpu.cpu;
+            run_queue.current = cpu.current_pid;
+            run_queue.waiting.clear();
+            run_queue.waiting.extend(
+                cpu.waiting
                     .iter()
+                    .filter(|task| !confirm_running || is_running(task.pid))
                     .map(|task| WaitingTask {
                         pid: task.pid,
                         tgid: None,
@@ -82,12 +86,26 @@ impl Backend for SchedDebug {
                         prio: task.prio,
                         switches: task.switches,
                         queued_at: None,
-                    })
-                    .collect(),
-            });
+                    }),
+            );
         }
         Ok(())
     }
+}
+
+/// Whether /proc/PID/stat shows the task runnable (state `R`).
+fn is_running(pid: crate::task::Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rfind(')').and_then(|end| {
+                stat[end + 1..]
+                    .split_ascii_whitespace()
+                    .next()
+                    .map(|s| s == "R")
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// debugfs's `sched/debug` (5.13+), else the older `/proc/sched_debug`.

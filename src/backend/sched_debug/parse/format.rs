@@ -30,6 +30,16 @@ pub enum Format {
 }
 
 impl Format {
+    /// The kernel families, oldest first.
+    pub const FAMILIES: [Format; 6] = [
+        Format::F0,
+        Format::F1,
+        Format::F2,
+        Format::F3,
+        Format::F4,
+        Format::F5,
+    ];
+
     /// Whether the table prints each task's state. Without it (F0, F1) every listed task
     /// other than the current one is reported as waiting with state `R`; since F1 kernels
     /// also list sleeping tasks, the caller must confirm the state elsewhere

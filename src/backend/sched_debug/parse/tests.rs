@@ -302,17 +302,7 @@ fn bare_lines_are_told_apart_by_their_shape() {
 
 #[test]
 fn format_names() {
-    let names: Vec<String> = [
-        Format::F0,
-        Format::F1,
-        Format::F2,
-        Format::F3,
-        Format::F4,
-        Format::F5,
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let names: Vec<String> = Format::FAMILIES.iter().map(ToString::to_string).collect();
     assert_eq!(
         names,
         [
