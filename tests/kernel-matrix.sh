@@ -185,7 +185,9 @@ fetch_kernel() {
 		note "downloading $package"
 		(cd "$CACHE/debs" && apt-get download -q "$package" >"$WORK/apt-download-$release.log" 2>&1) ||
 			die "apt-get download $package failed; see $WORK/apt-download-$release.log"
-		deb=$(ls -1 "$CACHE/debs/${package}_"*.deb | sort -V | tail -n 1)
+		local debs=("$CACHE/debs/${package}_"*.deb)
+		deb=${debs[-1]}
+		[ -f "$deb" ] || die "apt-get download $package left no .deb in $CACHE/debs"
 		# Only boot/ (vmlinuz, config, System.map) is needed: the guests load no modules.
 		tmp=$(mktemp -d "$CACHE/.unpack.XXXXXX")
 		dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" ./boot ||
