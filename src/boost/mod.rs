@@ -17,6 +17,9 @@ use crate::task::{MonoTime, Pid};
 /// The FIFO priority of `-F` boosts: above every ordinary RT task, below the kernel's 99.
 pub const FIFO_BOOST_PRIORITY: u32 = 98;
 
+/// Slack after a DEADLINE boost's first period before checking that the task ran.
+const VERIFY_MARGIN: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A task currently holding a boost.
 #[derive(Clone, Copy, Debug)]
 pub struct ActiveBoost {
@@ -31,6 +34,10 @@ pub struct ActiveBoost {
     period_start: MonoTime,
     /// Whether the task holds the boost policy right now (FIFO boosts alternate).
     holding: bool,
+    pub policy: BoostPolicy,
+    /// For a DEADLINE boost: when to check that it took effect, and the task's switch count
+    /// at the boost (unchanged then means the task never ran).
+    verify: Option<(MonoTime, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,11 +77,11 @@ impl Booster {
     }
 
     pub fn policy_name(&self) -> &'static str {
-        sys::policy_name(self.boost_attr().policy)
+        sys::policy_name(self.boost_attr(self.params.policy).policy)
     }
 
-    fn boost_attr(&self) -> SchedAttr {
-        match self.params.policy {
+    fn boost_attr(&self, policy: BoostPolicy) -> SchedAttr {
+        match policy {
             BoostPolicy::Deadline => {
                 let period = self.params.period.as_nanos() as u64;
                 SchedAttr {
@@ -93,12 +100,17 @@ impl Booster {
         }
     }
 
+    /// Whether `attr` is one of our boosts (a DEADLINE boost may have become a FIFO one).
     fn holds_boost(&self, attr: &SchedAttr) -> bool {
-        let ours = self.boost_attr();
-        attr.policy == ours.policy
-            && attr.rt_priority == ours.rt_priority
-            && attr.runtime == ours.runtime
-            && attr.period == ours.period
+        [BoostPolicy::Deadline, BoostPolicy::Fifo]
+            .into_iter()
+            .any(|policy| {
+                let ours = self.boost_attr(policy);
+                attr.policy == ours.policy
+                    && attr.rt_priority == ours.rt_priority
+                    && attr.runtime == ours.runtime
+                    && attr.period == ours.period
+            })
     }
 
     pub fn is_boosted(&self, pid: Pid) -> bool {
@@ -106,25 +118,39 @@ impl Booster {
     }
 
     /// Saves `pid`'s attributes and switches it to the boost policy until `now + duration`.
-    pub fn boost(&mut self, pid: Pid, cpu: u32, now: MonoTime) -> Result<ActiveBoost, BoostError> {
+    /// `switches` is the task's switch count while it waited.
+    pub fn boost(
+        &mut self,
+        pid: Pid,
+        cpu: u32,
+        switches: u64,
+        now: MonoTime,
+    ) -> Result<ActiveBoost, BoostError> {
         let saved = sys::sched_getattr(pid)?;
         if saved.policy == SCHED_DEADLINE {
             return Err(BoostError::AlreadyDeadline);
         }
-        sys::sched_setattr(pid, &self.boost_attr())?;
+        let policy = self.params.policy;
+        sys::sched_setattr(pid, &self.boost_attr(policy))?;
         let until = now.after(self.params.duration);
-        let next_event = match self.params.policy {
-            BoostPolicy::Deadline => until,
-            BoostPolicy::Fifo => now.after(self.params.runtime).min(until),
+        let (next_event, verify) = match policy {
+            BoostPolicy::Deadline => {
+                // A working boost runs the task within its first period.
+                let check = now.after(self.params.period + VERIFY_MARGIN).min(until);
+                (until, Some((check, switches)))
+            }
+            BoostPolicy::Fifo => (now.after(self.params.runtime).min(until), None),
         };
         let boost = ActiveBoost {
             pid,
             cpu,
             saved,
             until,
-            next_event,
+            next_event: verify.map_or(next_event, |(check, _)| check.min(next_event)),
             period_start: now,
             holding: true,
+            policy,
+            verify,
         };
         self.active.push(boost);
         Ok(boost)
@@ -135,13 +161,46 @@ impl Booster {
         self.active.iter().map(|boost| boost.next_event).min()
     }
 
+    /// Checks the DEADLINE boosts due for it: a task still waiting with the switch count it
+    /// had when boosted never ran, although SCHED_DEADLINE would have run it at once. Kernels
+    /// do that to a task whose previous DEADLINE stint ended while throttled (the flag outlives
+    /// the policy, and `sched_setattr` succeeds without enqueuing it), for up to minutes
+    /// without HRTICK. Such a boost becomes a FIFO one, which no DEADLINE state can block.
+    /// `never_ran(pid, switches)` tells from the latest snapshot. Returns the pids switched.
+    pub fn verify(&mut self, now: MonoTime, never_ran: impl Fn(Pid, u64) -> bool) -> Vec<Pid> {
+        let mut switched = Vec::new();
+        let fifo = self.boost_attr(BoostPolicy::Fifo);
+        for boost in &mut self.active {
+            let Some((check, switches)) = boost.verify else {
+                continue;
+            };
+            if check > now {
+                continue;
+            }
+            boost.verify = None;
+            boost.next_event = boost.until;
+            if never_ran(boost.pid, switches) && sys::sched_setattr(boost.pid, &fifo).is_ok() {
+                boost.policy = BoostPolicy::Fifo;
+                boost.period_start = now;
+                boost.next_event = now.after(self.params.runtime).min(boost.until);
+                switched.push(boost.pid);
+            }
+        }
+        switched
+    }
+
     /// Ends every boost whose time is up at `now`, reporting each outcome, and moves FIFO
     /// boosts to their next phase.
     pub fn advance(&mut self, now: MonoTime, mut report: impl FnMut(&ActiveBoost, Restore)) {
         let mut i = 0;
         while i < self.active.len() {
             let boost = self.active[i];
-            if boost.next_event > now {
+            if boost.next_event > now
+                || boost
+                    .verify
+                    .is_some_and(|(check, _)| check <= now && check < boost.until)
+            {
+                // Not due, or waiting for `verify` with the next snapshot.
                 i += 1;
             } else if now >= boost.until {
                 self.active.swap_remove(i);
@@ -189,7 +248,8 @@ impl Booster {
                 }
                 Ok(_) => {}
             }
-            sys::sched_setattr(boost.pid, &self.boost_attr()).map_err(exited_or_failed)?;
+            sys::sched_setattr(boost.pid, &self.boost_attr(BoostPolicy::Fifo))
+                .map_err(exited_or_failed)?;
             ActiveBoost {
                 holding: true,
                 period_start: now,
@@ -294,7 +354,7 @@ mod tests {
 
     #[test]
     fn the_deadline_boost_has_reset_on_fork() {
-        let attr = booster(BoostPolicy::Deadline).boost_attr();
+        let attr = booster(BoostPolicy::Deadline).boost_attr(BoostPolicy::Deadline);
         assert_eq!(attr.policy, SCHED_DEADLINE);
         assert_eq!(
             attr.flags & SCHED_FLAG_RESET_ON_FORK,
@@ -309,7 +369,7 @@ mod tests {
     #[test]
     fn the_fifo_boost_is_priority_98() {
         let booster = booster(BoostPolicy::Fifo);
-        let attr = booster.boost_attr();
+        let attr = booster.boost_attr(BoostPolicy::Fifo);
         assert_eq!((attr.policy, attr.rt_priority), (SCHED_FIFO, 98));
         assert!(booster.holds_boost(&attr));
         assert!(!booster.holds_boost(&SchedAttr {

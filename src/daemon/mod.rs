@@ -76,10 +76,11 @@ pub fn run(config: Config) -> Result<()> {
     {
         guardian.rt_throttle_disabled(saved);
     }
-    let _hrtick = (!config.log_only).then(|| {
-        sched_features::check_lockdown(&logger);
-        sched_features::enable_hrtick(&logger)
-    });
+    // Lockdown refuses sched/features; below 1 ms of runtime HRTICK is what enforces it.
+    let lockdown = !config.log_only && sched_features::check_lockdown(&logger);
+    let _hrtick =
+        (!config.log_only && !lockdown && config.boost.runtime < Duration::from_millis(1))
+            .then(|| sched_features::enable_hrtick(&logger));
     if !config.foreground {
         sys::daemonize().context("daemonizing")?;
     }
@@ -183,6 +184,17 @@ impl Monitor<'_> {
             }
             failures = 0;
             let now = clock::now();
+            let never_ran = |pid, switches| {
+                run_queues
+                    .iter()
+                    .flat_map(|run_queue| &run_queue.waiting)
+                    .any(|task| task.pid == pid && task.switches == switches)
+            };
+            for pid in booster.verify(now, never_ran) {
+                self.logger.warn(&format!(
+                    "pid {pid} did not run under SCHED_DEADLINE (the kernel kept it throttled from an earlier boost): boosting it with SCHED_FIFO instead"
+                ));
+            }
             if let Some(early) = &mut self.early {
                 starving.clear();
                 early.observe(now, &run_queues, &mut starving);
@@ -262,7 +274,7 @@ impl Monitor<'_> {
         if self.config.log_only || self.denied(task) {
             return;
         }
-        match booster.boost(task.pid, starving.cpu, now) {
+        match booster.boost(task.pid, starving.cpu, task.switches, now) {
             Ok(boost) => {
                 if let Some(guardian) = &mut self.guardian {
                     guardian.boosted(boost.pid, &boost.saved);

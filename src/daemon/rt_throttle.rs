@@ -28,8 +28,22 @@ pub fn read_runtime() -> Result<i64> {
         .with_context(|| format!("unexpected content in {RT_RUNTIME}: {text:?}"))
 }
 
+/// Writes the runtime. The kernel refuses (EBUSY) a limit below the SCHED_DEADLINE bandwidth
+/// in use, and a task that just left SCHED_DEADLINE (a restored boost) keeps its bandwidth
+/// until its zero-lag time, up to about a boost period later: so EBUSY is retried for a while.
 pub(super) fn write_runtime(value: i64) -> std::io::Result<()> {
-    fs::write(RT_RUNTIME, value.to_string())
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match fs::write(RT_RUNTIME, value.to_string()) {
+            Err(error)
+                if error.raw_os_error() == Some(libc::EBUSY)
+                    && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// `-S`: systemd's unit turns throttling off before starting stalld; refuse to run otherwise.

@@ -25,16 +25,20 @@ pub fn report_dl_server(logger: &Logger) {
     }
 }
 
-/// Reports the kernel lockdown mode (mounting securityfs to read it if needed).
-pub fn check_lockdown(logger: &Logger) {
+/// Reports the kernel lockdown mode (mounting securityfs to read it if needed); true when on.
+pub fn check_lockdown(logger: &Logger) -> bool {
     let lockdown = mounts::find_or_mount("securityfs", Path::new("/sys/kernel/security"))
         .and_then(|mount| fs::read_to_string(mount.join("lockdown")).ok());
     match lockdown {
-        None => logger.log("failed to open/read lockdown file: assuming lockdown is OFF"),
-        Some(text) if text.contains("[none]") => {}
+        None => {
+            logger.log("failed to open/read lockdown file: assuming lockdown is OFF");
+            false
+        }
+        Some(text) if text.contains("[none]") => false,
         Some(_) => {
             logger.log("lockdown mode is on");
             logger.log("hrtick cannot be set in lockdown mode: assuming that the user already set HRTICK_DL");
+            true
         }
     }
 }

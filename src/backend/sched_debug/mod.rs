@@ -120,5 +120,5 @@ fn locate() -> Result<PathBuf> {
     if proc_path.exists() {
         return Ok(proc_path);
     }
-    bail!("stalld could not find the sched_debug file (debugfs unavailable: kernel lockdown=confidentiality closes it)")
+    bail!("stalld could not find the sched_debug file: debugfs is not mounted and could not be mounted at {DEBUGFS_MOUNT_POINT}, and there is no /proc/sched_debug")
 }
