@@ -261,6 +261,55 @@ fn queue_track_detects_within_milliseconds_of_the_threshold() {
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
+/// A task that keeps starving is rescued every time. A busy task whose DEADLINE boost ended
+/// while it was throttled stays marked throttled in the kernel for up to minutes, and the next
+/// DEADLINE boost would silently not run it; stalld sees that and boosts with FIFO instead.
+#[test]
+fn a_busy_task_starving_again_and_again_is_rescued_every_time() {
+    let Some(_session) = StarvationSession::begin("a_busy_task_starving_again_and_again") else {
+        return;
+    };
+    let cpu = last_cpu();
+    let daemon = start_daemon("queue_track", &["-t", "2", "-d", "1", "-c", &cpu]);
+    let starver = Starver::spawn(&["--duration", "16", "--linger", "30"]);
+    victim(&starver);
+    let spinner = common::Supervised::spawn(
+        "chrt",
+        &[
+            "-f",
+            "5",
+            "taskset",
+            "-c",
+            &cpu,
+            "sh",
+            "-c",
+            "while :; do :; done",
+        ],
+        Duration::from_secs(12),
+    );
+    let pid = spinner.program_pid();
+    // Four episodes of 2 s starvation, each ended by a boost.
+    let needle = format!("-{pid} starved on CPU {cpu} for ");
+    let reports = daemon
+        .process
+        .wait_until(Duration::from_secs(20), |lines| {
+            let reports: Vec<String> = lines
+                .iter()
+                .map(|(_, l)| l.clone())
+                .filter(|l| l.contains(&needle))
+                .collect();
+            (reports.len() >= 4).then_some(reports)
+        })
+        .unwrap_or_else(|| panic!("fewer than 4 episodes: {:#?}", daemon.lines()));
+    for report in &reports {
+        assert!(
+            report.contains(" for 2 seconds (2.0"),
+            "a boost did not run the task: {report}\n{:#?}",
+            daemon.lines()
+        );
+    }
+}
+
 /// Lockdown and Secure Boot machines have no debugfs: queue_track must not need it.
 #[test]
 fn queue_track_works_with_debugfs_unmounted() {
