@@ -28,6 +28,14 @@ pub trait Backend {
     fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> anyhow::Result<()>;
 }
 
+/// Lets the BPF loader's own diagnostics (the verifier log, say) through to stderr.
+pub fn set_verbose(verbose: bool) {
+    #[cfg(feature = "bpf")]
+    queue_track::set_libbpf_verbose(verbose);
+    #[cfg(not(feature = "bpf"))]
+    let _ = verbose;
+}
+
 /// Opens the backend the operator chose. `Auto` prefers queue_track and falls back to
 /// sched_debug, calling `on_fallback` with the reason.
 pub fn open(

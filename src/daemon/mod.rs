@@ -57,6 +57,7 @@ pub fn run(config: Config) -> Result<()> {
         logger.log("idle detection disabled");
     }
 
+    backend::set_verbose(config.verbose);
     let mut backend = backend::open(config.backend, config.cpus.clone(), |why| {
         logger.warn(&format!("{why:#}; falling back to sched_debug"));
     })?;

@@ -13,7 +13,8 @@ static INSTALL: Once = Once::new();
 static RECENT: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
 const KEEP: usize = 64;
 
-/// Shows libbpf's messages (debug level included) on stderr when `verbose`, hides them otherwise.
+/// Shows libbpf's warnings (a rejected program's verifier log among them) on stderr when
+/// `verbose`; its debug chatter (hundreds of lines per load) never.
 pub fn set_libbpf_verbose(verbose: bool) {
     VERBOSE.store(verbose, Ordering::Relaxed);
     install();
@@ -26,7 +27,7 @@ pub(super) fn install() {
 }
 
 fn on_message(level: PrintLevel, msg: String) {
-    if VERBOSE.load(Ordering::Relaxed) {
+    if VERBOSE.load(Ordering::Relaxed) && level == PrintLevel::Warn {
         eprint!("{msg}");
     }
     if level == PrintLevel::Warn {
