@@ -362,3 +362,21 @@ fn affinity_pins_stalld_itself() {
     );
     assert_eq!(daemon.terminate().and_then(|s| s.code()), Some(0));
 }
+
+#[test]
+fn reservation_runs_stalld_itself_as_sched_deadline() {
+    if !require_root_or_skip("reservation_runs_stalld_itself_as_sched_deadline") {
+        return;
+    }
+    let mut daemon = start_daemon(&["-l", "-R", "20", "-g", "2"]);
+    wait_line(
+        &daemon,
+        "successfully set 20% SCHED_DEADLINE reservation runtime/period = 400000000/2000000000",
+    );
+    let attr = common::sched_attr_of(daemon.process.program_pid());
+    assert_eq!(
+        (attr.policy, attr.runtime, attr.period),
+        (stalld::sys::SCHED_DEADLINE, 400_000_000, 2_000_000_000)
+    );
+    assert_eq!(daemon.terminate().and_then(|s| s.code()), Some(0));
+}
