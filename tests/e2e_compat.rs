@@ -380,3 +380,44 @@ fn reservation_runs_stalld_itself_as_sched_deadline() {
     );
     assert_eq!(daemon.terminate().and_then(|s| s.code()), Some(0));
 }
+
+#[test]
+fn a_daemonized_stalld_resolves_a_relative_pidfile_from_where_it_started() {
+    if !require_root_or_skip("a_daemonized_stalld_resolves_a_relative_pidfile") {
+        return;
+    }
+    let dir = std::env::temp_dir();
+    let name = format!("stalld-relative-{}.pid", std::process::id());
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_stalld"))
+        .args(["-l", "--pidfile", &name])
+        .current_dir(&dir)
+        // A daemon that outlives a failed test must not hold the harness's pipes open.
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the launching parent exits 0 once the daemon is on its way"
+    );
+    let path = dir.join(&name);
+    let deadline = Instant::now() + LINE_WAIT;
+    while !path.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let misplaced = Path::new("/").join(&name);
+    if let Ok(pid) = fs::read_to_string(&misplaced) {
+        let _ = stalld::sys::kill(pid.trim().parse().unwrap_or(0), libc::SIGTERM);
+        panic!("the pid file was resolved from / after daemonizing");
+    }
+    let pid: i32 = fs::read_to_string(&path)
+        .expect("pid file next to where stalld started")
+        .trim()
+        .parse()
+        .unwrap();
+    stalld::sys::kill(pid, libc::SIGTERM).unwrap();
+    while path.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!path.exists(), "pid file not removed at exit");
+}

@@ -82,14 +82,19 @@ pub fn run(config: Config) -> Result<()> {
     let _hrtick =
         (!config.log_only && !lockdown && config.boost.runtime < Duration::from_millis(1))
             .then(|| sched_features::enable_hrtick(&logger));
+    // Resolved before daemonizing moves to /, so a relative path means what the operator meant.
+    let pidfile_path = config
+        .pidfile
+        .as_deref()
+        .map(std::path::absolute)
+        .transpose()?;
     if !config.foreground {
         sys::daemonize().context("daemonizing")?;
     }
     if let Some(percent) = config.reservation {
         reserve_cpu_time(&config, percent, &logger)?;
     }
-    let _pidfile = config
-        .pidfile
+    let _pidfile = pidfile_path
         .as_deref()
         .map(pidfile::PidFile::create)
         .transpose()?;
