@@ -13,5 +13,6 @@ pub mod cpuset;
 pub mod daemon;
 pub mod detect;
 pub mod mounts;
+pub mod rt_runtime;
 pub mod sys;
 pub mod task;

@@ -11,9 +11,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{
-    policy_of, read_rt_runtime, require_root_or_skip, Daemon, StarvationSession, Starver,
-};
+use common::{policy_of, read_rt_runtime, Daemon, StarvationSession, Starver};
 use stalld::cpuset::configured_cpus;
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
@@ -252,9 +250,9 @@ fn log_syslog_sends_daemon_facility_messages() {
 
 #[test]
 fn pidfile_is_written_locked_and_removed() {
-    if !require_root_or_skip("pidfile_is_written_locked_and_removed") {
+    let Some(_session) = StarvationSession::begin("pidfile_is_written_locked_and_removed") else {
         return;
-    }
+    };
     let path = format!("/tmp/stalld-test-{}.pid", std::process::id());
     let mut daemon = start_daemon(&["-l", "--pidfile", &path]);
     let deadline = Instant::now() + LINE_WAIT;
@@ -344,9 +342,9 @@ fn systemd_mode_refuses_to_run_with_throttling_on_and_throttlectl_round_trips() 
 
 #[test]
 fn affinity_pins_stalld_itself() {
-    if !require_root_or_skip("affinity_pins_stalld_itself") {
+    let Some(_session) = StarvationSession::begin("affinity_pins_stalld_itself") else {
         return;
-    }
+    };
     let mut daemon = start_daemon(&["-l", "-a", "0"]);
     wait_line(&daemon, "self-affinity: adding cpu 0");
     let status =
@@ -365,9 +363,11 @@ fn affinity_pins_stalld_itself() {
 
 #[test]
 fn reservation_runs_stalld_itself_as_sched_deadline() {
-    if !require_root_or_skip("reservation_runs_stalld_itself_as_sched_deadline") {
+    let Some(_session) =
+        StarvationSession::begin("reservation_runs_stalld_itself_as_sched_deadline")
+    else {
         return;
-    }
+    };
     let mut daemon = start_daemon(&["-l", "-R", "20", "-g", "2"]);
     wait_line(
         &daemon,
@@ -383,9 +383,11 @@ fn reservation_runs_stalld_itself_as_sched_deadline() {
 
 #[test]
 fn a_daemonized_stalld_resolves_a_relative_pidfile_from_where_it_started() {
-    if !require_root_or_skip("a_daemonized_stalld_resolves_a_relative_pidfile") {
+    let Some(_session) =
+        StarvationSession::begin("a_daemonized_stalld_resolves_a_relative_pidfile")
+    else {
         return;
-    }
+    };
     let dir = std::env::temp_dir();
     let name = format!("stalld-relative-{}.pid", std::process::id());
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_stalld"))

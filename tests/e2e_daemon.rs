@@ -365,9 +365,11 @@ impl Drop for DebugfsUnmounted {
 /// back to sched_debug with one line saying why.
 #[test]
 fn bpf_failure_is_clear_when_forced_and_falls_back_by_default() {
-    if !common::require_root_or_skip("bpf_failure_is_clear_when_forced_and_falls_back_by_default") {
+    let Some(_session) =
+        StarvationSession::begin("bpf_failure_is_clear_when_forced_and_falls_back_by_default")
+    else {
         return;
-    }
+    };
     // setpriv drops the capabilities from the bounding set, so the exec'd stalld lacks them;
     // SIGINT after `seconds` ends a daemon that started.
     let without_bpf = |seconds: &str, args: &[&str]| {

@@ -24,7 +24,6 @@ use stalld::cpuset::{configured_cpus, CpuSet};
 use stalld::sys::{self, SchedAttr, SCHED_FIFO};
 use stalld::task::{MonoTime, Pid, RunQueue, WaitingTask};
 
-const RT_RUNTIME: &str = "/proc/sys/kernel/sched_rt_runtime_us";
 /// No hog spins longer than this, whatever happens to the test.
 const HOG_BOUND: Duration = Duration::from_secs(3);
 /// How far a stamp may trail the event that queued the task: timer and wakeup latency plus the
@@ -51,7 +50,7 @@ fn starvation(test: &str) -> Option<Starvation> {
         return None;
     }
     // RT throttling off, so the hog really starves the victim; the session restores it.
-    std::fs::write(RT_RUNTIME, "-1").expect("write sched_rt_runtime_us");
+    stalld::rt_runtime::write(-1).expect("write sched_rt_runtime_us");
     // The test thread itself must never queue behind the hog.
     sys::set_affinity(0, &CpuSet::first_n(cpus - 1)).expect("keep the test off the last CPU");
     Some(Starvation {

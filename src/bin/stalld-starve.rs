@@ -30,13 +30,12 @@ use clap::{CommandFactory, Parser, ValueEnum};
 use serde_json::{json, Value};
 use stalld::clock::now;
 use stalld::cpuset::{configured_cpus, CpuSet};
+use stalld::rt_runtime;
 use stalld::sys::{
     self, gettid, policy_name, sched_getattr, sched_setattr, set_affinity, sleep_until, SchedAttr,
     SCHED_DEADLINE, SCHED_FIFO, SCHED_OTHER,
 };
 use stalld::task::{MonoTime, Pid};
-
-const RT_RUNTIME_PATH: &str = "/proc/sys/kernel/sched_rt_runtime_us";
 
 /// Time between releasing the threads and the hog starting to spin: enough for every victim
 /// to reach its sleep, so that none is caught half set up.
@@ -153,26 +152,23 @@ struct Shared {
 /// Restores `sched_rt_runtime_us` when dropped, so every return path and unwinding panic of
 /// `main` restores it.
 struct RtRuntimeRestore {
-    saved: String,
+    saved: i64,
 }
 
 impl RtRuntimeRestore {
     fn disable_throttling() -> Result<RtRuntimeRestore> {
-        let saved = std::fs::read_to_string(RT_RUNTIME_PATH)
-            .with_context(|| format!("reading {RT_RUNTIME_PATH}"))?
-            .trim()
-            .to_owned();
-        std::fs::write(RT_RUNTIME_PATH, "-1")
-            .with_context(|| format!("writing -1 to {RT_RUNTIME_PATH}"))?;
+        let saved = rt_runtime::read().with_context(|| format!("reading {}", rt_runtime::PATH))?;
+        rt_runtime::write(-1).with_context(|| format!("writing -1 to {}", rt_runtime::PATH))?;
         Ok(RtRuntimeRestore { saved })
     }
 }
 
 impl Drop for RtRuntimeRestore {
     fn drop(&mut self) {
-        if let Err(err) = std::fs::write(RT_RUNTIME_PATH, &self.saved) {
+        if let Err(err) = rt_runtime::write(self.saved) {
             eprintln!(
-                "stalld-starve: error: could not restore {RT_RUNTIME_PATH} to {}: {err}",
+                "stalld-starve: error: could not restore {} to {}: {err}",
+                rt_runtime::PATH,
                 self.saved
             );
         }
@@ -299,7 +295,7 @@ fn run(plan: &Plan) -> Result<()> {
     } else {
         None
     };
-    let saved_rt_runtime: Option<i64> = _restore.as_ref().and_then(|r| r.saved.parse().ok());
+    let saved_rt_runtime: Option<i64> = _restore.as_ref().map(|r| r.saved);
 
     let (tx, rx) = mpsc::sync_channel::<Msg>(4 * plan.victims as usize + 16);
     let mut go_senders = Vec::new();

@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use super::rt_throttle;
 use crate::boost::{Booster, Restore};
 use crate::config::BoostParams;
+use crate::rt_runtime;
 use crate::sys::{self, SchedAttr};
 use crate::task::Pid;
 
@@ -114,8 +114,8 @@ fn watch(reader: PipeReader, boost: BoostParams) -> ! {
         }
     }
     // Still off means the daemon did not get to restore it.
-    if let (Some(runtime), Ok(-1)) = (throttle, rt_throttle::read_runtime()) {
-        if rt_throttle::write_runtime(runtime).is_ok() {
+    if let (Some(runtime), Ok(-1)) = (throttle, rt_runtime::read()) {
+        if rt_runtime::write(runtime).is_ok() {
             eprintln!("stalld-guardian: stalld died: RT Throttling runtime restored to {runtime}");
         }
     }

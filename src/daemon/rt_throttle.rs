@@ -7,8 +7,8 @@ use std::fs;
 use anyhow::{bail, Context, Result};
 
 use super::log::Logger;
+use crate::rt_runtime::{self, write as write_runtime, PATH as RT_RUNTIME};
 
-const RT_RUNTIME: &str = "/proc/sys/kernel/sched_rt_runtime_us";
 /// Where `throttle off` keeps the value that `throttle on` puts back.
 const SAVED_RUNTIME: &str = "/run/stalld/sched_rt_runtime_us";
 /// The kernel's default, used by `throttle on` when nothing was saved.
@@ -20,30 +20,8 @@ pub struct RtThrottleGuard {
     logger: Logger,
 }
 
-pub fn read_runtime() -> Result<i64> {
-    let text =
-        fs::read_to_string(RT_RUNTIME).with_context(|| format!("unable to read {RT_RUNTIME}"))?;
-    text.trim()
-        .parse()
-        .with_context(|| format!("unexpected content in {RT_RUNTIME}: {text:?}"))
-}
-
-/// Writes the runtime. The kernel refuses (EBUSY) a limit below the SCHED_DEADLINE bandwidth
-/// in use, and a task that just left SCHED_DEADLINE (a restored boost) keeps its bandwidth
-/// until its zero-lag time, up to about a boost period later: so EBUSY is retried for a while.
-pub(super) fn write_runtime(value: i64) -> std::io::Result<()> {
-    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match fs::write(RT_RUNTIME, value.to_string()) {
-            Err(error)
-                if error.raw_os_error() == Some(libc::EBUSY)
-                    && std::time::Instant::now() < give_up =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            result => return result,
-        }
-    }
+fn read_runtime() -> Result<i64> {
+    rt_runtime::read().with_context(|| format!("unable to read {RT_RUNTIME}"))
 }
 
 /// `-S`: systemd's unit turns throttling off before starting stalld; refuse to run otherwise.

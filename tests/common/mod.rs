@@ -17,11 +17,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use stalld::rt_runtime;
 use stalld::sys::{self, policy_name, sched_getattr, SchedAttr};
 use stalld::task::Pid;
 
 pub const STARVATION_LOCK: &str = "/tmp/stalld-starvation.lock";
-pub const RT_RUNTIME: &str = "/proc/sys/kernel/sched_rt_runtime_us";
 
 /// How long a child may live past what the test expects before `timeout` ends it anyway.
 const STARVER_GRACE: Duration = Duration::from_secs(10);
@@ -74,11 +74,7 @@ impl StarvationLock {
 }
 
 pub fn read_rt_runtime() -> i64 {
-    let text = std::fs::read_to_string(RT_RUNTIME)
-        .unwrap_or_else(|err| panic!("reading {RT_RUNTIME}: {err}"));
-    text.trim()
-        .parse()
-        .unwrap_or_else(|err| panic!("{RT_RUNTIME} holds {text:?}: {err}"))
+    rt_runtime::read().unwrap_or_else(|err| panic!("reading {}: {err}", rt_runtime::PATH))
 }
 
 /// Saves `sched_rt_runtime_us` when created and puts it back when dropped, also when the test
@@ -102,10 +98,13 @@ impl RtRuntimeGuard {
 impl Drop for RtRuntimeGuard {
     fn drop(&mut self) {
         // Written only when changed, so that a test without root can hold the guard too.
-        if std::fs::read_to_string(RT_RUNTIME).is_ok_and(|now| now.trim() != self.saved.to_string())
-        {
-            if let Err(err) = std::fs::write(RT_RUNTIME, self.saved.to_string()) {
-                eprintln!("could not restore {RT_RUNTIME} to {}: {err}", self.saved);
+        if rt_runtime::read().is_ok_and(|now| now != self.saved) {
+            if let Err(err) = rt_runtime::write(self.saved) {
+                eprintln!(
+                    "could not restore {} to {}: {err}",
+                    rt_runtime::PATH,
+                    self.saved
+                );
             }
         }
     }
