@@ -12,6 +12,7 @@ pub mod config;
 pub mod cpuset;
 pub mod daemon;
 pub mod detect;
+pub mod event;
 pub mod mounts;
 pub mod rt_runtime;
 pub mod sys;

@@ -1,4 +1,6 @@
 //! Where log lines go. Message texts stay upstream's, because operators' scripts grep them.
+//! Typed [`Event`]s are rendered here; the remaining free-text lines are configuration and
+//! diagnostics that no tool keys on.
 //!
 //! `-v`: stderr with the `stalld: ` prefix. `-k`: /dev/kmsg. `-s`: syslog (ident `stalld`,
 //! facility daemon) through /dev/log. Started by systemd (JOURNAL_STREAM names our stderr):
@@ -11,15 +13,11 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 
+use crate::event::{Event, Severity};
+
 const SYSLOG_SOCKET: &str = "/dev/log";
 const KMSG: &str = "/dev/kmsg";
 const LOG_DAEMON: u8 = 3 << 3;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Priority {
-    Warning = 4,
-    Info = 6,
-}
 
 #[derive(Clone, Debug, Default)]
 pub struct Logger {
@@ -56,18 +54,29 @@ impl Logger {
         self
     }
 
+    /// Something that happened: its text line goes to every configured sink; warnings reach
+    /// stderr even without `-v`.
+    pub fn event(&self, event: &Event) {
+        let severity = event.severity();
+        self.emit(
+            severity,
+            &event.text(),
+            severity == Severity::Warning || self.verbose || self.journal,
+        );
+    }
+
     /// A log line: goes to every configured sink.
     pub fn log(&self, message: &str) {
-        self.emit(Priority::Info, message, self.verbose || self.journal);
+        self.emit(Severity::Info, message, self.verbose || self.journal);
     }
 
     /// Something the operator should see even without `-v`.
     pub fn warn(&self, message: &str) {
-        self.emit(Priority::Warning, message, true);
+        self.emit(Severity::Warning, message, true);
     }
 
-    fn emit(&self, priority: Priority, message: &str, to_stderr: bool) {
-        let level = priority as u8;
+    fn emit(&self, severity: Severity, message: &str, to_stderr: bool) {
+        let level = severity as u8;
         if to_stderr {
             // One write per line keeps lines whole when several processes share the terminal.
             let line = if self.journal {

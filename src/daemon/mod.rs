@@ -22,8 +22,9 @@ use crate::boost::{ActiveBoost, BoostError, Booster, Restore};
 use crate::clock;
 use crate::config::{Config, Mode};
 use crate::detect::{Detector, Starving};
+use crate::event::{Event, TaskName};
 use crate::sys::{self, SchedAttr};
-use crate::task::{MonoTime, Pid, WaitingTask};
+use crate::task::{Comm, MonoTime, Pid, WaitingTask};
 pub use log::Logger;
 pub use rt_throttle::throttlectl;
 
@@ -59,7 +60,10 @@ pub fn run(config: Config) -> Result<()> {
 
     backend::set_verbose(config.verbose);
     let mut backend = backend::open(config.backend, config.cpus.clone(), |why| {
-        logger.warn(&format!("{why:#}; falling back to sched_debug"));
+        logger.event(&Event::BackendFallback {
+            to: "sched_debug",
+            reason: format!("{why:#}"),
+        });
     })?;
     logger.log(&format!("using {} backend", backend.name()));
     sched_features::report_dl_server(&logger);
@@ -117,11 +121,15 @@ pub fn run(config: Config) -> Result<()> {
         .then(|| idle::IdleDetector::new(config.cpus.clone())),
         own_pid: std::process::id() as Pid,
     };
+    logger.event(&Event::Started {
+        backend: backend.name(),
+        boosting: (!config.log_only).then_some(config.boost.policy),
+    });
     monitor.run(backend.as_mut(), &mut booster, &mut shutdown);
 
+    logger.event(&Event::Stopping);
     booster.restore_all(|boost, outcome| monitor.ended(boost, outcome));
     drop(rt_throttle);
-    logger.log("stalld shutting down");
     Ok(())
 }
 
@@ -196,22 +204,21 @@ impl Monitor<'_> {
                     .flat_map(|run_queue| &run_queue.waiting)
                     .any(|task| task.pid == pid && task.switches == switches)
             };
-            for pid in booster.verify(now, never_ran) {
-                self.logger.warn(&format!(
-                    "pid {pid} did not run under SCHED_DEADLINE (the kernel kept it throttled from an earlier boost): boosting it with SCHED_FIFO instead"
-                ));
+            for boost in booster.verify(now, never_ran) {
+                self.logger.event(&Event::FifoFallback {
+                    cpu: boost.cpu,
+                    tid: boost.pid,
+                });
             }
             if let Some(early) = &mut self.early {
                 starving.clear();
                 early.observe(now, &run_queues, &mut starving);
                 for task in starving.iter().filter(|s| s.waited < self.config.threshold) {
-                    self.logger.log(&format!(
-                        "{}-{} might starve on CPU {} (waiting for {} seconds)",
-                        task.task.comm,
-                        task.task.pid,
-                        task.cpu,
-                        task.waited.as_secs()
-                    ));
+                    self.logger.event(&Event::MightStarve {
+                        cpu: task.cpu,
+                        task: task_name(&task.task),
+                        waited: task.waited,
+                    });
                 }
             }
             starving.clear();
@@ -228,24 +235,21 @@ impl Monitor<'_> {
         if let Some(guardian) = &mut self.guardian {
             guardian.boost_ended(boost.pid);
         }
-        let policy = sys::policy_name(boost.saved.policy);
-        match outcome {
-            Restore::Restored => self
-                .logger
-                .log(&format!("restored pid {} to {policy}", boost.pid)),
-            Restore::Exited => self
-                .logger
-                .log(&format!("pid {} exited while boosted", boost.pid)),
-            Restore::ChangedMeanwhile { policy: now } => self.logger.log(&format!(
-                "pid {} was switched to {} during its boost: leaving it so",
-                boost.pid,
-                sys::policy_name(now)
-            )),
-            Restore::Failed(error) => self.logger.warn(&format!(
-                "restore_policy: failed to restore sched policy for pid {}: {error}",
-                boost.pid
-            )),
-        }
+        let (cpu, tid) = (boost.cpu, boost.pid);
+        self.logger.event(&match outcome {
+            Restore::Restored => Event::Restored {
+                cpu,
+                tid,
+                policy: boost.saved.policy,
+            },
+            Restore::Exited => Event::ExitedWhileBoosted { cpu, tid },
+            Restore::ChangedMeanwhile { policy } => Event::ChangedMeanwhile { cpu, tid, policy },
+            Restore::Failed(error) => Event::RestoreFailed {
+                cpu,
+                tid,
+                error: error.to_string(),
+            },
+        });
     }
 
     fn all_cpus_idled(&mut self) -> bool {
@@ -269,45 +273,46 @@ impl Monitor<'_> {
         if task.pid == self.own_pid || task.pid == 0 || booster.is_boosted(task.pid) {
             return;
         }
-        self.logger.log(&format!(
-            "{}-{} starved on CPU {} for {} seconds ({:.3} s)",
-            task.comm,
-            task.pid,
-            starving.cpu,
-            starving.waited.as_secs(),
-            starving.waited.as_secs_f64()
-        ));
+        let cpu = starving.cpu;
+        self.logger.event(&Event::Starved {
+            cpu,
+            task: task_name(task),
+            waited: starving.waited,
+        });
         if self.config.log_only || self.denied(task) {
             return;
         }
-        match booster.boost(task.pid, starving.cpu, task.switches, now) {
+        let policy = self.config.boost.policy;
+        let outcome = match booster.boost(task.pid, cpu, task.switches, now) {
             Ok(boost) => {
                 if let Some(guardian) = &mut self.guardian {
                     guardian.boosted(boost.pid, &boost.saved);
                 }
-                self.logger.log(&format!(
-                    "boosted pid {} ({}) (cpu {}) using {}",
-                    boost.pid,
-                    process_name(task.pid, task.tgid).unwrap_or_else(|| "<unknown>".into()),
-                    boost.cpu,
-                    booster.policy_name()
-                ))
+                Event::Boosted {
+                    cpu,
+                    task: task_name(task),
+                    process: process_name(task.pid, task.tgid),
+                    policy,
+                }
             }
-            Err(BoostError::AlreadyDeadline) => self.logger.log(&format!(
-                "not boosting pid {} ({}): it already runs with SCHED_DEADLINE",
-                task.pid, task.comm
-            )),
-            Err(BoostError::System(error)) => self.logger.warn(&format!(
-                "boost_with_deadline failed to boost pid {}: {error}",
-                task.pid
-            )),
-        }
+            Err(BoostError::AlreadyDeadline) => Event::AlreadyDeadline {
+                cpu,
+                task: task_name(task),
+            },
+            Err(BoostError::System(error)) => Event::BoostFailed {
+                cpu,
+                task: task_name(task),
+                policy,
+                error: error.to_string(),
+            },
+        };
+        self.logger.event(&outcome);
     }
 
     /// `-i` matches the thread's name, `-I` its process's name.
     fn denied(&self, task: &WaitingTask) -> bool {
-        let comm = task.comm.to_str_lossy();
-        if self.config.ignore_threads.matches(&comm) {
+        let comm = task.comm;
+        if self.config.ignore_threads.matches(&comm.to_str_lossy()) {
             self.logger.log(&format!(
                 "Ignoring the thread {comm} from consideration for boosting"
             ));
@@ -317,7 +322,12 @@ impl Monitor<'_> {
             return false;
         }
         match process_name(task.pid, task.tgid) {
-            Some(process) if self.config.ignore_processes.matches(&process) => {
+            Some(process)
+                if self
+                    .config
+                    .ignore_processes
+                    .matches(&process.to_str_lossy()) =>
+            {
                 self.logger.log(&format!(
                     "Ignoring the thread {comm} (spawned by {process}) from consideration for boosting"
                 ));
@@ -358,16 +368,25 @@ fn retry_delay(failures: u32) -> Duration {
         .min(MAX_RETRY_DELAY)
 }
 
+fn task_name(task: &WaitingTask) -> TaskName {
+    TaskName {
+        tid: task.pid,
+        tgid: task.tgid,
+        comm: task.comm,
+    }
+}
+
 /// The name of the process a thread belongs to (`/proc/<tgid>/comm`), as upstream prints it.
-fn process_name(pid: Pid, tgid: Option<Pid>) -> Option<String> {
+fn process_name(pid: Pid, tgid: Option<Pid>) -> Option<Comm> {
     let tgid = tgid.or_else(|| {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         status
             .lines()
             .find_map(|line| line.strip_prefix("Tgid:")?.trim().parse().ok())
     })?;
-    let comm = std::fs::read_to_string(format!("/proc/{tgid}/comm")).ok()?;
-    Some(comm.trim_end().to_string())
+    let comm = std::fs::read(format!("/proc/{tgid}/comm")).ok()?;
+    // The kernel ends the name with a newline; the name itself may hold one.
+    Some(Comm::new(comm.strip_suffix(b"\n").unwrap_or(&comm)))
 }
 
 #[cfg(test)]
@@ -385,7 +404,10 @@ mod tests {
     fn process_name_of_ourselves() {
         let me = std::process::id() as Pid;
         let expected = std::fs::read_to_string("/proc/self/comm").unwrap();
-        assert_eq!(process_name(me, None).as_deref(), Some(expected.trim_end()));
+        assert_eq!(
+            process_name(me, None).map(|name| name.to_string()),
+            Some(expected.trim_end().to_string())
+        );
         assert_eq!(process_name(-5, None), None);
     }
 }
