@@ -97,6 +97,45 @@ pub enum Event {
         tid: Pid,
         error: String,
     },
+    /// A restore failed; it is tried again after `delay` (attempt `attempt` of `attempts`).
+    RestoreRetry {
+        cpu: u32,
+        tid: Pid,
+        attempt: u32,
+        attempts: u32,
+        delay: Duration,
+        error: String,
+    },
+    /// A task that a stalld which is gone left boosted has its own attributes back (from the
+    /// ledger in /run/stalld).
+    LeftoverRestored {
+        cpu: u32,
+        tid: Pid,
+        policy: u32,
+    },
+    /// Such a task could not be restored; its record stays for the next replay.
+    LeftoverKept {
+        cpu: u32,
+        tid: Pid,
+        error: String,
+    },
+    /// The ledger of a stalld that is gone was replayed.
+    LedgerReplayed {
+        instance: String,
+        restored: usize,
+        kept: usize,
+    },
+    /// The guardian process died while the daemon runs.
+    GuardianDied {
+        pid: Pid,
+        status: String,
+    },
+    GuardianRespawned {
+        pid: Pid,
+    },
+    GuardianRespawnFailed {
+        error: String,
+    },
     /// The backend asked for could not be used; `to` is used instead.
     BackendFallback {
         to: &'static str,
@@ -132,6 +171,13 @@ pub enum EventKind {
     ExitedWhileBoosted,
     ChangedMeanwhile,
     RestoreFailed,
+    RestoreRetry,
+    LeftoverRestored,
+    LeftoverKept,
+    LedgerReplayed,
+    GuardianDied,
+    GuardianRespawned,
+    GuardianRespawnFailed,
     BackendFallback,
     RtThrottlingDisabled,
     RtThrottlingRestored,
@@ -154,6 +200,13 @@ impl EventKind {
             EventKind::ExitedWhileBoosted => "exited_while_boosted",
             EventKind::ChangedMeanwhile => "changed_meanwhile",
             EventKind::RestoreFailed => "restore_failed",
+            EventKind::RestoreRetry => "restore_retry",
+            EventKind::LeftoverRestored => "leftover_restored",
+            EventKind::LeftoverKept => "leftover_kept",
+            EventKind::LedgerReplayed => "ledger_replayed",
+            EventKind::GuardianDied => "guardian_died",
+            EventKind::GuardianRespawned => "guardian_respawned",
+            EventKind::GuardianRespawnFailed => "guardian_respawn_failed",
             EventKind::BackendFallback => "backend_fallback",
             EventKind::RtThrottlingDisabled => "rt_throttling_disabled",
             EventKind::RtThrottlingRestored => "rt_throttling_restored",
@@ -177,6 +230,13 @@ impl Event {
             Event::ExitedWhileBoosted { .. } => EventKind::ExitedWhileBoosted,
             Event::ChangedMeanwhile { .. } => EventKind::ChangedMeanwhile,
             Event::RestoreFailed { .. } => EventKind::RestoreFailed,
+            Event::RestoreRetry { .. } => EventKind::RestoreRetry,
+            Event::LeftoverRestored { .. } => EventKind::LeftoverRestored,
+            Event::LeftoverKept { .. } => EventKind::LeftoverKept,
+            Event::LedgerReplayed { .. } => EventKind::LedgerReplayed,
+            Event::GuardianDied { .. } => EventKind::GuardianDied,
+            Event::GuardianRespawned { .. } => EventKind::GuardianRespawned,
+            Event::GuardianRespawnFailed { .. } => EventKind::GuardianRespawnFailed,
             Event::BackendFallback { .. } => EventKind::BackendFallback,
             Event::RtThrottlingDisabled { .. } => EventKind::RtThrottlingDisabled,
             Event::RtThrottlingRestored { .. } => EventKind::RtThrottlingRestored,
@@ -189,6 +249,11 @@ impl Event {
             Event::BoostFailed { .. }
             | Event::FifoFallback { .. }
             | Event::RestoreFailed { .. }
+            | Event::RestoreRetry { .. }
+            | Event::LeftoverKept { .. }
+            | Event::LedgerReplayed { .. }
+            | Event::GuardianDied { .. }
+            | Event::GuardianRespawnFailed { .. }
             | Event::BackendFallback { .. }
             | Event::RtThrottlingRestoreFailed { .. } => Severity::Warning,
             _ => Severity::Info,
@@ -207,7 +272,10 @@ impl Event {
             | Event::Restored { cpu, .. }
             | Event::ExitedWhileBoosted { cpu, .. }
             | Event::ChangedMeanwhile { cpu, .. }
-            | Event::RestoreFailed { cpu, .. } => Some(*cpu),
+            | Event::RestoreFailed { cpu, .. }
+            | Event::RestoreRetry { cpu, .. }
+            | Event::LeftoverRestored { cpu, .. }
+            | Event::LeftoverKept { cpu, .. } => Some(*cpu),
             _ => None,
         }
     }
@@ -224,7 +292,10 @@ impl Event {
             | Event::Restored { tid, .. }
             | Event::ExitedWhileBoosted { tid, .. }
             | Event::ChangedMeanwhile { tid, .. }
-            | Event::RestoreFailed { tid, .. } => Some(*tid),
+            | Event::RestoreFailed { tid, .. }
+            | Event::RestoreRetry { tid, .. }
+            | Event::LeftoverRestored { tid, .. }
+            | Event::LeftoverKept { tid, .. } => Some(*tid),
             _ => None,
         }
     }
@@ -310,6 +381,45 @@ impl Event {
             Event::RestoreFailed { tid, error, .. } => write!(
                 out,
                 "restore_policy: failed to restore sched policy for pid {tid}: {error}"
+            ),
+            Event::RestoreRetry {
+                tid,
+                attempt,
+                attempts,
+                delay,
+                error,
+                ..
+            } => write!(
+                out,
+                "restore_policy: failed to restore sched policy for pid {tid}: {error} (attempt {attempt} of {attempts}, retrying in {} ms)",
+                delay.as_millis()
+            ),
+            Event::LeftoverRestored { tid, policy, .. } => write!(
+                out,
+                "restored pid {tid} to {}, left boosted by a stalld that is gone",
+                sys::policy_name(*policy)
+            ),
+            Event::LeftoverKept { tid, error, .. } => write!(
+                out,
+                "could not restore pid {tid}, left boosted by a stalld that is gone: {error}; kept in the ledger for the next `stalld restore`"
+            ),
+            Event::LedgerReplayed {
+                instance,
+                restored,
+                kept,
+            } => write!(
+                out,
+                "undid what a stalld that is gone left behind ({instance}): {restored} task(s) restored, {kept} kept"
+            ),
+            Event::GuardianDied { pid, status } => {
+                write!(out, "the guardian process {pid} died ({status})")
+            }
+            Event::GuardianRespawned { pid } => {
+                write!(out, "guardian process respawned: pid {pid}")
+            }
+            Event::GuardianRespawnFailed { error } => write!(
+                out,
+                "cannot respawn the guardian process: {error}; until it runs, boosts of a killed stalld wait for the next start or `stalld restore`"
             ),
             Event::BackendFallback { to, reason } => {
                 write!(out, "{reason}; falling back to {to}")
@@ -411,6 +521,25 @@ mod tests {
                     error: "Operation not permitted".into(),
                 },
                 "restore_policy: failed to restore sched policy for pid 87: Operation not permitted",
+            ),
+            (
+                Event::RestoreRetry {
+                    cpu: 1,
+                    tid: 87,
+                    attempt: 2,
+                    attempts: 5,
+                    delay: Duration::from_millis(200),
+                    error: "Operation not permitted".into(),
+                },
+                "restore_policy: failed to restore sched policy for pid 87: Operation not permitted (attempt 2 of 5, retrying in 200 ms)",
+            ),
+            (
+                Event::LeftoverRestored {
+                    cpu: 1,
+                    tid: 87,
+                    policy: sys::SCHED_OTHER,
+                },
+                "restored pid 87 to SCHED_OTHER, left boosted by a stalld that is gone",
             ),
             (Event::Stopping, "stalld shutting down"),
             (

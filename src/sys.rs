@@ -4,8 +4,9 @@
 //! the reason it is sound. Callers get `io::Result`s and plain Rust types.
 
 use std::ffi::CString;
+use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
@@ -127,8 +128,13 @@ pub fn set_affinity(pid: Pid, cpus: &CpuSet) -> io::Result<()> {
 
 /// Whether the effective user is root.
 pub fn is_root() -> bool {
+    euid() == 0
+}
+
+/// The effective user id.
+pub fn euid() -> u32 {
     // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    unsafe { libc::geteuid() }
 }
 
 /// The calling thread's id.
@@ -178,25 +184,37 @@ pub fn sleep_until(deadline: MonoTime) {
     {}
 }
 
-/// Waits until `fd` is readable or `timeout` has passed (`Ok(false)`). Unlike socket receive
-/// timeouts, which ride the timer wheel and fire up to an eighth of a long timeout late,
-/// ppoll sleeps on a high-resolution timer.
-pub fn wait_readable(fd: &impl AsRawFd, timeout: Duration) -> io::Result<bool> {
-    let mut pollfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
+/// Waits until one of `fds` reports one of its `events` (or an error or hang-up, which poll
+/// always reports) or `timeout` has passed: the index of the first such fd, `None` after the
+/// timeout or a signal. ppoll sleeps on a high-resolution timer (socket receive timeouts ride
+/// the timer wheel and fire up to an eighth of a long timeout late).
+pub fn wait_any(fds: &[(BorrowedFd<'_>, i16)], timeout: Duration) -> io::Result<Option<usize>> {
+    let mut pollfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|(fd, events)| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: *events,
+            revents: 0,
+        })
+        .collect();
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
-    // SAFETY: one valid pollfd, a valid timespec, no signal mask; all outlive the call.
-    let ready =
-        check(unsafe { libc::ppoll(&mut pollfd, 1, &ts, std::ptr::null()) } as libc::c_long);
+    // SAFETY: `pollfds` holds `len` valid pollfd structs the kernel may write `revents` into, and
+    // the timespec is valid; no signal mask. All outlive the call.
+    let ready = check(unsafe {
+        libc::ppoll(
+            pollfds.as_mut_ptr(),
+            pollfds.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    } as libc::c_long);
     match ready {
-        Ok(n) => Ok(n > 0),
-        Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(false),
+        Ok(0) => Ok(None),
+        Ok(_) => Ok(pollfds.iter().position(|p| p.revents != 0)),
+        Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(None),
         Err(error) => Err(error),
     }
 }
@@ -221,20 +239,6 @@ pub fn fork() -> io::Result<Option<Pid>> {
         0 => Ok(None),
         child => Ok(Some(child)),
     }
-}
-
-/// Closes every file descriptor of the process except stdio and `keep`.
-pub fn close_fds_except(keep: RawFd) -> io::Result<()> {
-    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&fd| fd > 2 && fd != keep)
-        .collect();
-    for fd in fds {
-        // SAFETY: closing a descriptor number is memory-safe; nothing in this process uses these
-        // descriptors afterwards (the caller is a freshly forked child that owns none of them).
-        unsafe { libc::close(fd) };
-    }
-    Ok(())
 }
 
 /// Leaves the process at once, without running destructors or atexit handlers: for a forked
@@ -267,6 +271,87 @@ pub fn daemonize() -> io::Result<()> {
     // SAFETY: umask cannot fail and touches no memory.
     unsafe { libc::umask(0o022) };
     std::env::set_current_dir("/")
+}
+
+/// `memfd_create(2)`: an anonymous file named `name` (shown as `/memfd:NAME` in
+/// `/proc/PID/exe` of a process executed from it), close-on-exec, sealable. Asks for an
+/// executable one (MFD_EXEC, 6.3+), and without that flag on kernels that do not know it.
+pub fn memfd_create_executable(name: &str) -> io::Result<File> {
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let name = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    let create = |flags: libc::c_uint| {
+        // SAFETY: `name` is NUL-terminated and lives across the call.
+        check(unsafe { libc::memfd_create(name.as_ptr(), flags) } as libc::c_long)
+    };
+    let fd = match create(base | MFD_EXEC) {
+        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => create(base)?,
+        other => other?,
+    };
+    // SAFETY: memfd_create just returned this descriptor; nothing else owns it.
+    Ok(unsafe { File::from_raw_fd(fd as RawFd) })
+}
+
+/// Seals a memfd against any change of its contents or size, and against further seals.
+pub fn seal_contents(file: &File) -> io::Result<()> {
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl(F_ADD_SEALS) takes an int argument and touches no memory of ours.
+    check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } as libc::c_long)?;
+    Ok(())
+}
+
+/// The CPU affinity mask of thread `pid` (0 = the caller), as the kernel's words; sized to
+/// whatever the kernel needs (more than 1024 CPUs included).
+pub fn affinity_mask(pid: Pid) -> io::Result<Vec<libc::c_ulong>> {
+    let mut words = 16usize;
+    loop {
+        let mut mask: Vec<libc::c_ulong> = vec![0; words];
+        let bytes = words * std::mem::size_of::<libc::c_ulong>();
+        // SAFETY: `mask` is writable for `bytes` bytes; the raw system call writes at most that
+        // many and returns how many it wrote.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_sched_getaffinity,
+                pid as libc::c_long,
+                bytes,
+                mask.as_mut_ptr(),
+            )
+        };
+        match check(rc) {
+            Ok(written) => {
+                mask.truncate((written as usize).div_ceil(std::mem::size_of::<libc::c_ulong>()));
+                return Ok(mask);
+            }
+            Err(error) if error.raw_os_error() == Some(libc::EINVAL) && words < 1 << 16 => {
+                words *= 4
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Sets thread `pid`'s CPU affinity to `mask` (from [`affinity_mask`]).
+pub fn set_affinity_mask(pid: Pid, mask: &[libc::c_ulong]) -> io::Result<()> {
+    let bytes = std::mem::size_of_val(mask);
+    // SAFETY: the kernel reads `bytes` bytes from `mask`, which holds exactly that many.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_sched_setaffinity,
+            pid as libc::c_long,
+            bytes,
+            mask.as_ptr(),
+        )
+    })?;
+    Ok(())
+}
+
+/// Sets `signal` to be ignored (inherited across exec, like the kernel's default actions).
+pub fn ignore_signal(signal: i32) -> io::Result<()> {
+    // SAFETY: SIG_IGN installs no handler, so no code of ours runs in signal context.
+    if unsafe { libc::signal(signal, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// `kill(2)`: sends `signal` to `pid`; a negative pid addresses that process group.

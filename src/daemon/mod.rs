@@ -7,6 +7,7 @@
 
 mod guardian;
 mod idle;
+mod ledger;
 mod log;
 mod pidfile;
 mod rt_throttle;
@@ -18,15 +19,17 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::backend::{self, Backend};
-use crate::boost::{ActiveBoost, BoostError, Booster, Restore};
+use crate::boost::{ActiveBoost, BoostError, Booster, Kernel, Restore, RESTORE_ATTEMPTS};
 use crate::clock;
 use crate::config::{Config, Mode};
 use crate::detect::{Detector, Starving};
 use crate::event::{Event, TaskName};
 use crate::sys::{self, SchedAttr};
 use crate::task::{Comm, MonoTime, Pid, WaitingTask};
+pub use guardian::main as guardian_main;
+pub use guardian::NAME as GUARDIAN_NAME;
 pub use log::Logger;
-pub use rt_throttle::throttlectl;
+pub use rt_throttle::{restore_leftovers, throttlectl};
 
 /// Longest pause between retries when the backend keeps failing.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -43,12 +46,9 @@ pub fn run(config: Config) -> Result<()> {
         sys::set_affinity(0, affinity)
             .with_context(|| format!("invalid CPU affinity: {affinity}"))?;
     }
-    // Forked before anything is changed, so that it can undo every change.
-    let mut guardian = if config.log_only {
-        None
-    } else {
-        Some(guardian::Guardian::spawn(config.boost).context("starting the guardian process")?)
-    };
+    // Before anything is changed: what a dead stalld left is undone, and from here on every
+    // change is written down before it is made.
+    let instance = ledger::for_daemon(config.log_only, config.systemd, &logger)?;
     // Before anything slow, so that an early SIGTERM still means an orderly shutdown.
     let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
     for cpu in config.cpus.iter() {
@@ -74,13 +74,11 @@ pub fn run(config: Config) -> Result<()> {
         rt_throttle::require_disabled()?;
         None
     } else {
-        Some(rt_throttle::disable(&logger)?)
+        instance
+            .as_ref()
+            .map(|instance| rt_throttle::disable(&logger, instance))
+            .transpose()?
     };
-    if let (Some(guardian), Some(saved)) =
-        (&mut guardian, rt_throttle.as_ref().and_then(|t| t.saved()))
-    {
-        guardian.rt_throttle_disabled(saved);
-    }
     // Lockdown refuses sched/features; below 1 ms of runtime HRTICK is what enforces it.
     let lockdown = !config.log_only && sched_features::check_lockdown(&logger);
     let _hrtick =
@@ -95,6 +93,15 @@ pub fn run(config: Config) -> Result<()> {
     if !config.foreground {
         sys::daemonize().context("daemonizing")?;
     }
+    // Executed, not forked, after daemonizing (so it is the daemon's child) and before -R (a
+    // SCHED_DEADLINE task cannot start processes).
+    let guardian = instance
+        .as_ref()
+        .map(|instance| {
+            guardian::Guardian::spawn(&instance.dir(), config.log_kmsg, config.log_syslog, &logger)
+        })
+        .transpose()
+        .context("starting the guardian process")?;
     if let Some(percent) = config.reservation {
         reserve_cpu_time(&config, percent, &logger)?;
     }
@@ -103,7 +110,12 @@ pub fn run(config: Config) -> Result<()> {
         .map(pidfile::PidFile::create)
         .transpose()?;
 
-    let mut booster = Booster::new(config.boost);
+    let mut booster = match &instance {
+        Some(instance) => {
+            Booster::with(config.boost, Box::new(Kernel), Box::new(instance.records()))
+        }
+        None => Booster::new(config.boost),
+    };
     if !config.log_only {
         logger.log(&format!("using {} for boosting", booster.policy_name()));
     }
@@ -130,6 +142,9 @@ pub fn run(config: Config) -> Result<()> {
     logger.event(&Event::Stopping);
     booster.restore_all(|boost, outcome| monitor.ended(boost, outcome));
     drop(rt_throttle);
+    if let Some(instance) = instance {
+        instance.finish(&logger);
+    }
     Ok(())
 }
 
@@ -145,6 +160,9 @@ fn reserve_cpu_time(config: &Config, percent: u32, logger: &Logger) -> Result<()
     let period_ns = period.as_nanos() as u64;
     let runtime_ns = period_ns * u64::from(percent) / 100;
     let attr = SchedAttr {
+        // A DEADLINE task may not start a process or a thread without it (the guardian's
+        // respawn, listener threads); children start as SCHED_OTHER.
+        flags: sys::SCHED_FLAG_RESET_ON_FORK,
         runtime: runtime_ns,
         deadline: period_ns,
         period: period_ns,
@@ -182,7 +200,7 @@ impl Monitor<'_> {
         while !shutdown.requested() {
             booster.advance(clock::now(), |boost, outcome| self.ended(boost, outcome));
             if self.all_cpus_idled() {
-                shutdown.sleep_until(self.next_wakeup(backend, booster, clock::now()));
+                self.sleep_until(shutdown, self.next_wakeup(backend, booster, clock::now()));
                 continue;
             }
             if let Err(error) = backend.snapshot(&mut run_queues) {
@@ -193,7 +211,10 @@ impl Monitor<'_> {
                     delay.as_millis()
                 ));
                 let retry = clock::now().after(delay);
-                shutdown.sleep_until(booster.next_event().map_or(retry, |event| event.min(retry)));
+                let wake = booster
+                    .next_timed_event()
+                    .map_or(retry, |event| event.min(retry));
+                self.sleep_until(shutdown, wake);
                 continue;
             }
             failures = 0;
@@ -226,15 +247,23 @@ impl Monitor<'_> {
             for starving in &starving {
                 self.handle(starving, booster, now);
             }
-            shutdown.sleep_until(self.next_wakeup(backend, booster, clock::now()));
+            self.sleep_until(shutdown, self.next_wakeup(backend, booster, clock::now()));
         }
     }
 
-    /// A boost is over: say how it ended, and tell the guardian there is nothing left to undo.
-    fn ended(&mut self, boost: &ActiveBoost, outcome: Restore) {
-        if let Some(guardian) = &mut self.guardian {
-            guardian.boost_ended(boost.pid);
+    /// Sleeps until `deadline` or a shutdown signal; a guardian that dies meanwhile is
+    /// respawned at once.
+    fn sleep_until(&mut self, shutdown: &mut signals::Shutdown, deadline: MonoTime) {
+        let watched = self.guardian.as_ref().and_then(guardian::Guardian::watched);
+        if shutdown.sleep_until_or(deadline, watched) {
+            if let Some(guardian) = &mut self.guardian {
+                guardian.tend(true, self.logger);
+            }
         }
+    }
+
+    /// A boost is over (or its restore failed and is retried): say how it ended.
+    fn ended(&mut self, boost: &ActiveBoost, outcome: Restore) {
         let (cpu, tid) = (boost.cpu, boost.pid);
         self.logger.event(&match outcome {
             Restore::Restored => Event::Restored {
@@ -244,6 +273,18 @@ impl Monitor<'_> {
             },
             Restore::Exited => Event::ExitedWhileBoosted { cpu, tid },
             Restore::ChangedMeanwhile { policy } => Event::ChangedMeanwhile { cpu, tid, policy },
+            Restore::Retry {
+                attempt,
+                delay,
+                error,
+            } => Event::RestoreRetry {
+                cpu,
+                tid,
+                attempt,
+                attempts: RESTORE_ATTEMPTS,
+                delay,
+                error: error.to_string(),
+            },
             Restore::Failed(error) => Event::RestoreFailed {
                 cpu,
                 tid,
@@ -282,24 +323,22 @@ impl Monitor<'_> {
         if self.config.log_only || self.denied(task) {
             return;
         }
+        if let Some(guardian) = &mut self.guardian {
+            guardian.prepare(self.logger);
+        }
         let policy = self.config.boost.policy;
         let outcome = match booster.boost(task.pid, cpu, task.switches, now) {
-            Ok(boost) => {
-                if let Some(guardian) = &mut self.guardian {
-                    guardian.boosted(boost.pid, &boost.saved);
-                }
-                Event::Boosted {
-                    cpu,
-                    task: task_name(task),
-                    process: process_name(task.pid, task.tgid),
-                    policy,
-                }
-            }
+            Ok(_) => Event::Boosted {
+                cpu,
+                task: task_name(task),
+                process: process_name(task.pid, task.tgid),
+                policy,
+            },
             Err(BoostError::AlreadyDeadline) => Event::AlreadyDeadline {
                 cpu,
                 task: task_name(task),
             },
-            Err(BoostError::System(error)) => Event::BoostFailed {
+            Err(error) => Event::BoostFailed {
                 cpu,
                 task: task_name(task),
                 policy,
@@ -392,6 +431,110 @@ fn process_name(pid: Pid, tgid: Option<Pid>) -> Option<Comm> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::boost::fake::{world, FakeLedger, FakeSched};
+    use crate::task::RunQueue;
+    use std::cell::Cell;
+    use std::io::Write;
+    use std::rc::Rc;
+
+    /// One snapshot with a task that has waited long enough, then nothing but failures.
+    struct FailingAfterFirst {
+        calls: Rc<Cell<u32>>,
+    }
+
+    impl Backend for FailingAfterFirst {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+
+        fn knows_queue_times(&self) -> bool {
+            true
+        }
+
+        fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> anyhow::Result<()> {
+            self.calls.set(self.calls.get() + 1);
+            if self.calls.get() > 1 {
+                anyhow::bail!("injected backend failure");
+            }
+            out.clear();
+            out.push(RunQueue {
+                cpu: 1,
+                current: Some(1),
+                waiting: vec![WaitingTask {
+                    pid: 87,
+                    tgid: Some(87),
+                    comm: Comm::new(b"victim"),
+                    prio: 94,
+                    switches: 7,
+                    queued_at: Some(MonoTime(clock::now().0 - 5_000_000_000)),
+                }],
+            });
+            Ok(())
+        }
+    }
+
+    /// The backend fails while a DEADLINE boost waits for its 100 ms verification: the loop
+    /// must sleep (backing off), not spin on the verification deadline it cannot meet, and the
+    /// boost must still end on time.
+    #[test]
+    fn a_failing_backend_during_verification_neither_spins_nor_keeps_the_boost() {
+        let Ok(crate::cli::Command::Run(config)) =
+            crate::cli::parse(["-f", "-t", "1", "-d", "1", "-c", "1"])
+        else {
+            panic!("test options rejected");
+        };
+        let logger = Logger::new(false);
+        let world = world();
+        let fifo5 = SchedAttr {
+            rt_priority: 5,
+            ..SchedAttr::new(sys::SCHED_FIFO)
+        };
+        world.borrow_mut().spawn(87, 1, fifo5);
+        let mut booster = Booster::with(
+            config.boost,
+            Box::new(FakeSched(world.clone())),
+            Box::new(FakeLedger(world.clone())),
+        );
+        let calls = Rc::new(Cell::new(0));
+        let mut backend = FailingAfterFirst {
+            calls: calls.clone(),
+        };
+        let (mut shutdown, mut notify) = signals::Shutdown::manual().unwrap();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1_500));
+            let _ = notify.write_all(b"x");
+        });
+        let mut monitor = Monitor {
+            config: &config,
+            logger: &logger,
+            guardian: None,
+            detector: Detector::new(config.threshold),
+            early: None,
+            idle: None,
+            own_pid: std::process::id() as Pid,
+        };
+        let started = std::time::Instant::now();
+        monitor.run(&mut backend, &mut booster, &mut shutdown);
+        stopper.join().unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(1_400));
+        let world = world.borrow();
+        let sets = world.sets();
+        assert_eq!(
+            sets.first().map(|(_, a)| a.policy),
+            Some(sys::SCHED_DEADLINE)
+        );
+        assert_eq!(
+            world.attr(87),
+            fifo5,
+            "the boost ended after -d 1 s: {sets:?}"
+        );
+        // One good snapshot, then retries at 0.1, 0.3, 0.7, 1.0 s (the boost's end).
+        assert!(
+            calls.get() <= 8,
+            "{} snapshots in 1.5 s: the loop spins",
+            calls.get()
+        );
+    }
 
     #[test]
     fn retries_back_off_up_to_a_cap() {

@@ -1,23 +1,28 @@
 //! RT throttling (`/proc/sys/kernel/sched_rt_runtime_us`): turned off while stalld runs, because
 //! with it on the kernel refuses SCHED_DEADLINE to tasks pinned to fewer CPUs than their root
-//! domain (per-CPU kthreads, the usual victims). The old value comes back when the guard drops.
+//! domain (per-CPU kthreads, the usual victims). The old value is written to the ledger before
+//! it is changed, and comes back when the guard drops, or from whoever replays the ledger of a
+//! stalld that died.
 
-use std::fs;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+use super::ledger::{Instance, Ledger, RtRecord, RtReplay, RUN_DIR};
 use super::log::Logger;
+use crate::boost::Kernel;
 use crate::event::Event;
 use crate::rt_runtime::{self, write as write_runtime, PATH as RT_RUNTIME};
 
-/// Where `throttle off` keeps the value that `throttle on` puts back.
-const SAVED_RUNTIME: &str = "/run/stalld/sched_rt_runtime_us";
 /// The kernel's default, used by `throttle on` when nothing was saved.
 const DEFAULT_RUNTIME: i64 = 950_000;
 
-/// Restores the saved runtime on drop, if this process changed it.
+/// Restores the saved runtime on drop, if this process changed it and nobody (`throttlectl
+/// on`) took that over meanwhile.
 pub struct RtThrottleGuard {
     saved: Option<i64>,
+    ledger: Ledger,
+    owner: String,
     logger: Logger,
 }
 
@@ -33,24 +38,31 @@ pub fn require_disabled() -> Result<()> {
     Ok(())
 }
 
-/// The runtime this process replaced, if it changed it.
-impl RtThrottleGuard {
-    pub fn saved(&self) -> Option<i64> {
-        self.saved
-    }
-}
-
-pub fn disable(logger: &Logger) -> Result<RtThrottleGuard> {
+pub fn disable(logger: &Logger, instance: &Instance) -> Result<RtThrottleGuard> {
+    let ledger = instance.ledger().clone();
+    let _lock = ledger.lock().context("locking the ledger in /run/stalld")?;
     let runtime = read_runtime()?;
     let mut guard = RtThrottleGuard {
         saved: None,
+        ledger: ledger.clone(),
+        owner: instance.name().to_owned(),
         logger: logger.clone(),
     };
     if runtime == -1 {
         logger.event(&Event::RtThrottlingDisabled { saved: None });
         return Ok(guard);
     }
-    write_runtime(-1).with_context(|| format!("unable to write {RT_RUNTIME}"))?;
+    // Written down first: whatever kills stalld from here on, the value can be put back.
+    ledger
+        .save_rt_record(&RtRecord {
+            runtime,
+            owner: Some(guard.owner.clone()),
+        })
+        .context("recording sched_rt_runtime_us in the ledger")?;
+    if let Err(error) = write_runtime(-1) {
+        let _ = ledger.remove_rt_record();
+        return Err(error).with_context(|| format!("unable to write {RT_RUNTIME}"));
+    }
     guard.saved = Some(runtime);
     logger.event(&Event::RtThrottlingDisabled {
         saved: Some(runtime),
@@ -63,44 +75,77 @@ pub fn disable(logger: &Logger) -> Result<RtThrottleGuard> {
 
 impl Drop for RtThrottleGuard {
     fn drop(&mut self) {
-        if let Some(runtime) = self.saved.take() {
-            self.logger.event(&match write_runtime(runtime) {
-                Ok(()) => Event::RtThrottlingRestored { runtime },
-                Err(error) => Event::RtThrottlingRestoreFailed {
-                    runtime,
-                    error: error.to_string(),
-                },
-            });
+        if self.saved.take().is_none() {
+            return;
         }
+        let _lock = self.ledger.lock();
+        let Ok(Some(record)) = self.ledger.rt_record() else {
+            return;
+        };
+        if record.owner.as_deref() != Some(self.owner.as_str()) {
+            return;
+        }
+        let runtime = record.runtime;
+        self.logger.event(&match write_runtime(runtime) {
+            Ok(()) => {
+                let _ = self.ledger.remove_rt_record();
+                Event::RtThrottlingRestored { runtime }
+            }
+            Err(error) => Event::RtThrottlingRestoreFailed {
+                runtime,
+                error: error.to_string(),
+            },
+        });
     }
 }
 
+fn open_ledger() -> Result<Ledger> {
+    Ledger::open(Path::new(RUN_DIR)).with_context(|| format!("opening the ledger in {RUN_DIR}"))
+}
+
 /// `stalld throttle off|on|show` (also run as `throttlectl`): what systemd's unit runs around
-/// the daemon. `off` saves the current value once; `on` puts the saved value back (the C
-/// tool's `on` always wrote the kernel default).
+/// the daemon. `off` saves the current value once; `on` first undoes what a stalld that died
+/// left (its boosts), then puts the saved value back (the C tool's `on` always wrote the
+/// kernel default).
 pub fn throttlectl(command: &str) -> Result<String> {
     let current = read_runtime()?;
-    let saved = || -> Option<i64> { fs::read_to_string(SAVED_RUNTIME).ok()?.trim().parse().ok() };
+    let ledger = open_ledger()?;
+    let saved = |ledger: &Ledger| ledger.rt_record().ok().flatten().map(|r| r.runtime);
+    let show = |value: Option<i64>| value.map_or("none".into(), |v| v.to_string());
     match command {
         "off" => {
+            ledger.replay_dead(&mut Kernel, RtReplay::Restore, &Logger::new(true))?;
+            let _lock = ledger.lock()?;
+            let current = read_runtime()?;
             if current != -1 {
-                fs::create_dir_all("/run/stalld").context("creating /run/stalld")?;
-                fs::write(SAVED_RUNTIME, current.to_string())
-                    .with_context(|| format!("writing {SAVED_RUNTIME}"))?;
+                ledger
+                    .save_rt_record(&RtRecord {
+                        runtime: current,
+                        owner: None,
+                    })
+                    .context("recording sched_rt_runtime_us in the ledger")?;
                 write_runtime(-1).with_context(|| format!("unable to write {RT_RUNTIME}"))?;
             }
             Ok(format!(
                 "RT throttling off (saved runtime {})",
-                saved().map_or("none".into(), |v| v.to_string())
+                show(saved(&ledger))
             ))
         }
         "on" => {
-            let (value, source) = match saved() {
+            let summary = ledger.replay_dead(&mut Kernel, RtReplay::Restore, &Logger::new(true))?;
+            let _lock = ledger.lock()?;
+            let (value, source) = match saved(&ledger) {
                 Some(value) => (value, "saved"),
                 None => (DEFAULT_RUNTIME, "kernel default, nothing was saved"),
             };
             write_runtime(value).with_context(|| format!("unable to write {RT_RUNTIME}"))?;
-            let _ = fs::remove_file(SAVED_RUNTIME);
+            ledger.remove_rt_record()?;
+            if summary.kept > 0 {
+                bail!(
+                    "RT throttling on: sched_rt_runtime_us={value}, but {} task(s) left boosted by a stalld that is gone could not be restored",
+                    summary.kept
+                );
+            }
             Ok(format!(
                 "RT throttling on: sched_rt_runtime_us={value} ({source})"
             ))
@@ -112,8 +157,26 @@ pub fn throttlectl(command: &str) -> Result<String> {
             } else {
                 "throttling on"
             },
-            saved().map_or("none".into(), |v| v.to_string())
+            show(saved(&ledger))
         )),
         other => bail!("unknown throttle command '{other}': use off, on or show"),
     }
+}
+
+/// `stalld restore`: undoes what every stalld that is gone left behind (boosted tasks, RT
+/// throttling it turned off), from the ledger. The unit runs it when the service stops, so
+/// nothing is left however the daemon ended. Running daemons are not touched.
+pub fn restore_leftovers() -> Result<String> {
+    let ledger = open_ledger()?;
+    let summary = ledger.replay_dead(&mut Kernel, RtReplay::Restore, &Logger::new(true))?;
+    if summary.kept > 0 {
+        bail!(
+            "{} task(s) left boosted by a stalld that is gone could not be restored; their records stay in {RUN_DIR}",
+            summary.kept
+        );
+    }
+    Ok(match summary.restored {
+        0 => "nothing left to restore".to_owned(),
+        n => format!("restored {n} task(s) left boosted by a stalld that is gone"),
+    })
 }
