@@ -190,9 +190,10 @@ fn sigkill_leaves_nothing_boosted(backend: &str) {
     });
     assert!(
         restored,
-        "after SIGKILL: victim {:?}, rt runtime {}",
+        "after SIGKILL: victim {:?}, rt runtime {}\n{:#?}",
         policy_of(pid),
-        read_rt_runtime()
+        read_rt_runtime(),
+        daemon.lines()
     );
 }
 

@@ -56,6 +56,16 @@ fn the_unit_and_the_shipped_config_make_a_valid_command_line() {
         Some(std::path::Path::new("/run/stalld/stalld.pid"))
     );
     assert!(unit.contains("ExecStartPre=/usr/bin/throttlectl off"));
+    // Boosted tasks first (throttling on could refuse while DEADLINE bandwidth is in use),
+    // then RT throttling; a failed restore must not skip the second.
+    let stop_post: Vec<&str> = unit
+        .lines()
+        .filter_map(|line| line.strip_prefix("ExecStopPost="))
+        .collect();
+    assert_eq!(
+        stop_post,
+        ["-/usr/bin/stalld restore", "/usr/bin/throttlectl on"]
+    );
 }
 
 #[test]
