@@ -75,16 +75,39 @@ impl Logger {
         self.emit(Severity::Warning, message, true);
     }
 
+    /// A `-v` diagnostic, such as the per-check lines: stderr only, and only with `-v`, like
+    /// the C stalld's `info()`; never kmsg, syslog or (without `-v`) the journal.
+    pub fn verbose(&self, message: &str) {
+        if self.verbose {
+            self.write_stderr(Severity::Info, message);
+        }
+    }
+
+    /// `-v` output the C stalld prints on stdout (the per-CPU task tables), in one write.
+    pub fn verbose_stdout(&self, text: &str) {
+        if self.verbose {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush());
+        }
+    }
+
+    fn write_stderr(&self, severity: Severity, message: &str) {
+        let level = severity as u8;
+        // One write per line keeps lines whole when several processes share the terminal.
+        let line = if self.journal {
+            format!("<{level}>stalld: {message}\n")
+        } else {
+            format!("stalld: {message}\n")
+        };
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
     fn emit(&self, severity: Severity, message: &str, to_stderr: bool) {
         let level = severity as u8;
         if to_stderr {
-            // One write per line keeps lines whole when several processes share the terminal.
-            let line = if self.journal {
-                format!("<{level}>stalld: {message}\n")
-            } else {
-                format!("stalld: {message}\n")
-            };
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            self.write_stderr(severity, message);
         }
         if self.kmsg {
             // The kernel rate-limits each open file to 10 records per 5 s: a fresh open per

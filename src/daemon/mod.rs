@@ -5,6 +5,7 @@
 //! waiting task reaches the threshold, or (for a backend that cannot see queue times) the next
 //! poll.
 
+mod checks;
 mod guardian;
 mod idle;
 mod log;
@@ -111,14 +112,10 @@ pub fn run(config: Config) -> Result<()> {
         config: &config,
         logger: &logger,
         guardian,
-        detector: Detector::new(config.threshold),
+        detector: Detector::new(config.threshold).repeating_every(report_interval(&config)),
         // Adaptive and aggressive modes warn at half the threshold.
         early: (config.mode != Mode::Power).then(|| Detector::new(config.threshold / 2)),
-        // Polling backends skip polls while all CPUs idle; aggressive mode never skips.
-        idle: (config.idle_detection
-            && config.mode != Mode::Aggressive
-            && !backend.knows_queue_times())
-        .then(|| idle::IdleDetector::new(config.cpus.clone())),
+        checks: check_cadence(&config, backend.knows_queue_times()),
         own_pid: std::process::id() as Pid,
     };
     logger.event(&Event::Started {
@@ -159,13 +156,36 @@ fn reserve_cpu_time(config: &Config, percent: u32, logger: &Logger) -> Result<()
     Ok(())
 }
 
+/// How often a task that keeps starving is reported again: every poll with `-l` in power mode
+/// (the C stalld reports it each granularity with its growing wait, and scripts measure that),
+/// otherwise once per threshold period (as upstream's per-CPU modes).
+fn report_interval(config: &Config) -> Duration {
+    if config.log_only && config.mode == Mode::Power {
+        config.granularity
+    } else {
+        config.threshold
+    }
+}
+
+/// When to look at the run queues (see `checks`): every granularity for a polling backend, and
+/// before the first possible threshold crossing (the earlier detector's) with exact stamps.
+fn check_cadence(config: &Config, exact: bool) -> checks::Checks {
+    let cadence = if exact {
+        let threshold = config.threshold / if config.mode == Mode::Power { 1 } else { 2 };
+        checks::Cadence::exact(threshold)
+    } else {
+        checks::Cadence::polling(config.granularity)
+    };
+    checks::Checks::new(config.cpus.clone(), cadence, config.idle_detection)
+}
+
 struct Monitor<'a> {
     config: &'a Config,
     logger: &'a Logger,
     guardian: Option<guardian::Guardian>,
     detector: Detector,
     early: Option<Detector>,
-    idle: Option<idle::IdleDetector>,
+    checks: checks::Checks,
     own_pid: Pid,
 }
 
@@ -181,10 +201,21 @@ impl Monitor<'_> {
         let mut failures = 0u32;
         while !shutdown.requested() {
             booster.advance(clock::now(), |boost, outcome| self.ended(boost, outcome));
-            if self.all_cpus_idled() {
-                shutdown.sleep_until(self.next_wakeup(backend, booster, clock::now()));
-                continue;
-            }
+            let skip = match self.plan(booster, clock::now()) {
+                checks::Plan::Look { skip } => skip,
+                checks::Plan::AllIdle => {
+                    checks::print_all_idle(self.logger);
+                    // Nothing has waited through the check: known waits are over.
+                    run_queues.clear();
+                    self.observe_quietly(clock::now(), &run_queues);
+                    shutdown.sleep_until(self.next_wakeup(booster, clock::now()));
+                    continue;
+                }
+                checks::Plan::Wait => {
+                    shutdown.sleep_until(self.next_wakeup(booster, clock::now()));
+                    continue;
+                }
+            };
             if let Err(error) = backend.snapshot(&mut run_queues) {
                 failures += 1;
                 let delay = retry_delay(failures);
@@ -198,6 +229,8 @@ impl Monitor<'_> {
             }
             failures = 0;
             let now = clock::now();
+            self.checks.looked(now, &skip);
+            run_queues.retain(|run_queue| !skip.contains(&run_queue.cpu));
             let never_ran = |pid, switches| {
                 run_queues
                     .iter()
@@ -223,10 +256,18 @@ impl Monitor<'_> {
             }
             starving.clear();
             self.detector.observe(now, &run_queues, &mut starving);
+            checks::print_look(
+                self.logger,
+                self.config.mode != Mode::Power,
+                self.checks.idle_detection(),
+                &run_queues,
+                &skip,
+                |pid| self.detector.waited(pid, now),
+            );
             for starving in &starving {
                 self.handle(starving, booster, now);
             }
-            shutdown.sleep_until(self.next_wakeup(backend, booster, clock::now()));
+            shutdown.sleep_until(self.next_wakeup(booster, clock::now()));
         }
     }
 
@@ -252,19 +293,31 @@ impl Monitor<'_> {
         });
     }
 
-    fn all_cpus_idled(&mut self) -> bool {
-        let Some(idle) = &mut self.idle else {
-            return false;
-        };
-        match idle.all_idle() {
-            Ok(all_idle) => all_idle,
-            Err(error) => {
-                self.logger.warn(&format!(
-                    "fail reading sched stat file: {error}; disabling idle detection"
-                ));
-                self.idle = None;
-                false
-            }
+    /// Samples idle time and decides what this wakeup does. A known wait due for a report or
+    /// a boost needing attention wants a fresh snapshot whatever idle detection says.
+    fn plan(&mut self, booster: &Booster, now: MonoTime) -> checks::Plan {
+        if let Err(error) = self.checks.sample(now) {
+            self.logger.warn(&format!(
+                "fail reading sched stat file: {error}; disabling idle detection"
+            ));
+        }
+        let forced = [
+            self.detector.next_report(),
+            self.early.as_ref().and_then(Detector::next_report),
+            booster.next_event(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|at| at <= now);
+        self.checks.plan(now, forced)
+    }
+
+    /// Feeds a snapshot to the detectors without acting on it (nothing in it can be due).
+    fn observe_quietly(&mut self, now: MonoTime, run_queues: &[crate::task::RunQueue]) {
+        let mut none = Vec::new();
+        self.detector.observe(now, run_queues, &mut none);
+        if let Some(early) = &mut self.early {
+            early.observe(now, run_queues, &mut none);
         }
     }
 
@@ -341,16 +394,11 @@ impl Monitor<'_> {
         }
     }
 
-    /// The next moment worth waking for. A task queued after this snapshot cannot reach the
-    /// threshold before `now + threshold`, so with exact queue times nothing is missed.
-    fn next_wakeup(&self, backend: &dyn Backend, booster: &Booster, now: MonoTime) -> MonoTime {
-        let poll = if backend.knows_queue_times() {
-            self.config.threshold / if self.early.is_some() { 2 } else { 1 }
-        } else {
-            self.config.granularity
-        };
+    /// The next moment worth waking for: the next check (see `checks`), a known wait's next
+    /// report, or a boost's next event.
+    fn next_wakeup(&self, booster: &Booster, now: MonoTime) -> MonoTime {
         [
-            Some(now.after(poll)),
+            Some(self.checks.next_wakeup(now)),
             self.detector.next_report(),
             self.early.as_ref().and_then(Detector::next_report),
             booster.next_event(),
