@@ -56,6 +56,18 @@ fn the_unit_and_the_shipped_config_make_a_valid_command_line() {
         Some(std::path::Path::new("/run/stalld/stalld.pid"))
     );
     assert!(unit.contains("ExecStartPre=/usr/bin/throttlectl off"));
+    // Both environment files are optional (`-`); Debian's is read too. $BE stays in ExecStart
+    // so that drop-ins setting the backend keep working.
+    for file in ["/etc/sysconfig/stalld", "/etc/default/stalld"] {
+        assert!(
+            unit.lines()
+                .any(|l| l == format!("EnvironmentFile=-{file}")),
+            "{file} not read as an optional environment file"
+        );
+    }
+    assert!(unit
+        .lines()
+        .any(|l| l.starts_with("ExecStart=") && l.split_whitespace().any(|w| w == "$BE")));
 }
 
 #[test]
@@ -145,4 +157,95 @@ fn parse_sched_debug_rejects_garbage_with_the_line() {
     assert_ne!(code, Some(0));
     assert!(stdout.is_empty());
     assert!(stderr.contains("sched_debug line"), "{stderr}");
+}
+
+/// The man page and completions are generated from the same definition as the usage screen
+/// and the parser: every option (short and long) and every subcommand is in each of them.
+#[test]
+fn man_page_completions_usage_and_parser_agree() {
+    use clap::CommandFactory;
+    let out = env!("OUT_DIR");
+    let read = |path: &str| {
+        std::fs::read_to_string(format!("{out}/{path}"))
+            .unwrap_or_else(|err| panic!("{out}/{path}: {err}"))
+    };
+    // Without roff's dash escapes and font changes.
+    let plain = |roff: &str| {
+        ["\\fB", "\\fI", "\\fR"]
+            .iter()
+            .fold(roff.replace("\\-", "-"), |text, font| {
+                text.replace(font, "")
+            })
+    };
+    let man = plain(&read("man/stalld.8"));
+    let bash = read("completions/stalld.bash");
+    let zsh = read("completions/_stalld");
+    let fish = read("completions/stalld.fish");
+    let usage = cli::usage();
+    let command = cli::Args::command();
+    for arg in command.get_arguments().filter(|a| !a.is_positional()) {
+        let short = format!("-{}", arg.get_short().unwrap());
+        let long = format!("--{}", arg.get_long().unwrap());
+        assert!(
+            man.contains(&format!("{short}, {long}")),
+            "{long} not in the man page"
+        );
+        assert!(
+            usage.contains(&format!("{short}/{long}:")),
+            "{long} not in the usage"
+        );
+        assert!(
+            bash.contains(&long) && zsh.contains(&long),
+            "{long} not completed"
+        );
+        assert!(
+            fish.contains(&format!("-l {}", &long[2..])),
+            "{long} not in the fish completions"
+        );
+    }
+    for sub in command.get_subcommands() {
+        let name = sub.get_name();
+        assert!(
+            man.contains(&format!("stalld {name}")),
+            "{name} not in the man page"
+        );
+        assert!(
+            usage.contains(&format!("stalld {name}")),
+            "{name} not in the usage"
+        );
+        assert!(bash.contains(name) && zsh.contains(name) && fish.contains(name));
+    }
+    assert!(man.contains(".SH SUBCOMMANDS") && man.contains(".SH VERBOSE OUTPUT"));
+    // The same files are next to the binary for `make install`.
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_stalld"));
+    let beside = std::fs::read_to_string(binary.with_file_name("man").join("stalld.8")).unwrap();
+    assert_eq!(plain(&beside), man);
+}
+
+/// `--help` shows the usage screen (with the subcommands) on stderr and exits 0; the
+/// subcommands named there run.
+#[test]
+fn help_documents_the_subcommands_and_they_run() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stalld"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(help.trim_end(), cli::usage());
+    assert!(help.contains("stalld throttle off|on|show"), "{help}");
+    assert!(help.contains("stalld parse-sched-debug FILE|-"), "{help}");
+    let show = Command::new(env!("CARGO_BIN_EXE_stalld"))
+        .args(["throttle", "show"])
+        .output()
+        .unwrap();
+    assert!(show.status.success(), "{show:?}");
+    let misuse = Command::new(env!("CARGO_BIN_EXE_stalld"))
+        .args(["throttle", "sideways"])
+        .output()
+        .unwrap();
+    assert_eq!(misuse.status.code(), Some(22));
+    assert!(
+        String::from_utf8_lossy(&misuse.stderr).ends_with("usage: stalld throttle off|on|show\n")
+    );
 }
