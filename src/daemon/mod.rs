@@ -105,9 +105,7 @@ pub fn run(config: Config) -> Result<()> {
         .transpose()?;
 
     let mut booster = Booster::new(config.boost);
-    if !config.log_only {
-        logger.log(&format!("using {} for boosting", booster.policy_name()));
-    }
+    log_startup(&config, &booster, &logger);
     let mut monitor = Monitor {
         config: &config,
         logger: &logger,
@@ -147,13 +145,38 @@ fn reserve_cpu_time(config: &Config, percent: u32, logger: &Logger) -> Result<()
         period: period_ns,
         ..SchedAttr::new(sys::SCHED_DEADLINE)
     };
-    sys::sched_setattr(0, &attr).with_context(|| {
-        "failed to set -R/--reservation: error setting the reservation".to_string()
-    })?;
+    if let Err(error) = sys::sched_setattr(0, &attr) {
+        logger.warn(&format!("failed to set -R/--reservation: {error}"));
+        bail!("error setting the reservation");
+    }
     logger.log(&format!(
         "successfully set {percent}% SCHED_DEADLINE reservation runtime/period = {runtime_ns}/{period_ns}"
     ));
     Ok(())
+}
+
+/// The C stalld's configuration lines: the denylists, the mode, the boost policy.
+fn log_startup(config: &Config, booster: &Booster, logger: &Logger) {
+    for regex in config
+        .ignore_threads
+        .0
+        .iter()
+        .chain(&config.ignore_processes.0)
+    {
+        logger.log(&format!("task ignore string {}", regex.as_str()));
+    }
+    if config.mode == Mode::Power {
+        logger.log("single threaded mode");
+    }
+    if config.log_only {
+        return;
+    }
+    match config.boost.policy {
+        crate::config::BoostPolicy::Fifo => logger.log("forcing SCHED_FIFO for boosting"),
+        crate::config::BoostPolicy::Deadline => {
+            logger.log(&format!("using {} for boosting", booster.policy_name()));
+        }
+    }
 }
 
 /// How often a task that keeps starving is reported again: every poll with `-l` in power mode
@@ -297,9 +320,9 @@ impl Monitor<'_> {
     /// a boost needing attention wants a fresh snapshot whatever idle detection says.
     fn plan(&mut self, booster: &Booster, now: MonoTime) -> checks::Plan {
         if let Err(error) = self.checks.sample(now) {
-            self.logger.warn(&format!(
-                "fail reading sched stat file: {error}; disabling idle detection"
-            ));
+            self.logger
+                .warn(&format!("fail reading sched stat file: {error}"));
+            self.logger.warn("disabling idle detection");
         }
         let forced = [
             self.detector.next_report(),

@@ -19,9 +19,21 @@ pub struct HrtickGuard {
 /// time even under RT hogs. Informational; looks only where debugfs is already mounted.
 pub fn report_dl_server(logger: &Logger) {
     match mounts::find("debugfs").map(|mount| mount.join("sched/fair_server")) {
-        Some(path) if path.is_dir() => logger.log("DL-server detected."),
-        Some(_) => logger.log("DL-server not detected"),
+        Some(path) => match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => logger.log("DL-server detected."),
+            Ok(_) => logger.log("DL-server not detected: Not a directory"),
+            Err(error) => logger.log(&format!("DL-server not detected: {}", strerror(&error))),
+        },
         None => {}
+    }
+}
+
+/// The C library's text for an error, without Rust's ` (os error N)`.
+fn strerror(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
     }
 }
 
