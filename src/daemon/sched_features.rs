@@ -18,13 +18,13 @@ pub struct HrtickGuard {
 /// Says whether the kernel has the fair deadline server (6.12+), which gives fair tasks some CPU
 /// time even under RT hogs. Informational; looks only where debugfs is already mounted.
 pub fn report_dl_server(logger: &Logger) {
-    match mounts::find("debugfs").map(|mount| mount.join("sched/fair_server")) {
-        Some(path) => match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => logger.log("DL-server detected."),
-            Ok(_) => logger.log("DL-server not detected: Not a directory"),
-            Err(error) => logger.log(&format!("DL-server not detected: {}", strerror(&error))),
-        },
-        None => {}
+    let Some(path) = mounts::find("debugfs").map(|mount| mount.join("sched/fair_server")) else {
+        return;
+    };
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_dir() => logger.log("DL-server detected."),
+        Ok(_) => logger.log("DL-server not detected: Not a directory"),
+        Err(error) => logger.log(&format!("DL-server not detected: {}", strerror(&error))),
     }
 }
 
