@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
-use crate::config::{BackendChoice, BoostParams, BoostPolicy, Config, Denylist, Mode};
+use crate::config::{BackendChoice, BoostParams, BoostPolicy, Config, Denylist, MetricsAddr, Mode};
 use crate::cpuset::{configured_cpus, CpuSet};
 
 /// Exit status of every command-line error (EINVAL), as upstream.
@@ -73,6 +73,10 @@ struct Args {
     systemd: bool,
     #[arg(short = 'P', long = "pidfile")]
     pidfile: Option<String>,
+    #[arg(long = "events")]
+    events: Option<String>,
+    #[arg(long = "metrics")]
+    metrics: Option<String>,
 }
 
 /// What the command line asks for.
@@ -95,12 +99,15 @@ pub fn usage() -> String {
               [-b backend] [-c cpu-list] [-a cpu-list] [-p period] [-r runtime]
               [-d duration] [-t threshold] [-g granularity] [-R percent]
               [-i regex,...] [-I regex,...] [-P|--pidfile file]
+              [--events file|-] [--metrics host:port|unix:path]
 
         logging options:
           -l/--log_only: only log information (do not boost)
           -v/--verbose: print info to stderr (implies -f)
           -k/--log_kmsg: print log to the kernel buffer (/dev/kmsg)
           -s/--log_syslog: print log to syslog
+          --events: also write every event as a JSON line to this file (- = stdout)
+          --metrics: serve Prometheus metrics at http://ADDR/metrics (host:port or unix:path)
         startup options:
           -f/--foreground: run in foreground [implied with -v]
           -P/--pidfile: write daemon pid to specified file
@@ -128,6 +135,8 @@ pub fn usage() -> String {
         numbers may carry a unit: ns, us, ms, s, min (e.g. -t 500ms, -p 1s)
         -h/--help: print this menu
         -V/--version: print the version
+        commands: stalld status [--json] | stalld check [--json] [options]
+                  | stalld throttle off|on|show | stalld parse-sched-debug file|-
 
   stalld version: {}",
         env!("CARGO_PKG_VERSION")
@@ -230,6 +239,12 @@ where
         Some("sched_debug" | "S") => BackendChoice::SchedDebug,
         Some(other) => return Err(UsageError(format!("unknown backend {other}"))),
     };
+    let metrics = args.metrics.as_deref().map(metrics_addr).transpose()?;
+    if args.events.as_deref() == Some("") {
+        return Err(UsageError(
+            "--events needs a file name, or - for stdout".into(),
+        ));
+    }
     let mode = if args.aggressive_mode {
         Mode::Aggressive
     } else if args.adaptive_mode {
@@ -280,7 +295,25 @@ where
         backend,
         systemd: args.systemd,
         pidfile: args.pidfile.map(Into::into),
+        events: args.events.map(Into::into),
+        metrics,
     })))
+}
+
+/// `host:port` (a name or an address; `[::1]:9772` for IPv6) or `unix:PATH`.
+fn metrics_addr(text: &str) -> Result<MetricsAddr, UsageError> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        if !path.is_empty() {
+            return Ok(MetricsAddr::Unix(path.into()));
+        }
+    } else if let Some((host, port)) = text.rsplit_once(':') {
+        if !host.is_empty() && port.parse::<u16>().is_ok() {
+            return Ok(MetricsAddr::Tcp(text.to_owned()));
+        }
+    }
+    Err(UsageError(format!(
+        "--metrics: expected host:port or unix:PATH, not '{text}'"
+    )))
 }
 
 /// Comma-separated regular expressions, from every use of the option. Matching is unanchored,
@@ -501,6 +534,32 @@ mod tests {
         assert!(!config.ignore_threads.matches("xrcu"));
         assert!(config.ignore_processes.matches("qemu-kvm"));
         assert!(error(&["-i", "ok,("]).starts_with("-i: invalid regular expression '('"));
+    }
+
+    #[test]
+    fn events_and_metrics() {
+        let config = run(&["--events", "-", "--metrics", "127.0.0.1:9772"]).unwrap();
+        assert_eq!(config.events, Some("-".into()));
+        assert_eq!(
+            config.metrics,
+            Some(MetricsAddr::Tcp("127.0.0.1:9772".into()))
+        );
+        let config = run(&["--metrics", "unix:/run/stalld/metrics.sock"]).unwrap();
+        assert_eq!(
+            config.metrics.map(|m| m.to_string()).as_deref(),
+            Some("unix:/run/stalld/metrics.sock")
+        );
+        assert_eq!(run(&[]).unwrap().metrics, None);
+        for bad in ["9772", "host:", ":9772", "unix:", "h:99999"] {
+            assert_eq!(
+                error(&["--metrics", bad]),
+                format!("--metrics: expected host:port or unix:PATH, not '{bad}'")
+            );
+        }
+        assert_eq!(
+            error(&["--events", ""]),
+            "--events needs a file name, or - for stdout"
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ fn main() -> ExitCode {
     match args.first().and_then(|a| a.to_str()) {
         Some("parse-sched-debug") => return replay_sched_debug(&args[1..]),
         Some("throttle") => return throttle(&args[1..]),
+        Some("status") => return status(&args[1..]),
+        Some("check") => return check(&args[1..]),
         _ => {}
     }
     match cli::parse(args) {
@@ -41,6 +43,46 @@ fn main() -> ExitCode {
             ExitCode::from(USAGE_EXIT_CODE as u8)
         }
     }
+}
+
+/// `stalld status [--json]`: asks the running daemon.
+fn status(args: &[std::ffi::OsString]) -> ExitCode {
+    let json = match args {
+        [] => false,
+        [flag] if flag == "--json" => true,
+        _ => {
+            eprintln!("usage: stalld status [--json]");
+            return ExitCode::from(USAGE_EXIT_CODE as u8);
+        }
+    };
+    let (code, output) = stalld::daemon::status_client(json);
+    if code == 0 {
+        let _ = writeln!(std::io::stdout(), "{output}");
+    } else {
+        eprintln!("{output}");
+    }
+    ExitCode::from(code)
+}
+
+/// `stalld check [--json] [options]`: a verdict on the machine for the daemon's options.
+fn check(args: &[std::ffi::OsString]) -> ExitCode {
+    let json = args.iter().any(|arg| arg == "--json");
+    let options: Vec<&std::ffi::OsString> = args.iter().filter(|arg| *arg != "--json").collect();
+    let config = match cli::parse(options) {
+        Ok(Command::Run(config)) => config,
+        Ok(_) => {
+            eprintln!("usage: stalld check [--json] [stalld options]");
+            return ExitCode::from(USAGE_EXIT_CODE as u8);
+        }
+        Err(UsageError(message)) => {
+            eprintln!("stalld check: {message}");
+            return ExitCode::from(USAGE_EXIT_CODE as u8);
+        }
+    };
+    let report = stalld::check::run(&config);
+    let output = if json { report.json() } else { report.text() };
+    let _ = writeln!(std::io::stdout(), "{output}");
+    ExitCode::from(report.exit_code())
 }
 
 /// `stalld throttle off|on|show`, also installed as `throttlectl` for upstream's unit files.
