@@ -56,6 +56,9 @@ fn the_unit_and_the_shipped_config_make_a_valid_command_line() {
         Some(std::path::Path::new("/run/stalld/stalld.pid"))
     );
     assert!(unit.contains("ExecStartPre=/usr/bin/throttlectl off"));
+    // stalld sends READY=1 and pings the watchdog from its loop (tests/e2e_observability.rs).
+    assert!(unit.contains("\nType=notify\n") && unit.contains("\nNotifyAccess=main\n"));
+    assert!(unit.contains("\nWatchdogSec=60s\n"));
 }
 
 #[test]

@@ -3,7 +3,30 @@
 
 use crate::event::Culprit;
 use crate::sys;
-use crate::task::{Comm, Pid};
+use crate::task::{Comm, Pid, RunQueue};
+
+/// Who holds `run_queue`'s CPU while `victim` starves there. Normally the running task; but
+/// when that is stalld itself (the fair server lets it run there now and then, and its own
+/// scan may be what runs), the hog is the waiting task of best priority other than the victim.
+pub fn on(run_queue: &RunQueue, victim: Pid) -> Option<Culprit> {
+    pick(run_queue, victim, is_own_thread).and_then(describe)
+}
+
+fn pick(run_queue: &RunQueue, victim: Pid, is_own: impl Fn(Pid) -> bool) -> Option<Pid> {
+    match run_queue.current {
+        Some(pid) if pid > 0 && !is_own(pid) => Some(pid),
+        _ => run_queue
+            .waiting
+            .iter()
+            .filter(|task| task.pid != victim && !is_own(task.pid))
+            .min_by_key(|task| task.prio)
+            .map(|task| task.pid),
+    }
+}
+
+fn is_own_thread(pid: Pid) -> bool {
+    std::path::Path::new(&format!("/proc/self/task/{pid}")).exists()
+}
 
 /// The task `pid` as a culprit; `None` when it is gone or is no task (pid 0: idle).
 pub fn describe(pid: Pid) -> Option<Culprit> {
@@ -62,6 +85,33 @@ mod tests {
         );
         assert_eq!(cgroup_path("4:memory:/m\n").as_deref(), Some("/m"));
         assert_eq!(cgroup_path(""), None);
+    }
+
+    #[test]
+    fn the_running_task_unless_it_is_stalld_then_the_best_waiter() {
+        use crate::task::WaitingTask;
+        let waiter = |pid, prio| WaitingTask {
+            pid,
+            tgid: None,
+            comm: Comm::new(b"t"),
+            prio,
+            switches: 0,
+            queued_at: None,
+        };
+        let run_queue = RunQueue {
+            cpu: 1,
+            current: Some(7),
+            // The victim (FIFO 5 = prio 94), the preempted hog (FIFO 10 = 89), a fair task.
+            waiting: vec![waiter(3, 94), waiter(4, 89), waiter(5, 120)],
+        };
+        assert_eq!(pick(&run_queue, 3, |_| false), Some(7));
+        assert_eq!(pick(&run_queue, 3, |pid| pid == 7), Some(4));
+        let idle = RunQueue {
+            current: None,
+            waiting: vec![waiter(3, 94)],
+            ..run_queue
+        };
+        assert_eq!(pick(&idle, 3, |_| false), None);
     }
 
     #[test]

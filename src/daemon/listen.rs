@@ -8,6 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::Logger;
@@ -87,12 +88,54 @@ impl Accept for UnixListener {
     }
 }
 
-/// Hands each connection to `handle`, one at a time, until the process ends.
-pub fn serve_forever<L: Accept>(listener: L, mut handle: impl FnMut(L::Stream)) -> ! {
+/// Clients served at once by one listener; more wait in the kernel's backlog. Slow clients
+/// (each bounded by [`CLIENT_TIMEOUT`]) then cannot keep a scrape out for long.
+pub const MAX_CLIENTS: usize = 8;
+
+/// Hands each connection to `handle` in a thread of its own (SCHED_OTHER, as this one), at
+/// most [`MAX_CLIENTS`] at a time, until the process ends.
+pub fn serve_forever<L: Accept>(
+    listener: L,
+    handle: impl Fn(L::Stream) + Clone + Send + 'static,
+) -> !
+where
+    L::Stream: Send + 'static,
+{
+    let busy = Arc::new((Mutex::new(0usize), Condvar::new()));
     loop {
-        match listener.accept_bounded() {
-            Ok(stream) => handle(stream),
-            Err(_) => std::thread::sleep(ACCEPT_BACKOFF),
+        {
+            let (count, freed) = &*busy;
+            let mut count = count.lock().unwrap_or_else(|p| p.into_inner());
+            while *count >= MAX_CLIENTS {
+                count = freed.wait(count).unwrap_or_else(|p| p.into_inner());
+            }
+            *count += 1;
         }
+        let release = Release(Arc::clone(&busy));
+        match listener.accept_bounded() {
+            Ok(stream) => {
+                let handle = handle.clone();
+                // Should the thread not start, `release` is dropped with the closure.
+                let _ = std::thread::Builder::new().spawn(move || {
+                    let _release = release;
+                    handle(stream);
+                });
+            }
+            Err(_) => {
+                drop(release);
+                std::thread::sleep(ACCEPT_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Gives a client slot back when dropped.
+struct Release(Arc<(Mutex<usize>, Condvar)>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let (count, freed) = &*self.0;
+        *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        freed.notify_one();
     }
 }

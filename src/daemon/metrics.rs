@@ -59,13 +59,17 @@ impl MetricsServer {
     /// Serves in a thread of its own until the process ends.
     pub fn spawn(self, published: Arc<ArcSwap<Snapshot>>, logger: Logger) -> io::Result<()> {
         listen::spawn("stalld-metrics", logger, move || match self {
-            MetricsServer::Tcp(listener) => listen::serve_forever(listener, |stream| {
-                let _ = serve(stream, &published);
-            }),
-            MetricsServer::Unix(listener, _) => listen::serve_forever(listener, |stream| {
-                let _ = serve(stream, &published);
-            }),
+            MetricsServer::Tcp(listener) => listen::serve_forever(listener, handler(published)),
+            MetricsServer::Unix(listener, _) => listen::serve_forever(listener, handler(published)),
         })
+    }
+}
+
+fn handler<S: Read + Write>(
+    published: Arc<ArcSwap<Snapshot>>,
+) -> impl Fn(S) + Clone + Send + 'static {
+    move |stream| {
+        let _ = serve(stream, &published);
     }
 }
 

@@ -31,11 +31,14 @@ use crate::config::{Config, Mode};
 use crate::detect::{Detector, Starving};
 use crate::event::{Event, TaskName};
 use crate::sys::{self, SchedAttr};
-use crate::task::{Comm, MonoTime, Pid, WaitingTask};
+use crate::task::{Comm, MonoTime, Pid, RunQueue, WaitingTask};
 pub use log::journal::{Journal, SOCKET_ENV as JOURNAL_SOCKET_ENV};
 pub use log::{Delivery, Logger, SYSLOG_SOCKET_ENV};
 pub use rt_throttle::throttlectl;
-pub use status::{client as status_client, EXIT_NOT_RUNNING, EXIT_REFUSED};
+pub use status::{
+    client as status_client, socket_path as status_socket_path, EXIT_NOT_RUNNING, EXIT_REFUSED,
+    SOCKET_ENV as STATUS_SOCKET_ENV,
+};
 
 /// Longest pause between retries when the backend keeps failing.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -303,11 +306,8 @@ impl Monitor<'_> {
             starving.clear();
             self.detector.observe(now, &run_queues, &mut starving);
             for starving in &starving {
-                let current = run_queues
-                    .iter()
-                    .find(|run_queue| run_queue.cpu == starving.cpu)
-                    .and_then(|run_queue| run_queue.current);
-                self.handle(starving, current, booster, now);
+                let run_queue = run_queues.iter().find(|rq| rq.cpu == starving.cpu);
+                self.handle(starving, run_queue, booster, now);
             }
             self.checked(clock::now().saturating_since(check_started));
             shutdown.sleep_until(self.next_wakeup(backend, booster, clock::now()));
@@ -367,11 +367,11 @@ impl Monitor<'_> {
         }
     }
 
-    /// `current` is the task the backend saw running on the CPU: the culprit.
+    /// `run_queue` is the CPU's, in which the culprit is found.
     fn handle(
         &mut self,
         starving: &Starving,
-        current: Option<Pid>,
+        run_queue: Option<&RunQueue>,
         booster: &mut Booster,
         now: MonoTime,
     ) {
@@ -384,7 +384,7 @@ impl Monitor<'_> {
             cpu,
             task: task_name(task),
             waited: starving.waited,
-            culprit: current.and_then(culprit::describe),
+            culprit: run_queue.and_then(|rq| culprit::on(rq, task.pid)),
         });
         if self.config.log_only || self.denied(task) {
             return;

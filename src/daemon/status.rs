@@ -23,12 +23,18 @@ use crate::sys;
 
 pub const SOCKET_NAME: &str = "stalld.sock";
 
+/// For tests only: the socket path instead of /run/stalld/stalld.sock, for daemon and client
+/// alike (the directory is then the test's, and the peer-credential check stands alone).
+pub const SOCKET_ENV: &str = "STALLD_STATUS_SOCKET";
+
 /// Exit statuses of `stalld status`, as LSB init scripts' `status` action has them.
 pub const EXIT_NOT_RUNNING: u8 = 3;
 pub const EXIT_REFUSED: u8 = 4;
 
 pub fn socket_path() -> PathBuf {
-    Path::new(rundir::RUNTIME_DIR).join(SOCKET_NAME)
+    std::env::var_os(SOCKET_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(rundir::RUNTIME_DIR).join(SOCKET_NAME))
 }
 
 /// The status socket, bound and waiting for its thread. Removes the socket file when dropped.
@@ -39,8 +45,10 @@ pub struct StatusServer {
 
 impl StatusServer {
     pub fn bind() -> io::Result<StatusServer> {
-        rundir::ensure(Path::new(rundir::RUNTIME_DIR))?;
         let path = socket_path();
+        if std::env::var_os(SOCKET_ENV).is_none() {
+            rundir::ensure(Path::new(rundir::RUNTIME_DIR))?;
+        }
         let listener = listen::bind_unix(&path, 0o600)?;
         Ok(StatusServer {
             listener: Some(listener),
@@ -54,7 +62,7 @@ impl StatusServer {
             return Ok(());
         };
         listen::spawn("stalld-status", logger, move || {
-            listen::serve_forever(listener, |stream| {
+            listen::serve_forever(listener, move |stream| {
                 let _ = answer(stream, &published);
             })
         })
@@ -68,13 +76,15 @@ impl Drop for StatusServer {
 }
 
 fn answer(mut stream: UnixStream, published: &ArcSwap<Snapshot>) -> io::Result<()> {
+    // Read first: closing on an unread request would reset the connection, and the client
+    // would see that instead of the refusal.
+    let mut request = String::new();
+    BufReader::new((&stream).take(64)).read_line(&mut request)?;
     // The directory already keeps others out; the kernel's word on who connected is the check.
     if sys::peer_uid(&stream)? != 0 {
         let refusal = json!({"error": "permission denied: stalld status needs root"});
         return writeln!(stream, "{refusal}");
     }
-    let mut request = String::new();
-    BufReader::new((&stream).take(64)).read_line(&mut request)?;
     let reply = match request.trim() {
         "status" => report(&published.load_full()),
         other => json!({"error": format!("unknown request {other:?}")}),
