@@ -334,7 +334,7 @@ pub const FIELD_DOCS: &[(&str, &str)] = &[
     ),
     (
         "culprit_pid",
-        "starved: the task running on the CPU at detection time",
+        "starved: who held the CPU at detection time (the running task; the best-priority other waiter when that was stalld itself)",
     ),
     ("culprit_comm", "starved: its name (escaped)"),
     ("culprit_policy", "starved: its policy"),

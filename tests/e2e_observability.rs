@@ -332,7 +332,9 @@ fn journald_gets_native_fields_of_a_real_starvation() {
     let of = |kind: &str| {
         entries
             .iter()
-            .find(|e| e["STALLD_EVENT"] == kind && e["STALLD_TID"] == pid.to_string())
+            .find(|e| {
+                e["STALLD_EVENT"] == kind && e["STALLD_TID"].as_str() == Some(&pid.to_string())
+            })
             .unwrap_or_else(|| panic!("no {kind} entry for {pid} in {entries:#?}"))
     };
     let starved = of("starved");

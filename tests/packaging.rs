@@ -149,3 +149,38 @@ fn parse_sched_debug_rejects_garbage_with_the_line() {
     assert!(stdout.is_empty());
     assert!(stderr.contains("sched_debug line"), "{stderr}");
 }
+
+#[test]
+fn the_man_page_carries_the_observability_section_verbatim() {
+    let man = include_str!("../man/stalld.8");
+    let section = include_str!("../man/observability.roff");
+    assert!(
+        man.contains(section),
+        "man/stalld.8 must include man/observability.roff verbatim"
+    );
+}
+
+#[test]
+fn every_event_and_field_is_documented() {
+    use stalld::event::{EventKind, FIELD_DOCS};
+    let readme = include_str!("../README.md");
+    let man = include_str!("../man/observability.roff");
+    for kind in EventKind::ALL {
+        for text in [readme, man] {
+            assert!(text.contains(kind.name()), "{} undocumented", kind.name());
+            assert!(
+                text.contains(kind.message_id()),
+                "MESSAGE_ID of {} undocumented",
+                kind.name()
+            );
+        }
+    }
+    for (field, _) in FIELD_DOCS {
+        let journald = format!("STALLD_{}", field.to_ascii_uppercase());
+        assert!(
+            readme.contains(&format!("`{field}`")) && readme.contains(&journald),
+            "README lacks {field}"
+        );
+        assert!(man.contains(&journald), "man page lacks {journald}");
+    }
+}

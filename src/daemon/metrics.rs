@@ -284,3 +284,118 @@ fn histogram_samples(
         None,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::telemetry::Telemetry;
+
+    fn snapshot() -> Arc<Snapshot> {
+        let config = match crate::cli::parse(["-t", "5"]) {
+            Ok(crate::cli::Command::Run(config)) => *config,
+            other => panic!("{other:?}"),
+        };
+        let mut telemetry = Telemetry::new(&config, Arc::default());
+        telemetry.set_backend("queue_track", "tracepoints");
+        telemetry.checked(std::time::Duration::from_micros(300));
+        telemetry.published().load_full()
+    }
+
+    /// The sample names a scrape shows for each `# TYPE` line.
+    fn metric_names(text: &str) -> Vec<String> {
+        text.lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .map(|rest| {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                match kind {
+                    "counter" => format!("{name}_total"),
+                    "info" => format!("{name}_info"),
+                    _ => name.to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn exposition_is_openmetrics_with_every_family() {
+        let text = render(&snapshot());
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(
+            text.contains("stalld_backend_info{backend=\"queue_track\",stamps=\"tracepoints\"} 1")
+        );
+        assert!(text.contains("stalld_check_duration_seconds_count 1"));
+        assert!(text.contains("stalld_check_duration_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("stalld_log_dropped_total{sink=\"journal\"} 0"));
+        let names = metric_names(&text);
+        for expected in [
+            "stalld_starving_events_total",
+            "stalld_boosts_total",
+            "stalld_restores_total",
+            "stalld_starvation_wait_seconds",
+            "stalld_boosted_tasks",
+            "stalld_check_duration_seconds",
+            "stalld_backend_info",
+            "stalld_rt_throttling_disabled",
+            "stalld_build_info",
+            "stalld_last_event_timestamp_seconds",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} not in {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_metric_is_documented() {
+        let readme = include_str!("../../README.md");
+        let man = include_str!("../../man/observability.roff");
+        for name in metric_names(&render(&snapshot())) {
+            assert!(readme.contains(&format!("`{name}")), "README lacks {name}");
+            assert!(
+                man.contains(&format!("\\fB{name}")),
+                "man/observability.roff lacks {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_get_metrics_is_served() {
+        let published = ArcSwap::new(snapshot());
+        let ask = |request: &str| {
+            let mut stream = std::io::Cursor::new(request.as_bytes().to_vec());
+            let mut conversation = Conversation {
+                input: &mut stream,
+                output: Vec::new(),
+            };
+            serve(&mut conversation, &published).unwrap();
+            String::from_utf8(conversation.output).unwrap()
+        };
+        let ok = ask("GET /metrics?x=1 HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(ok.contains(CONTENT_TYPE) && ok.ends_with("# EOF\n"));
+        assert!(ask("GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+        assert!(ask("POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+        assert!(ask("").starts_with("HTTP/1.1 405"));
+    }
+
+    struct Conversation<'a> {
+        input: &'a mut std::io::Cursor<Vec<u8>>,
+        output: Vec<u8>,
+    }
+
+    impl Read for &mut Conversation<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+
+    impl Write for &mut Conversation<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+}
