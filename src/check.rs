@@ -433,13 +433,7 @@ fn check_hrtick(report: &mut Report, config: &Config, debugfs: Option<&Path>, lo
         );
         return;
     };
-    let words: Vec<&str> = features.split_ascii_whitespace().collect();
-    let feature = if words.iter().any(|w| w.ends_with("HRTICK_DL")) {
-        "HRTICK_DL"
-    } else {
-        "HRTICK"
-    };
-    let on = words.contains(&feature);
+    let (feature, on) = crate::daemon::hrtick_state(&features);
     match (on, lockdown) {
         (true, _) => report.add("hrtick", Verdict::Ok, format!("{feature} on")),
         (false, false) => report.add("hrtick", Verdict::Ok, format!("{feature} off; stalld turns it on while it runs (boost runtime below 1 ms)")),

@@ -12,16 +12,11 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, StarvationSession, Starver, Stream, Supervised};
+use common::{last_cpu, only_victim, Daemon, StarvationSession, Starver, Stream, Supervised};
 use serde_json::Value;
-use stalld::cpuset::configured_cpus;
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
 const STALLD: &str = env!("CARGO_BIN_EXE_stalld");
-
-fn last_cpu() -> String {
-    (configured_cpus() - 1).to_string()
-}
 
 /// A scratch directory, removed when dropped.
 struct Scratch(PathBuf);
@@ -43,28 +38,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Starts `stalld -f -v -b <backend> <args>` with `env` set, and waits until it has chosen
-/// its backend.
-fn start_daemon(env: &[(&str, &str)], backend: &str, args: &[&str]) -> Daemon {
-    let mut argv: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    argv.push(STALLD.into());
-    argv.extend(["-f", "-v", "-b", backend].map(String::from));
-    argv.extend(args.iter().map(|a| a.to_string()));
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let daemon = Daemon::spawn_program("env", &argv);
-    let ready = format!("using {backend} backend");
-    daemon
-        .wait_for_line(|line| line.contains(&ready), LINE_WAIT)
-        .unwrap_or_else(|| panic!("daemon did not start: {:?}", daemon.lines()));
-    daemon
-}
-
-fn victim(starver: &Starver) -> i32 {
-    let pids = starver.victim_pids();
-    assert_eq!(pids.len(), 1, "one victim expected");
-    pids[0]
 }
 
 fn hog_pid(starver: &Starver) -> i64 {
@@ -149,13 +122,13 @@ fn json_events_name_the_hog_as_culprit(backend: &str) {
         return;
     };
     let cpu = last_cpu();
-    let mut daemon = start_daemon(
+    let mut daemon = Daemon::start(
         &[],
         backend,
         &["-t", "2", "-g", "1", "-d", "1", "-c", &cpu, "--events", "-"],
     );
     let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
-    let pid = victim(&starver);
+    let pid = only_victim(&starver);
     let hog = hog_pid(&starver);
     let starved_line = wait_line(&daemon, &format!("-{pid} starved on CPU {cpu}"));
     // The JSON line follows the text line.
@@ -204,18 +177,15 @@ fn json_events_name_the_hog_as_culprit(backend: &str) {
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
-macro_rules! for_each_backend {
-    ($($scenario:ident),* $(,)?) => {
-        mod sched_debug {
-            $( #[test] fn $scenario() { super::$scenario("sched_debug") } )*
-        }
-        mod queue_track {
-            $( #[test] fn $scenario() { super::$scenario("queue_track") } )*
-        }
-    };
+#[test]
+fn json_events_name_the_hog_as_culprit_sched_debug() {
+    json_events_name_the_hog_as_culprit("sched_debug");
 }
 
-for_each_backend!(json_events_name_the_hog_as_culprit);
+#[test]
+fn json_events_name_the_hog_as_culprit_queue_track() {
+    json_events_name_the_hog_as_culprit("queue_track");
+}
 
 /// A systemd-journald namespace instance (`systemd-journald NAMESPACE`): a real journald with
 /// sockets and storage of its own, so the machine's journal (if any) is untouched.
@@ -225,13 +195,15 @@ struct Journald {
 }
 
 impl Journald {
-    fn start() -> Option<Journald> {
-        let binary = [
-            "/lib/systemd/systemd-journald",
-            "/usr/lib/systemd/systemd-journald",
-        ]
-        .into_iter()
-        .find(|path| Path::new(path).exists())?;
+    fn start(test: &str) -> Option<Journald> {
+        let binary = common::tool_or_skip(
+            test,
+            &[
+                "/lib/systemd/systemd-journald",
+                "/usr/lib/systemd/systemd-journald",
+            ],
+            "Debian's systemd package",
+        )?;
         let namespace = format!("stalldtest{}", std::process::id());
         let process = Supervised::spawn(binary, &[&namespace], Duration::from_secs(120));
         let journald = Journald {
@@ -303,27 +275,19 @@ fn journald_gets_native_fields_of_a_real_starvation() {
     let Some(_session) = StarvationSession::begin("journald_gets_native_fields") else {
         return;
     };
-    let Some(journald) = Journald::start() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have systemd-journald"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: journald_gets_native_fields: no systemd-journald"
-        );
+    let Some(journald) = Journald::start("journald_gets_native_fields") else {
         return;
     };
     let socket = journald.socket();
     let socket = socket.to_str().unwrap();
     let cpu = last_cpu();
-    let mut daemon = start_daemon(
+    let mut daemon = Daemon::start(
         &[(stalld::daemon::JOURNAL_SOCKET_ENV, socket)],
         "queue_track",
         &["-t", "2", "-d", "1", "-c", &cpu],
     );
     let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
-    let pid = victim(&starver);
+    let pid = only_victim(&starver);
     let hog = hog_pid(&starver);
     wait_line(&daemon, &format!("restored pid {pid} "));
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
@@ -425,7 +389,7 @@ fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
     let _journal = stalled_socket(&journal);
     let _syslog = stalled_socket(&syslog);
     let cpu = last_cpu();
-    let mut daemon = start_daemon(
+    let mut daemon = Daemon::start(
         &[
             (
                 stalld::daemon::JOURNAL_SOCKET_ENV,
@@ -437,7 +401,7 @@ fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
         &["-s", "-t", "2", "-d", "1", "-c", &cpu],
     );
     let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
-    let pid = victim(&starver);
+    let pid = only_victim(&starver);
     let ran = starver.wait_event("victim_ran", LINE_WAIT);
     assert_eq!(ran["policy_when_ran"], "SCHED_DEADLINE", "{ran}");
     assert!(
@@ -494,22 +458,16 @@ fn prometheus_scrapes_the_boost_of_the_victims_cpu() {
     let Some(_session) = StarvationSession::begin("prometheus_scrapes_the_boost") else {
         return;
     };
-    let Some(prometheus) = ["/usr/bin/prometheus"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have prometheus (scripts/install-deps --test)"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: prometheus_scrapes_the_boost: no prometheus (scripts/install-deps --test)"
-        );
+    let hint = "scripts/install-deps --test installs it";
+    let Some(prometheus) = common::tool_or_skip(
+        "prometheus_scrapes_the_boost",
+        &["/usr/bin/prometheus"],
+        hint,
+    ) else {
         return;
     };
     let cpu = last_cpu();
-    let mut daemon = start_daemon(
+    let mut daemon = Daemon::start(
         &[],
         "queue_track",
         &["-t", "2", "-d", "1", "-c", &cpu, "--metrics", "127.0.0.1:0"],
@@ -540,7 +498,7 @@ fn prometheus_scrapes_the_boost_of_the_victims_cpu() {
     );
 
     let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
-    let pid = victim(&starver);
+    let pid = only_victim(&starver);
     wait_line(&daemon, &format!("boosted pid {pid} "));
     let query = format!(
         "/api/v1/query?query=stalld_boosts_total%7Bcpu%3D%22{cpu}%22%2Cresult%3D%22ok%22%7D"
@@ -605,9 +563,9 @@ fn status_lists_the_boosted_victim_during_its_boost_and_nothing_after() {
     assert!(stderr.contains("no stalld is running"), "{stderr}");
 
     let cpu = last_cpu();
-    let mut daemon = start_daemon(&[], "queue_track", &["-t", "4", "-d", "3", "-c", &cpu]);
+    let mut daemon = Daemon::start(&[], "queue_track", &["-t", "4", "-d", "3", "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "15", "--linger", "5"]);
-    let pid = victim(&starver);
+    let pid = only_victim(&starver);
     wait_line(&daemon, &format!("boosted pid {pid} "));
     let during = status_json(&[]);
     assert_eq!(boosted_pids(&during), vec![i64::from(pid)], "{during:#}");
@@ -653,7 +611,7 @@ fn a_non_root_status_is_refused() {
     let Some(_session) = StarvationSession::begin("a_non_root_status_is_refused") else {
         return;
     };
-    let mut daemon = start_daemon(&[], "queue_track", &["-l", "-c", &last_cpu()]);
+    let mut daemon = Daemon::start(&[], "queue_track", &["-l", "-c", &last_cpu()]);
     // Through /run/stalld: the directory is root's.
     let (code, _, stderr) = status(&[], Some("65534"), false);
     assert_eq!(code, 4, "{stderr}");
@@ -669,7 +627,7 @@ fn a_non_root_status_is_refused() {
     .unwrap();
     let socket = scratch.join("stalld.sock");
     let env = [(stalld::daemon::STATUS_SOCKET_ENV, socket.to_str().unwrap())];
-    let mut daemon = start_daemon(&env, "queue_track", &["-l", "-c", &last_cpu()]);
+    let mut daemon = Daemon::start(&env, "queue_track", &["-l", "-c", &last_cpu()]);
     std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     let (code, _, stderr) = status(&env, Some("65534"), true);
     assert_eq!(code, 4, "{stderr}");
@@ -841,7 +799,7 @@ fn a_flood_of_metrics_connections_does_not_delay_the_boost() {
         .collect();
     std::thread::sleep(Duration::from_secs(1));
     let starver = Starver::spawn(&["--duration", "15"]);
-    let victim = victim(&starver);
+    let victim = only_victim(&starver);
     let ran = starver.wait_event("victim_ran", LINE_WAIT);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for flooder in flooders {

@@ -35,6 +35,7 @@ use crate::task::{Comm, MonoTime, Pid, RunQueue, WaitingTask};
 pub use log::journal::{Journal, SOCKET_ENV as JOURNAL_SOCKET_ENV};
 pub use log::{Delivery, Logger, SYSLOG_SOCKET_ENV};
 pub use rt_throttle::throttlectl;
+pub use sched_features::hrtick_state;
 pub use status::{
     client as status_client, socket_path as status_socket_path, EXIT_NOT_RUNNING, EXIT_REFUSED,
     SOCKET_ENV as STATUS_SOCKET_ENV,

@@ -95,13 +95,7 @@ fn answer(mut stream: UnixStream, published: &ArcSwap<Snapshot>) -> io::Result<(
 /// The status document.
 pub fn report(s: &Snapshot) -> Value {
     let now = unix_seconds(SystemTime::now());
-    let by_result = |result: &str| -> u64 {
-        s.boosts
-            .iter()
-            .filter(|((_, _, r), _)| *r == result)
-            .map(|(_, n)| n)
-            .sum()
-    };
+    let by_result = |result: &str| s.boosts_with(result);
     let map = |entries: &mut dyn Iterator<Item = (String, u64)>| -> Value {
         Value::Object(
             entries

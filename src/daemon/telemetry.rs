@@ -117,15 +117,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Boosts with `result` (`ok`, `failed`, `fifo_fallback`) on every CPU.
+    pub fn boosts_with(&self, result: &str) -> u64 {
+        self.boosts
+            .iter()
+            .filter(|((_, _, r), _)| *r == result)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// The one-line summary for systemd's `STATUS=` and the text status.
     pub fn summary(&self) -> String {
-        let total = |result: &str| -> u64 {
-            self.boosts
-                .iter()
-                .filter(|((_, _, r), _)| *r == result)
-                .map(|(_, n)| n)
-                .sum()
-        };
+        let total = |result: &str| self.boosts_with(result);
         format!(
             "{} backend ({} stamps); {} boosted now; {} starving events, {} boosts, {} failed",
             self.backend.unwrap_or("no"),
