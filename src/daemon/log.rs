@@ -249,9 +249,13 @@ impl Logger {
                 ("SYSLOG_IDENTIFIER", b"stalld"),
             ];
             fields.extend(extra.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
-            // Unavailable (no journald after all) falls back to the stream below; dropped is
-            // dropped: journald is there but not keeping up.
-            Drops::count(&self.drops.journal, journal.send(&fields)) != Delivery::Unavailable
+            // Unavailable (no journald after all) falls back to the stream below, if stderr
+            // is one; dropped is dropped: journald is there but not keeping up.
+            let delivery = journal.send(&fields);
+            if delivery == Delivery::Dropped || !self.journal_stream {
+                Drops::count(&self.drops.journal, delivery);
+            }
+            delivery != Delivery::Unavailable
         });
         // The native entry replaces the stream line journald would store as a twin.
         if to_stderr && !(journaled && self.journal_stream) {

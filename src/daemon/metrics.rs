@@ -52,7 +52,7 @@ impl MetricsServer {
                 Ok(address) => format!("http://{address}/metrics"),
                 Err(_) => "http://?/metrics".into(),
             },
-            MetricsServer::Unix(_, path) => format!("unix:{} /metrics", path.display()),
+            MetricsServer::Unix(_, path) => format!("unix:{} (GET /metrics)", path.display()),
         }
     }
 
