@@ -16,6 +16,7 @@ mod cli_args {
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/cli/args.rs");
+    println!("cargo:rerun-if-changed=man/observability.roff");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     docs::generate(&out);
     if std::env::var_os("CARGO_FEATURE_BPF").is_some() {
@@ -86,6 +87,8 @@ mod docs {
             page.extend_from_slice(entry.as_bytes());
         }
         page.extend_from_slice(super::cli_args::MAN_EXTRA.as_bytes());
+        // Written by hand where the events are defined; included verbatim.
+        page.extend_from_slice(include_bytes!("man/observability.roff"));
         man.render_version_section(&mut page)?;
         Ok(page)
     }

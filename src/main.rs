@@ -20,6 +20,8 @@ fn main() -> ExitCode {
         // One arm per subcommand of `cli::args::Action`.
         Ok(Command::Tool(Action::Throttle { command })) => throttle(&command),
         Ok(Command::Tool(Action::ParseSchedDebug { file })) => replay_sched_debug(&file),
+        Ok(Command::Tool(Action::Status { json })) => status(json),
+        Ok(Command::Tool(Action::Check { json, options })) => check(json, &options),
         Ok(Command::Help) => {
             eprintln!("{}", cli::usage());
             ExitCode::SUCCESS
@@ -40,6 +42,39 @@ fn main() -> ExitCode {
             ExitCode::from(USAGE_EXIT_CODE as u8)
         }
     }
+}
+
+/// `stalld status [--json]`: asks the running daemon.
+fn status(json: bool) -> ExitCode {
+    let (code, output) = stalld::daemon::status_client(json);
+    if code == 0 {
+        let _ = writeln!(std::io::stdout(), "{output}");
+    } else {
+        eprintln!("{output}");
+    }
+    ExitCode::from(code)
+}
+
+/// `stalld check [--json] [options]`: a verdict on the machine for the daemon's options.
+/// `--json` may also come among the options.
+fn check(json: bool, args: &[std::ffi::OsString]) -> ExitCode {
+    let json = json || args.iter().any(|arg| arg == "--json");
+    let options: Vec<&std::ffi::OsString> = args.iter().filter(|arg| *arg != "--json").collect();
+    let config = match cli::parse(options) {
+        Ok(Command::Run(config)) => config,
+        Ok(_) => {
+            eprintln!("usage: stalld check [--json] [stalld options]");
+            return ExitCode::from(USAGE_EXIT_CODE as u8);
+        }
+        Err(UsageError(message)) => {
+            eprintln!("stalld check: {message}");
+            return ExitCode::from(USAGE_EXIT_CODE as u8);
+        }
+    };
+    let report = stalld::check::run(&config);
+    let output = if json { report.json() } else { report.text() };
+    let _ = writeln!(std::io::stdout(), "{output}");
+    ExitCode::from(report.exit_code())
 }
 
 /// `stalld throttle off|on|show`, also installed as `throttlectl` for upstream's unit files.

@@ -7,33 +7,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{policy_of, read_rt_runtime, Daemon, StarvationSession, Starver};
+use common::{last_cpu, only_victim as victim, policy_of, read_rt_runtime, Daemon};
+use common::{StarvationSession, Starver};
 use serde_json::Value;
-use stalld::cpuset::configured_cpus;
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
 
-fn last_cpu() -> String {
-    (configured_cpus() - 1).to_string()
-}
-
-/// Starts the daemon and waits until it has chosen its backend, so that it sees the starvation
-/// from the start.
+/// Starts the daemon and waits until it has chosen its backend.
 fn start_daemon(backend: &str, extra: &[&str]) -> Daemon {
-    let mut args = vec!["-f", "-v", "-b", backend];
-    args.extend_from_slice(extra);
-    let daemon = Daemon::spawn(&args);
-    let ready = format!("using {backend} backend");
-    daemon
-        .wait_for_line(|line| line.contains(&ready), LINE_WAIT)
-        .unwrap_or_else(|| panic!("daemon did not start: {:?}", daemon.lines()));
-    daemon
-}
-
-fn victim(starver: &Starver) -> i32 {
-    let pids = starver.victim_pids();
-    assert_eq!(pids.len(), 1, "one victim expected");
-    pids[0]
+    Daemon::start(&[], backend, extra)
 }
 
 fn starved_line(daemon: &Daemon, pid: i32, timeout: Duration) -> Option<String> {

@@ -7,8 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Daemon, StarvationSession, Starver};
-use stalld::cpuset::configured_cpus;
+use common::{last_cpu, Daemon, StarvationSession, Starver};
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
 /// The first per-check line must follow `using <backend> backend` this closely.
@@ -16,31 +15,21 @@ const FIRST_CHECK_WITHIN: Duration = Duration::from_secs(2);
 /// What a harness for the C stalld waits for before it creates load.
 const HARNESS_PATTERN: &str = "checking cpu|waiting tasks|skipping";
 
-fn last_cpu() -> String {
-    (configured_cpus() - 1).to_string()
-}
-
 /// Starts `stalld -f -v -b BACKEND ARGS` and returns it once its first per-check line is out,
 /// which must come within [`FIRST_CHECK_WITHIN`] of the backend line.
 fn start(backend: &str, args: &[&str]) -> Daemon {
-    let mut all = vec!["-f", "-v", "-b", backend];
-    all.extend_from_slice(args);
-    let daemon = Daemon::spawn(&all);
-    let ready = format!("using {backend} backend");
-    daemon
-        .wait_for_line(|line| line.contains(&ready), LINE_WAIT)
-        .unwrap_or_else(|| panic!("daemon did not start: {:#?}", daemon.lines()));
+    let daemon = Daemon::start(&[], backend, args);
     let since = Instant::now();
     daemon
         .wait_for_regex(HARNESS_PATTERN, FIRST_CHECK_WITHIN)
         .unwrap_or_else(|| {
             panic!(
-                "no per-check line within {FIRST_CHECK_WITHIN:?} of {ready:?}: {:#?}",
+                "no per-check line within {FIRST_CHECK_WITHIN:?} of the backend line: {:#?}",
                 daemon.lines()
             )
         });
     eprintln!(
-        "{backend} {args:?}: first check line {:?} after {ready:?}",
+        "{backend} {args:?}: first check line {:?} after the backend line",
         since.elapsed()
     );
     daemon

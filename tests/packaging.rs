@@ -68,6 +68,9 @@ fn the_unit_and_the_shipped_config_make_a_valid_command_line() {
     assert!(unit
         .lines()
         .any(|l| l.starts_with("ExecStart=") && l.split_whitespace().any(|w| w == "$BE")));
+    // stalld sends READY=1 and pings the watchdog from its loop (tests/e2e_observability.rs).
+    assert!(unit.contains("\nType=notify\n") && unit.contains("\nNotifyAccess=main\n"));
+    assert!(unit.contains("\nWatchdogSec=60s\n"));
 }
 
 #[test]
@@ -184,16 +187,13 @@ fn man_page_completions_usage_and_parser_agree() {
     let usage = cli::usage();
     let command = cli::Args::command();
     for arg in command.get_arguments().filter(|a| !a.is_positional()) {
-        let short = format!("-{}", arg.get_short().unwrap());
         let long = format!("--{}", arg.get_long().unwrap());
-        assert!(
-            man.contains(&format!("{short}, {long}")),
-            "{long} not in the man page"
-        );
-        assert!(
-            usage.contains(&format!("{short}/{long}:")),
-            "{long} not in the usage"
-        );
+        let (in_man, in_usage) = match arg.get_short() {
+            Some(short) => (format!("-{short}, {long}"), format!("-{short}/{long}:")),
+            None => (format!("\n{long}"), format!(" {long}:")),
+        };
+        assert!(man.contains(&in_man), "{long} not in the man page");
+        assert!(usage.contains(&in_usage), "{long} not in the usage");
         assert!(
             bash.contains(&long) && zsh.contains(&long),
             "{long} not completed"
@@ -248,4 +248,38 @@ fn help_documents_the_subcommands_and_they_run() {
     assert!(
         String::from_utf8_lossy(&misuse.stderr).ends_with("usage: stalld throttle off|on|show\n")
     );
+}
+#[test]
+fn the_man_page_carries_the_observability_section_verbatim() {
+    let man = std::fs::read_to_string(concat!(env!("OUT_DIR"), "/man/stalld.8")).unwrap();
+    let section = include_str!("../man/observability.roff");
+    assert!(
+        man.contains(section),
+        "the generated stalld.8 must include man/observability.roff verbatim"
+    );
+}
+
+#[test]
+fn every_event_and_field_is_documented() {
+    use stalld::event::{EventKind, FIELD_DOCS};
+    let readme = include_str!("../README.md");
+    let man = include_str!("../man/observability.roff");
+    for kind in EventKind::ALL {
+        for text in [readme, man] {
+            assert!(text.contains(kind.name()), "{} undocumented", kind.name());
+            assert!(
+                text.contains(kind.message_id()),
+                "MESSAGE_ID of {} undocumented",
+                kind.name()
+            );
+        }
+    }
+    for (field, _) in FIELD_DOCS {
+        let journald = format!("STALLD_{}", field.to_ascii_uppercase());
+        assert!(
+            readme.contains(&format!("`{field}`")) && readme.contains(&journald),
+            "README lacks {field}"
+        );
+        assert!(man.contains(&journald), "man page lacks {journald}");
+    }
 }

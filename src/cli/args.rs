@@ -66,7 +66,9 @@ or
 .I /etc/default/stalld
 (variables CLIST AGGR BP BR BD IT IP THRESH LOGGING FG PF BE, read by the systemd unit),
 .I /run/stalld/sched_rt_runtime_us
-(saved by \fBthrottlectl off\fR).
+(saved by \fBthrottlectl off\fR),
+.I /run/stalld/stalld.sock
+(\fBstalld status\fR).
 .SH EXIT STATUS
 0 on a normal end, 1 on an error while running, 22 (EINVAL) on a command-line error.
 .SH LICENSE
@@ -104,6 +106,14 @@ pub struct Args {
     #[arg(short = 's', long = "log_syslog", help_heading = LOGGING,
           help = "print log to syslog")]
     pub log_syslog: bool,
+
+    #[arg(long = "events", value_name = "file|-", allow_hyphen_values = true,
+          help_heading = LOGGING,
+          help = "also write every event as a JSON line to this file (- = stdout)")]
+    pub events: Option<String>,
+    #[arg(long = "metrics", value_name = "host:port|unix:path", help_heading = LOGGING,
+          help = "serve Prometheus metrics at http://ADDR/metrics (host:port or unix:path)")]
+    pub metrics: Option<String>,
 
     #[arg(short = 'f', long = "foreground", help_heading = STARTUP,
           help = "run in foreground [implied with -v]")]
@@ -222,14 +232,25 @@ pub fn synopsis_words(command: &clap::Command) -> Vec<String> {
     flags
 }
 
-/// `throttle off|on|show`: the name and its positional arguments.
+/// `throttle off|on|show`, `check [--json] [options]`: the name, its options, then its
+/// positional arguments (optional ones in brackets).
 pub fn subcommand_synopsis(sub: &clap::Command) -> String {
     let mut words = vec![sub.get_name().to_string()];
+    let (positional, options): (Vec<&clap::Arg>, Vec<&clap::Arg>) =
+        sub.get_arguments().partition(|arg| arg.is_positional());
     words.extend(
-        sub.get_arguments()
-            .filter(|arg| arg.is_positional())
-            .filter_map(|arg| Some(arg.get_value_names()?.first()?.to_string())),
+        options
+            .into_iter()
+            .map(|arg| format!("[{}]", option_name(arg))),
     );
+    words.extend(positional.into_iter().filter_map(|arg| {
+        let name = arg.get_value_names()?.first()?.to_string();
+        Some(if arg.is_required_set() {
+            name
+        } else {
+            format!("[{name}]")
+        })
+    }));
     words.join(" ")
 }
 
@@ -264,5 +285,21 @@ pub enum Action {
     ParseSchedDebug {
         #[arg(value_name = "FILE|-")]
         file: std::path::PathBuf,
+    },
+    /// ask the running daemon what it is doing (over /run/stalld/stalld.sock)
+    Status {
+        #[arg(long, help = "print JSON")]
+        json: bool,
+    },
+    /// say whether this machine can run stalld with these stalld options, and what is missing
+    Check {
+        #[arg(long, help = "print JSON")]
+        json: bool,
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "options"
+        )]
+        options: Vec<std::ffi::OsString>,
     },
 }

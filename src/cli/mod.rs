@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
-use crate::config::{BackendChoice, BoostParams, BoostPolicy, Config, Denylist, Mode};
+use crate::config::{BackendChoice, BoostParams, BoostPolicy, Config, Denylist, MetricsAddr, Mode};
 use crate::cpuset::{configured_cpus, CpuSet};
 
 pub mod args;
@@ -216,6 +216,12 @@ where
         Some("sched_debug" | "S") => BackendChoice::SchedDebug,
         Some(other) => return Err(UsageError(format!("unknown backend {other}"))),
     };
+    let metrics = args.metrics.as_deref().map(metrics_addr).transpose()?;
+    if args.events.as_deref() == Some("") {
+        return Err(UsageError(
+            "--events needs a file name, or - for stdout".into(),
+        ));
+    }
     let mode = if args.aggressive_mode {
         Mode::Aggressive
     } else if args.adaptive_mode {
@@ -266,7 +272,25 @@ where
         backend,
         systemd: args.systemd,
         pidfile: args.pidfile.map(Into::into),
+        events: args.events.map(Into::into),
+        metrics,
     })))
+}
+
+/// `host:port` (a name or an address; `[::1]:9772` for IPv6) or `unix:PATH`.
+fn metrics_addr(text: &str) -> Result<MetricsAddr, UsageError> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        if !path.is_empty() {
+            return Ok(MetricsAddr::Unix(path.into()));
+        }
+    } else if let Some((host, port)) = text.rsplit_once(':') {
+        if !host.is_empty() && port.parse::<u16>().is_ok() {
+            return Ok(MetricsAddr::Tcp(text.to_owned()));
+        }
+    }
+    Err(UsageError(format!(
+        "--metrics: expected host:port or unix:PATH, not '{text}'"
+    )))
 }
 
 /// Comma-separated regular expressions, from every use of the option. Matching is unanchored,
@@ -490,6 +514,32 @@ mod tests {
     }
 
     #[test]
+    fn events_and_metrics() {
+        let config = run(&["--events", "-", "--metrics", "127.0.0.1:9772"]).unwrap();
+        assert_eq!(config.events, Some("-".into()));
+        assert_eq!(
+            config.metrics,
+            Some(MetricsAddr::Tcp("127.0.0.1:9772".into()))
+        );
+        let config = run(&["--metrics", "unix:/run/stalld/metrics.sock"]).unwrap();
+        assert_eq!(
+            config.metrics.map(|m| m.to_string()).as_deref(),
+            Some("unix:/run/stalld/metrics.sock")
+        );
+        assert_eq!(run(&[]).unwrap().metrics, None);
+        for bad in ["9772", "host:", ":9772", "unix:", "h:99999"] {
+            assert_eq!(
+                error(&["--metrics", bad]),
+                format!("--metrics: expected host:port or unix:PATH, not '{bad}'")
+            );
+        }
+        assert_eq!(
+            error(&["--events", ""]),
+            "--events needs a file name, or - for stdout"
+        );
+    }
+
+    #[test]
     fn help_and_version() {
         assert!(matches!(parse(["-h"]), Ok(Command::Help)));
         assert!(matches!(parse(["--version"]), Ok(Command::Version)));
@@ -556,7 +606,10 @@ mod tests {
             .get_arguments()
             .filter(|a| !a.is_positional())
         {
-            let name = format!("-{}", arg.get_short().unwrap());
+            let name = match arg.get_short() {
+                Some(short) => format!("-{short}"),
+                None => format!("--{}", arg.get_long().unwrap()),
+            };
             let value = example_value(arg);
             let mut args = vec![name.as_str()];
             args.extend(value);
@@ -569,6 +622,9 @@ mod tests {
     fn example_value(arg: &clap::Arg) -> Option<&'static str> {
         if !args::takes_value(arg) {
             return None;
+        }
+        if arg.get_long() == Some("metrics") {
+            return Some("127.0.0.1:9772");
         }
         Some(match arg.get_short() {
             Some('a' | 'c') => "0",
@@ -615,45 +671,40 @@ mod tests {
     fn usage_and_definition_agree() {
         let text = usage();
         let command = Args::command();
-        for arg in command.get_arguments().filter(|a| !a.is_positional()) {
-            let short = format!(
-                "-{}",
-                arg.get_short().expect("every option has a short name")
-            );
+        let options = || command.get_arguments().filter(|a| !a.is_positional());
+        for arg in options() {
             let long = format!(
                 "--{}",
                 arg.get_long().expect("every option has a long name")
             );
+            let (shown, synopsis) = match arg.get_short() {
+                Some(short) => (format!("-{short}/{long}: "), format!("-{short}")),
+                None => (format!("        {long}: "), long.clone()),
+            };
+            assert!(text.contains(&shown), "{long} missing:\n{text}");
             assert!(
-                text.contains(&format!("{short}/{long}: ")),
-                "{long} missing:\n{text}"
+                text.contains(&format!("[{synopsis}")) || text.contains(&format!("|{synopsis}")),
+                "{long} not in the synopsis"
             );
-            assert!(text.contains(&format!("[{short}")) || text.contains(&format!("|{short}")));
         }
         for sub in command.get_subcommands() {
-            assert!(
-                text.contains(&format!("       stalld {}", sub.get_name())),
-                "{text}"
-            );
+            let line = format!("       stalld {}", sub.get_name());
+            assert!(text.contains(&line), "{text}");
         }
-        let shown: Vec<(&str, &str)> = text
+        // Every `-x/--long: ...` or `--long: ...` line names options that parse.
+        let shown: Vec<Vec<&str>> = text
             .lines()
             .filter_map(|line| line.trim().split_once(": "))
-            .filter_map(|(names, _)| names.split_once('/'))
+            .map(|(names, _)| names.split('/').collect::<Vec<_>>())
+            .filter(|names| names.iter().all(|n| n.starts_with('-') && !n.contains(' ')))
             .collect();
-        assert_eq!(
-            shown.len(),
-            command
-                .get_arguments()
-                .filter(|a| !a.is_positional())
-                .count()
-        );
-        for (short, long) in shown {
-            let arg = command
-                .get_arguments()
+        assert_eq!(shown.len(), options().count(), "{shown:?}");
+        for names in shown {
+            let long = names.last().unwrap();
+            let arg = options()
                 .find(|a| a.get_long() == long.strip_prefix("--"))
                 .unwrap_or_else(|| panic!("{long} is shown but not defined"));
-            for name in [short, long] {
+            for &name in &names {
                 let mut args = vec![name];
                 args.extend(example_value(arg));
                 assert!(parse(args.iter().copied()).is_ok(), "{args:?} rejected");

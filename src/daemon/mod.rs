@@ -6,13 +6,20 @@
 //! poll.
 
 mod checks;
+mod culprit;
 mod guardian;
 mod idle;
+mod listen;
 mod log;
+mod metrics;
+mod notify;
 mod pidfile;
 mod rt_throttle;
+mod rundir;
 mod sched_features;
 mod signals;
+mod status;
+mod telemetry;
 
 use std::time::Duration;
 
@@ -25,9 +32,15 @@ use crate::config::{Config, Mode};
 use crate::detect::{Detector, Starving};
 use crate::event::{Event, TaskName};
 use crate::sys::{self, SchedAttr};
-use crate::task::{Comm, MonoTime, Pid, WaitingTask};
-pub use log::Logger;
+use crate::task::{Comm, MonoTime, Pid, RunQueue, WaitingTask};
+pub use log::journal::{Journal, SOCKET_ENV as JOURNAL_SOCKET_ENV};
+pub use log::{Delivery, Logger, SYSLOG_SOCKET_ENV};
 pub use rt_throttle::throttlectl;
+pub use sched_features::hrtick_state;
+pub use status::{
+    client as status_client, socket_path as status_socket_path, EXIT_NOT_RUNNING, EXIT_REFUSED,
+    SOCKET_ENV as STATUS_SOCKET_ENV,
+};
 
 /// Longest pause between retries when the backend keeps failing.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -37,6 +50,7 @@ pub fn run(config: Config) -> Result<()> {
     if !sys::is_root() {
         bail!("stalld needs root permission");
     }
+    let logger = with_structured_sinks(logger, &config)?;
     if let Some(affinity) = &config.affinity {
         for cpu in affinity.iter() {
             logger.log(&format!("self-affinity: adding cpu {cpu}"));
@@ -52,6 +66,20 @@ pub fn run(config: Config) -> Result<()> {
     };
     // Before anything slow, so that an early SIGTERM still means an orderly shutdown.
     let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
+    // Bound now, served once daemonized: a bad or busy address is an error on the terminal.
+    let metrics = config
+        .metrics
+        .as_ref()
+        .map(metrics::MetricsServer::bind)
+        .transpose()?;
+    let mut status = status::StatusServer::bind()
+        .map_err(|error| {
+            logger.warn(&format!(
+                "no status socket at {}: {error}",
+                status::socket_path().display()
+            ))
+        })
+        .ok();
     for cpu in config.cpus.iter() {
         logger.log(&format!("cpulist: adding cpu {cpu}"));
     }
@@ -67,6 +95,10 @@ pub fn run(config: Config) -> Result<()> {
         });
     })?;
     logger.log(&format!("using {} backend", backend.name()));
+    logger.set_backend(backend.name());
+    if let Some(mut telemetry) = logger.telemetry() {
+        telemetry.set_backend(backend.name(), backend.stamp_source());
+    }
     sched_features::report_dl_server(&logger);
 
     let rt_throttle = if config.log_only {
@@ -93,9 +125,13 @@ pub fn run(config: Config) -> Result<()> {
         .as_deref()
         .map(std::path::absolute)
         .transpose()?;
-    if !config.foreground {
+    if !config.foreground && notify::under_service_manager() {
+        logger.log("started by systemd with Type=notify: staying in the foreground");
+    } else if !config.foreground {
         sys::daemonize().context("daemonizing")?;
     }
+    // Threads only now: daemonizing forks, and so may nothing after this.
+    start_listeners(&logger, metrics, status.as_mut())?;
     if let Some(percent) = config.reservation {
         reserve_cpu_time(&config, percent, &logger)?;
     }
@@ -115,6 +151,7 @@ pub fn run(config: Config) -> Result<()> {
         early: (config.mode != Mode::Power).then(|| Detector::new(config.threshold / 2)),
         checks: check_cadence(&config, backend.knows_queue_times()),
         own_pid: std::process::id() as Pid,
+        notifier: notify::Notifier::from_environment(),
     };
     logger.event(&Event::Started {
         backend: backend.name(),
@@ -122,9 +159,51 @@ pub fn run(config: Config) -> Result<()> {
     });
     monitor.run(backend.as_mut(), &mut booster, &mut shutdown);
 
+    monitor.notifier.stopping();
     logger.event(&Event::Stopping);
     booster.restore_all(|boost, outcome| monitor.ended(boost, outcome));
     drop(rt_throttle);
+    drop(status);
+    Ok(())
+}
+
+/// Adds the `--events` file and the telemetry behind metrics and `stalld status`.
+fn with_structured_sinks(logger: Logger, config: &Config) -> Result<Logger> {
+    let logger = match &config.events {
+        Some(target) => logger
+            .with_events_file(target)
+            .with_context(|| format!("--events: cannot open {}", target.display()))?,
+        None => logger,
+    };
+    let drops = logger.drops();
+    Ok(logger.with_telemetry(telemetry::Telemetry::new(config, drops)))
+}
+
+/// The metrics and status listener threads: after daemonizing and after the guardian, and
+/// before `-R` makes this thread SCHED_DEADLINE (which may not create threads).
+fn start_listeners(
+    logger: &Logger,
+    metrics: Option<metrics::MetricsServer>,
+    status: Option<&mut status::StatusServer>,
+) -> Result<()> {
+    let Some(published) = logger.telemetry().map(|mut telemetry| {
+        telemetry.set_pid(std::process::id());
+        telemetry.published()
+    }) else {
+        return Ok(());
+    };
+    if let Some(metrics) = metrics {
+        let url = metrics.url();
+        metrics
+            .spawn(published.clone(), logger.clone())
+            .context("starting the metrics listener")?;
+        logger.log(&format!("metrics: serving {url}"));
+    }
+    if let Some(status) = status {
+        if let Err(error) = status.spawn(published, logger.clone()) {
+            logger.warn(&format!("cannot start the status listener: {error}"));
+        }
+    }
     Ok(())
 }
 
@@ -210,6 +289,7 @@ struct Monitor<'a> {
     early: Option<Detector>,
     checks: checks::Checks,
     own_pid: Pid,
+    notifier: notify::Notifier,
 }
 
 impl Monitor<'_> {
@@ -223,14 +303,17 @@ impl Monitor<'_> {
         let mut starving = Vec::new();
         let mut failures = 0u32;
         while !shutdown.requested() {
+            self.notifier.tick(clock::now());
             booster.advance(clock::now(), |boost, outcome| self.ended(boost, outcome));
             let skip = match self.plan(booster, clock::now()) {
                 checks::Plan::Look { skip } => skip,
                 checks::Plan::AllIdle => {
+                    let check_started = clock::now();
                     checks::print_all_idle(self.logger);
                     // Nothing has waited through the check: known waits are over.
                     run_queues.clear();
                     self.observe_quietly(clock::now(), &run_queues);
+                    self.checked(clock::now().saturating_since(check_started));
                     shutdown.sleep_until(self.next_wakeup(booster, clock::now()));
                     continue;
                 }
@@ -239,6 +322,7 @@ impl Monitor<'_> {
                     continue;
                 }
             };
+            let check_started = clock::now();
             if let Err(error) = backend.snapshot(&mut run_queues) {
                 failures += 1;
                 let delay = retry_delay(failures);
@@ -247,7 +331,8 @@ impl Monitor<'_> {
                     delay.as_millis()
                 ));
                 let retry = clock::now().after(delay);
-                shutdown.sleep_until(booster.next_event().map_or(retry, |event| event.min(retry)));
+                let retry = booster.next_event().map_or(retry, |event| event.min(retry));
+                shutdown.sleep_until(self.watchdog_bound(retry));
                 continue;
             }
             failures = 0;
@@ -288,10 +373,27 @@ impl Monitor<'_> {
                 |pid| self.detector.waited(pid, now),
             );
             for starving in &starving {
-                self.handle(starving, booster, now);
+                let run_queue = run_queues.iter().find(|rq| rq.cpu == starving.cpu);
+                self.handle(starving, run_queue, booster, now);
             }
+            self.checked(clock::now().saturating_since(check_started));
             shutdown.sleep_until(self.next_wakeup(booster, clock::now()));
         }
+    }
+
+    /// One check ran: measured, and systemd told (READY=1 the first time).
+    fn checked(&mut self, took: Duration) {
+        if let Some(mut telemetry) = self.logger.telemetry() {
+            telemetry.checked(took);
+            self.notifier.checked(&telemetry.current().summary());
+        }
+    }
+
+    /// `deadline`, or earlier if the watchdog must be pinged before.
+    fn watchdog_bound(&self, deadline: MonoTime) -> MonoTime {
+        self.notifier
+            .deadline()
+            .map_or(deadline, |ping| ping.min(deadline))
     }
 
     /// A boost is over: say how it ended, and tell the guardian there is nothing left to undo.
@@ -344,7 +446,14 @@ impl Monitor<'_> {
         }
     }
 
-    fn handle(&mut self, starving: &Starving, booster: &mut Booster, now: MonoTime) {
+    /// `run_queue` is the CPU's, in which the culprit is found.
+    fn handle(
+        &mut self,
+        starving: &Starving,
+        run_queue: Option<&RunQueue>,
+        booster: &mut Booster,
+        now: MonoTime,
+    ) {
         let task = &starving.task;
         if task.pid == self.own_pid || task.pid == 0 || booster.is_boosted(task.pid) {
             return;
@@ -354,6 +463,7 @@ impl Monitor<'_> {
             cpu,
             task: task_name(task),
             waited: starving.waited,
+            culprit: run_queue.and_then(|rq| culprit::on(rq, task.pid)),
         });
         if self.config.log_only || self.denied(task) {
             return;
@@ -425,6 +535,7 @@ impl Monitor<'_> {
             self.detector.next_report(),
             self.early.as_ref().and_then(Detector::next_report),
             booster.next_event(),
+            self.notifier.deadline(),
         ]
         .into_iter()
         .flatten()

@@ -79,14 +79,9 @@ pub fn enable_hrtick(logger: &Logger) -> HrtickGuard {
             return guard;
         }
     };
-    let words: Vec<&str> = features.split_ascii_whitespace().collect();
-    let feature = if words.iter().any(|w| w.ends_with("HRTICK_DL")) {
-        "HRTICK_DL"
-    } else {
-        "HRTICK"
-    };
-    if !words.contains(&format!("NO_{feature}").as_str()) {
-        return guard; // already on
+    let (feature, on) = hrtick_state(&features);
+    if on {
+        return guard;
     }
     match fs::write(&path, feature) {
         Ok(()) => {
@@ -99,6 +94,18 @@ pub fn enable_hrtick(logger: &Logger) -> HrtickGuard {
         )),
     }
     guard
+}
+
+/// The feature that enforces short DEADLINE runtimes (HRTICK_DL, or HRTICK on kernels
+/// without it) and whether it is on, from the text of sched/features.
+pub fn hrtick_state(features: &str) -> (&'static str, bool) {
+    let words: Vec<&str> = features.split_ascii_whitespace().collect();
+    let feature = if words.iter().any(|w| w.ends_with("HRTICK_DL")) {
+        "HRTICK_DL"
+    } else {
+        "HRTICK"
+    };
+    (feature, !words.contains(&format!("NO_{feature}").as_str()))
 }
 
 impl Drop for HrtickGuard {
