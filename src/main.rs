@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-use stalld::cli::{self, Command, UsageError, USAGE_EXIT_CODE};
+use stalld::cli::{self, Action, Command, UsageError, USAGE_EXIT_CODE};
 
 /// Prints to stderr; a closed or broken stderr is not an error worth dying for.
 fn say(line: &str) {
@@ -23,21 +23,24 @@ fn print(line: &str) {
 fn main() -> ExitCode {
     let mut argv = std::env::args_os();
     let invoked_as = argv.next().unwrap_or_default();
-    let args: Vec<OsString> = argv.collect();
+    let mut args: Vec<OsString> = argv.collect();
     let name = std::path::Path::new(&invoked_as).file_name();
-    if name.is_some_and(|name| name == "throttlectl") {
-        return throttle(&args);
-    }
     if name.is_some_and(|name| name == stalld::daemon::GUARDIAN_NAME) {
         return ExitCode::from(stalld::daemon::guardian_main(&args) as u8);
     }
-    match args.first().and_then(|a| a.to_str()) {
-        Some("parse-sched-debug") => return replay_sched_debug(&args[1..]),
-        Some("throttle") => return throttle(&args[1..]),
-        Some("restore") => return restore(&args[1..]),
-        _ => {}
+    // Upstream's unit runs `throttlectl off|on`: the same as `stalld throttle off|on`.
+    if name.is_some_and(|name| name == "throttlectl") {
+        args.insert(0, "throttle".into());
     }
     match cli::parse(args) {
+        // One arm per subcommand of `cli::args::Action`.
+        Ok(Command::Tool(Action::Throttle { command })) => {
+            report(stalld::daemon::throttlectl(&command))
+        }
+        Ok(Command::Tool(Action::Restore)) => restore(),
+        Ok(Command::Tool(Action::ParseSchedDebug { file })) => replay_sched_debug(&file),
+        Ok(Command::Tool(Action::Status { json })) => status(json),
+        Ok(Command::Tool(Action::Check { json, options })) => check(json, &options),
         Ok(Command::Help) => {
             say(&cli::usage());
             ExitCode::SUCCESS
@@ -74,21 +77,8 @@ fn report(result: anyhow::Result<String>) -> ExitCode {
     }
 }
 
-/// `stalld throttle off|on|show`, also installed as `throttlectl` for upstream's unit files.
-fn throttle(args: &[OsString]) -> ExitCode {
-    let [command] = args else {
-        say("usage: stalld throttle off|on|show");
-        return ExitCode::from(USAGE_EXIT_CODE as u8);
-    };
-    report(stalld::daemon::throttlectl(&command.to_string_lossy()))
-}
-
 /// `stalld restore`: undoes what a stalld that is gone left (the unit's ExecStopPost).
-fn restore(args: &[OsString]) -> ExitCode {
-    if !args.is_empty() {
-        say("usage: stalld restore");
-        return ExitCode::from(USAGE_EXIT_CODE as u8);
-    }
+fn restore() -> ExitCode {
     if !stalld::sys::is_root() {
         say("stalld: stalld restore needs root permission");
         return ExitCode::FAILURE;
@@ -96,14 +86,42 @@ fn restore(args: &[OsString]) -> ExitCode {
     report(stalld::daemon::restore_leftovers())
 }
 
+/// `stalld status [--json]`: asks the running daemon.
+fn status(json: bool) -> ExitCode {
+    let (code, output) = stalld::daemon::status_client(json);
+    if code == 0 {
+        print(&output);
+    } else {
+        say(&output);
+    }
+    ExitCode::from(code)
+}
+
+/// `stalld check [--json] [options]`: a verdict on the machine for the daemon's options.
+/// `--json` may also come among the options.
+fn check(json: bool, args: &[OsString]) -> ExitCode {
+    let json = json || args.iter().any(|arg| arg == "--json");
+    let options: Vec<&OsString> = args.iter().filter(|arg| *arg != "--json").collect();
+    let config = match cli::parse(options) {
+        Ok(Command::Run(config)) => config,
+        Ok(_) => {
+            say("usage: stalld check [--json] [stalld options]");
+            return ExitCode::from(USAGE_EXIT_CODE as u8);
+        }
+        Err(UsageError(message)) => {
+            say(&format!("stalld check: {message}"));
+            return ExitCode::from(USAGE_EXIT_CODE as u8);
+        }
+    };
+    let report = stalld::check::run(&config);
+    print(&if json { report.json() } else { report.text() });
+    ExitCode::from(report.exit_code())
+}
+
 /// `stalld parse-sched-debug FILE|-`: prints what the parser reads in a saved sched/debug file,
 /// so a bug report's attachment can be replayed.
-fn replay_sched_debug(args: &[OsString]) -> ExitCode {
-    let [path] = args else {
-        say("usage: stalld parse-sched-debug FILE|-");
-        return ExitCode::from(USAGE_EXIT_CODE as u8);
-    };
-    let text = if path == "-" {
+fn replay_sched_debug(path: &std::path::Path) -> ExitCode {
+    let text = if path.as_os_str() == "-" {
         let mut text = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut text).map(|_| text)
     } else {
@@ -112,7 +130,7 @@ fn replay_sched_debug(args: &[OsString]) -> ExitCode {
     let text = match text {
         Ok(text) => text,
         Err(error) => {
-            say(&format!("stalld: {}: {error}", path.to_string_lossy()));
+            say(&format!("stalld: {}: {error}", path.display()));
             return ExitCode::FAILURE;
         }
     };

@@ -19,16 +19,17 @@
 use std::collections::HashMap;
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::log::Logger;
+use super::rundir;
 use crate::boost::{self, BoostLedger, BoostRecord, Restore, SchedOps, RESTORE_ATTEMPTS};
 use crate::event::Event;
 use crate::rt_runtime;
 use crate::sys::{self, SchedAttr};
 
-pub const RUN_DIR: &str = "/run/stalld";
+pub const RUN_DIR: &str = rundir::RUNTIME_DIR;
 const GLOBAL_LOCK: &str = "ledger.lock";
 /// The same file `throttlectl off` has always saved the value in.
 const RT_RECORD: &str = "sched_rt_runtime_us";
@@ -220,27 +221,10 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Opens the ledger at `dir`, creating it (mode 0700). Refuses a directory that is a
-    /// symbolic link or not owned by us, and makes a too open one 0700.
+    /// Opens the ledger at `dir` ([`rundir::ensure`]: created 0700 if missing; a symbolic link
+    /// or a directory not ours is refused, a too open one made 0700).
     pub fn open(dir: &Path) -> io::Result<Ledger> {
-        if let Some(parent) = dir.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        match DirBuilder::new().mode(0o700).create(dir) {
-            Err(error) if error.kind() != io::ErrorKind::AlreadyExists => return Err(error),
-            _ => {}
-        }
-        let refuse = |why: String| io::Error::other(format!("{}: {why}", dir.display()));
-        let meta = fs::symlink_metadata(dir)?;
-        if !meta.file_type().is_dir() {
-            return Err(refuse("not a directory".into()));
-        }
-        if meta.uid() != sys::euid() {
-            return Err(refuse(format!("owned by uid {}, not by us", meta.uid())));
-        }
-        if meta.mode() & 0o077 != 0 {
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-        }
+        rundir::ensure(dir)?;
         Ok(Ledger {
             dir: dir.to_owned(),
         })
