@@ -98,6 +98,11 @@ fn guardian_of(daemon: Pid) -> Pid {
     );
 }
 
+fn clock_ticks_per_second() -> f64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
 /// utime + stime of a process, in seconds.
 fn cpu_time(pid: Pid) -> f64 {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -106,8 +111,7 @@ fn cpu_time(pid: Pid) -> f64 {
         .collect();
     // Fields 14 and 15 of stat; after the comm, field 3 is index 0.
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no memory-safety preconditions.
-    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    ticks as f64 / clock_ticks_per_second()
 }
 
 /// Freezes both, then kills both: neither gets to restore anything, as when systemd kills
