@@ -58,7 +58,11 @@ if ! "$CACHE/venv/bin/pip" show -q "${KUBERNETES_VALIDATE%%=*}" 2>/dev/null |
 fi
 MODELS_DIR=$CACHE/npm/node_modules/${MODELS%@*}
 if [ ! -f "$CACHE/npm/.installed-${MODELS##*@}" ]; then
-	command -v npm >/dev/null || die "npm is needed for $MODELS"
+	if ! command -v npm >/dev/null; then
+		apt-get update -qq >/dev/null 2>&1
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null ||
+			die "npm is needed for $MODELS and apt-get install npm failed"
+	fi
 	npm install --silent --no-audit --no-fund --prefix "$CACHE/npm" "$MODELS" >"$WORK/npm.log" 2>&1 ||
 		{ cat "$WORK/npm.log" >&2; die "npm install $MODELS failed"; }
 	touch "$CACHE/npm/.installed-${MODELS##*@}"

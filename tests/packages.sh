@@ -68,8 +68,8 @@ check "deb dependencies declared" "$(grep -q libelf1 <<<"$depends" && grep -q zl
 	echo "Depends: '$depends' lacks libelf1 or zlib1g (the binary links them)")"
 why=""
 grep -q 'daemon-reload' "$WORK/deb-control/postinst" || why="postinst does not daemon-reload; "
-if grep -hE '(systemctl|deb-systemd-invoke|deb-systemd-helper)[^#]*\b(start|enable|restart)\b' \
-	"$WORK/deb-control"/{postinst,prerm,postrm} | grep -vE 'try-restart'; then
+if grep -hvE '^[[:space:]]*#' "$WORK/deb-control"/{postinst,prerm,postrm} |
+	grep -E '(systemctl|deb-systemd-invoke|deb-systemd-helper)[^#]*\b(start|enable|restart)\b' | grep -vE 'try-restart'; then
 	why="${why}a maintainer script starts, restarts or enables the service"
 fi
 check "deb maintainer scripts" "$why"
@@ -93,7 +93,7 @@ check "rpm needs no shared library (static)" "${libs:+requires $libs}"
 why=""
 rpm -qp --scripts "$RPM" >"$WORK/scripts.txt"
 grep -q 'daemon-reload' "$WORK/scripts.txt" || why="no daemon-reload in the scriptlets; "
-grep -E 'systemctl[^#]*\b(start|enable|restart)\b' "$WORK/scripts.txt" | grep -vq 'try-restart' &&
+grep -vE '^[[:space:]]*#' "$WORK/scripts.txt" | grep -E 'systemctl[^#]*\b(start|enable|restart)\b' | grep -vq 'try-restart' &&
 	why="${why}a scriptlet starts, restarts or enables the service"
 check "rpm scriptlets" "$why"
 # Installed into a scratch root (its own rpm database; no scripts, no dependency check since

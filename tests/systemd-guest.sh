@@ -9,7 +9,8 @@
 #   1-start       systemctl start stalld: active, journal says "using queue_track backend"
 #   2-boost       a SCHED_FIFO victim starving behind a hog on CPU 1 is boosted and restored,
 #                 and the journal has the lines
-#   3-kill        systemctl kill -s KILL stalld during a boost: after the automatic restart
+#   3-kill        systemctl kill -s KILL stalld during a boost, then the same with the unit's
+#                 cgroup.kill (all processes at once): after each automatic restart
 #                 nothing is left boosted and RT throttling is off while stalld runs
 #   4-stop        systemctl stop stalld: sched_rt_runtime_us back, no stalld process left
 #   5-drop-in     a drop-in's EnvironmentFile with BE="-b sched_debug" is honoured
@@ -51,7 +52,7 @@ while [ "$#" -gt 0 ]; do
 	--offline) OFFLINE=1 ;;
 	--no-build) BUILD=0 ;;
 	--rebuild-rootfs) REBUILD_ROOTFS=1 ;;
-	-h | --help) sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument: $1 (see --help)" ;;
 	esac
 	shift

@@ -182,15 +182,11 @@ result 1-start "$why" "$detail"
 save_cursor "$CURSOR"
 why=""
 start_starvation 40 $((THRESHOLD + 5))
-policy_during=""
 policy_after=""
 if [ -z "$VICTIM" ]; then
 	why="stalld-starve reported no victim: $(cat /tmp/starve.err)"
 else
 	while kill -0 "$STARVE_PID" 2>/dev/null; do
-		if [ -z "$policy_during" ] && journal_since "$CURSOR" | grep -q "boosted pid $VICTIM "; then
-			policy_during=$(policy_of "$VICTIM")
-		fi
 		if [ -z "$policy_after" ] && journal_since "$CURSOR" | grep -q "restored pid $VICTIM "; then
 			policy_after=$(policy_of "$VICTIM")
 		fi
@@ -214,26 +210,37 @@ else
 		why="stalld-starve exited with $starve_rc: $(cat /tmp/starve.err)"
 	fi
 	wait_s=$(sed -n 's/.*"wait_s":\([0-9.]*\).*/\1/p' <<<"$ran")
-	detail="victim $VICTIM waited ${wait_s:-?} s (threshold $THRESHOLD s), policy ${policy_during:-?} during the boost, $policy_after after"
+	detail="victim $VICTIM waited ${wait_s:-?} s (threshold $THRESHOLD s), ran under SCHED_DEADLINE, policy $policy_after after the restore"
 	grep -e "-$VICTIM starved" -e "pid $VICTIM " <<<"$lines" | sed 's/^/    journal: /'
 fi
 [ -z "$why" ] || show_journal "$CURSOR"
 result 2-boost "$why" "$detail"
 
 # ---------------------------------------------------------------- 3: SIGKILL of the whole unit
-save_cursor "$CURSOR"
-why=""
-detail=""
-old_main=$(systemctl show -p MainPID --value stalld)
-restarts_before=$(systemctl show -p NRestarts --value stalld)
-# The victim lingers (asleep) for 60 s after it ran, so nothing re-boosts it after the
-# restart: whatever policy it has then is what the killed instance left.
-start_starvation 90 60
-if [ -z "$VICTIM" ]; then
-	why="stalld-starve reported no victim: $(cat /tmp/starve.err)"
-else
+# kill_during_boost HOW: starves a victim, kills every process of the unit with HOW while the
+# victim is boosted, waits for systemd's automatic restart, and checks that nothing is left
+# SCHED_DEADLINE and that RT throttling is off while the restarted stalld runs. Sets WHY
+# (empty on success) and DETAIL.
+#   systemctl   systemctl kill -s KILL stalld (systemd signals the processes one by one)
+#   cgroup      1 > the unit's cgroup.kill: the kernel kills them all at once, as an OOM kill
+#               of the cgroup does; no process of the unit runs between the first and the last
+kill_during_boost() {
+	local how=$1 old_main restarts_before restarts new_main pids at_kill after_kill i restarted
+	local policy left rt_running cgroup
+	WHY=""
+	DETAIL=""
+	save_cursor "$CURSOR"
+	old_main=$(systemctl show -p MainPID --value stalld)
+	restarts_before=$(systemctl show -p NRestarts --value stalld)
+	cgroup=/sys/fs/cgroup$(systemctl show -p ControlGroup --value stalld)
+	# The victim lingers (asleep) for 60 s after it ran, so nothing re-boosts it after the
+	# restart: whatever policy it has then is what the killed instance left.
+	start_starvation 90 60
+	if [ -z "$VICTIM" ]; then
+		WHY="stalld-starve reported no victim: $(cat /tmp/starve.err)"
+		return
+	fi
 	# The kill must land inside the boost: watch the victim's policy itself (no forks).
-	at_kill=""
 	pids=$(stalld_pids)
 	for ((i = 0; i < 300; i++)); do
 		at_kill=$(policy_of "$VICTIM")
@@ -241,13 +248,16 @@ else
 		sleep 0.1
 	done
 	if [ "$at_kill" != 6 ]; then
-		why="stalld did not boost victim $VICTIM within 30 s (policy $at_kill), nothing to kill during"
+		WHY="stalld did not boost victim $VICTIM within 30 s (policy $at_kill), nothing to kill during"
+		stop_starvation
+		return
 	fi
-fi
-if [ -z "$why" ]; then
-	systemctl kill -s KILL stalld
+	case "$how" in
+	systemctl) systemctl kill -s KILL stalld ;;
+	cgroup) echo 1 >"$cgroup/cgroup.kill" ;;
+	esac
 	after_kill=$(policy_of "$VICTIM")
-	log "systemctl kill -s KILL stalld during the boost of victim $VICTIM (policy $at_kill before, $after_kill right after); stalld pids were $pids"
+	log "$how: killed stalld (pids $pids) during the boost of victim $VICTIM: policy $at_kill before, $after_kill right after"
 	restarted=0
 	for ((i = 0; i < 120; i++)); do
 		sleep 0.5
@@ -255,33 +265,40 @@ if [ -z "$why" ]; then
 		restarts=$(systemctl show -p NRestarts --value stalld)
 		[ "$restarts" -gt "$restarts_before" ] && [ "$new_main" != 0 ] && [ "$new_main" != "$old_main" ] &&
 			[ "$(systemctl is-active stalld)" = active ] || continue
-		if journal_since "$CURSOR" | grep -q 'Started stalld.service' &&
-			journal_since "$CURSOR" | sed -n '/Started stalld.service/,$p' | grep -q 'using .* backend'; then
+		if journal_since "$CURSOR" | sed -n '/Started stalld.service/,$p' | grep -q 'using .* backend'; then
 			restarted=1
 			break
 		fi
 	done
 	if [ "$restarted" = 0 ]; then
-		why="stalld was not restarted within 60 s of the kill (NRestarts $restarts_before -> $restarts, $(systemctl is-active stalld))"
+		WHY="stalld was not restarted within 60 s of the kill (NRestarts $restarts_before -> $restarts, $(systemctl is-active stalld))"
 	else
-		# Give a starting stalld the time to restore what the dead one left (the ledger).
+		# Give a starting stalld the time to restore what the dead one left.
 		sleep 3
 		policy=$(policy_of "$VICTIM")
 		left=$(deadline_tasks)
 		rt_running=$(rt_runtime)
-		detail="restarted (NRestarts $restarts, main pid $new_main); victim $VICTIM policy $at_kill at the kill, $policy 3 s after the restart; sched_rt_runtime_us $rt_running while stalld runs"
+		DETAIL="$how: restarted (main pid $new_main), victim $VICTIM policy $at_kill at the kill, $policy 3 s after the restart, sched_rt_runtime_us $rt_running"
 		if [ "$policy" = 6 ] || [ -n "$left" ]; then
-			why="after the restart these tasks are still SCHED_DEADLINE: ${left:-none} (victim $VICTIM: policy $policy, boosted by the killed stalld); sched_rt_runtime_us $rt_running while the restarted stalld runs"
+			WHY="$how: after the restart these tasks are still SCHED_DEADLINE: ${left:-none} (victim $VICTIM boosted by the killed stalld: policy $policy); sched_rt_runtime_us $rt_running while the restarted stalld runs"
 			journal_since "$CURSOR" | grep -e "pid $VICTIM " -e "already runs" | sed 's/^/    journal: /'
 		elif [ "$policy" != 1 ]; then
-			why="victim $VICTIM has policy $policy after the restart, not 1 (SCHED_FIFO)"
+			WHY="$how: victim $VICTIM has policy $policy after the restart, not 1 (SCHED_FIFO)"
 		elif [ "$rt_running" != -1 ]; then
-			why="sched_rt_runtime_us is $rt_running while the restarted stalld runs, not -1"
+			WHY="$how: sched_rt_runtime_us is $rt_running while the restarted stalld runs, not -1"
 		fi
 	fi
-fi
-stop_starvation
-[ -z "$why" ] || show_journal "$CURSOR"
+	stop_starvation
+	[ -z "$WHY" ] || show_journal "$CURSOR"
+}
+
+why=""
+detail=""
+for how in systemctl cgroup; do
+	kill_during_boost "$how"
+	[ -z "$WHY" ] || why="${why:+$why; }$WHY"
+	detail="${detail:+$detail; }$DETAIL"
+done
 result 3-kill "$why" "$detail"
 
 # ---------------------------------------------------------------- 4: systemctl stop
