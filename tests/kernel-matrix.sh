@@ -24,7 +24,7 @@ KERNEL_CACHE=${KERNEL_MATRIX_CACHE:-$ROOT/.cache/kernels}
 WORK=$ROOT/target/kernel-matrix
 RESULTS=$ROOT/target/kernel-matrix.txt
 DOC=$ROOT/tests/kernel-matrix.md
-LOG_TAG=kernel-matrix
+LOG_TAG="kernel-matrix"
 # shellcheck source=tests/lib/qemu-guest.sh
 . "$ROOT/tests/lib/qemu-guest.sh"
 THRESHOLD=3

@@ -100,7 +100,8 @@ crd_check() {
 		jsons+=("$WORK/$(basename "$file").json")
 	done
 	out=$(MODELS_DIR=$MODELS_DIR node tests/manifests/validate-crs.mjs "${jsons[@]}" 2>&1) ||
-		echo "$(grep -v '^PASS' <<<"$out" | tr '\n' ' ')"
+		grep -v '^PASS' <<<"$out" | tr '\n' ' '
+
 }
 
 # rules_check PROMETHEUSRULE: promtool check + unit tests of its groups; prints why.

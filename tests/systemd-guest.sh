@@ -26,7 +26,7 @@ HERE=$ROOT/tests/systemd-guest
 KERNEL_CACHE=${KERNEL_MATRIX_CACHE:-$ROOT/.cache/kernels}
 ROOTFS_CACHE=${SYSTEMD_GUEST_CACHE:-$ROOT/.cache/systemd-guest}
 WORK=$ROOT/target/systemd-guest
-LOG_TAG=systemd-guest
+LOG_TAG="systemd-guest"
 BOOT_TIMEOUT=${SYSTEMD_GUEST_BOOT_TIMEOUT:-600}
 KERNEL_FLAVOUR=6.12
 HOST_PACKAGES=(qemu-system-x86 cpio mmdebstrap gcc libc6-dev make pkg-config clang libelf-dev zlib1g-dev)
@@ -97,13 +97,18 @@ build_rootfs() {
 	[ -s "$sources" ] || die "found no apt sources for $codename in /etc/apt to build the guest from"
 	dir=$ROOTFS_CACHE/.build
 	rm -rf "$dir"
-	local start=$SECONDS
+	local start=$SECONDS path paths removed=()
+	# read -a splits without globbing: the patterns are for the hook, inside the rootfs.
+	read -ra paths <<<"${ROOTFS_REMOVED//[$'\n\t']/ }"
+	for path in "${paths[@]}"; do
+		removed+=(".$path")
+	done
 	note "building the guest's root filesystem ($codename, minbase + $ROOTFS_PACKAGES) with mmdebstrap"
 	# shellcheck disable=SC2016 # $1 is mmdebstrap's, expanded by its hook shell
 	mmdebstrap --mode=root --variant=minbase --include="$ROOTFS_PACKAGES" \
 		--customize-hook='echo stalld-guest >"$1/etc/hostname"' \
-		--customize-hook="chroot \"\$1\" systemctl mask $(echo $ROOTFS_MASKED) >/dev/null 2>&1" \
-		--customize-hook="cd \"\$1\" && rm -rf $(echo " "$ROOTFS_REMOVED | sed 's| /| ./|g')" \
+		--customize-hook="chroot \"\$1\" systemctl mask ${ROOTFS_MASKED//[$'\n\t']/ } >/dev/null 2>&1" \
+		--customize-hook="cd \"\$1\" && rm -rf ${removed[*]}" \
 		"$codename" "$dir" "$sources" >"$WORK/mmdebstrap.log" 2>&1 || {
 		tail -n 40 "$WORK/mmdebstrap.log" >&2
 		die "mmdebstrap failed; full log in $WORK/mmdebstrap.log"

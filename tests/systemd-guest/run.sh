@@ -263,8 +263,10 @@ kill_during_boost() {
 		sleep 0.5
 		new_main=$(systemctl show -p MainPID --value stalld)
 		restarts=$(systemctl show -p NRestarts --value stalld)
-		[ "$restarts" -gt "$restarts_before" ] && [ "$new_main" != 0 ] && [ "$new_main" != "$old_main" ] &&
-			[ "$(systemctl is-active stalld)" = active ] || continue
+		if [ "$restarts" -le "$restarts_before" ] || [ "$new_main" = 0 ] || [ "$new_main" = "$old_main" ] ||
+			[ "$(systemctl is-active stalld)" != active ]; then
+			continue
+		fi
 		if journal_since "$CURSOR" | sed -n '/Started stalld.service/,$p' | grep -q 'using .* backend'; then
 			restarted=1
 			break
