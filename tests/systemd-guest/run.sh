@@ -10,8 +10,12 @@ FAILED=0
 CPU=1
 THRESHOLD=5
 
+# log MESSAGE: an indented detail line, stamped with the guest's uptime (TCG on a loaded host
+# can be slow; the stamps show where the time went).
 log() {
-	echo "    $*"
+	local up rest
+	read -r up rest </proc/uptime
+	echo "    [$up] $*"
 }
 
 result() {
@@ -109,8 +113,19 @@ start_starvation() {
 	done
 }
 
+# stop_starvation: SIGTERM (the generator stops its hog and restores everything), then, if
+# it is still there after 15 s, SIGKILL.
 stop_starvation() {
+	local i
 	kill -TERM "$STARVE_PID" 2>/dev/null
+	for ((i = 0; i < 150; i++)); do
+		kill -0 "$STARVE_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$STARVE_PID" 2>/dev/null; then
+		log "stalld-starve $STARVE_PID still runs 15 s after SIGTERM: killing it"
+		kill -KILL "$STARVE_PID" 2>/dev/null
+	fi
 	wait "$STARVE_PID" 2>/dev/null
 }
 
@@ -275,6 +290,7 @@ kill_during_boost() {
 	if [ "$restarted" = 0 ]; then
 		WHY="stalld was not restarted within 60 s of the kill (NRestarts $restarts_before -> $restarts, $(systemctl is-active stalld))"
 	else
+		log "$how: systemd restarted stalld (main pid $new_main, NRestarts $restarts)"
 		# Give a starting stalld the time to restore what the dead one left.
 		sleep 3
 		policy=$(policy_of "$VICTIM")
@@ -301,6 +317,7 @@ for how in systemctl cgroup; do
 	[ -z "$WHY" ] || why="${why:+$why; }$WHY"
 	detail="${detail:+$detail; }$DETAIL"
 done
+log "step 3 done"
 result 3-kill "$why" "$detail"
 
 # ---------------------------------------------------------------- 4: systemctl stop
