@@ -23,7 +23,7 @@ result() {
 	if [ -z "$why" ]; then
 		echo "systemd: $step PASS${detail:+: $detail}"
 	else
-		echo "systemd: $step FAIL: $why"
+		echo "systemd: $step FAIL: $why${detail:+ -- details: $detail}"
 		FAILED=$((FAILED + 1))
 	fi
 }
