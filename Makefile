@@ -1,7 +1,8 @@
 # Build and install stalld.
 #
 #   make                      cargo build --release (dynamic: libelf and zlib from the system)
-#   make static               the static binary the packages and the container image ship
+#   make static               the static binary the rpm and the container image ship
+#                             (target/static/<triple>/release; `make static-dir` prints it)
 #   make install DESTDIR=/tmp/stage   stages every file; `make deb` and `make rpm` package
 #                             exactly that tree, so a file added here is packaged everywhere
 #   make deb                  target/debian/stalld_<version>-1_<arch>.deb (packaging/deb.sh)
@@ -30,17 +31,21 @@ MANPAGES ?= man/stalld.8
 CARGO ?= cargo
 TRIPLE ?= x86_64-unknown-linux-gnu
 STATIC_BINS ?= stalld
+# A target folder of its own: the static build's features and flags differ from the dynamic
+# one's, and sharing target/ would rebuild the build-time crates at every switch.
+STATIC_TARGET_DIR = target/static
+STATIC_DIR = $(STATIC_TARGET_DIR)/$(TRIPLE)/release
 # STATIC=1: install the static build (what the packages ship) instead of the dynamic one.
 STATIC ?= 0
 ifeq ($(STATIC),1)
 BUILD_TARGET = static
-BUILT = target/$(TRIPLE)/release
+BUILT = $(STATIC_DIR)
 else
 BUILD_TARGET = all
 BUILT = target/release
 endif
 
-.PHONY: all static install uninstall deb rpm version
+.PHONY: all static install uninstall deb rpm version static-dir
 
 # Cargo runs make for the vendored libbpf: it must not inherit this make's command line
 # (MAKEFLAGS carries DESTDIR=..., and libbpf would install itself into the package tree).
@@ -56,7 +61,8 @@ static:
 	scripts/install-deps
 	RUSTFLAGS="-C target-feature=+crt-static" \
 	LIBBPF_SYS_LIBRARY_PATH=/usr/lib/$(shell uname -m)-linux-gnu \
-	$(CARGO_ENV) $(CARGO) build --release --locked --target $(TRIPLE) --features libbpf-rs/static \
+	$(CARGO_ENV) $(CARGO) build --release --locked --target $(TRIPLE) --target-dir $(STATIC_TARGET_DIR) \
+		--features libbpf-rs/static \
 		$(addprefix --bin ,$(STATIC_BINS))
 
 install: $(BUILD_TARGET)
@@ -95,3 +101,7 @@ rpm:
 
 version:
 	@echo $(VERSION)
+
+# Where `make static` puts its binaries (for the scripts that ship them).
+static-dir:
+	@echo $(STATIC_DIR)

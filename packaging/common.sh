@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
+# shellcheck shell=bash disable=SC2034 # sourced: the variables are for the caller
 # Shared by packaging/deb.sh and packaging/rpm.sh (sourced): the version, and the staging
 # tree that `make install` fills. Every file of a package comes from that tree; the
 # packaging scripts add only their format's metadata.

@@ -22,12 +22,13 @@ OUT=$ROOT/target/debian
 STAGE=$OUT/root
 DEB=$OUT/stalld_${DEB_VERSION}_${ARCH}.deb
 DATE=$(changelog_date)
-export SOURCE_DATE_EPOCH
 SOURCE_DATE_EPOCH=$(date -u -d "$DATE" +%s)
 
 mkdir -p "$OUT"
 stage "$STAGE" STATIC=0 UNITDIR=/lib/systemd/system ENVFILE=/etc/default/stalld LICENSEDIR= \
 	ZSHCOMPDIR=/usr/share/zsh/vendor-completions
+# Only now: cargo (inside make install) must build with the same environment every time.
+export SOURCE_DATE_EPOCH
 
 DOC=$STAGE/usr/share/doc/stalld
 # Debian's own files: the copyright (the GPL itself is /usr/share/common-licenses/GPL-2) and

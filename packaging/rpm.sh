@@ -19,11 +19,12 @@ OUT=$ROOT/target/rpm
 STAGE=$OUT/root
 TOPDIR=$OUT/build
 DATE=$(changelog_date)
-export SOURCE_DATE_EPOCH
 SOURCE_DATE_EPOCH=$(date -u -d "$DATE" +%s)
 
 mkdir -p "$OUT"
 stage "$STAGE" STATIC=1
+# Only now: cargo (inside make install) must build with the same environment every time.
+export SOURCE_DATE_EPOCH
 # rpm compresses man pages itself (brp-compress) on distributions that configure it; the
 # file list matches either form.
 filelist=$OUT/files.list

@@ -133,7 +133,7 @@ build_initramfs() {
 	build_qexit "$base/bin/qexit"
 	install -m 0755 "$HERE/init" "$base/init"
 	(cd "$base" && find . | cpio -o -H newc --quiet | gzip -1) >"$WORK/base.cpio.gz"
-	install -m 0755 "$ROOT/target/$TRIPLE/release/stalld" "$ROOT/target/$TRIPLE/release/stalld-starve" \
+	install -m 0755 "$STATIC_OUT/stalld" "$STATIC_OUT/stalld-starve" \
 		"$HERE/run.sh" "$payload/test/"
 	(cd "$payload" && find . | cpio -o -H newc --quiet | gzip -1) >"$WORK/payload.cpio.gz"
 	# The kernel merges concatenated compressed cpio archives.
@@ -224,7 +224,7 @@ done
 for flavour in "${SET[@]}"; do
 	[ -n "${OTHER[$flavour]:-}" ] || die "unknown flavour '$flavour' (known: ${FULL_SET[*]})"
 done
-[ "$(uname -m)" = x86_64 ] || die "the matrix boots x86_64 kernels and builds for $TRIPLE: run it on x86_64"
+[ "$(uname -m)" = x86_64 ] || die "the matrix boots x86_64 kernels and builds for x86_64: run it on x86_64"
 
 SECONDS=0
 mkdir -p "$WORK" "$KERNEL_CACHE"

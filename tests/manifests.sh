@@ -184,7 +184,7 @@ check "a broken PrometheusRule is rejected" "$([ -n "$why" ] || echo "promtool a
 # ------------------------------------------------------------------ the image's binary
 # The Containerfile builds with `make static` and copies this path; no engine runs here, so
 # the same build runs directly.
-binary=target/x86_64-unknown-linux-gnu/release/stalld
+binary=$(make --no-print-directory -s static-dir)/stalld
 why=""
 grep -q "make static" Containerfile && grep -q "$binary" Containerfile ||
 	why="the Containerfile no longer builds with make static / copies $binary; "

@@ -131,7 +131,7 @@ build_payload() {
 	rm -rf "$payload"
 	mkdir -p "$payload/test" "$payload/etc/systemd/system/multi-user.target.wants"
 	install -m 0644 "$deb" "$payload/test/"
-	install -m 0755 "$ROOT/target/$TRIPLE/release/stalld-starve" "$HERE/run.sh" "$HERE/init" "$payload/test/"
+	install -m 0755 "$STATIC_OUT/stalld-starve" "$HERE/run.sh" "$HERE/init" "$payload/test/"
 	build_qexit "$payload/test/qexit"
 	install -m 0644 "$HERE/stalld-guest-test.service" "$payload/etc/systemd/system/"
 	ln -s ../stalld-guest-test.service "$payload/etc/systemd/system/multi-user.target.wants/"

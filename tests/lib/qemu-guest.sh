@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
+# shellcheck shell=bash disable=SC2034 # sourced: the variables are for the caller
 #
 # Shared by the scripts that boot Debian kernels under qemu (tests/kernel-matrix.sh,
 # tests/systemd-guest.sh): host packages from apt, Debian kernels fetched into an ignored
@@ -11,8 +12,9 @@
 #   HOST_PACKAGES (array), OFFLINE (0|1), KERNEL_CACHE.
 # KVM is never used: /dev/kvm on these machines is PVM and hangs stock kernels (TCG only).
 
-TRIPLE=x86_64-unknown-linux-gnu
 QEMU_GUEST_LIB=$ROOT/tests/lib
+# Where `make static` puts the static binaries.
+STATIC_OUT=$ROOT/$(make -C "$ROOT" --no-print-directory -s static-dir)
 
 # flavour -> apt package name pattern (the newest match is used)
 declare -A KERNEL_PACKAGE_PATTERN=(
@@ -111,7 +113,7 @@ build_static_binaries() {
 	}
 	local bin
 	for bin in "$@"; do
-		local path=$ROOT/target/$TRIPLE/release/$bin
+		local path=$STATIC_OUT/$bin
 		[ -x "$path" ] || die "$path was not built"
 		if readelf -l "$path" | grep -q 'program interpreter' || readelf -d "$path" | grep -q NEEDED; then
 			readelf -d "$path" | grep NEEDED >&2 || true
