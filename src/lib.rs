@@ -6,12 +6,14 @@
 
 pub mod backend;
 pub mod boost;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod cpuset;
 pub mod daemon;
 pub mod detect;
+pub mod event;
 pub mod mounts;
 pub mod rt_runtime;
 pub mod sys;

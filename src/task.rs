@@ -54,15 +54,17 @@ impl Comm {
         &self.bytes[..usize::from(self.len)]
     }
 
-    /// The name for logs and regex matching; bytes that are not UTF-8 are replaced.
+    /// The name for regex matching; bytes that are not UTF-8 are replaced. Not for output:
+    /// [`Display`](fmt::Display) escapes what a hostile name could use to forge log lines.
     pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(self.as_bytes())
     }
 }
 
+/// Displays the name with [`escape_name`], so that one event is one line in every sink.
 impl fmt::Display for Comm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_str_lossy())
+        f.write_str(&escape_name(self.as_bytes()))
     }
 }
 
@@ -70,6 +72,31 @@ impl fmt::Debug for Comm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.to_str_lossy())
     }
+}
+
+/// A name chosen by whoever started the task (any user can rename a thread with
+/// `prctl(PR_SET_NAME)`), made safe to print: control characters (a newline would start a new
+/// journal entry or syslog record, `<0>` after it an emergency one), backslashes and bytes that
+/// are not UTF-8 become `\xNN`, so the text is one line and the escape cannot be imitated.
+pub fn escape_name(raw: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(raw.len());
+    let escape = |out: &mut String, bytes: &[u8]| {
+        for byte in bytes {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    };
+    for chunk in raw.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || c == '\\' {
+                escape(&mut out, c.encode_utf8(&mut [0; 4]).as_bytes());
+            } else {
+                out.push(c);
+            }
+        }
+        escape(&mut out, chunk.invalid());
+    }
+    out
 }
 
 /// A task that is runnable on a CPU but is not the one running there.
@@ -95,5 +122,29 @@ pub struct RunQueue {
     pub cpu: u32,
     /// The task running on the CPU, if the backend saw one (`None` = idle or unknown).
     pub current: Option<Pid>,
+    /// Real-time tasks (SCHED_FIFO/SCHED_RR) on the CPU, the running one included: what the C
+    /// stalld prints as `rt:` in its per-check line.
+    pub nr_rt_running: u32,
     pub waiting: Vec<WaitingTask>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_print_on_one_line_and_escapes_cannot_be_forged() {
+        assert_eq!(escape_name(b"kworker/1:2"), "kworker/1:2");
+        assert_eq!(escape_name(b"x\n<0>FAKE"), "x\\x0a<0>FAKE");
+        assert_eq!(escape_name(b"a\rb\x1b[2J\x7f"), "a\\x0db\\x1b[2J\\x7f");
+        // A literal backslash is escaped too, so "\\x0a" in a name is not read as a newline.
+        assert_eq!(escape_name(b"a\\x0a"), "a\\x5cx0a");
+        // Not UTF-8: each bad byte shown, the rest kept.
+        assert_eq!(escape_name(b"\xffok\xc3"), "\\xffok\\xc3");
+        assert_eq!(
+            escape_name("caf\u{e9} \u{85}".as_bytes()),
+            "caf\u{e9} \\xc2\\x85"
+        );
+        assert_eq!(Comm::new(b"x\n<0>FAKE").to_string(), "x\\x0a<0>FAKE");
+    }
 }

@@ -53,7 +53,9 @@ dpkg-deb -e "$DEB" "$WORK/deb-control"
 missing=$(comm -23 <(staged target/debian/root) <(staged "$WORK/deb"))
 check "deb has every staged file" "${missing:+missing: $missing}"
 for file in /usr/bin/stalld /usr/bin/throttlectl /lib/systemd/system/stalld.service /etc/default/stalld \
-	/usr/share/man/man8/stalld.8.gz /usr/share/doc/stalld/copyright /usr/share/doc/stalld/changelog.Debian.gz; do
+	/usr/share/man/man8/stalld.8.gz /usr/share/doc/stalld/copyright /usr/share/doc/stalld/changelog.Debian.gz \
+	/usr/share/bash-completion/completions/stalld /usr/share/zsh/vendor-completions/_stalld \
+	/usr/share/fish/vendor_completions.d/stalld.fish; do
 	[ -e "$WORK/deb$file" ] || [ -L "$WORK/deb$file" ] || why_layout="${why_layout:-}$file "
 done
 check "deb layout" "${why_layout:+missing: ${why_layout}}"

@@ -167,8 +167,12 @@ impl Booster {
     /// do that to a task whose previous DEADLINE stint ended while throttled (the flag outlives
     /// the policy, and `sched_setattr` succeeds without enqueuing it), for up to minutes
     /// without HRTICK. Such a boost becomes a FIFO one, which no DEADLINE state can block.
-    /// `never_ran(pid, switches)` tells from the latest snapshot. Returns the pids switched.
-    pub fn verify(&mut self, now: MonoTime, never_ran: impl Fn(Pid, u64) -> bool) -> Vec<Pid> {
+    /// `never_ran(pid, switches)` tells from the latest snapshot. Returns the boosts switched.
+    pub fn verify(
+        &mut self,
+        now: MonoTime,
+        never_ran: impl Fn(Pid, u64) -> bool,
+    ) -> Vec<ActiveBoost> {
         let mut switched = Vec::new();
         let fifo = self.boost_attr(BoostPolicy::Fifo);
         for boost in &mut self.active {
@@ -184,7 +188,7 @@ impl Booster {
                 boost.policy = BoostPolicy::Fifo;
                 boost.period_start = now;
                 boost.next_event = now.after(self.params.runtime).min(boost.until);
-                switched.push(boost.pid);
+                switched.push(*boost);
             }
         }
         switched

@@ -7,6 +7,7 @@ use std::fs;
 use anyhow::{bail, Context, Result};
 
 use super::log::Logger;
+use crate::event::Event;
 use crate::rt_runtime::{self, write as write_runtime, PATH as RT_RUNTIME};
 
 /// Where `throttle off` keeps the value that `throttle on` puts back.
@@ -46,12 +47,14 @@ pub fn disable(logger: &Logger) -> Result<RtThrottleGuard> {
         logger: logger.clone(),
     };
     if runtime == -1 {
-        logger.log("RT throttling already disabled, doing nothing");
+        logger.event(&Event::RtThrottlingDisabled { saved: None });
         return Ok(guard);
     }
     write_runtime(-1).with_context(|| format!("unable to write {RT_RUNTIME}"))?;
     guard.saved = Some(runtime);
-    logger.log("RT Throttling disabled");
+    logger.event(&Event::RtThrottlingDisabled {
+        saved: Some(runtime),
+    });
     if read_runtime()? != -1 {
         bail!("turning off RT throttling failed, stalld cannot run");
     }
@@ -61,14 +64,13 @@ pub fn disable(logger: &Logger) -> Result<RtThrottleGuard> {
 impl Drop for RtThrottleGuard {
     fn drop(&mut self) {
         if let Some(runtime) = self.saved.take() {
-            match write_runtime(runtime) {
-                Ok(()) => self
-                    .logger
-                    .log(&format!("RT Throttling runtime restored to {runtime}")),
-                Err(error) => self.logger.warn(&format!(
-                    "failed to restore {RT_RUNTIME} to {runtime}: {error}"
-                )),
-            }
+            self.logger.event(&match write_runtime(runtime) {
+                Ok(()) => Event::RtThrottlingRestored { runtime },
+                Err(error) => Event::RtThrottlingRestoreFailed {
+                    runtime,
+                    error: error.to_string(),
+                },
+            });
         }
     }
 }
