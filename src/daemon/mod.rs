@@ -36,6 +36,9 @@ pub fn run(config: Config) -> Result<()> {
     if !sys::is_root() {
         bail!("stalld needs root permission");
     }
+    // Locked before anything is changed and before daemonizing, so a second instance exits
+    // non-zero on the terminal it was started from; the lock passes to the final daemon.
+    let mut pidfile = lock_pidfile(&config)?;
     if let Some(affinity) = &config.affinity {
         for cpu in affinity.iter() {
             logger.log(&format!("self-affinity: adding cpu {cpu}"));
@@ -86,22 +89,15 @@ pub fn run(config: Config) -> Result<()> {
     let _hrtick =
         (!config.log_only && !lockdown && config.boost.runtime < Duration::from_millis(1))
             .then(|| sched_features::enable_hrtick(&logger));
-    // Resolved before daemonizing moves to /, so a relative path means what the operator meant.
-    let pidfile_path = config
-        .pidfile
-        .as_deref()
-        .map(std::path::absolute)
-        .transpose()?;
     if !config.foreground {
         sys::daemonize().context("daemonizing")?;
     }
     if let Some(percent) = config.reservation {
         reserve_cpu_time(&config, percent, &logger)?;
     }
-    let _pidfile = pidfile_path
-        .as_deref()
-        .map(pidfile::PidFile::create)
-        .transpose()?;
+    if let Some(pidfile) = &mut pidfile {
+        pidfile.write_pid()?;
+    }
 
     let mut booster = Booster::new(config.boost);
     if !config.log_only {
@@ -131,6 +127,15 @@ pub fn run(config: Config) -> Result<()> {
     booster.restore_all(|boost, outcome| monitor.ended(boost, outcome));
     drop(rt_throttle);
     Ok(())
+}
+
+/// `-P`: the pid file, locked (its pid is written after daemonizing). A relative path is
+/// resolved now, before daemonizing moves to /, so it means what the operator meant.
+fn lock_pidfile(config: &Config) -> Result<Option<pidfile::PidFile>> {
+    let Some(path) = &config.pidfile else {
+        return Ok(None);
+    };
+    pidfile::PidFile::lock(&std::path::absolute(path)?).map(Some)
 }
 
 /// `-R`: stalld's own thread becomes SCHED_DEADLINE with `percent` of a period of the
