@@ -294,19 +294,52 @@ pub fn new_session() -> io::Result<()> {
 
 /// Detaches from the terminal the classic way: fork, setsid, fork; umask 022; chdir /.
 /// Returns in the grandchild only. Must run before any thread is started.
-pub fn daemonize() -> io::Result<()> {
-    for step in 0..2 {
-        // The parent leaves without running destructors: the child owns everything now.
-        if fork()?.is_some() {
-            exit_immediately(0);
-        }
-        if step == 0 {
-            new_session()?;
-        }
+///
+/// The process that was started waits until the daemon says it is up ([`Ready::done`]) and
+/// exits 0, or exits 1 if the daemon ends first (its error is on the same terminal): so once
+/// `stalld` returns, its pid file holds the daemon's pid, and a daemon that could not start
+/// is a non-zero exit. Everything open (a pid file's lock, say) passes to the daemon: the
+/// parents leave with `_exit`, closing nothing a destructor owns.
+pub fn daemonize() -> io::Result<Ready> {
+    let (mut reader, writer) = std::io::pipe()?;
+    if fork()?.is_some() {
+        drop(writer);
+        let mut byte = [0u8; 1];
+        let up = matches!(std::io::Read::read(&mut reader, &mut byte), Ok(1));
+        exit_immediately(if up { 0 } else { 1 });
+    }
+    drop(reader);
+    new_session()?;
+    if fork()?.is_some() {
+        exit_immediately(0);
     }
     // SAFETY: umask cannot fail and touches no memory.
     unsafe { libc::umask(0o022) };
-    std::env::set_current_dir("/")
+    std::env::set_current_dir("/")?;
+    Ok(Ready { pipe: Some(writer) })
+}
+
+/// The daemon's side of [`daemonize`]'s handshake. Dropped unsent (the daemon failed), its
+/// pipe stays open until the process exits, so the started process exits 1 only after every
+/// clean-up of the daemon (RT throttling restored, say) is done.
+pub struct Ready {
+    pipe: Option<std::io::PipeWriter>,
+}
+
+impl Ready {
+    /// Tells the process that was started that the daemon is up, so it exits 0.
+    pub fn done(mut self) {
+        if let Some(mut pipe) = self.pipe.take() {
+            let _ = std::io::Write::write_all(&mut pipe, b"1");
+        }
+    }
+}
+
+impl Drop for Ready {
+    fn drop(&mut self) {
+        // Closed by the kernel when the process exits, after the remaining destructors.
+        std::mem::forget(self.pipe.take());
+    }
 }
 
 /// `kill(2)`: sends `signal` to `pid`; a negative pid addresses that process group.

@@ -89,14 +89,20 @@ pub fn run(config: Config) -> Result<()> {
     let _hrtick =
         (!config.log_only && !lockdown && config.boost.runtime < Duration::from_millis(1))
             .then(|| sched_features::enable_hrtick(&logger));
-    if !config.foreground {
-        sys::daemonize().context("daemonizing")?;
-    }
+    let daemonized = if config.foreground {
+        None
+    } else {
+        Some(sys::daemonize().context("daemonizing")?)
+    };
     if let Some(percent) = config.reservation {
         reserve_cpu_time(&config, percent, &logger)?;
     }
     if let Some(pidfile) = &mut pidfile {
         pidfile.write_pid()?;
+    }
+    // The started process exits 0 now: the pid file is written, the daemon is set up.
+    if let Some(ready) = daemonized {
+        ready.done();
     }
 
     let mut booster = Booster::new(config.boost);
