@@ -24,8 +24,10 @@ pub struct ProcTask {
 
 impl ProcTask {
     pub fn read(pid: Pid) -> Option<ProcTask> {
-        let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        // The thread's own entry: `/proc/PID/stat` sums over every thread of the process,
+        // milliseconds for one with 10,000 threads.
+        let stat = std::fs::read(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).ok()?;
         ProcTask::parse(&stat, &status)
     }
 
