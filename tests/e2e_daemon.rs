@@ -7,33 +7,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{policy_of, read_rt_runtime, Daemon, StarvationSession, Starver};
+use common::{last_cpu, only_victim as victim, policy_of, read_rt_runtime, Daemon};
+use common::{StarvationSession, Starver};
 use serde_json::Value;
-use stalld::cpuset::configured_cpus;
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
 
-fn last_cpu() -> String {
-    (configured_cpus() - 1).to_string()
-}
-
-/// Starts the daemon and waits until it has chosen its backend, so that it sees the starvation
-/// from the start.
+/// Starts the daemon and waits until it has chosen its backend.
 fn start_daemon(backend: &str, extra: &[&str]) -> Daemon {
-    let mut args = vec!["-f", "-v", "-b", backend];
-    args.extend_from_slice(extra);
-    let daemon = Daemon::spawn(&args);
-    let ready = format!("using {backend} backend");
-    daemon
-        .wait_for_line(|line| line.contains(&ready), LINE_WAIT)
-        .unwrap_or_else(|| panic!("daemon did not start: {:?}", daemon.lines()));
-    daemon
-}
-
-fn victim(starver: &Starver) -> i32 {
-    let pids = starver.victim_pids();
-    assert_eq!(pids.len(), 1, "one victim expected");
-    pids[0]
+    Daemon::start(&[], backend, extra)
 }
 
 fn starved_line(daemon: &Daemon, pid: i32, timeout: Duration) -> Option<String> {
@@ -317,7 +299,7 @@ fn queue_track_works_with_debugfs_unmounted() {
     else {
         return;
     };
-    let _unmounted = DebugfsUnmounted::new();
+    let _unmounted = Debugfs::unmounted();
     let cpu = last_cpu();
     let mut daemon = start_daemon("queue_track", &["-t", "2", "-d", "1", "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "15"]);
@@ -330,15 +312,21 @@ fn queue_track_works_with_debugfs_unmounted() {
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
-/// Unmounts debugfs for a test's duration, mounting it back afterwards.
-struct DebugfsUnmounted {
-    mount_point: Option<std::path::PathBuf>,
+const DEBUGFS: &str = "/sys/kernel/debug";
+
+/// Puts debugfs in the state a test needs and back as it found it when dropped, so that no test
+/// depends on, or leaves behind, a debugfs mounted by something else.
+struct Debugfs {
+    /// Where it was mounted before the test (to mount it back after [`Debugfs::unmounted`]).
+    was_at: Option<std::path::PathBuf>,
+    /// Mounted by [`Debugfs::mounted`]: unmounted again at the end.
+    mounted_here: bool,
 }
 
-impl DebugfsUnmounted {
-    fn new() -> DebugfsUnmounted {
-        let mount_point = stalld::mounts::find("debugfs");
-        if let Some(path) = &mount_point {
+impl Debugfs {
+    fn unmounted() -> Debugfs {
+        let was_at = stalld::mounts::find("debugfs");
+        if let Some(path) = &was_at {
             let status = std::process::Command::new("umount")
                 .arg("-l")
                 .arg(path)
@@ -346,13 +334,36 @@ impl DebugfsUnmounted {
                 .unwrap();
             assert!(status.success(), "umount {path:?}");
         }
-        DebugfsUnmounted { mount_point }
+        Debugfs {
+            was_at,
+            mounted_here: false,
+        }
+    }
+
+    fn mounted() -> Debugfs {
+        let mounted_here = stalld::mounts::find("debugfs").is_none();
+        if mounted_here {
+            let status = std::process::Command::new("mount")
+                .args(["-t", "debugfs", "none", DEBUGFS])
+                .status()
+                .unwrap();
+            assert!(status.success(), "mount debugfs at {DEBUGFS}");
+        }
+        Debugfs {
+            was_at: None,
+            mounted_here,
+        }
     }
 }
 
-impl Drop for DebugfsUnmounted {
+impl Drop for Debugfs {
     fn drop(&mut self) {
-        if let Some(path) = &self.mount_point {
+        if self.mounted_here {
+            let _ = std::process::Command::new("umount")
+                .args(["-l", DEBUGFS])
+                .status();
+        }
+        if let Some(path) = &self.was_at {
             let _ = std::process::Command::new("mount")
                 .args(["-t", "debugfs", "none"])
                 .arg(path)
@@ -362,7 +373,9 @@ impl Drop for DebugfsUnmounted {
 }
 
 /// Without the capabilities BPF needs, `-b queue_track` fails clearly and the default falls
-/// back to sched_debug with one line saying why.
+/// back to sched_debug with one line saying why. Without CAP_SYS_ADMIN stalld cannot mount
+/// debugfs either: with debugfs mounted the fallback runs, without it (a freshly booted
+/// machine) it fails and says why, in either case whatever state the machine was in before.
 #[test]
 fn bpf_failure_is_clear_when_forced_and_falls_back_by_default() {
     let Some(_session) =
@@ -400,13 +413,24 @@ fn bpf_failure_is_clear_when_forced_and_falls_back_by_default() {
         "{stderr}"
     );
 
-    let (_, stderr) = without_bpf("3", &["-f", "-v", "-l"]);
+    {
+        let _mounted = Debugfs::mounted();
+        let (_, stderr) = without_bpf("3", &["-f", "-v", "-l"]);
+        assert!(
+            stderr.contains("queue_track backend: BPF program load failed"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("; falling back to sched_debug"), "{stderr}");
+        assert!(stderr.contains("using sched_debug backend"), "{stderr}");
+    }
+    let _unmounted = Debugfs::unmounted();
+    let (code, stderr) = without_bpf("20", &["-f", "-v", "-l"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("; falling back to sched_debug"), "{stderr}");
     assert!(
-        stderr.contains("queue_track backend: BPF program load failed"),
+        stderr.contains("could not find the sched_debug file: debugfs is not mounted"),
         "{stderr}"
     );
-    assert!(stderr.contains("; falling back to sched_debug"), "{stderr}");
-    assert!(stderr.contains("using sched_debug backend"), "{stderr}");
 }
 
 #[test]

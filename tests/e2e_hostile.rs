@@ -6,14 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{policy_of, Daemon, KmsgReader, StarvationSession, Starver, SyslogReceiver};
-use stalld::cpuset::configured_cpus;
+use common::{last_cpu, policy_of, Daemon, KmsgReader, StarvationSession, Starver, SyslogReceiver};
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
-
-fn last_cpu() -> String {
-    (configured_cpus() - 1).to_string()
-}
 
 /// Names whose pieces imitate sched_debug's own lines once the kernel prints them.
 const HOSTILE_NAMES: [&str; 6] = [

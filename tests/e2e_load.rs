@@ -9,8 +9,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{read_rt_runtime, Daemon, StarvationSession, Starver};
-use stalld::cpuset::configured_cpus;
+use common::{last_cpu, read_rt_runtime, Daemon, StarvationSession, Starver};
 
 const VICTIMS: usize = 100;
 const IDLE_THREADS: &str = "10000";
@@ -33,7 +32,7 @@ fn a_hundred_victims_among_ten_thousand_threads_are_all_boosted_and_restored() {
     else {
         return;
     };
-    let cpu = (configured_cpus() - 1).to_string();
+    let cpu = last_cpu();
     // As deployed (the unit's chrt), so a busy CI CPU 0 does not decide the latency.
     let mut daemon = Daemon::spawn_program(
         "chrt",

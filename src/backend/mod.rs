@@ -23,6 +23,18 @@ pub trait Backend {
     /// daemon can sleep until a task can first reach the threshold instead of polling.
     fn knows_queue_times(&self) -> bool;
 
+    /// Where the queue times come from, as `stalld_backend_info{stamps}`, `stalld status` and
+    /// `stalld check` name it: `tracepoints` (stamped by stalld's own programs on the
+    /// scheduler tracepoints, today's queue_track), `none` (a polling backend). A backend that
+    /// reads the kernel's own stamps says so here.
+    fn stamp_source(&self) -> &'static str {
+        if self.knows_queue_times() {
+            "tracepoints"
+        } else {
+            "none"
+        }
+    }
+
     /// Replaces `out` with one [`RunQueue`] per monitored CPU that the backend currently sees.
     /// `out`'s allocations are reused from poll to poll.
     fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> anyhow::Result<()>;
