@@ -112,17 +112,53 @@ pub fn sched_setattr(pid: Pid, attr: &SchedAttr) -> io::Result<()> {
 }
 
 /// Pins thread `pid` (0 = the caller) to `cpus`.
+///
+/// The mask is sized for the highest CPU in the set, so CPUs at or above libc's
+/// `CPU_SETSIZE` (1024) work on machines that have them; the kernel ignores bits beyond its
+/// own CPU count, and a set with no CPU the machine has is refused with EINVAL.
 pub fn set_affinity(pid: Pid, cpus: &CpuSet) -> io::Result<()> {
-    // SAFETY: an all-zero cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for cpu in cpus.iter() {
-        // SAFETY: CPU_SET only writes inside `set`; it ignores CPUs beyond CPU_SETSIZE.
-        unsafe { libc::CPU_SET(cpu as usize, &mut set) };
-    }
-    // SAFETY: `set` is a valid cpu_set_t and we pass its exact size.
+    set_affinity_words(pid, &affinity_mask(cpus))
+}
+
+/// Pins thread `pid` to the CPUs of a kernel bitmap (as [`affinity_words`] reads one).
+pub fn set_affinity_words(pid: Pid, mask: &[libc::c_ulong]) -> io::Result<()> {
+    // SAFETY: `mask` is a live, initialised buffer of exactly the byte length we pass; the
+    // kernel only reads from it.
     check(unsafe {
-        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) as libc::c_long
+        libc::sched_setaffinity(
+            pid,
+            std::mem::size_of_val(mask),
+            mask.as_ptr().cast::<libc::cpu_set_t>(),
+        ) as libc::c_long
     })?;
+    Ok(())
+}
+
+/// The kernel's CPU bitmap for `cpus`: bit `n % 64` of word `n / 64`, in words of the
+/// kernel's `unsigned long`, never shorter than a `cpu_set_t`.
+fn affinity_mask(cpus: &CpuSet) -> Vec<libc::c_ulong> {
+    const BITS: usize = libc::c_ulong::BITS as usize;
+    let min_words = std::mem::size_of::<libc::cpu_set_t>() / std::mem::size_of::<libc::c_ulong>();
+    let words = cpus
+        .max()
+        .map_or(0, |max| max as usize / BITS + 1)
+        .max(min_words);
+    let mut mask = vec![0; words];
+    for cpu in cpus.iter() {
+        let cpu = cpu as usize;
+        mask[cpu / BITS] |= 1 << (cpu % BITS);
+    }
+    mask
+}
+
+/// Renames the calling thread (`PR_SET_NAME`): the kernel keeps the first 15 bytes, and any
+/// byte but NUL, so a name may hold a newline. Unprivileged: every user can do it, which is
+/// why names are hostile input everywhere else.
+pub fn set_thread_name(name: &[u8]) -> io::Result<()> {
+    let name = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string (at most 16 bytes) from a pointer
+    // that stays valid for the call; the other arguments are unused.
+    check(unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) } as libc::c_long)?;
     Ok(())
 }
 
@@ -258,19 +294,52 @@ pub fn new_session() -> io::Result<()> {
 
 /// Detaches from the terminal the classic way: fork, setsid, fork; umask 022; chdir /.
 /// Returns in the grandchild only. Must run before any thread is started.
-pub fn daemonize() -> io::Result<()> {
-    for step in 0..2 {
-        // The parent leaves without running destructors: the child owns everything now.
-        if fork()?.is_some() {
-            exit_immediately(0);
-        }
-        if step == 0 {
-            new_session()?;
-        }
+///
+/// The process that was started waits until the daemon says it is up ([`Ready::done`]) and
+/// exits 0, or exits 1 if the daemon ends first (its error is on the same terminal): so once
+/// `stalld` returns, its pid file holds the daemon's pid, and a daemon that could not start
+/// is a non-zero exit. Everything open (a pid file's lock, say) passes to the daemon: the
+/// parents leave with `_exit`, closing nothing a destructor owns.
+pub fn daemonize() -> io::Result<Ready> {
+    let (mut reader, writer) = std::io::pipe()?;
+    if fork()?.is_some() {
+        drop(writer);
+        let mut byte = [0u8; 1];
+        let up = matches!(std::io::Read::read(&mut reader, &mut byte), Ok(1));
+        exit_immediately(if up { 0 } else { 1 });
+    }
+    drop(reader);
+    new_session()?;
+    if fork()?.is_some() {
+        exit_immediately(0);
     }
     // SAFETY: umask cannot fail and touches no memory.
     unsafe { libc::umask(0o022) };
-    std::env::set_current_dir("/")
+    std::env::set_current_dir("/")?;
+    Ok(Ready { pipe: Some(writer) })
+}
+
+/// The daemon's side of [`daemonize`]'s handshake. Dropped unsent (the daemon failed), its
+/// pipe stays open until the process exits, so the started process exits 1 only after every
+/// clean-up of the daemon (RT throttling restored, say) is done.
+pub struct Ready {
+    pipe: Option<std::io::PipeWriter>,
+}
+
+impl Ready {
+    /// Tells the process that was started that the daemon is up, so it exits 0.
+    pub fn done(mut self) {
+        if let Some(mut pipe) = self.pipe.take() {
+            let _ = std::io::Write::write_all(&mut pipe, b"1");
+        }
+    }
+}
+
+impl Drop for Ready {
+    fn drop(&mut self) {
+        // Closed by the kernel when the process exits, after the remaining destructors.
+        std::mem::forget(self.pipe.take());
+    }
 }
 
 /// `memfd_create(2)`: an anonymous file named `name` (shown as `/memfd:NAME` in
@@ -278,18 +347,11 @@ pub fn daemonize() -> io::Result<()> {
 /// executable one (MFD_EXEC, 6.3+), and without that flag on kernels that do not know it.
 pub fn memfd_create_executable(name: &str) -> io::Result<File> {
     const MFD_EXEC: libc::c_uint = 0x10;
-    let name = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
-    let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    let create = |flags: libc::c_uint| {
-        // SAFETY: `name` is NUL-terminated and lives across the call.
-        check(unsafe { libc::memfd_create(name.as_ptr(), flags) } as libc::c_long)
-    };
-    let fd = match create(base | MFD_EXEC) {
-        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => create(base)?,
-        other => other?,
-    };
-    // SAFETY: memfd_create just returned this descriptor; nothing else owns it.
-    Ok(unsafe { File::from_raw_fd(fd as RawFd) })
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    match memfd_create(name, flags | MFD_EXEC) {
+        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => memfd_create(name, flags),
+        other => other,
+    }
 }
 
 /// Seals a memfd against any change of its contents or size, and against further seals.
@@ -300,9 +362,9 @@ pub fn seal_contents(file: &File) -> io::Result<()> {
     Ok(())
 }
 
-/// The CPU affinity mask of thread `pid` (0 = the caller), as the kernel's words; sized to
+/// The CPU affinity bitmap of thread `pid` (0 = the caller), in the kernel's words; sized to
 /// whatever the kernel needs (more than 1024 CPUs included).
-pub fn affinity_mask(pid: Pid) -> io::Result<Vec<libc::c_ulong>> {
+pub fn affinity_words(pid: Pid) -> io::Result<Vec<libc::c_ulong>> {
     let mut words = 16usize;
     loop {
         let mut mask: Vec<libc::c_ulong> = vec![0; words];
@@ -330,21 +392,6 @@ pub fn affinity_mask(pid: Pid) -> io::Result<Vec<libc::c_ulong>> {
     }
 }
 
-/// Sets thread `pid`'s CPU affinity to `mask` (from [`affinity_mask`]).
-pub fn set_affinity_mask(pid: Pid, mask: &[libc::c_ulong]) -> io::Result<()> {
-    let bytes = std::mem::size_of_val(mask);
-    // SAFETY: the kernel reads `bytes` bytes from `mask`, which holds exactly that many.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_sched_setaffinity,
-            pid as libc::c_long,
-            bytes,
-            mask.as_ptr(),
-        )
-    })?;
-    Ok(())
-}
-
 /// Sets `signal` to be ignored (inherited across exec, like the kernel's default actions).
 pub fn ignore_signal(signal: i32) -> io::Result<()> {
     // SAFETY: SIG_IGN installs no handler, so no code of ours runs in signal context.
@@ -365,19 +412,18 @@ pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
 /// (sealed, so the receiver may map it knowing it cannot change).
 pub fn sealed_memfd(name: &str, data: &[u8]) -> io::Result<std::fs::File> {
     use std::io::Write;
-    use std::os::fd::FromRawFd;
-    let name = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
-    // SAFETY: `name` is NUL-terminated and outlives the call; the flags are valid.
-    let fd = check(unsafe {
-        libc::memfd_create(name.as_ptr(), libc::MFD_ALLOW_SEALING | libc::MFD_CLOEXEC)
-    } as libc::c_long)?;
-    // SAFETY: memfd_create just returned this descriptor, owned by nobody else.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd as RawFd) };
+    let mut file = memfd_create(name, libc::MFD_ALLOW_SEALING | libc::MFD_CLOEXEC)?;
     file.write_all(data)?;
-    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
-    // SAFETY: F_ADD_SEALS takes an int argument and touches no memory of ours.
-    check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } as libc::c_long)?;
+    seal_contents(&file)?;
     Ok(file)
+}
+
+fn memfd_create(name: &str, flags: libc::c_uint) -> io::Result<File> {
+    let name = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: `name` is NUL-terminated and outlives the call; the flags are plain bits.
+    let fd = check(unsafe { libc::memfd_create(name.as_ptr(), flags) } as libc::c_long)?;
+    // SAFETY: memfd_create just returned this descriptor, owned by nobody else.
+    Ok(unsafe { File::from_raw_fd(fd as RawFd) })
 }
 
 /// Sends descriptor `fd` with an empty payload to the datagram socket at `path`, without
@@ -484,6 +530,47 @@ mod tests {
     #[test]
     fn sched_attr_has_the_kernel_ver1_layout() {
         assert_eq!(std::mem::size_of::<SchedAttr>(), 56);
+    }
+
+    #[test]
+    fn affinity_masks_reach_beyond_cpu_setsize() {
+        let set = |list: &str| CpuSet::parse_list(list, u32::MAX).unwrap();
+        let small = affinity_mask(&set("0,3"));
+        assert_eq!(
+            std::mem::size_of_val(small.as_slice()),
+            std::mem::size_of::<libc::cpu_set_t>()
+        );
+        assert_eq!(small[0], 0b1001);
+        let big = affinity_mask(&set("1,1024,4095"));
+        assert_eq!(big.len(), 4096 / 64);
+        assert_eq!((big[0], big[16], big[63]), (2, 1, 1 << 63));
+    }
+
+    #[test]
+    fn affinity_beyond_1024_cpus_is_an_error_or_works_never_a_panic() {
+        let set = |list: &str| CpuSet::parse_list(list, u32::MAX).unwrap();
+        let before = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        let allowed = |status: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with("Cpus_allowed_list:"))
+                .unwrap()
+                .to_string()
+        };
+        // Run in a thread of its own, so the test thread's affinity is left alone.
+        std::thread::spawn(move || {
+            // No CPU this machine has (it has fewer than 5000): refused.
+            let error = set_affinity(0, &set("5000")).unwrap_err();
+            assert_eq!(error.raw_os_error(), Some(libc::EINVAL), "{error}");
+            // A CPU it has plus ones it has not: the real one is used.
+            set_affinity(0, &set("0,1500,4095")).unwrap();
+            let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+            assert_eq!(allowed(&status), "Cpus_allowed_list:\t0");
+        })
+        .join()
+        .unwrap();
+        let after = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        assert_eq!(allowed(&before), allowed(&after));
     }
 
     #[test]

@@ -5,13 +5,12 @@
 mod common;
 
 use std::fs;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{policy_of, read_rt_runtime, Daemon, StarvationSession, Starver};
+use common::{
+    policy_of, read_rt_runtime, Daemon, KmsgReader, StarvationSession, Starver, SyslogReceiver,
+};
 use stalld::cpuset::configured_cpus;
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
@@ -149,28 +148,15 @@ fn log_kmsg_writes_to_the_kernel_log() {
     let Some(_session) = StarvationSession::begin("log_kmsg") else {
         return;
     };
-    let mut kmsg = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/kmsg")
-        .expect("open /dev/kmsg");
-    // Only records written from now on.
-    std::io::Seek::seek(&mut kmsg, std::io::SeekFrom::End(0)).expect("seek /dev/kmsg");
+    let mut kmsg = KmsgReader::open();
     let cpu = last_cpu();
     let mut daemon = Daemon::spawn(&["-f", "-k", "-t", "2", "-d", "1", "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "10"]);
     let pid = starver.victim_pids()[0];
     starver.wait_event("victim_ran", LINE_WAIT);
     let wanted = format!("stalld: boosted pid {pid} ");
-    let deadline = Instant::now() + LINE_WAIT;
     let mut records = Vec::new();
-    while Instant::now() < deadline && !records.iter().any(|r: &String| r.contains(&wanted)) {
-        let mut record = vec![0u8; 8192];
-        match kmsg.read(&mut record) {
-            Ok(n) => records.push(String::from_utf8_lossy(&record[..n]).into_owned()),
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
+    kmsg.read_until(&mut records, LINE_WAIT, |r| r.contains(&wanted));
     assert!(records.iter().any(|r| r.contains(&wanted)), "{records:#?}");
     assert!(
         records
@@ -179,41 +165,6 @@ fn log_kmsg_writes_to_the_kernel_log() {
         "{records:#?}"
     );
     assert_eq!(daemon.terminate().and_then(|s| s.code()), Some(0));
-}
-
-/// Binds a syslog receiver at /dev/log for the test, moving a real one aside meanwhile.
-struct SyslogReceiver {
-    socket: UnixDatagram,
-    moved_aside: bool,
-}
-
-const DEV_LOG: &str = "/dev/log";
-const DEV_LOG_ASIDE: &str = "/dev/log.stalld-test";
-
-impl SyslogReceiver {
-    fn bind() -> SyslogReceiver {
-        let moved_aside = fs::symlink_metadata(DEV_LOG).is_ok();
-        if moved_aside {
-            fs::rename(DEV_LOG, DEV_LOG_ASIDE).expect("moving /dev/log aside");
-        }
-        let socket = UnixDatagram::bind(DEV_LOG).expect("binding /dev/log");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        SyslogReceiver {
-            socket,
-            moved_aside,
-        }
-    }
-}
-
-impl Drop for SyslogReceiver {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(DEV_LOG);
-        if self.moved_aside {
-            let _ = fs::rename(DEV_LOG_ASIDE, DEV_LOG);
-        }
-    }
 }
 
 #[test]
@@ -227,14 +178,14 @@ fn log_syslog_sends_daemon_facility_messages() {
     let starver = Starver::spawn(&["--duration", "10"]);
     let pid = starver.victim_pids()[0];
     let wanted = format!("boosted pid {pid} ");
-    let deadline = Instant::now() + LINE_WAIT;
-    let mut messages: Vec<String> = Vec::new();
-    while Instant::now() < deadline && !messages.iter().any(|m| m.contains(&wanted)) {
-        let mut packet = vec![0u8; 2048];
-        if let Ok(n) = receiver.socket.recv(&mut packet) {
-            messages.push(String::from_utf8_lossy(&packet[..n]).into_owned());
-        }
-    }
+    let mut packets = Vec::new();
+    receiver.receive_until(&mut packets, LINE_WAIT, |p| {
+        String::from_utf8_lossy(p).contains(&wanted)
+    });
+    let messages: Vec<String> = packets
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
     let daemon_pid = daemon.process.program_pid();
     let boosted = messages
         .iter()
@@ -248,6 +199,33 @@ fn log_syslog_sends_daemon_facility_messages() {
     assert_eq!(daemon.terminate().and_then(|s| s.code()), Some(0));
 }
 
+fn wait_for_file(path: &Path) -> String {
+    let deadline = Instant::now() + LINE_WAIT;
+    loop {
+        match fs::read_to_string(path) {
+            Ok(text) if text.ends_with('\n') => return text,
+            _ if Instant::now() > deadline => panic!("no pid written to {}", path.display()),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// A second stalld started with the same pid file, in the foreground or as a daemon: it
+/// exits non-zero, saying why, on the terminal it was started from.
+fn second_instance_is_refused(path: &str) {
+    for args in [&["-f", "-v", "-l", "-P", path][..], &["-l", "-P", path]] {
+        let (status, lines) = Daemon::run(args, LINE_WAIT);
+        assert_eq!(status.code(), Some(1), "{args:?}: {lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("stalld: another stalld (pid ")
+                    && l.ends_with(&format!(") holds the pidfile {path}"))),
+            "{args:?}: {lines:?}"
+        );
+    }
+}
+
 #[test]
 fn pidfile_is_written_locked_and_removed() {
     let Some(_session) = StarvationSession::begin("pidfile_is_written_locked_and_removed") else {
@@ -255,22 +233,105 @@ fn pidfile_is_written_locked_and_removed() {
     };
     let path = format!("/tmp/stalld-test-{}.pid", std::process::id());
     let mut daemon = start_daemon(&["-l", "--pidfile", &path]);
-    let deadline = Instant::now() + LINE_WAIT;
-    while !Path::new(&path).exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
     assert_eq!(
-        fs::read_to_string(&path).unwrap(),
+        wait_for_file(Path::new(&path)),
         format!("{}\n", daemon.process.program_pid())
     );
-    let (status, lines) = Daemon::run(&["-f", "-v", "-l", "-P", &path], LINE_WAIT);
-    assert_eq!(status.code(), Some(1), "{lines:?}");
-    assert!(
-        lines.iter().any(|l| l.contains("holds the pidfile")),
-        "{lines:?}"
-    );
+    second_instance_is_refused(&path);
     assert_eq!(daemon.terminate().and_then(|s| s.code()), Some(0));
     assert!(!Path::new(&path).exists(), "pid file not removed");
+}
+
+/// The lock is taken before daemonizing and survives its forks: the daemon that holds it is
+/// the one whose pid is written, and a second instance (either mode) is refused with a
+/// non-zero exit instead of a launcher that exits 0 and a daemon that dies unseen.
+#[test]
+fn a_daemonized_stalld_holds_the_pidfile_lock_against_a_second_instance() {
+    let Some(_session) = StarvationSession::begin("a_daemonized_stalld_holds_the_pidfile_lock")
+    else {
+        return;
+    };
+    let path = format!("/tmp/stalld-test-daemon-{}.pid", std::process::id());
+    let launcher = std::process::Command::new(env!("CARGO_BIN_EXE_stalld"))
+        .args(["-l", "-P", &path])
+        // A daemon that outlives a failed test must not hold the harness's pipes open.
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(launcher.success());
+    // The launcher returns once the daemon has written its pid: no waiting needed.
+    let pid: i32 = fs::read_to_string(&path)
+        .expect("pid file written before the launcher exits")
+        .trim()
+        .parse()
+        .unwrap();
+    let stop = Stop(pid);
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{pid}/comm")).unwrap(),
+        "stalld\n",
+        "the pid file names a process that is not the daemon"
+    );
+    second_instance_is_refused(&path);
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        format!("{pid}\n"),
+        "a refused instance changed the pid file"
+    );
+    drop(stop);
+    let deadline = Instant::now() + LINE_WAIT;
+    while Path::new(&path).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!Path::new(&path).exists(), "pid file not removed at exit");
+}
+
+/// SIGTERM to a daemonized stalld when the test ends, however it ends.
+struct Stop(i32);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = stalld::sys::kill(self.0, libc::SIGTERM);
+    }
+}
+
+#[test]
+fn pidfile_is_0644_whatever_the_umask_and_never_followed_through_a_symlink() {
+    let Some(_session) = StarvationSession::begin("pidfile_is_0644_and_never_a_symlink") else {
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("stalld-pidfile-e2e-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir(&dir).unwrap();
+    let stalld = env!("CARGO_BIN_EXE_stalld");
+    for umask in ["000", "077"] {
+        let path = dir.join(format!("umask-{umask}.pid"));
+        let path_text = path.to_str().unwrap();
+        let script = format!("umask {umask}; exec \"$0\" \"$@\"");
+        let mut daemon = Daemon::spawn_program(
+            "sh",
+            &["-c", &script, stalld, "-f", "-v", "-l", "-P", path_text],
+        );
+        wait_for_file(&path);
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644, "umask {umask}: mode {mode:o}");
+        assert_eq!(daemon.terminate().and_then(|s| s.code()), Some(0));
+    }
+    // A symlink planted where the pid file goes is refused, and its target left alone.
+    let target = dir.join("target");
+    let link = dir.join("link.pid");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (status, lines) = Daemon::run(&["-f", "-v", "-l", "-P", link.to_str().unwrap()], LINE_WAIT);
+    assert_eq!(status.code(), Some(1), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("is a symbolic link (refused)")),
+        "{lines:?}"
+    );
+    assert!(!target.exists(), "the symlink was followed");
+    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -278,6 +339,7 @@ fn rt_throttling_is_restored_after_a_fatal_error() {
     let Some(session) = StarvationSession::begin("rt_throttling_fatal_error") else {
         return;
     };
+    // A pid file that cannot be opened is refused before anything is changed.
     let (status, lines) = Daemon::run(
         &["-f", "-v", "--pidfile", "/nonexistent-dir/stalld.pid"],
         LINE_WAIT,
@@ -287,8 +349,45 @@ fn rt_throttling_is_restored_after_a_fatal_error() {
         lines.iter().any(|l| l.contains("unable to open pidfile")),
         "{lines:?}"
     );
+    assert!(
+        !lines.iter().any(|l| l.contains("RT Throttling disabled")),
+        "{lines:?}"
+    );
     assert_eq!(read_rt_runtime(), session.rt_runtime.saved(), "{lines:?}");
-    if session.rt_runtime.saved() != -1 {
+
+    // Without CAP_SYS_NICE, -R fails after RT throttling was turned off: it is turned back on.
+    // Daemonized, the failure comes after daemonizing: the launcher exits 1 all the same.
+    for verbose in [true, false] {
+        let mut args = vec![
+            "--bounding-set",
+            "-sys_nice",
+            "--",
+            env!("CARGO_BIN_EXE_stalld"),
+            "-R",
+            "20",
+        ];
+        if verbose {
+            args.push("-v"); // -v implies -f
+        }
+        let (status, lines) = Daemon::run_program("setpriv", &args, LINE_WAIT);
+        assert_eq!(status.code(), Some(1), "{args:?}: {lines:?}");
+        reservation_failure_restored_rt_throttling(&session, &lines, verbose);
+    }
+}
+
+fn reservation_failure_restored_rt_throttling(
+    session: &StarvationSession,
+    lines: &[String],
+    verbose: bool,
+) {
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("failed to set -R/--reservation")),
+        "{lines:?}"
+    );
+    assert_eq!(read_rt_runtime(), session.rt_runtime.saved(), "{lines:?}");
+    if verbose && session.rt_runtime.saved() != -1 {
         assert!(
             lines.iter().any(|l| l.contains("RT Throttling disabled")),
             "{lines:?}"

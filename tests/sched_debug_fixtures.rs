@@ -46,7 +46,15 @@ fn task(pid: i32, comm: &str, prio: i32, switches: u64, state: u8) -> Task {
 
 fn tasks(list: &[ParsedTask]) -> Vec<Task> {
     list.iter()
-        .map(|t| (t.pid, t.comm.to_string(), t.prio, t.switches, t.state))
+        .map(|t| {
+            (
+                t.pid,
+                t.comm.to_str_lossy().into_owned(),
+                t.prio,
+                t.switches,
+                t.state,
+            )
+        })
         .collect()
 }
 
@@ -226,6 +234,82 @@ fn linux_6_18_live_waiting_task() {
         ],
     );
     check_every_line(name, Format::F5, 80);
+}
+
+/// Threads renamed by their own (unprivileged) process with newlines and imitations of the
+/// file's lines: each is read whole, its pieces are never lines of their own, and every other
+/// task of the file is still there. Before the parser read such names, this file was refused
+/// as a whole.
+#[test]
+fn linux_6_18_hostile_names() {
+    let name = "linux-6.18-hostile-names.txt";
+    let out = parse_full(name);
+    check(
+        name,
+        &out,
+        Format::F5,
+        &[
+            (
+                0,
+                Some(6148),
+                Some(0),
+                vec![
+                    task(5737, "rustc", 120, 2100, b'R'),
+                    task(6118, "rustc", 120, 46, b'R'),
+                    task(6131, "rustc", 120, 26, b'R'),
+                ],
+            ),
+            (
+                1,
+                Some(6078),
+                Some(0),
+                vec![
+                    task(6053, "lto cgu.00.rcgu", 120, 265, b'R'),
+                    task(6140, "lto cgu.00.rcgu", 120, 17, b'R'),
+                    task(6139, "x\n<0>FAKE", 120, 58, b'R'),
+                    task(6129, "rustc", 120, 27, b'R'),
+                ],
+            ),
+        ],
+    );
+    assert!(out.skipped_lines.is_empty(), "{:?}", out.skipped_lines);
+    // Only the record whose name spans lines is left for /proc to confirm.
+    let verify: Vec<_> = out.cpus[1]
+        .waiting
+        .iter()
+        .map(|t| (t.pid, t.verify))
+        .collect();
+    assert_eq!(
+        verify,
+        [(6053, false), (6140, false), (6139, true), (6129, false)]
+    );
+
+    // The sleeping ones, made runnable by rewriting their state letter, read back exactly.
+    let sleeping: [(i32, &str, u64); 6] = [
+        (6133, "a\nb", 9),
+        (6134, "x\ncpu#9\n", 8),
+        (6135, "\nrunnable tasks", 7),
+        (6136, "\n\n\n", 9),
+        (6137, "\n R  forged\r\n", 8),
+        (6138, "n\n 99 1.0 E 1.0", 7),
+    ];
+    let mut text = read(name);
+    for (pid, comm, _) in sleeping {
+        let record = format!(" S {comm:>15} {pid:>5} ");
+        let at = text
+            .windows(record.len())
+            .position(|w| w == record.as_bytes())
+            .unwrap_or_else(|| panic!("{pid} not in {name}"));
+        text[at + 1] = b'R';
+    }
+    let mut all = SchedDebug::default();
+    parse_into(&text, &mut all).unwrap();
+    let got = tasks(&all.cpus[1].waiting);
+    for (pid, comm, switches) in sleeping {
+        let expected = task(pid, comm, 120, switches, b'R');
+        assert!(got.contains(&expected), "{expected:?} not in {got:?}");
+    }
+    assert_eq!(got.len(), 4 + sleeping.len(), "{got:?}");
 }
 
 #[test]
@@ -461,6 +545,7 @@ fn every_fixture_is_tested_and_replays() {
         "linux-6.11-tip-custom-slice-excerpt.txt",
         "linux-6.12-format-tip-excerpt.txt",
         "linux-6.18-custom-slice-and-space-comm.txt",
+        "linux-6.18-hostile-names.txt",
         "linux-6.18-idle.txt",
         "linux-6.18-live-waiting-task.txt",
         "linux-6.8-eevdf-lkml-excerpt.txt",

@@ -8,8 +8,8 @@
 //!
 //! Events, one JSON object per line, flushed at once:
 //! - `{"event":"victim_ready","victim":i,"pid":TID,"tgid":PID,"policy":"SCHED_FIFO","prio":5}`
-//! - `{"event":"started","cpu":N,"hog_pid":TID,"hog_prio":P,"victims":[TID..],"hog_start_ns":..,
-//!   "runnable_at_ns":..,"deadline_ns":..,"rt_runtime_us_saved":..|null}`
+//! - `{"event":"started","cpu":N,"hog_pid":TID,"hog_prio":P,"victims":[TID..],"idle":[TID..],
+//!   "hog_start_ns":..,"runnable_at_ns":..,"deadline_ns":..,"rt_runtime_us_saved":..|null}`
 //! - `{"event":"victim_ran","victim":i,"pid":TID,"runnable_at_ns":T,"ran_at_ns":R,"wait_s":..,
 //!   "policy_when_ran":"SCHED_DEADLINE","prio_when_ran":0[,"dl_runtime_ns":..,"dl_period_ns":..]}`
 //! - `{"event":"victim_starved","victim":i,"pid":TID,"waited_s":..}`
@@ -19,7 +19,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread;
@@ -44,6 +44,11 @@ const SETUP_MARGIN: Duration = Duration::from_millis(50);
 /// How often the main thread (not on the hog's CPU) looks at the stop flag while waiting.
 const POLL: Duration = Duration::from_millis(20);
 
+const MAX_VICTIMS: u32 = 1000;
+const MAX_IDLE_THREADS: u32 = 20_000;
+/// Idle threads only sleep: a small stack keeps 10,000 of them cheap.
+const IDLE_STACK: usize = 64 * 1024;
+
 /// Creates starvation: a SCHED_FIFO busy loop and lower-priority victims pinned to one CPU.
 ///
 /// Needs root. Every thread ends by the --duration watchdog at the latest, and
@@ -59,9 +64,24 @@ struct Options {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=99))]
     hog_prio: u32,
 
-    /// Number of victim threads.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    /// Number of victim threads. They all become runnable at the same moment.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_VICTIMS as i64))]
     victims: u32,
+
+    /// Thread name of every victim (default `victimN`). Any bytes but NUL, newlines included:
+    /// what an unprivileged user can name a thread. The kernel keeps the first 15.
+    #[arg(long)]
+    victim_name: Option<String>,
+
+    /// Extra threads that only sleep, pinned to the starved CPU and created before the
+    /// victims (so they come first in its sched_debug table): load for the scanners, and a
+    /// carrier for hostile names. They live until the process exits.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=MAX_IDLE_THREADS as i64))]
+    idle_threads: u32,
+
+    /// Thread names of the idle threads, used in turn (repeatable; default `idle`).
+    #[arg(long = "idle-name")]
+    idle_names: Vec<String>,
 
     /// SCHED_FIFO priority of the victims; must be below --hog-prio. Ignored with
     /// --victim-policy other.
@@ -106,7 +126,10 @@ struct Plan {
     cpu: u32,
     hog_prio: u32,
     victims: u32,
+    victim_name: Option<Vec<u8>>,
     victim_attr: SchedAttr,
+    idle_threads: u32,
+    idle_names: Vec<Vec<u8>>,
     starve_after: Duration,
     linger: Duration,
     deadline: MonoTime,
@@ -235,11 +258,24 @@ fn plan(options: &Options, start: MonoTime) -> Plan {
     };
     let duration = check_seconds("duration", options.duration, true);
     let linger = check_seconds("linger", options.linger, false);
+    let name = |text: &String| {
+        if text.contains('\0') {
+            usage_error(format!("{text:?}: a thread name cannot hold NUL"));
+        }
+        text.as_bytes().to_vec()
+    };
     Plan {
         cpu,
         hog_prio: options.hog_prio,
         victims: options.victims,
+        victim_name: options.victim_name.as_ref().map(name),
         victim_attr,
+        idle_threads: options.idle_threads,
+        idle_names: if options.idle_names.is_empty() {
+            vec![b"idle".to_vec()]
+        } else {
+            options.idle_names.iter().map(name).collect()
+        },
         starve_after: Duration::from_millis(options.starve_after_ms),
         linger,
         deadline: start.after(duration),
@@ -298,6 +334,8 @@ fn run(plan: &Plan) -> Result<()> {
     let saved_rt_runtime: Option<i64> = _restore.as_ref().map(|r| r.saved);
 
     let (tx, rx) = mpsc::sync_channel::<Msg>(4 * plan.victims as usize + 16);
+    // First, so they precede the victims in the CPU's task list.
+    let idle_tids = start_idle_threads(plan, &shared)?;
     let mut go_senders = Vec::new();
     let mut handles = Vec::new();
     for victim in 0..plan.victims {
@@ -305,10 +343,18 @@ fn run(plan: &Plan) -> Result<()> {
         go_senders.push(go_tx);
         let (tx, shared, attr) = (tx.clone(), Arc::clone(&shared), plan.victim_attr);
         let (cpu, linger, deadline) = (plan.cpu, plan.linger, plan.deadline);
+        let name = plan.victim_name.clone();
         handles.push(
             thread::Builder::new()
                 .name(format!("victim{victim}"))
                 .spawn(move || {
+                    if let Some(name) = name {
+                        if let Err(err) = sys::set_thread_name(&name) {
+                            let _ = tx
+                                .send(Msg::SetupFailed(format!("victim {victim}: naming: {err}")));
+                            return;
+                        }
+                    }
                     victim_thread(victim, cpu, attr, linger, deadline, &shared, &tx, &go_rx)
                 })
                 .context("starting a victim thread")?,
@@ -371,7 +417,7 @@ fn run(plan: &Plan) -> Result<()> {
     let runnable_at = hog_start.after(plan.starve_after);
     emit(json!({
         "event": "started", "cpu": plan.cpu, "hog_pid": hog_tid, "hog_prio": plan.hog_prio,
-        "victims": victim_tids, "hog_start_ns": hog_start.0, "runnable_at_ns": runnable_at.0,
+        "victims": victim_tids, "idle": idle_tids, "hog_start_ns": hog_start.0, "runnable_at_ns": runnable_at.0,
         "deadline_ns": plan.deadline.0, "rt_runtime_us_saved": saved_rt_runtime,
     }));
     release(Some((hog_start, runnable_at)));
@@ -384,6 +430,49 @@ fn run(plan: &Plan) -> Result<()> {
         let _ = handle.join();
     }
     Ok(())
+}
+
+/// Starts the idle threads and waits until each has named and pinned itself; returns their
+/// thread ids. They park until the process exits (parking takes no lock the main thread
+/// could want while the hog holds their CPU).
+fn start_idle_threads(plan: &Plan, shared: &Arc<Shared>) -> Result<Vec<Pid>> {
+    let tids: Arc<Vec<AtomicI32>> =
+        Arc::new((0..plan.idle_threads).map(|_| AtomicI32::new(0)).collect());
+    for i in 0..plan.idle_threads as usize {
+        let name = plan.idle_names[i % plan.idle_names.len()].clone();
+        let (tids, cpu) = (Arc::clone(&tids), plan.cpu);
+        thread::Builder::new()
+            .stack_size(IDLE_STACK)
+            .spawn(move || {
+                let placed = sys::set_thread_name(&name).is_ok()
+                    && CpuSet::parse_list(&cpu.to_string(), u32::MAX)
+                        .is_some_and(|set| set_affinity(0, &set).is_ok());
+                // -1: set-up failed.
+                tids[i].store(if placed { gettid() } else { -1 }, Ordering::Release);
+                loop {
+                    thread::park();
+                }
+            })
+            .with_context(|| {
+                format!("starting idle thread {i} (raise ulimit -u or kernel.threads-max?)")
+            })?;
+    }
+    loop {
+        let states: Vec<Pid> = tids.iter().map(|t| t.load(Ordering::Acquire)).collect();
+        if states.contains(&-1) {
+            bail!(
+                "an idle thread could not name itself or pin itself to CPU {}",
+                plan.cpu
+            );
+        }
+        if !states.contains(&0) {
+            return Ok(states);
+        }
+        if shared.signalled.load(Ordering::Relaxed) || now() >= plan.deadline {
+            bail!("interrupted while starting the idle threads");
+        }
+        thread::sleep(POLL);
+    }
 }
 
 /// Prints the victims' results as they come and returns why the hog stopped, once every

@@ -227,7 +227,7 @@ impl Guardian {
         let Some(running) = &self.running else {
             return;
         };
-        let (Ok(attr), Ok(mask)) = (sys::sched_getattr(0), sys::affinity_mask(0)) else {
+        let (Ok(attr), Ok(mask)) = (sys::sched_getattr(0), sys::affinity_words(0)) else {
             return;
         };
         let ours = (boost::restorable(attr), mask);
@@ -242,7 +242,7 @@ impl Guardian {
                 sys::policy_name(ours.0.policy)
             ));
         }
-        if let Err(error) = sys::set_affinity_mask(pid, &ours.1) {
+        if let Err(error) = sys::set_affinity_words(pid, &ours.1) {
             logger.warn(&format!(
                 "cannot give the guardian process {pid} stalld's CPU affinity: {error}"
             ));

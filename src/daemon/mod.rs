@@ -53,6 +53,9 @@ pub fn run(config: Config) -> Result<()> {
     if !sys::is_root() {
         bail!("stalld needs root permission");
     }
+    // Locked before anything is changed and before daemonizing, so a second instance exits
+    // non-zero on the terminal it was started from; the lock passes to the final daemon.
+    let mut pidfile = lock_pidfile(&config)?;
     let logger = with_structured_sinks(logger, &config)?;
     if let Some(affinity) = &config.affinity {
         for cpu in affinity.iter() {
@@ -117,17 +120,14 @@ pub fn run(config: Config) -> Result<()> {
     let _hrtick =
         (!config.log_only && !lockdown && config.boost.runtime < Duration::from_millis(1))
             .then(|| sched_features::enable_hrtick(&logger));
-    // Resolved before daemonizing moves to /, so a relative path means what the operator meant.
-    let pidfile_path = config
-        .pidfile
-        .as_deref()
-        .map(std::path::absolute)
-        .transpose()?;
-    if !config.foreground && notify::under_service_manager() {
+    let daemonized = if config.foreground {
+        None
+    } else if notify::under_service_manager() {
         logger.log("started by systemd with Type=notify: staying in the foreground");
-    } else if !config.foreground {
-        sys::daemonize().context("daemonizing")?;
-    }
+        None
+    } else {
+        Some(sys::daemonize().context("daemonizing")?)
+    };
     // Executed, not forked, after daemonizing (so it is the daemon's child) and before -R (a
     // SCHED_DEADLINE task cannot start processes).
     let guardian = instance
@@ -142,10 +142,13 @@ pub fn run(config: Config) -> Result<()> {
     if let Some(percent) = config.reservation {
         reserve_cpu_time(&config, percent, &logger)?;
     }
-    let _pidfile = pidfile_path
-        .as_deref()
-        .map(pidfile::PidFile::create)
-        .transpose()?;
+    if let Some(pidfile) = &mut pidfile {
+        pidfile.write_pid()?;
+    }
+    // The started process exits 0 now: the pid file is written, the daemon is set up.
+    if let Some(ready) = daemonized {
+        ready.done();
+    }
 
     let mut booster = match &instance {
         Some(instance) => {
@@ -220,6 +223,15 @@ fn start_listeners(
         }
     }
     Ok(())
+}
+
+/// `-P`: the pid file, locked (its pid is written after daemonizing). A relative path is
+/// resolved now, before daemonizing moves to /, so it means what the operator meant.
+fn lock_pidfile(config: &Config) -> Result<Option<pidfile::PidFile>> {
+    let Some(path) = &config.pidfile else {
+        return Ok(None);
+    };
+    pidfile::PidFile::lock(&std::path::absolute(path)?).map(Some)
 }
 
 /// `-R`: stalld's own thread becomes SCHED_DEADLINE with `percent` of a period of the

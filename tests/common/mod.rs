@@ -10,7 +10,9 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -480,7 +482,16 @@ impl Daemon {
 
     /// Runs `stalld` with `args` to its end (e.g. a usage error): exit status and all lines.
     pub fn run(args: &[&str], timeout: Duration) -> (ExitStatus, Vec<String>) {
-        let mut daemon = Daemon::spawn(args);
+        Daemon::run_program(env!("CARGO_BIN_EXE_stalld"), args, timeout)
+    }
+
+    /// [`Daemon::run`] for another program (a wrapper that execs `stalld`).
+    pub fn run_program(
+        program: &str,
+        args: &[&str],
+        timeout: Duration,
+    ) -> (ExitStatus, Vec<String>) {
+        let mut daemon = Daemon::spawn_program(program, args);
         let status = daemon.wait_exit(timeout).unwrap_or_else(|| {
             panic!(
                 "stalld still running after {timeout:?}\n{}",
@@ -521,6 +532,95 @@ impl Daemon {
 
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.process.wait_exit(timeout)
+    }
+}
+
+/// Reads the kernel log records written from now on (`/dev/kmsg`, as root).
+pub struct KmsgReader {
+    kmsg: File,
+}
+
+impl KmsgReader {
+    pub fn open() -> KmsgReader {
+        let mut kmsg = File::options()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")
+            .expect("open /dev/kmsg");
+        // Only records written from now on.
+        kmsg.seek(std::io::SeekFrom::End(0))
+            .expect("seek /dev/kmsg");
+        KmsgReader { kmsg }
+    }
+
+    /// Collects records (`prio,seq,time,flags;text`, as the kernel escapes them) into
+    /// `records` until one satisfies `done` or `timeout` passes.
+    pub fn read_until(
+        &mut self,
+        records: &mut Vec<String>,
+        timeout: Duration,
+        done: impl Fn(&str) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline && !records.iter().any(|r| done(r)) {
+            let mut record = vec![0u8; 8192];
+            match self.kmsg.read(&mut record) {
+                Ok(n) => records.push(String::from_utf8_lossy(&record[..n]).into_owned()),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+const DEV_LOG: &str = "/dev/log";
+const DEV_LOG_ASIDE: &str = "/dev/log.stalld-test";
+
+/// Binds a syslog receiver at /dev/log for the test, moving a real one aside meanwhile.
+pub struct SyslogReceiver {
+    socket: UnixDatagram,
+    moved_aside: bool,
+}
+
+impl SyslogReceiver {
+    pub fn bind() -> SyslogReceiver {
+        let moved_aside = std::fs::symlink_metadata(DEV_LOG).is_ok();
+        if moved_aside {
+            std::fs::rename(DEV_LOG, DEV_LOG_ASIDE).expect("moving /dev/log aside");
+        }
+        let socket = UnixDatagram::bind(DEV_LOG).expect("binding /dev/log");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        SyslogReceiver {
+            socket,
+            moved_aside,
+        }
+    }
+
+    /// Collects datagrams, as raw bytes, until one satisfies `done` or `timeout` passes.
+    pub fn receive_until(
+        &self,
+        packets: &mut Vec<Vec<u8>>,
+        timeout: Duration,
+        done: impl Fn(&[u8]) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline && !packets.iter().any(|p| done(p)) {
+            let mut packet = vec![0u8; 2048];
+            if let Ok(n) = self.socket.recv(&mut packet) {
+                packet.truncate(n);
+                packets.push(packet);
+            }
+        }
+    }
+}
+
+impl Drop for SyslogReceiver {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(DEV_LOG);
+        if self.moved_aside {
+            let _ = std::fs::rename(DEV_LOG_ASIDE, DEV_LOG);
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! counts from the first snapshot that shows a task waiting with an unchanged switch count.
 
 pub mod parse;
+mod proc_check;
 
 use std::fs::File;
 use std::io::Read;
@@ -16,7 +17,8 @@ use super::Backend;
 use crate::cpuset::CpuSet;
 use crate::mounts;
 use crate::task::{RunQueue, WaitingTask};
-use parse::SchedDebug as Parsed;
+use parse::{ParsedTask, SchedDebug as Parsed};
+use proc_check::ProcTask;
 
 const DEBUGFS_MOUNT_POINT: &str = "/sys/kernel/debug";
 
@@ -82,34 +84,43 @@ impl Backend for SchedDebug {
             run_queue.waiting.extend(
                 cpu.waiting
                     .iter()
-                    .filter(|task| !confirm_running || is_running(task.pid))
-                    .map(|task| WaitingTask {
-                        pid: task.pid,
-                        tgid: None,
-                        comm: task.comm,
-                        prio: task.prio,
-                        switches: task.switches,
-                        queued_at: None,
-                    }),
+                    .filter_map(|task| believed(task, cpu.cpu, confirm_running)),
             );
         }
         Ok(())
     }
 }
 
-/// Whether /proc/PID/stat shows the task runnable (state `R`).
-fn is_running(pid: crate::task::Pid) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rfind(')').and_then(|end| {
-                stat[end + 1..]
-                    .split_ascii_whitespace()
-                    .next()
-                    .map(|s| s == "R")
-            })
-        })
-        .unwrap_or(false)
+/// The waiting task a parsed line says, once believed: a line that did not stand alone
+/// ([`ParsedTask::verify`]) only if `/proc` confirms it is runnable on `cpu` with the same
+/// switch count (name and prio then come from `/proc`); on F0/F1 (`confirm_running`) only if
+/// `/proc` shows it runnable.
+fn believed(task: &ParsedTask, cpu: u32, confirm_running: bool) -> Option<WaitingTask> {
+    let mut waiting = WaitingTask {
+        pid: task.pid,
+        tgid: None,
+        comm: task.comm,
+        prio: task.prio,
+        switches: task.switches,
+        queued_at: None,
+    };
+    if task.verify {
+        let seen = ProcTask::read(task.pid)?;
+        if !confirms(task, cpu, &seen) {
+            return None;
+        }
+        waiting.comm = seen.comm;
+        waiting.prio = seen.prio;
+    } else if confirm_running && ProcTask::read(task.pid)?.state != b'R' {
+        return None;
+    }
+    Some(waiting)
+}
+
+/// Whether `/proc` agrees with what the line claims: runnable, on that CPU, with exactly the
+/// switch count the line shows (a task that ran since is not waiting anyway).
+fn confirms(task: &ParsedTask, cpu: u32, seen: &ProcTask) -> bool {
+    seen.state == b'R' && seen.cpu == cpu && seen.switches == task.switches
 }
 
 /// debugfs's `sched/debug` (5.13+), else the older `/proc/sched_debug`.
@@ -125,4 +136,69 @@ fn locate() -> Result<PathBuf> {
         return Ok(proc_path);
     }
     bail!("stalld could not find the sched_debug file: debugfs is not mounted and could not be mounted at {DEBUGFS_MOUNT_POINT}, and there is no /proc/sched_debug")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::Comm;
+
+    fn parsed(pid: i32, switches: u64, verify: bool) -> ParsedTask {
+        ParsedTask {
+            pid,
+            comm: Comm::new(b"forged"),
+            prio: 0,
+            switches,
+            state: b'R',
+            verify,
+        }
+    }
+
+    #[test]
+    fn a_line_that_does_not_stand_alone_is_believed_only_as_proc_confirms_it() {
+        let seen = ProcTask {
+            comm: Comm::new(b"x\n<0>FAKE"),
+            state: b'R',
+            prio: 94,
+            cpu: 1,
+            switches: 42,
+        };
+        assert!(confirms(&parsed(7, 42, true), 1, &seen));
+        // Sleeping, on another CPU, or with another switch count: not waiting there now.
+        assert!(!confirms(
+            &parsed(7, 42, true),
+            1,
+            &ProcTask {
+                state: b'S',
+                ..seen
+            }
+        ));
+        assert!(!confirms(&parsed(7, 42, true), 0, &seen));
+        assert!(!confirms(&parsed(7, 41, true), 1, &seen));
+    }
+
+    #[test]
+    fn believed_takes_name_and_prio_from_proc_and_drops_what_proc_denies() {
+        let me = crate::sys::gettid();
+        let mine = ProcTask::read(me).unwrap();
+        // Our own thread runs (state R) on some CPU with some switch count; a line claiming
+        // exactly that is believed, with /proc's name and prio, whatever the line said.
+        let claim = ParsedTask {
+            switches: mine.switches,
+            ..parsed(me, 0, true)
+        };
+        match believed(&claim, mine.cpu, false) {
+            // The switch count moved between the two reads: dropped, which is also right.
+            None => assert_ne!(ProcTask::read(me).unwrap().switches, mine.switches),
+            Some(task) => {
+                assert_eq!((task.pid, task.comm, task.prio), (me, mine.comm, mine.prio));
+            }
+        }
+        // A line naming a pid that does not exist is dropped; one that stands alone is kept.
+        assert_eq!(believed(&parsed(i32::MAX, 1, true), 0, false), None);
+        let kept = believed(&parsed(i32::MAX, 1, false), 0, false).unwrap();
+        assert_eq!((kept.pid, kept.comm), (i32::MAX, Comm::new(b"forged")));
+        // F0/F1 (no state column): a listed task must be runnable per /proc.
+        assert_eq!(believed(&parsed(i32::MAX, 1, false), 0, true), None);
+    }
 }

@@ -138,6 +138,41 @@ pub(super) fn decode(
     })
 }
 
+/// The last byte the name field can cover is column 17 (the spaced families: marker, blank,
+/// 15 name bytes); from column 18 on a task line holds only the kernel's own numbers.
+const NAME_FIELD_END_MAX: usize = 18;
+
+/// Decodes a task record whose name holds newlines (`prctl(PR_SET_NAME)` takes any byte but
+/// NUL). `text` starts at the record's first line and runs to the end of the file.
+///
+/// The kernel prints the name as exactly 15 bytes (`%15s`), newlines included, so the name
+/// field is found by byte offset across the lines it spans, and everything after it (PID,
+/// times, switches, prio) is the kernel's, on the record's last line. A name therefore never
+/// becomes a line of its own: not a task line, not a `cpu#` header, not the end of a table.
+///
+/// Returns the task and where the record ends (its final newline, or the end of `text`);
+/// `None` when `text` does not start with such a record.
+pub(super) fn decode_spanning(
+    text: &[u8],
+    layout: Layout,
+    align: CommAlign,
+) -> Option<(TaskLine, usize)> {
+    let end = text
+        .iter()
+        .skip(NAME_FIELD_END_MAX)
+        .position(|&b| b == b'\n')
+        .map_or(text.len(), |i| i + NAME_FIELD_END_MAX);
+    let record = &text[..end];
+    // Only the name field may hold a newline: not the marker, not the numbers after it
+    // (`decode` reads those as words, which a newline would spoil).
+    if !record.contains(&b'\n') {
+        return None;
+    }
+    let record = record.strip_suffix(b"\r").unwrap_or(record);
+    let task = decode(record, layout, align).ok()?;
+    Some((task, end))
+}
+
 /// Finds the marker/state and the end of the name field: `(current, state, end, glued)`.
 fn name_field(
     line: &[u8],

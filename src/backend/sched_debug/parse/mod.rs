@@ -9,9 +9,22 @@
 //! * a section starts only at a line that is exactly `cpu#N` or `cpu#N, X.Y MHz`, and
 //!   sections must come in increasing CPU order, so a name containing `cpu#3` cannot
 //!   redirect or reorder sections;
-//! * a line inside a table that has the shape of a task line but does not decode is an
-//!   error for the whole file, never skipped: skipping would let a comm containing a newline
-//!   turn its tail into a forged task line;
+//! * a comm holding newlines (any user can set one) is read whole: the kernel prints it as
+//!   exactly 15 bytes, so the name field is found by byte offset across the lines it spans
+//!   ([`line::decode_spanning`]), and no piece of a name is ever read as a line of its own
+//!   (a task line, a `cpu#` header, the blank line that ends a table);
+//! * any other damaged line inside a table costs that one task: it is skipped (its number is
+//!   kept in [`SchedDebug::skipped_lines`]) and the table goes on. Only a blank line ends a
+//!   table, as in every kernel's output: a `cpu#` header inside a table is damage too (a
+//!   piece of a split line), never a section. A record whose name spans lines and that is
+//!   damaged as well may cost the rest of its table (an empty line among its pieces reads as
+//!   the table's end);
+//! * what a task line says is only believed on its own when the line stands alone: the first
+//!   task after a skipped line, and a record whose name spans lines, are marked
+//!   [`ParsedTask::verify`], and the backend checks their pid, state, CPU and switch count
+//!   against `/proc` (taking name and prio from there) before anything acts on them, so even
+//!   a line forged from a damaged one cannot make stalld boost a task that is not waiting on
+//!   that CPU; such a line never names the CPU's current task;
 //! * a file that ends without a newline was cut short: a cut task line is an error unless
 //!   its prio is provably complete, a cut header line is an error, and a CPU section without
 //!   its task table is an error. A file cut exactly at a line boundary inside the last table
@@ -45,6 +58,9 @@ pub struct ParsedTask {
     pub switches: u64,
     /// The state letter: `b'R'` or `b'X'`.
     pub state: u8,
+    /// The line did not stand alone (the name spanned lines, or the line came right after a
+    /// skipped one): check its claims against `/proc` before believing them.
+    pub verify: bool,
 }
 
 /// One `cpu#N` section.
@@ -68,6 +84,9 @@ pub struct SchedDebug {
     /// The text had no `cpu#` headers (only [`parse_excerpt_into`] accepts that): CPU numbers
     /// are ordinals, not CPU ids.
     pub excerpt: bool,
+    /// 1-based numbers of the damaged lines inside tables that were skipped, each costing at
+    /// most one task.
+    pub skipped_lines: Vec<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +126,7 @@ fn parse(text: &[u8], out: &mut SchedDebug, excerpt_ok: bool) -> Result<(), Pars
             out.cpus.clear();
             out.format = Format::Unknown;
             out.excerpt = false;
+            out.skipped_lines.clear();
             Err(error)
         }
     }
@@ -144,6 +164,8 @@ struct Parser<'o> {
     last_cpu: Option<u32>,
     in_root_rt: bool,
     task_lines: usize,
+    /// A line of the current table was skipped: the next task line may be what is left of it.
+    resync: bool,
 }
 
 impl<'o> Parser<'o> {
@@ -165,6 +187,7 @@ impl<'o> Parser<'o> {
             last_cpu: None,
             in_root_rt: false,
             task_lines: 0,
+            resync: false,
         }
     }
 
@@ -175,6 +198,7 @@ impl<'o> Parser<'o> {
             self.push_section(0);
             self.section_has_table = true;
         }
+        self.out.skipped_lines.clear();
         let mut rest = text;
         while !rest.is_empty() {
             self.line_no += 1;
@@ -183,8 +207,14 @@ impl<'o> Parser<'o> {
                 None => (rest, false, &rest[rest.len()..]),
             };
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            self.line(line, terminated)?;
-            rest = next;
+            rest = match self.line(line, terminated, rest)? {
+                // A record whose name spans lines: skip past all of them.
+                Some(end) => {
+                    self.line_no += rest[..end].iter().filter(|&&b| b == b'\n').count();
+                    rest.get(end + 1..).unwrap_or_default()
+                }
+                None => next,
+            };
         }
         self.finish()
     }
@@ -196,7 +226,14 @@ impl<'o> Parser<'o> {
         }
     }
 
-    fn line(&mut self, line: &[u8], terminated: bool) -> Result<(), ParseError> {
+    /// Handles one line; `record` is the text from the line's start to the end of the file.
+    /// Returns `Some(end)` when a task record spanned several lines, ending at `record[end]`.
+    fn line(
+        &mut self,
+        line: &[u8],
+        terminated: bool,
+        record: &[u8],
+    ) -> Result<Option<usize>, ParseError> {
         match self.state {
             State::Header => {
                 if !terminated {
@@ -207,7 +244,7 @@ impl<'o> Parser<'o> {
                 })?;
                 self.set_header(kind)?;
                 self.state = State::Divider;
-                return Ok(());
+                return Ok(None);
             }
             State::Divider => {
                 self.state = State::Rows;
@@ -217,12 +254,19 @@ impl<'o> Parser<'o> {
                             self.error("file ends inside a task table divider (truncated?)")
                         );
                     }
-                    return Ok(());
+                    return Ok(None);
                 }
                 // Kernels always print the divider, but a pasted table may lack it.
-                return self.line(line, terminated);
+                return self.line(line, terminated, record);
             }
             State::Rows => {
+                // A blank marker column may begin an F0/F1 record whose name starts with a
+                // newline, so the record is tried before the blank line ends the table.
+                if line::is_task_shaped(line, self.layout) {
+                    if let Some(end) = self.task(line, terminated, record)? {
+                        return Ok(end);
+                    }
+                }
                 if is_blank(line) {
                     if !terminated && !line.is_empty() {
                         // Blanks start every task line; an unterminated run of them is a cut one.
@@ -230,20 +274,31 @@ impl<'o> Parser<'o> {
                     }
                     if !self.bare {
                         self.state = State::Outside;
+                        self.resync = false;
                     }
-                    return Ok(());
+                    return Ok(None);
                 }
                 if line::is_task_shaped(line, self.layout) {
-                    return self.task(line, terminated);
+                    return Ok(None); // skipped by `task`
                 }
                 if self.bare {
                     return Err(self.error("not a task line"));
                 }
-                self.state = State::Outside;
+                // Kernels end a table only with an empty line: anything else here is damage
+                // (maybe a piece of a split line, which may look like a `cpu#` header), and
+                // the table goes on.
+                self.skip();
+                return Ok(None);
             }
             State::Outside => {}
         }
-        self.outside(line, terminated)
+        self.outside(line, terminated)?;
+        Ok(None)
+    }
+
+    fn skip(&mut self) {
+        self.out.skipped_lines.push(self.line_no);
+        self.resync = true;
     }
 
     fn set_header(&mut self, kind: HeaderKind) -> Result<(), ParseError> {
@@ -264,18 +319,55 @@ impl<'o> Parser<'o> {
         Ok(())
     }
 
-    fn task(&mut self, line: &[u8], terminated: bool) -> Result<(), ParseError> {
-        let task =
-            line::decode(line, self.layout, self.align).map_err(|message| self.error(message))?;
-        if !terminated && !task.more_after_prio {
-            return Err(self.error("file ends inside a task line (truncated?)"));
+    /// A task-shaped line: decoded alone, or as the first line of a record whose name spans
+    /// lines, or skipped. `Ok(Some(Some(end)))`: a spanning record ended at `record[end]`;
+    /// `Ok(Some(None))`: the line was a task; `Ok(None)`: it was not (skipped, or blank).
+    fn task(
+        &mut self,
+        line: &[u8],
+        terminated: bool,
+        record: &[u8],
+    ) -> Result<Option<Option<usize>>, ParseError> {
+        let error = match line::decode(line, self.layout, self.align) {
+            Ok(task) => {
+                if !terminated && !task.more_after_prio {
+                    return Err(self.error("file ends inside a task line (truncated?)"));
+                }
+                let verify = std::mem::take(&mut self.resync);
+                self.add_task(&task, verify);
+                return Ok(Some(None));
+            }
+            Err(error) => error,
+        };
+        if let Some((task, end)) = line::decode_spanning(record, self.layout, self.align) {
+            if end == record.len() && !task.more_after_prio {
+                return Err(self.error("file ends inside a task line (truncated?)"));
+            }
+            self.resync = false;
+            self.add_task(&task, true);
+            return Ok(Some(Some(end)));
         }
-        self.learn_format(&task);
+        if is_blank(line) {
+            return Ok(None);
+        }
+        if !terminated {
+            // The file was cut short inside this line: an error, as for any cut file.
+            return Err(self.error(error));
+        }
+        self.skip();
+        Ok(None)
+    }
+
+    fn add_task(&mut self, task: &TaskLine, verify: bool) {
+        self.learn_format(task);
         self.task_lines += 1;
         let cpu = &mut self.out.cpus[self.used - 1];
         if task.current {
             // Two `>R` lines can only come from a racy read; keep the first, count neither.
-            cpu.current_pid.get_or_insert(task.pid);
+            // A line that does not stand alone cannot say which task owns the CPU.
+            if !verify {
+                cpu.current_pid.get_or_insert(task.pid);
+            }
         } else if matches!(task.state, b'R' | b'X') {
             cpu.waiting.push(ParsedTask {
                 pid: task.pid,
@@ -283,9 +375,9 @@ impl<'o> Parser<'o> {
                 prio: task.prio,
                 switches: task.switches,
                 state: task.state,
+                verify,
             });
         }
-        Ok(())
     }
 
     /// Settles the family from a data line where the header could not.
@@ -374,6 +466,7 @@ impl<'o> Parser<'o> {
     }
 
     fn open_table(&mut self) -> Result<(), ParseError> {
+        self.resync = false;
         let anonymous_next = self.anonymous && self.section_has_table;
         if !self.section_open || anonymous_next {
             if !self.excerpt_ok || self.last_cpu.is_some() {

@@ -10,6 +10,9 @@ use crate::task::Pid;
 struct Replay {
     format: String,
     cpus: Vec<ReplayCpu>,
+    /// Damaged lines that were skipped (absent when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped_lines: Vec<usize>,
 }
 
 #[derive(Serialize)]
@@ -29,11 +32,15 @@ struct ReplayTask {
     prio: i32,
     switches: u64,
     state: String,
+    /// Present (true) for a line that did not stand alone: the daemon checks it against /proc.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    verify: bool,
 }
 
 /// Parses `text` (a whole file, or an excerpt as [`parse_excerpt_into`] accepts) and returns
 /// one JSON object: `{"format": ..., "cpus": [{"cpu", "current_pid", "rt_nr_running",
-/// "waiting": [{"pid", "comm", "prio", "switches", "state"}]}]}`.
+/// "waiting": [{"pid", "comm", "prio", "switches", "state"[, "verify": true]}]}]
+/// [, "skipped_lines": [N, ...]]}`.
 pub fn replay_json(text: &[u8]) -> Result<String, ParseError> {
     let mut parsed = SchedDebug::default();
     parse_excerpt_into(text, &mut parsed)?;
@@ -60,10 +67,12 @@ pub fn to_json(parsed: &SchedDebug) -> String {
                         prio: task.prio,
                         switches: task.switches,
                         state: char::from(task.state).to_string(),
+                        verify: task.verify,
                     })
                     .collect(),
             })
             .collect(),
+        skipped_lines: parsed.skipped_lines.clone(),
     };
     // Strings and integers only: serialisation cannot fail.
     serde_json::to_string(&replay).unwrap_or_default()

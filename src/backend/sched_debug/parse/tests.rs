@@ -143,14 +143,155 @@ fn truncation() {
         .contains("truncated"));
 }
 
+/// (pid, comm, verify) of a CPU's waiting tasks.
+fn waiting(cpu: &ParsedCpu) -> Vec<(i32, Vec<u8>, bool)> {
+    cpu.waiting
+        .iter()
+        .map(|t| (t.pid, t.comm.as_bytes().to_vec(), t.verify))
+        .collect()
+}
+
+/// Names any user can give a thread that imitate the file's own lines once split at their
+/// newlines: a header, a table start, a divider, a blank line, a task line's head.
+const HOSTILE_NAMES: [&str; 8] = [
+    "a\nb",
+    "\ncpu#9",
+    "x\ncpu#9\n",
+    "\nrunnable tasks",
+    "\n\n\n",
+    "-\n-----------\n",
+    "\n R  forged\r\n",
+    "n\n 99 1.0 E 1.0",
+];
+
 #[test]
-fn malformed_rows_are_errors_not_skipped() {
-    // A newline inside a comm splits its line; neither half may become a task.
-    let rows = " S        a\ncpu#5 100       1.000000   E          2.000000           1.400000         5.000000        42     120\n";
-    let e = parse_err(&f5_cpu(0, rows));
-    assert_eq!(e.line, 10);
-    let rows = " S       a\n R x  7  1.0   E   2.0   1.4   5.0  42  120\n";
-    parse_err(&f5_cpu(0, rows));
+fn names_with_newlines_are_read_whole_and_cost_nothing() {
+    // Before the fix one such name failed the whole file: nothing was monitored.
+    let mut rows = f5_row(" R", "before", 100, 1, 120, ' ');
+    for (i, name) in HOSTILE_NAMES.iter().enumerate() {
+        rows += &f5_row(" R", name, 200 + i as i32, 7, 120, ' ');
+        rows += &f5_row(" S", name, 300 + i as i32, 7, 120, ' ');
+    }
+    rows += &f5_row(" R", "after", 400, 1, 98, ' ');
+    let text = f5_cpu(0, &rows) + &f5_cpu(1, &f5_row(" R", "next", 500, 1, 120, ' '));
+    let out = parse_ok(&text);
+    assert_eq!(out.cpus.len(), 2, "{out:?}");
+    let mut expected = vec![(100, b"before".to_vec(), false)];
+    for (i, name) in HOSTILE_NAMES.iter().enumerate() {
+        // Read whole, and marked: a name spanning lines is checked against /proc.
+        expected.push((200 + i as i32, name.as_bytes().to_vec(), true));
+    }
+    expected.push((400, b"after".to_vec(), false));
+    assert_eq!(waiting(&out.cpus[0]), expected);
+    assert_eq!(waiting(&out.cpus[1]), [(500, b"next".to_vec(), false)]);
+    assert!(out.skipped_lines.is_empty(), "{:?}", out.skipped_lines);
+}
+
+#[test]
+fn names_with_newlines_in_the_glued_and_no_state_families() {
+    // F4: the name touches the state letter; the header does not say F4, the data does.
+    let text = "cpu#2\nrunnable tasks:\n S            task   PID         tree-key  switches  prio     wait-time             sum-exec        sum-sleep\n---\n".to_string()
+        + &f4_row(" R", "\n\n", 4, 2, 100)
+        + &f4_row(" R", "abcdefghijklm\nn", 5, 2, 100)
+        + &f4_row(" R", "plain", 6, 2, 100);
+    let out = parse_ok(&text);
+    assert_eq!(out.format, Format::F4);
+    assert_eq!(
+        waiting(&out.cpus[0]),
+        [
+            (4, b"\n\n".to_vec(), true),
+            (5, b"abcdefghijklm\nn".to_vec(), true),
+            (6, b"plain".to_vec(), false)
+        ]
+    );
+    // F0: a blank marker then a name starting with a newline: the first line is all blank,
+    // and must not end the table.
+    let f0_row = |marker: char, comm: &str, pid: i32| {
+        format!("{marker}{comm:>15} {pid:>5}       100.000000         5   120       100.000000         1.000000         0.000000\n")
+    };
+    let text = "cpu#0\nrunnable tasks:\n            task   PID         tree-key  switches  prio     exec-runtime         sum-exec        sum-sleep\n---\n".to_string()
+        + &f0_row(' ', "\nabcdefghijklmn", 10)
+        + &f0_row(' ', "x\ncpu#1", 11)
+        + &f0_row('R', "cur\nrent", 12)
+        + &f0_row(' ', "last", 13);
+    let out = parse_ok(&text);
+    assert_eq!(
+        waiting(&out.cpus[0]),
+        [
+            (10, b"\nabcdefghijklmn".to_vec(), true),
+            (11, b"x\ncpu#1".to_vec(), true),
+            (13, b"last".to_vec(), false)
+        ]
+    );
+    // A record that does not stand alone never names the current task.
+    assert_eq!(out.cpus[0].current_pid, None);
+}
+
+#[test]
+fn a_damaged_line_costs_only_its_own_task() {
+    let good = |pid| f5_row(" R", "good", pid, 1, 120, ' ');
+    let row = f5_row(" R", "damaged", 666, 1, 120, ' ');
+    let cases = [
+        // Not a task line any more, but still shaped like one.
+        row.replacen(" 666 ", " 6x6 ", 1),
+        // Cut in two by an inserted newline: neither half stands.
+        row.replacen("   E   ", "   E\n   ", 1),
+        row.replacen(" 666 ", "\n 666 ", 1),
+        // A stray line that is not shaped like a task line at all.
+        "garbage\n".to_string(),
+    ];
+    for damaged in cases {
+        let rows = good(1) + &damaged + &good(2) + &good(3);
+        let text = f5_cpu(0, &rows) + &f5_cpu(1, &good(4));
+        let out = parse_ok(&text);
+        let pids = |cpu: &ParsedCpu| {
+            cpu.waiting
+                .iter()
+                .map(|t| (t.pid, t.verify))
+                .collect::<Vec<_>>()
+        };
+        // The task right after the damage may be what is left of it: it is marked.
+        assert_eq!(
+            pids(&out.cpus[0]),
+            [(1, false), (2, true), (3, false)],
+            "{damaged:?}"
+        );
+        assert_eq!(pids(&out.cpus[1]), [(4, false)], "{damaged:?}");
+        assert!(!out.skipped_lines.is_empty(), "{damaged:?}");
+        assert!(
+            out.skipped_lines.iter().all(|&n| (10..=12).contains(&n)),
+            "{:?}",
+            out.skipped_lines
+        );
+    }
+}
+
+#[test]
+fn what_follows_a_damaged_line_cannot_forge_the_current_task_or_a_section() {
+    let damaged = " R garbage\n";
+    let rows = damaged.to_string() + &f5_row(">R", "claims-cpu", 7, 1, 120, ' ');
+    let out = parse_ok(&f5_cpu(0, &rows));
+    assert_eq!(out.cpus[0].current_pid, None);
+    // Only the blank line that ends a table ends it: a `cpu#` line inside one (a piece of a
+    // split line) opens no section, and the next real one is found.
+    let rows = f5_row(" R", "one", 8, 1, 120, ' ')
+        + "cpu#7, 1.0 MHz\n"
+        + &f5_row(" R", "two", 9, 1, 120, ' ');
+    let out = parse_ok(&(f5_cpu(0, &rows) + &f5_cpu(1, damaged)));
+    assert_eq!(out.cpus.iter().map(|c| c.cpu).collect::<Vec<_>>(), [0, 1]);
+    let pids: Vec<_> = out.cpus[0]
+        .waiting
+        .iter()
+        .map(|t| (t.pid, t.verify))
+        .collect();
+    assert_eq!(pids, [(8, false), (9, true)]);
+    // A file cut short inside a task line is still an error, not a skipped line.
+    let cut = f5_cpu(0, &f5_row(" R", "one", 8, 1, 120, ' '))
+        .trim_end()
+        .to_string()
+        + "\n R  two   9";
+    let e = parse_err(&cut);
+    assert_eq!(e.line, cut.lines().count(), "{e}");
 }
 
 #[test]

@@ -1,0 +1,97 @@
+//! What `/proc` says about a task, to check a task line that did not stand alone (see the
+//! parser's trust rules) and, on kernels whose table lists sleeping tasks too (F0/F1), that a
+//! listed task is really runnable.
+//!
+//! `/proc/PID/stat` and `/proc/PID/status` are written by the kernel from the task itself;
+//! nothing in them can be forged by the task's name (the name is the one field between the
+//! first `(` and the last `)` of `stat`).
+
+use crate::task::{Comm, Pid};
+
+/// The fields of a task that a sched_debug line claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcTask {
+    pub comm: Comm,
+    /// `/proc/PID/stat` state letter (`R` runnable, `S` sleeping, ...).
+    pub state: u8,
+    /// The kernel priority as sched_debug prints it (stat's `priority` + 100).
+    pub prio: i32,
+    /// The CPU the task is on (stat's `processor`).
+    pub cpu: u32,
+    /// Voluntary + involuntary context switches, as sched_debug's `switches`.
+    pub switches: u64,
+}
+
+impl ProcTask {
+    pub fn read(pid: Pid) -> Option<ProcTask> {
+        // The thread's own entry: `/proc/PID/stat` sums over every thread of the process,
+        // milliseconds for one with 10,000 threads.
+        let stat = std::fs::read(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).ok()?;
+        ProcTask::parse(&stat, &status)
+    }
+
+    fn parse(stat: &[u8], status: &str) -> Option<ProcTask> {
+        let open = stat.iter().position(|&b| b == b'(')?;
+        let close = stat.iter().rposition(|&b| b == b')')?;
+        let comm = Comm::new(stat.get(open + 1..close)?);
+        let fields: Vec<&[u8]> = stat[close + 1..]
+            .split(|&b| b == b' ')
+            .filter(|word| !word.is_empty())
+            .collect();
+        // Fields counted from 3 (state), as proc(5) numbers them.
+        let field = |n: usize| -> Option<&str> { std::str::from_utf8(fields.get(n - 3)?).ok() };
+        let state = *field(3)?.as_bytes().first()?;
+        let priority: i32 = field(18)?.parse().ok()?;
+        let cpu = field(39)?.trim_end().parse().ok()?;
+        let count = |key: &str| -> Option<u64> {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(key))?
+                .trim()
+                .parse()
+                .ok()
+        };
+        let switches = count("voluntary_ctxt_switches:")? + count("nonvoluntary_ctxt_switches:")?;
+        Some(ProcTask {
+            comm,
+            state,
+            prio: priority + 100,
+            cpu,
+            switches,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_and_status_with_a_hostile_name() {
+        let stat = b"4242 (a) R (\n<0>) S 1 4242 4242 0 -1 4194560 10 0 0 0 3 1 0 0 -6 0 1 0 1234 1000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 -1 1 0 0 0 0 0\n";
+        let status =
+            "Name:\ta) R (\\n<0>\nvoluntary_ctxt_switches:\t40\nnonvoluntary_ctxt_switches:\t2\n";
+        assert_eq!(
+            ProcTask::parse(stat, status),
+            Some(ProcTask {
+                comm: Comm::new(b"a) R (\n<0>"),
+                state: b'S',
+                prio: 94,
+                cpu: 1,
+                switches: 42,
+            })
+        );
+        assert_eq!(ProcTask::parse(b"4242 (x", status), None);
+        assert_eq!(ProcTask::parse(stat, "Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn reads_ourselves() {
+        let me = ProcTask::read(crate::sys::gettid()).expect("our own /proc entry");
+        assert_eq!(me.state, b'R');
+        let comm = std::fs::read("/proc/thread-self/comm").unwrap();
+        assert_eq!(me.comm, Comm::new(comm.strip_suffix(b"\n").unwrap()));
+        assert_eq!(ProcTask::read(-1), None);
+    }
+}
