@@ -79,6 +79,7 @@ install: $(BUILD_TARGET)
 		install -D -m 0644 $$page $(DESTDIR)$(MANDIR)/man$$section/$${page##*/} || exit 1; \
 	done
 	ln -sf stalld.8 $(DESTDIR)$(MANDIR)/man8/throttlectl.8
+	ln -sf stalld.8 $(DESTDIR)$(MANDIR)/man8/stalld-guardian.8
 	install -D -m 0644 $(COMPLETIONSDIR)/stalld.bash $(DESTDIR)$(BASHCOMPDIR)/stalld
 	install -D -m 0644 $(COMPLETIONSDIR)/_stalld $(DESTDIR)$(ZSHCOMPDIR)/_stalld
 	install -D -m 0644 $(COMPLETIONSDIR)/stalld.fish $(DESTDIR)$(FISHCOMPDIR)/stalld.fish
@@ -89,7 +90,7 @@ install: $(BUILD_TARGET)
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/stalld $(DESTDIR)$(BINDIR)/throttlectl $(DESTDIR)$(BINDIR)/stalld-guardian
 	rm -f $(DESTDIR)$(UNITDIR)/stalld.service
-	rm -f $(DESTDIR)$(MANDIR)/man8/stalld.8 $(DESTDIR)$(MANDIR)/man8/throttlectl.8
+	rm -f $(DESTDIR)$(MANDIR)/man8/stalld.8 $(DESTDIR)$(MANDIR)/man8/throttlectl.8 $(DESTDIR)$(MANDIR)/man8/stalld-guardian.8
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/stalld $(DESTDIR)$(ZSHCOMPDIR)/_stalld $(DESTDIR)$(FISHCOMPDIR)/stalld.fish
 	rm -rf $(DESTDIR)$(DOCDIR)
 	if [ -n "$(LICENSEDIR)" ]; then rm -rf $(DESTDIR)$(LICENSEDIR); fi
