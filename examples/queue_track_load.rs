@@ -23,7 +23,7 @@ mod with_bpf {
     use anyhow::Context;
 
     use stalld::backend::queue_track::{set_libbpf_verbose, QueueTrack};
-    use stalld::backend::Backend;
+    use stalld::backend::{Backend, StampChoice};
     use stalld::cpuset::{configured_cpus, CpuSet};
 
     pub fn main() -> anyhow::Result<()> {
@@ -43,7 +43,8 @@ mod with_bpf {
         set_libbpf_verbose(flag("--verbose"));
 
         let started = Instant::now();
-        let mut backend = QueueTrack::new(cpus)?;
+        let mut backend = QueueTrack::new(cpus, StampChoice::from_env()?)?;
+        eprintln!("stamps: {}", backend.stamp_source());
         eprintln!("loaded in {:?}", started.elapsed());
         if let Some(command) = command {
             let status = std::process::Command::new(command.first().context("no command")?)

@@ -1,5 +1,7 @@
 //! The queue_track backend against real starvation: a SCHED_FIFO hog on the last CPU and
 //! SCHED_FIFO victims queued behind it, with the BPF programs really loaded (root only).
+//! Every scenario runs once per stamp source: the kernel's sched_info (the default) and
+//! stalld's tracepoints (forced).
 //!
 //! Safety rules every test here follows: hogs only on the last CPU (never CPU 0), each bounded
 //! by an in-loop deadline, `sched_rt_runtime_us` restored by a guard, and the machine-wide
@@ -17,8 +19,8 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use stalld::backend::queue_track::QueueTrack;
-use stalld::backend::Backend;
+use stalld::backend::queue_track::{stamp_source, QueueTrack};
+use stalld::backend::{Backend, StampChoice, StampSource};
 use stalld::clock;
 use stalld::cpuset::{configured_cpus, CpuSet};
 use stalld::sys::{self, SchedAttr, SCHED_FIFO};
@@ -42,8 +44,14 @@ struct Starvation {
 }
 
 /// `None` (after saying why) when the test cannot run here.
-fn starvation(test: &str) -> Option<Starvation> {
+fn starvation(test: &str, source: StampSource) -> Option<Starvation> {
     let session = common::StarvationSession::begin(test)?;
+    if stamp_source(StampChoice::Force(source)).is_err() {
+        let why = format!("{test}: this kernel has no {source} stamps");
+        assert!(std::env::var_os("CI").is_none(), "{why}, and CI is set");
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+        return None;
+    }
     let cpus = configured_cpus();
     if cpus < 2 {
         let _ = writeln!(std::io::stderr(), "SKIPPED: {test} needs two CPUs");
@@ -70,7 +78,14 @@ fn only(cpu: u32) -> CpuSet {
     CpuSet::parse_list(&cpu.to_string(), cpu + 1).expect("one CPU")
 }
 
-/// A SCHED_FIFO 10 busy loop on `cpu` until dropped or [`HOG_BOUND`] passes.
+fn load(cpu: u32, source: StampSource) -> QueueTrack {
+    let backend = QueueTrack::new(only(cpu), StampChoice::Force(source)).expect("load queue_track");
+    assert_eq!(backend.stamp_source(), source);
+    backend
+}
+
+/// A SCHED_FIFO 10 busy loop on `cpu` until dropped or [`HOG_BOUND`] passes. It becomes
+/// SCHED_FIFO where the test runs and then moves, so it preempts whatever runs on `cpu`.
 struct Hog {
     tid: Pid,
     stop: Arc<AtomicBool>,
@@ -84,8 +99,8 @@ impl Hog {
         let flag = Arc::clone(&stop);
         let thread = thread::spawn(move || {
             let deadline = Instant::now() + HOG_BOUND;
-            sys::set_affinity(0, &only(cpu)).expect("pin the hog");
             sys::sched_setattr(0, &fifo(10)).expect("make the hog SCHED_FIFO");
+            sys::set_affinity(0, &only(cpu)).expect("pin the hog");
             tx.send(sys::gettid()).expect("report the hog");
             while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
                 std::hint::spin_loop();
@@ -152,13 +167,12 @@ fn assert_between(what: &str, at: MonoTime, from: MonoTime, to: MonoTime) {
     );
 }
 
-#[test]
-fn waiting_task_is_stamped_when_it_became_runnable() {
-    let Some(starve) = starvation("waiting_task_is_stamped_when_it_became_runnable") else {
+fn waiting_task_is_stamped_when_it_became_runnable(source: StampSource) {
+    let Some(starve) = starvation("waiting_task_is_stamped_when_it_became_runnable", source) else {
         return;
     };
     let cpu = starve.last_cpu;
-    let mut backend = QueueTrack::new(only(cpu)).expect("load queue_track");
+    let mut backend = load(cpu, source);
     assert_eq!(backend.name(), "queue_track");
     assert!(backend.knows_queue_times());
 
@@ -187,7 +201,7 @@ fn waiting_task_is_stamped_when_it_became_runnable() {
     assert_eq!(task.tgid, Some(std::process::id() as Pid));
     assert_eq!(task.prio, 99 - 5, "kernel prio of SCHED_FIFO 5");
     eprintln!(
-        "victim queued {:?} after its wake time",
+        "{source}: victim queued {:?} after its wake time",
         queued_at(&task).saturating_since(wake_at)
     );
     assert_between(
@@ -198,9 +212,56 @@ fn waiting_task_is_stamped_when_it_became_runnable() {
     );
 }
 
-#[test]
-fn task_waiting_before_load_is_seeded_at_first_scan() {
-    let Some(starve) = starvation("task_waiting_before_load_is_seeded_at_first_scan") else {
+/// A running task that the hog preempts is queued from that moment on (the kernel stamps a
+/// prev that is still runnable when it is switched out; stalld's sched_switch program too).
+fn preempted_task_counts_from_its_preemption(source: StampSource) {
+    let Some(starve) = starvation("preempted_task_counts_from_its_preemption", source) else {
+        return;
+    };
+    let cpu = starve.last_cpu;
+    let mut backend = load(cpu, source);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let victim_thread = thread::spawn(move || {
+        let deadline = Instant::now() + HOG_BOUND;
+        sys::sched_setattr(0, &fifo(5)).expect("make the victim SCHED_FIFO");
+        sys::set_affinity(0, &only(cpu)).expect("pin the victim");
+        tid_tx.send(sys::gettid()).expect("report the victim");
+        while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
+    });
+    let victim = tid_rx.recv().expect("the victim started");
+    thread::sleep(Duration::from_millis(50));
+    let before_hog = clock::now();
+    let hog = Hog::start(cpu);
+    let hog_running = clock::now();
+    thread::sleep(Duration::from_millis(200));
+    let seen = snapshot(&mut backend);
+    drop(hog);
+    stop.store(true, Ordering::Relaxed);
+    victim_thread.join().expect("victim");
+
+    let (on, task) =
+        find(&seen, victim).unwrap_or_else(|| panic!("victim {victim} not in {seen:?}"));
+    assert_eq!(on, cpu);
+    eprintln!(
+        "{source}: victim queued {:?} after the hog was started",
+        queued_at(&task).saturating_since(before_hog)
+    );
+    assert_between(
+        "preempted queued_at",
+        queued_at(&task),
+        before_hog,
+        hog_running.after(stamp_slack()),
+    );
+}
+
+/// With the kernel's stamps a task that waited before stalld loaded counts from its real
+/// enqueue; stalld's own stamps cannot know it and count from the first scan.
+fn task_waiting_before_load_is_found_at_first_scan(source: StampSource) {
+    let Some(starve) = starvation("task_waiting_before_load_is_found_at_first_scan", source) else {
         return;
     };
     let cpu = starve.last_cpu;
@@ -210,7 +271,7 @@ fn task_waiting_before_load_is_seeded_at_first_scan() {
     sys::sleep_until(wake_at.after(Duration::from_millis(200)));
 
     let before_load = clock::now();
-    let mut backend = QueueTrack::new(only(cpu)).expect("load queue_track");
+    let mut backend = load(cpu, source);
     let first = snapshot(&mut backend);
     let after_first = clock::now();
     thread::sleep(Duration::from_millis(50));
@@ -229,34 +290,45 @@ fn task_waiting_before_load_is_seeded_at_first_scan() {
     let (on, task) =
         find(&first, victim).unwrap_or_else(|| panic!("victim {victim} not in {first:?}"));
     assert_eq!(on, cpu);
-    assert_between(
-        "seeded queued_at",
-        queued_at(&task),
-        before_load,
-        after_first,
-    );
+    match source {
+        StampSource::SchedInfo => assert_between(
+            "kernel-stamped queued_at",
+            queued_at(&task),
+            wake_at,
+            wake_at.after(stamp_slack()),
+        ),
+        StampSource::Tracepoints => assert_between(
+            "seeded queued_at",
+            queued_at(&task),
+            before_load,
+            after_first,
+        ),
+    }
     let (_, again) = find(&second, victim).expect("still waiting at the second scan");
     assert_eq!(
         again.queued_at, task.queued_at,
-        "the seed is kept, not renewed"
+        "the same wait keeps its time from scan to scan"
     );
     assert_eq!(again.switches, task.switches);
 }
 
-#[test]
-fn task_migrated_to_a_monitored_cpu_counts_from_its_arrival() {
-    let Some(starve) = starvation("task_migrated_to_a_monitored_cpu_counts_from_its_arrival")
-    else {
+/// The wait of a queued task moved onto a monitored CPU counts from the move: the kernel
+/// restarts its stamp on the new CPU; stalld's tracepoints stamp the arrival of a task that
+/// waited where nobody watched.
+fn task_migrated_to_a_monitored_cpu_counts_from_its_arrival(source: StampSource) {
+    let Some(starve) = starvation(
+        "task_migrated_to_a_monitored_cpu_counts_from_its_arrival",
+        source,
+    ) else {
         return;
     };
     let cpu = starve.last_cpu;
-    let mut backend = QueueTrack::new(only(cpu)).expect("load queue_track");
+    let mut backend = load(cpu, source);
     let hog = Hog::start(cpu);
 
     // A fair busy loop on CPU 0 (not monitored), sharing it with this thread: while this thread
-    // runs, the victim is queued there, so moving it is a migration of a queued task, which
-    // only sched_migrate_task sees. (A task moving itself would sleep in the move and be
-    // stamped by its wakeup instead.)
+    // runs, the victim is queued there, so moving it is a migration of a queued task. (A task
+    // moving itself would sleep in the move and be stamped by its wakeup instead.)
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let (tid_tx, tid_rx) = mpsc::channel();
@@ -286,7 +358,7 @@ fn task_migrated_to_a_monitored_cpu_counts_from_its_arrival() {
         find(&seen, victim).unwrap_or_else(|| panic!("victim {victim} not in {seen:?}"));
     assert_eq!(on, cpu, "tracked on the CPU it moved to");
     eprintln!(
-        "victim queued {:?} after the move began",
+        "{source}: victim queued {:?} after the move began",
         queued_at(&task).saturating_since(before_move)
     );
     // A seed at the scan would be ~300 ms later: this proves the migration stamped it.
@@ -336,13 +408,13 @@ impl Drop for Reaped {
     }
 }
 
-#[test]
-fn task_that_exits_leaves_no_stamp_behind() {
-    let Some(starve) = starvation("task_that_exits_leaves_no_stamp_behind") else {
+fn task_that_exits_is_not_listed_and_leaves_no_stamp(source: StampSource) {
+    let Some(starve) = starvation("task_that_exits_is_not_listed_and_leaves_no_stamp", source)
+    else {
         return;
     };
     let cpu = starve.last_cpu;
-    let mut backend = QueueTrack::new(only(cpu)).expect("load queue_track");
+    let mut backend = load(cpu, source);
     // A process, not a thread: after exiting it lingers as a zombie until reaped, so its
     // pidfd still reaches the task_struct and a leftover stamp would be visible.
     let mut child = Reaped(
@@ -369,23 +441,105 @@ fn task_that_exits_leaves_no_stamp_behind() {
         .expect("wake the child");
     thread::sleep(Duration::from_millis(100));
     let queued = snapshot(&mut backend);
-    let stamped_while_queued = backend.has_stamp(pidfd.as_fd()).expect("lookup");
+    let stamped_while_queued = backend.has_stamp(pidfd.as_fd());
 
     // Let it finish on CPU 0, away from the hog, and stay a zombie.
     sys::set_affinity(pid, &only(0)).expect("release the child");
     wait_for_state(pid, 'Z');
-    let stamped_after_exit = backend.has_stamp(pidfd.as_fd()).expect("lookup");
+    let stamped_after_exit = backend.has_stamp(pidfd.as_fd());
     let after = snapshot(&mut backend);
     drop(hog);
 
-    assert!(
-        find(&queued, pid).is_some(),
-        "child {pid} not queued in {queued:?}"
-    );
-    assert!(stamped_while_queued, "a queued task carries a stamp");
-    assert!(!stamped_after_exit, "sched_process_exit deletes the stamp");
+    let (_, task) = find(&queued, pid).unwrap_or_else(|| panic!("child {pid} not in {queued:?}"));
+    assert!(task.queued_at.is_some(), "{task:?}");
     assert!(
         find(&after, pid).is_none(),
         "an exited task is not listed: {after:?}"
     );
+    // Only stalld's own stamps live outside the task, in task storage.
+    if source == StampSource::Tracepoints {
+        assert!(
+            stamped_while_queued.unwrap(),
+            "a queued task carries a stamp"
+        );
+        assert!(
+            !stamped_after_exit.unwrap(),
+            "sched_process_exit deletes the stamp"
+        );
+    } else {
+        assert!(stamped_while_queued.is_err() && stamped_after_exit.is_err());
+    }
+}
+
+/// The point of the kernel's stamps: nothing on the scheduler's hot path. The links this
+/// process holds are what the kernel really has attached for it.
+fn only_the_sources_programs_are_attached(source: StampSource) {
+    let Some(starve) = starvation("only_the_sources_programs_are_attached", source) else {
+        return;
+    };
+    let me = std::process::id() as Pid;
+    assert!(
+        common::bpf_link_types(me).is_empty(),
+        "no links before loading"
+    );
+    let backend = load(starve.last_cpu, source);
+    let mut links = common::bpf_link_types(me);
+    links.sort();
+    let expected: &[&str] = match source {
+        StampSource::SchedInfo => &["iter"],
+        StampSource::Tracepoints => &[
+            "iter",
+            "raw_tracepoint",
+            "raw_tracepoint",
+            "raw_tracepoint",
+            "raw_tracepoint",
+            "raw_tracepoint",
+        ],
+    };
+    assert_eq!(links, expected);
+    drop(backend);
+    assert!(common::bpf_link_types(me).is_empty(), "all detached");
+}
+
+macro_rules! for_each_stamp_source {
+    ($($scenario:ident),* $(,)?) => {
+        mod sched_info {
+            $( #[test] fn $scenario() { super::$scenario(super::StampSource::SchedInfo) } )*
+        }
+        mod tracepoints {
+            $( #[test] fn $scenario() { super::$scenario(super::StampSource::Tracepoints) } )*
+        }
+    };
+}
+
+for_each_stamp_source!(
+    waiting_task_is_stamped_when_it_became_runnable,
+    preempted_task_counts_from_its_preemption,
+    task_waiting_before_load_is_found_at_first_scan,
+    task_migrated_to_a_monitored_cpu_counts_from_its_arrival,
+    task_that_exits_is_not_listed_and_leaves_no_stamp,
+    only_the_sources_programs_are_attached,
+);
+
+/// The default follows the kernel's BTF; its configuration says what the BTF must show.
+/// Needs neither root nor BPF: only /sys/kernel/btf/vmlinux and /proc/config.gz.
+#[test]
+fn default_stamp_source_follows_the_kernel_config() {
+    let config = Command::new("zcat").arg("/proc/config.gz").output();
+    let Some(config) = config.ok().filter(|out| out.status.success()) else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: default_stamp_source_follows_the_kernel_config needs /proc/config.gz"
+        );
+        return;
+    };
+    let sched_info = String::from_utf8_lossy(&config.stdout)
+        .lines()
+        .any(|line| line == "CONFIG_SCHED_INFO=y");
+    let expected = if sched_info {
+        StampSource::SchedInfo
+    } else {
+        StampSource::Tracepoints
+    };
+    assert_eq!(stamp_source(StampChoice::Auto).unwrap(), expected);
 }

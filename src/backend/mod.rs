@@ -13,6 +13,9 @@ use crate::task::RunQueue;
 #[cfg(feature = "bpf")]
 pub mod queue_track;
 pub mod sched_debug;
+mod stamps;
+
+pub use stamps::{StampChoice, StampSource, STAMPS_ENV};
 
 /// A source of run-queue snapshots.
 pub trait Backend {
@@ -22,6 +25,11 @@ pub trait Backend {
     /// Whether [`WaitingTask::queued_at`](crate::task::WaitingTask::queued_at) is exact, so the
     /// daemon can sleep until a task can first reach the threshold instead of polling.
     fn knows_queue_times(&self) -> bool;
+
+    /// Where the enqueue times come from, for backends that have them (queue_track).
+    fn stamp_source(&self) -> Option<StampSource> {
+        None
+    }
 
     /// Replaces `out` with one [`RunQueue`] per monitored CPU that the backend currently sees.
     /// `out`'s allocations are reused from poll to poll.
@@ -37,30 +45,43 @@ pub fn set_verbose(verbose: bool) {
 }
 
 /// Opens the backend the operator chose. `Auto` prefers queue_track and falls back to
-/// sched_debug, calling `on_fallback` with the reason.
+/// sched_debug, calling `on_fallback` with the reason. queue_track's stamp source follows
+/// [`STAMPS_ENV`]; a value it does not know is an error, not a reason to fall back.
 pub fn open(
     choice: BackendChoice,
     monitored: CpuSet,
     on_fallback: impl FnOnce(&anyhow::Error),
 ) -> Result<Box<dyn Backend>> {
+    if choice == BackendChoice::SchedDebug {
+        return Ok(Box::new(sched_debug::SchedDebug::new(monitored)?));
+    }
+    let stamps = StampChoice::from_env()?;
     match choice {
-        BackendChoice::SchedDebug => Ok(Box::new(sched_debug::SchedDebug::new(monitored)?)),
-        BackendChoice::QueueTrack => open_queue_track(monitored),
-        BackendChoice::Auto => open_queue_track(monitored.clone()).or_else(|why| {
+        BackendChoice::Auto => open_queue_track(monitored.clone(), stamps).or_else(|why| {
             on_fallback(&why);
             Ok(Box::new(sched_debug::SchedDebug::new(monitored)?))
         }),
+        _ => open_queue_track(monitored, stamps),
     }
 }
 
+/// The stamp source queue_track would use here ([`STAMPS_ENV`] and the kernel's BTF), without
+/// loading anything.
+pub fn queue_track_stamp_source() -> Result<StampSource> {
+    #[cfg(feature = "bpf")]
+    return queue_track::stamp_source(StampChoice::from_env()?);
+    #[cfg(not(feature = "bpf"))]
+    anyhow::bail!("queue_track backend: this stalld was built without BPF support")
+}
+
 #[cfg(feature = "bpf")]
-fn open_queue_track(monitored: CpuSet) -> Result<Box<dyn Backend>> {
+fn open_queue_track(monitored: CpuSet, stamps: StampChoice) -> Result<Box<dyn Backend>> {
     use anyhow::Context;
-    let backend = queue_track::QueueTrack::new(monitored).context("queue_track backend")?;
+    let backend = queue_track::QueueTrack::new(monitored, stamps).context("queue_track backend")?;
     Ok(Box::new(backend))
 }
 
 #[cfg(not(feature = "bpf"))]
-fn open_queue_track(_monitored: CpuSet) -> Result<Box<dyn Backend>> {
+fn open_queue_track(_monitored: CpuSet, _stamps: StampChoice) -> Result<Box<dyn Backend>> {
     anyhow::bail!("queue_track backend: this stalld was built without BPF support")
 }

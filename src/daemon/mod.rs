@@ -66,6 +66,10 @@ pub fn run(config: Config) -> Result<()> {
         });
     })?;
     logger.log(&format!("using {} backend", backend.name()));
+    if let Some(stamps) = backend.stamp_source() {
+        let name = backend.name();
+        logger.log(&format!("{name}: enqueue times from {}", stamps.describe()));
+    }
     sched_features::report_dl_server(&logger);
 
     let rt_throttle = if config.log_only {
