@@ -1,8 +1,13 @@
 //! Loads the queue_track backend and keeps it attached, for measuring its cost and looking at
-//! what it sees: `queue_track_load [CPUS] [SECONDS] [--print] [--verbose] [-- CMD ARGS...]`.
+//! what it sees:
+//! `queue_track_load [CPUS] [SECONDS] [--print] [--verbose] [--threads=N] [--scan-cost=SCANS]
+//! [-- CMD ARGS...]`. The stamp source follows STALLD_QUEUE_TRACK_STAMPS, as in stalld.
 //!
 //! CPUS defaults to all; SECONDS to 10. With `--print` a snapshot is printed every second.
-//! With a command, it stays loaded while the command runs instead (bench/queue_track_overhead.sh).
+//! With a command, it stays loaded while the command runs instead.
+//! `--threads=N` first starts sleeping threads until the system has N (bench/backends.py);
+//! `--scan-cost=SCANS` then times that many checks and prints one JSON line (ns per check and
+//! per task) instead of staying loaded.
 //! On exit the run time per program is printed (non-zero only with kernel.bpf_stats_enabled=1).
 
 #[cfg(not(feature = "bpf"))]
@@ -40,12 +45,24 @@ mod with_bpf {
             _ => CpuSet::first_n(configured_cpus()),
         };
         let seconds: u64 = positional.next().map_or(Ok(10), |s| s.parse())?;
+        let value = |name: &str| {
+            args.iter()
+                .find_map(|a| a.strip_prefix(name)?.strip_prefix('='))
+                .map(|v| v.parse::<usize>().with_context(|| format!("{name}={v}")))
+                .transpose()
+        };
         set_libbpf_verbose(flag("--verbose"));
+        if let Some(total) = value("--threads")? {
+            start_sleepers(total)?;
+        }
 
         let started = Instant::now();
         let mut backend = QueueTrack::new(cpus, StampChoice::from_env()?)?;
         eprintln!("stamps: {}", backend.stamp_source());
         eprintln!("loaded in {:?}", started.elapsed());
+        if let Some(scans) = value("--scan-cost")? {
+            return scan_cost(&mut backend, scans.max(1));
+        }
         if let Some(command) = command {
             let status = std::process::Command::new(command.first().context("no command")?)
                 .args(&command[1..])
@@ -75,6 +92,59 @@ mod with_bpf {
             std::thread::sleep(Duration::from_secs(1).min(deadline - Instant::now().min(deadline)));
         }
         print_stats();
+        Ok(())
+    }
+
+    /// Threads in the whole system (what the task iterator visits).
+    fn system_tasks() -> usize {
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        procs
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                entry.file_name().to_str()?.parse::<u32>().ok()?;
+                Some(std::fs::read_dir(entry.path().join("task")).ok()?.count())
+            })
+            .sum()
+    }
+
+    /// Sleeping threads (16 KiB stacks) until the system has `total`; they live as long as
+    /// the process.
+    fn start_sleepers(total: usize) -> anyhow::Result<()> {
+        let missing = total.saturating_sub(system_tasks());
+        for _ in 0..missing {
+            std::thread::Builder::new()
+                .stack_size(16 * 1024)
+                .spawn(|| loop {
+                    std::thread::park();
+                })
+                .context("starting a sleeping thread (pid_max, threads-max?)")?;
+        }
+        eprintln!("{} tasks in the system", system_tasks());
+        Ok(())
+    }
+
+    /// Times `scans` checks (after a few unmeasured ones) and prints their median.
+    fn scan_cost(backend: &mut QueueTrack, scans: usize) -> anyhow::Result<()> {
+        let mut snapshot = Vec::new();
+        for _ in 0..5 {
+            backend.snapshot(&mut snapshot)?;
+        }
+        let mut took: Vec<u128> = (0..scans)
+            .map(|_| {
+                let began = Instant::now();
+                backend.snapshot(&mut snapshot).map(|()| began.elapsed().as_nanos())
+            })
+            .collect::<anyhow::Result<_>>()?;
+        took.sort_unstable();
+        let median = took[took.len() / 2];
+        let tasks = system_tasks();
+        println!(
+            "{{\"stamps\":\"{}\",\"tasks\":{tasks},\"scans\":{scans},\"median_ns\":{median},\"ns_per_task\":{:.1}}}",
+            backend.stamp_source(),
+            median as f64 / tasks.max(1) as f64
+        );
         Ok(())
     }
 

@@ -115,6 +115,9 @@ print_table() {
 		victims=${victims//fifo:/SCHED_FIFO }
 		victims=${victims//other:/SCHED_OTHER }
 		victims=${victims//,/, }
+		local fallback
+		fallback=$(field fifo_fallback "$line")
+		[ -z "$fallback" ] || victims="$victims (SCHED_FIFO fallback: ${fallback//,/, })"
 		echo "| $kernel | $preempt | $options | $backend | $stamps | $victims | $result |"
 	done
 }
