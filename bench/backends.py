@@ -22,65 +22,20 @@ hogs to the last CPU; leaves debugfs/securityfs as it found them.
 Usage: bench/backends.py [--episodes N] [--idle-seconds S] [--only detection|idle|scan]
 """
 import argparse
-import fcntl
 import json
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STALLD = os.path.join(ROOT, "target/release/stalld")
+from common import DAEMONS, ROOT, Daemon, env_for, rotated, starvation_lock
+
 STARVE = os.path.join(ROOT, "target/release/stalld-starve")
 LOAD = os.path.join(ROOT, "target/release/examples/queue_track_load")
-LOCK = "/tmp/stalld-starvation.lock"
 PID_MAX = "/proc/sys/kernel/pid_max"
-STAMPS_ENV = "STALLD_QUEUE_TRACK_STAMPS"
 THRESHOLD = 3.0
-# name -> (stalld arguments, stamp source forced)
-CONFIGS = {
-    "default": (["-b", "queue_track"], None),
-    "tracepoints": (["-b", "queue_track"], "tracepoints"),
-    "sched_debug": (["-b", "sched_debug"], None),
-}
 SCAN_THREADS = (1000, 10000, 50000)
-
-
-def env_for(stamps):
-    env = dict(os.environ)
-    env.pop(STAMPS_ENV, None)
-    if stamps:
-        env[STAMPS_ENV] = stamps
-    return env
-
-
-def start_daemon(config, args):
-    backend_args, stamps = CONFIGS[config]
-    daemon = subprocess.Popen(
-        ["timeout", "900", "chrt", "-f", "10", STALLD, "-f", "-v", "-a", "0", *backend_args,
-         *args],
-        stderr=subprocess.PIPE, text=True, env=env_for(stamps))
-    backend = backend_args[1]
-    for line in daemon.stderr:
-        if f"using {backend} backend" in line:
-            break
-    else:
-        sys.exit(f"stalld ({config}) did not start")
-    if backend == "queue_track":
-        expected = "stalld's tracepoints" if stamps else "the kernel's sched_info"
-        line = daemon.stderr.readline()
-        if f"enqueue times from {expected}" not in line:
-            sys.exit(f"stalld ({config}): expected the {expected} stamps, got: {line}")
-    # Keep draining its log so it never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in daemon.stderr], daemon=True).start()
-    return daemon
-
-
-def stop(daemon):
-    daemon.terminate()
-    daemon.wait(timeout=30)
 
 
 def episode(last_cpu):
@@ -97,15 +52,15 @@ def episode(last_cpu):
 
 
 def detection(episodes, last_cpu):
-    results = {config: [] for config in CONFIGS}
-    names = list(CONFIGS)
+    names = list(DAEMONS)
+    results = {config: [] for config in names}
     for e in range(episodes):
-        for config in names[e % len(names):] + names[:e % len(names)]:
-            daemon = start_daemon(config, ["-t", "3", "-d", "1", "-c", str(last_cpu)])
+        for config in rotated(names, e):
+            daemon = Daemon(config, ["-t", "3", "-d", "1", "-c", str(last_cpu)])
             try:
                 results[config].append(episode(last_cpu))
             finally:
-                stop(daemon)
+                daemon.stop()
         print(f"  episode {e + 1}/{episodes}: " + ", ".join(
             f"{c} {results[c][-1] * 1000:.1f} ms" for c in names), flush=True)
     return results
@@ -113,12 +68,6 @@ def detection(episodes, last_cpu):
 
 def cpu_ns(pid):
     with open(f"/proc/{pid}/schedstat") as f:
-        return int(f.read().split()[0])
-
-
-def stalld_pid(timeout_pid):
-    # timeout -> chrt (exec'd into stalld)
-    with open(f"/proc/{timeout_pid}/task/{timeout_pid}/children") as f:
         return int(f.read().split()[0])
 
 
@@ -133,16 +82,16 @@ def idle_cost(seconds):
     sleepers.stdout.readline()
     results = {}
     try:
-        for config in CONFIGS:
-            daemon = start_daemon(config, [])
+        for config in DAEMONS:
+            daemon = Daemon(config)
             try:
-                pid = stalld_pid(daemon.pid)
+                pid = daemon.pid
                 time.sleep(1)  # start-up (BPF verification, first parse) is not the steady state
                 before = cpu_ns(pid)
                 time.sleep(seconds)
                 results[config] = cpu_ns(pid) - before
             finally:
-                stop(daemon)
+                daemon.stop()
             print(f"  idle {config}: {results[config] / 1e6:.3f} ms", flush=True)
     finally:
         sleepers.kill()
@@ -174,11 +123,6 @@ def scan_cost():
     return results
 
 
-def mounted(fstype):
-    with open("/proc/mounts") as f:
-        return any(line.split()[2] == fstype for line in f)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=5)
@@ -191,25 +135,13 @@ def main():
                     "queue_track_load"], cwd=ROOT, check=True)
     last_cpu = os.cpu_count() - 1
     waits = cost = scans = None
-    debugfs_before, securityfs_before = mounted("debugfs"), mounted("securityfs")
-    with open(LOCK, "a") as lock:
-        print(f"waiting for {LOCK}", flush=True)
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if opts.only in (None, "detection"):
-                waits = detection(opts.episodes, last_cpu)
-            if opts.only in (None, "idle"):
-                cost = idle_cost(opts.idle_seconds)
-            if opts.only in (None, "scan"):
-                scans = scan_cost()
-        finally:
-            # sched_debug mounts debugfs, the lockdown check securityfs: put them back as
-            # they were (no other starvation run is in between: we hold the lock).
-            for fstype, path, before in (("debugfs", "/sys/kernel/debug", debugfs_before),
-                                         ("securityfs", "/sys/kernel/security",
-                                          securityfs_before)):
-                if not before and mounted(fstype):
-                    subprocess.run(["umount", path], check=False)
+    with starvation_lock():
+        if opts.only in (None, "detection"):
+            waits = detection(opts.episodes, last_cpu)
+        if opts.only in (None, "idle"):
+            cost = idle_cost(opts.idle_seconds)
+        if opts.only in (None, "scan"):
+            scans = scan_cost()
 
     print(f"\nmachine: {os.uname().release}, {os.cpu_count()} CPUs")
     if waits:

@@ -26,81 +26,30 @@ Usage: bench/hot_path.py [--rounds N] [--loops N] [--cyclictest-rounds N]
                          [--cyclictest-seconds S] [--only pipe|cyclictest]
 """
 import argparse
-import fcntl
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import threading
+import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STALLD = os.path.join(ROOT, "target/release/stalld")
-LOCK = "/tmp/stalld-starvation.lock"
+from common import DAEMONS, ROOT, Daemon, rotated, starvation_lock
+
 RT_RUNTIME = "/proc/sys/kernel/sched_rt_runtime_us"
-STAMPS_ENV = "STALLD_QUEUE_TRACK_STAMPS"
-
-# name -> (stalld arguments, stamp source forced), None: no daemon.
-CONFIGS = {
-    "none": None,
-    "default": ([], None),
-    "tracepoints": ([], "tracepoints"),
-    "sched_debug": (["-b", "sched_debug"], None),
-}
 PIPE_CONFIGS = ["none", "default", "tracepoints", "sched_debug"]
 CYCLIC_CONFIGS = ["none", "default", "tracepoints"]
-
-
-class Daemon:
-    """stalld as deployed, started and stopped around one measurement."""
-
-    def __init__(self, name):
-        self.name = name
-        args, stamps = CONFIGS[name]
-        env = dict(os.environ)
-        env.pop(STAMPS_ENV, None)
-        if stamps:
-            env[STAMPS_ENV] = stamps
-        self.proc = subprocess.Popen(
-            ["timeout", "900", "chrt", "-f", "10", STALLD, "-f", "-v", "-a", "0", *args],
-            stderr=subprocess.PIPE, text=True, env=env)
-        self.lines = []
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip())
-            if " backend" in line and "using " in line:
-                break
-        else:
-            sys.exit(f"stalld ({name}) did not start:\n" + "\n".join(self.lines))
-        # Keep draining its log so it never blocks on a full pipe.
-        self.drain = threading.Thread(
-            target=lambda: self.lines.extend(line.rstrip() for line in self.proc.stderr),
-            daemon=True)
-        self.drain.start()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-        self.drain.join(timeout=5)
-        # The row measured what it says: the stamp source stalld announced.
-        expected = {"default": "the kernel's sched_info", "tracepoints": "stalld's tracepoints"}
-        if self.name in expected:
-            line = f"queue_track: enqueue times from {expected[self.name]}"
-            if not any(line in l for l in self.lines):
-                sys.exit(f"stalld ({self.name}) did not say {line!r}:\n" + "\n".join(self.lines))
+SETTLE_S = 1.0
 
 
 def with_daemon(name, measure):
-    daemon = Daemon(name) if CONFIGS[name] else None
+    daemon = Daemon(name) if name in DAEMONS else None
+    # Its start-up (BPF verification, first scan, RT throttling, guardian) is not measured.
+    time.sleep(SETTLE_S)
     try:
         return measure()
     finally:
         if daemon:
             daemon.stop()
-
-
-def rotated(configs, round_index):
-    k = round_index % len(configs)
-    return configs[k:] + configs[:k]
 
 
 def pipe_once(loops, last_cpu, pinned):
@@ -181,11 +130,6 @@ def ensure_tools(need_cyclictest):
                        stdout=subprocess.DEVNULL)
 
 
-def mounted(fstype):
-    with open("/proc/mounts") as f:
-        return any(line.split()[2] == fstype for line in f)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=11)
@@ -201,10 +145,7 @@ def main():
                    check=True)
     last_cpu = os.cpu_count() - 1
     pipe_results = cyclic_results = None
-    debugfs_before, securityfs_before = mounted("debugfs"), mounted("securityfs")
-    with open(LOCK, "a") as lock:
-        print(f"waiting for {LOCK}", flush=True)
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with starvation_lock():
         with open(RT_RUNTIME) as f:
             saved = f.read().strip()
         try:
@@ -218,13 +159,6 @@ def main():
         finally:
             with open(RT_RUNTIME, "w") as f:
                 f.write(saved)
-            # stalld -b sched_debug mounts debugfs, and the lockdown check securityfs; this
-            # run leaves the machine as it found it (no other starvation run is in between).
-            for fstype, path, before in (("debugfs", "/sys/kernel/debug", debugfs_before),
-                                         ("securityfs", "/sys/kernel/security",
-                                          securityfs_before)):
-                if not before and mounted(fstype):
-                    subprocess.run(["umount", path], check=False)
 
     print(f"\nmachine: {os.uname().release}, {os.cpu_count()} CPUs; last CPU {last_cpu}")
     if pipe_results:
@@ -236,6 +170,15 @@ def main():
             med = {c: statistics.median(pipe_results[(c, placement)]) for c in PIPE_CONFIGS}
             cells = "".join(f"{med[c]:>13.3f} ({med[c] / med['none']:.3f})" for c in PIPE_CONFIGS)
             print(f"    {placement:<10}{cells}{med['default'] / med['sched_debug']:>22.3f}")
+        # Slow swings of the host's load fall on a whole round; the ratio within each round
+        # (runs seconds apart) cancels them, so its median is the steadier figure.
+        print("    median of the per-round ratios (each round's runs are seconds apart):")
+        for placement in ("pinned", "unpinned"):
+            runs = {c: pipe_results[(c, placement)] for c in PIPE_CONFIGS}
+            def ratio(a, b):
+                return statistics.median(x / y for x, y in zip(runs[a], runs[b]))
+            cells = "".join(f"{'':>13} ({ratio(c, 'none'):.3f})" for c in PIPE_CONFIGS)
+            print(f"    {placement:<10}{cells}{ratio('default', 'sched_debug'):>22.3f}")
     if cyclic_results:
         total = opts.cyclictest_rounds * opts.cyclictest_seconds
         print(f"(b) cyclictest -p 95 -i 1000 on CPU {last_cpu}, {opts.cyclictest_rounds} "

@@ -134,7 +134,9 @@ mod with_bpf {
         let mut took: Vec<u128> = (0..scans)
             .map(|_| {
                 let began = Instant::now();
-                backend.snapshot(&mut snapshot).map(|()| began.elapsed().as_nanos())
+                backend
+                    .snapshot(&mut snapshot)
+                    .map(|()| began.elapsed().as_nanos())
             })
             .collect::<anyhow::Result<_>>()?;
         took.sort_unstable();

@@ -84,30 +84,40 @@ fn load(cpu: u32, source: StampSource) -> QueueTrack {
     backend
 }
 
-/// A SCHED_FIFO 10 busy loop on `cpu` until dropped or [`HOG_BOUND`] passes. It becomes
+/// A busy loop on `cpu` until dropped or [`HOG_BOUND`] passes. A SCHED_FIFO one becomes
 /// SCHED_FIFO where the test runs and then moves, so it preempts whatever runs on `cpu`.
-struct Hog {
+struct Spinner {
     tid: Pid,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Hog {
-    fn start(cpu: u32) -> Hog {
+/// The hog: a SCHED_FIFO 10 spinner.
+type Hog = Spinner;
+
+impl Spinner {
+    fn start(cpu: u32) -> Spinner {
+        Spinner::with(cpu, Some(10))
+    }
+
+    /// `fifo_prio`: SCHED_FIFO with that priority; `None`: the thread stays SCHED_OTHER.
+    fn with(cpu: u32, fifo_prio: Option<u32>) -> Spinner {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         let flag = Arc::clone(&stop);
         let thread = thread::spawn(move || {
             let deadline = Instant::now() + HOG_BOUND;
-            sys::sched_setattr(0, &fifo(10)).expect("make the hog SCHED_FIFO");
-            sys::set_affinity(0, &only(cpu)).expect("pin the hog");
-            tx.send(sys::gettid()).expect("report the hog");
+            if let Some(prio) = fifo_prio {
+                sys::sched_setattr(0, &fifo(prio)).expect("make the spinner SCHED_FIFO");
+            }
+            sys::set_affinity(0, &only(cpu)).expect("pin the spinner");
+            tx.send(sys::gettid()).expect("report the spinner");
             while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
                 std::hint::spin_loop();
             }
         });
-        let tid = rx.recv().expect("the hog started");
-        Hog {
+        let tid = rx.recv().expect("the spinner started");
+        Spinner {
             tid,
             stop,
             thread: Some(thread),
@@ -115,7 +125,7 @@ impl Hog {
     }
 }
 
-impl Drop for Hog {
+impl Drop for Spinner {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
@@ -154,6 +164,26 @@ fn find(snapshot: &[RunQueue], pid: Pid) -> Option<(u32, WaitingTask)> {
 fn queued_at(task: &WaitingTask) -> MonoTime {
     task.queued_at
         .expect("queue_track knows when every task was queued")
+}
+
+/// `pid` waits on `cpu` in `seen`, queued within `[from, to]`; returns it.
+fn assert_queued_between(
+    seen: &[RunQueue],
+    pid: Pid,
+    cpu: u32,
+    what: &str,
+    from: MonoTime,
+    to: MonoTime,
+) -> WaitingTask {
+    let (on, task) = find(seen, pid).unwrap_or_else(|| panic!("{pid} not in {seen:?}"));
+    assert_eq!(on, cpu, "{what}: tracked on CPU {cpu}");
+    eprintln!(
+        "{what}: queued {:?} after {} ns",
+        queued_at(&task).saturating_since(from),
+        from.0
+    );
+    assert_between(what, queued_at(&task), from, to);
+    task
 }
 
 fn assert_between(what: &str, at: MonoTime, from: MonoTime, to: MonoTime) {
@@ -195,21 +225,16 @@ fn waiting_task_is_stamped_when_it_became_runnable(source: StampSource) {
         Some(hog_tid),
         "the hog is current on CPU {cpu}"
     );
-    let (on, task) =
-        find(&seen, victim).unwrap_or_else(|| panic!("victim {victim} not in {seen:?}"));
-    assert_eq!(on, cpu);
-    assert_eq!(task.tgid, Some(std::process::id() as Pid));
-    assert_eq!(task.prio, 99 - 5, "kernel prio of SCHED_FIFO 5");
-    eprintln!(
-        "{source}: victim queued {:?} after its wake time",
-        queued_at(&task).saturating_since(wake_at)
-    );
-    assert_between(
-        "victim queued_at",
-        queued_at(&task),
+    let task = assert_queued_between(
+        &seen,
+        victim,
+        cpu,
+        &format!("{source}: woken victim"),
         wake_at,
         wake_at.after(stamp_slack()),
     );
+    assert_eq!(task.tgid, Some(std::process::id() as Pid));
+    assert_eq!(task.prio, 99 - 5, "kernel prio of SCHED_FIFO 5");
 }
 
 /// A running task that the hog preempts is queued from that moment on (the kernel stamps a
@@ -220,19 +245,7 @@ fn preempted_task_counts_from_its_preemption(source: StampSource) {
     };
     let cpu = starve.last_cpu;
     let mut backend = load(cpu, source);
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let (tid_tx, tid_rx) = mpsc::channel();
-    let victim_thread = thread::spawn(move || {
-        let deadline = Instant::now() + HOG_BOUND;
-        sys::sched_setattr(0, &fifo(5)).expect("make the victim SCHED_FIFO");
-        sys::set_affinity(0, &only(cpu)).expect("pin the victim");
-        tid_tx.send(sys::gettid()).expect("report the victim");
-        while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
-            std::hint::spin_loop();
-        }
-    });
-    let victim = tid_rx.recv().expect("the victim started");
+    let victim = Spinner::with(cpu, Some(5));
     thread::sleep(Duration::from_millis(50));
     let before_hog = clock::now();
     let hog = Hog::start(cpu);
@@ -240,19 +253,14 @@ fn preempted_task_counts_from_its_preemption(source: StampSource) {
     thread::sleep(Duration::from_millis(200));
     let seen = snapshot(&mut backend);
     drop(hog);
-    stop.store(true, Ordering::Relaxed);
-    victim_thread.join().expect("victim");
+    let victim_tid = victim.tid;
+    drop(victim);
 
-    let (on, task) =
-        find(&seen, victim).unwrap_or_else(|| panic!("victim {victim} not in {seen:?}"));
-    assert_eq!(on, cpu);
-    eprintln!(
-        "{source}: victim queued {:?} after the hog was started",
-        queued_at(&task).saturating_since(before_hog)
-    );
-    assert_between(
-        "preempted queued_at",
-        queued_at(&task),
+    assert_queued_between(
+        &seen,
+        victim_tid,
+        cpu,
+        &format!("{source}: preempted victim"),
         before_hog,
         hog_running.after(stamp_slack()),
     );
@@ -287,23 +295,11 @@ fn task_waiting_before_load_is_found_at_first_scan(source: StampSource) {
         after_first.saturating_since(before_load)
     );
 
-    let (on, task) =
-        find(&first, victim).unwrap_or_else(|| panic!("victim {victim} not in {first:?}"));
-    assert_eq!(on, cpu);
-    match source {
-        StampSource::SchedInfo => assert_between(
-            "kernel-stamped queued_at",
-            queued_at(&task),
-            wake_at,
-            wake_at.after(stamp_slack()),
-        ),
-        StampSource::Tracepoints => assert_between(
-            "seeded queued_at",
-            queued_at(&task),
-            before_load,
-            after_first,
-        ),
-    }
+    let (what, from, to) = match source {
+        StampSource::SchedInfo => ("kernel-stamped", wake_at, wake_at.after(stamp_slack())),
+        StampSource::Tracepoints => ("seeded", before_load, after_first),
+    };
+    let task = assert_queued_between(&first, victim, cpu, what, from, to);
     let (_, again) = find(&second, victim).expect("still waiting at the second scan");
     assert_eq!(
         again.queued_at, task.queued_at,
@@ -329,21 +325,10 @@ fn task_migrated_to_a_monitored_cpu_counts_from_its_arrival(source: StampSource)
     // A fair busy loop on CPU 0 (not monitored), sharing it with this thread: while this thread
     // runs, the victim is queued there, so moving it is a migration of a queued task. (A task
     // moving itself would sleep in the move and be stamped by its wakeup instead.)
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let (tid_tx, tid_rx) = mpsc::channel();
-    let victim_thread = thread::spawn(move || {
-        let deadline = Instant::now() + HOG_BOUND;
-        sys::set_affinity(0, &only(0)).expect("start the victim on CPU 0");
-        tid_tx.send(sys::gettid()).expect("report the victim");
-        while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
-            std::hint::spin_loop();
-        }
-    });
-    let victim = tid_rx.recv().expect("the victim started");
+    let victim = Spinner::with(0, None);
     thread::sleep(Duration::from_millis(50));
     let before_move = clock::now();
-    sys::set_affinity(victim, &only(cpu)).expect("move the victim");
+    sys::set_affinity(victim.tid, &only(cpu)).expect("move the victim");
     let after_move = clock::now();
     // Fair tasks behind an RT hog still get the fair server's share (6.12+), but not before
     // most of its 1 s period has passed.
@@ -351,20 +336,15 @@ fn task_migrated_to_a_monitored_cpu_counts_from_its_arrival(source: StampSource)
 
     let seen = snapshot(&mut backend);
     drop(hog);
-    stop.store(true, Ordering::Relaxed);
-    victim_thread.join().expect("victim");
+    let victim_tid = victim.tid;
+    drop(victim);
 
-    let (on, task) =
-        find(&seen, victim).unwrap_or_else(|| panic!("victim {victim} not in {seen:?}"));
-    assert_eq!(on, cpu, "tracked on the CPU it moved to");
-    eprintln!(
-        "{source}: victim queued {:?} after the move began",
-        queued_at(&task).saturating_since(before_move)
-    );
     // A seed at the scan would be ~300 ms later: this proves the migration stamped it.
-    assert_between(
-        "migrated queued_at",
-        queued_at(&task),
+    assert_queued_between(
+        &seen,
+        victim_tid,
+        cpu,
+        &format!("{source}: migrated victim"),
         before_move,
         after_move.after(stamp_slack()),
     );
