@@ -22,6 +22,7 @@ hogs to the last CPU; leaves debugfs/securityfs as it found them.
 Usage: bench/backends.py [--episodes N] [--idle-seconds S] [--only detection|idle|scan]
 """
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -71,30 +72,53 @@ def cpu_ns(pid):
         return int(f.read().split()[0])
 
 
-def idle_cost(seconds):
-    sleepers = subprocess.Popen(
-        [sys.executable, "-c",
-         "import threading,time\n"
-         "threading.stack_size(65536)\n"
-         "[threading.Thread(target=time.sleep,args=(3600,),daemon=True).start() for _ in range(2000)]\n"
-         "print('ready',flush=True); time.sleep(3600)"],
-        stdout=subprocess.PIPE, text=True)
-    sleepers.stdout.readline()
-    results = {}
+def system_tasks():
+    """Threads in the whole system: what the task iterator visits."""
+    return sum(len(os.listdir(f"/proc/{pid}/task")) for pid in os.listdir("/proc")
+               if pid.isdigit() and os.path.isdir(f"/proc/{pid}/task"))
+
+
+@contextlib.contextmanager
+def sleepers(count):
+    """`count` extra sleeping threads, at most 10,000 per process (each thread stack is a
+    few memory mappings, and vm.max_map_count caps a process at 65,530)."""
+    procs = []
     try:
+        while count > 0:
+            n = min(count, 10000)
+            proc = subprocess.Popen(
+                [sys.executable, "-c",
+                 "import sys,threading,time\n"
+                 "threading.stack_size(65536)\n"
+                 "[threading.Thread(target=time.sleep,args=(3600,),daemon=True).start()"
+                 " for _ in range(int(sys.argv[1]))]\n"
+                 "print('ready',flush=True); time.sleep(3600)", str(n)],
+                stdout=subprocess.PIPE, text=True)
+            procs.append(proc)
+            if proc.stdout.readline().strip() != "ready":
+                sys.exit("starting sleeping threads failed (pid_max, threads-max?)")
+            count -= n
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def idle_cost(seconds):
+    results = {}
+    with sleepers(2000):
         for config in DAEMONS:
             daemon = Daemon(config)
             try:
                 pid = daemon.pid
-                time.sleep(1)  # start-up (BPF verification, first parse) is not the steady state
+                time.sleep(1)  # start-up (BPF verification, first parse) is not measured
                 before = cpu_ns(pid)
                 time.sleep(seconds)
                 results[config] = cpu_ns(pid) - before
             finally:
                 daemon.stop()
             print(f"  idle {config}: {results[config] / 1e6:.3f} ms", flush=True)
-    finally:
-        sleepers.kill()
     return results
 
 
@@ -108,15 +132,17 @@ def scan_cost():
             with open(PID_MAX, "w") as f:
                 f.write(str(needed))
         for threads in SCAN_THREADS:
-            for stamps in ("sched_info", "tracepoints"):
-                out = subprocess.run(
-                    ["timeout", "600", "chrt", "-f", "10", "taskset", "-c", "0", LOAD, "all",
-                     f"--threads={threads}", "--scan-cost=50"],
-                    capture_output=True, text=True, check=True, env=env_for(stamps)).stdout
-                result = json.loads(out.strip().splitlines()[-1])
-                results[(threads, stamps)] = result
-                print(f"  scan {threads} threads, {stamps}: {result['median_ns'] / 1e6:.3f} ms, "
-                      f"{result['ns_per_task']:.0f} ns/task", flush=True)
+            with sleepers(threads - system_tasks()):
+                for stamps in ("sched_info", "tracepoints"):
+                    out = subprocess.run(
+                        ["timeout", "600", "chrt", "-f", "10", "taskset", "-c", "0", LOAD,
+                         "all", "--scan-cost=50"],
+                        capture_output=True, text=True, check=True, env=env_for(stamps)).stdout
+                    result = json.loads(out.strip().splitlines()[-1])
+                    results[(threads, stamps)] = result
+                    print(f"  scan {result['tasks']} threads, {stamps}: "
+                          f"{result['median_ns'] / 1e6:.3f} ms, "
+                          f"{result['ns_per_task']:.0f} ns/task", flush=True)
     finally:
         with open(PID_MAX, "w") as f:
             f.write(pid_max)

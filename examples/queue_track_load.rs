@@ -1,12 +1,11 @@
 //! Loads the queue_track backend and keeps it attached, for measuring its cost and looking at
 //! what it sees:
-//! `queue_track_load [CPUS] [SECONDS] [--print] [--verbose] [--threads=N] [--scan-cost=SCANS]
-//! [-- CMD ARGS...]`. The stamp source follows STALLD_QUEUE_TRACK_STAMPS, as in stalld.
+//! `queue_track_load [CPUS] [SECONDS] [--print] [--verbose] [--scan-cost=SCANS] [-- CMD ARGS...]`.
+//! The stamp source follows STALLD_QUEUE_TRACK_STAMPS, as in stalld.
 //!
 //! CPUS defaults to all; SECONDS to 10. With `--print` a snapshot is printed every second.
 //! With a command, it stays loaded while the command runs instead.
-//! `--threads=N` first starts sleeping threads until the system has N (bench/backends.py);
-//! `--scan-cost=SCANS` then times that many checks and prints one JSON line (ns per check and
+//! `--scan-cost=SCANS` times that many checks and prints one JSON line (ns per check and
 //! per task) instead of staying loaded.
 //! On exit the run time per program is printed (non-zero only with kernel.bpf_stats_enabled=1).
 
@@ -52,9 +51,6 @@ mod with_bpf {
                 .transpose()
         };
         set_libbpf_verbose(flag("--verbose"));
-        if let Some(total) = value("--threads")? {
-            start_sleepers(total)?;
-        }
 
         let started = Instant::now();
         let mut backend = QueueTrack::new(cpus, StampChoice::from_env()?)?;
@@ -107,22 +103,6 @@ mod with_bpf {
                 Some(std::fs::read_dir(entry.path().join("task")).ok()?.count())
             })
             .sum()
-    }
-
-    /// Sleeping threads (16 KiB stacks) until the system has `total`; they live as long as
-    /// the process.
-    fn start_sleepers(total: usize) -> anyhow::Result<()> {
-        let missing = total.saturating_sub(system_tasks());
-        for _ in 0..missing {
-            std::thread::Builder::new()
-                .stack_size(16 * 1024)
-                .spawn(|| loop {
-                    std::thread::park();
-                })
-                .context("starting a sleeping thread (pid_max, threads-max?)")?;
-        }
-        eprintln!("{} tasks in the system", system_tasks());
-        Ok(())
     }
 
     /// Times `scans` checks (after a few unmeasured ones) and prints their median.
