@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use common::{policy_of, read_rt_runtime, Daemon, StarvationSession, Starver};
 use serde_json::Value;
-use stalld::backend::queue_track::stamp_source;
-use stalld::backend::{StampChoice, StampSource, STAMPS_ENV};
+use stalld::backend::{queue_track_stamp_source, StampChoice, StampSource, STAMPS_ENV};
 use stalld::cpuset::configured_cpus;
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
@@ -43,7 +42,7 @@ impl Setup {
     fn stamps(self) -> Option<StampSource> {
         (self.backend == "queue_track").then(|| {
             self.forced_stamps.unwrap_or_else(|| {
-                stamp_source(StampChoice::Auto).expect("the kernel's stamp source")
+                queue_track_stamp_source(StampChoice::Auto).expect("the kernel's stamp source")
             })
         })
     }

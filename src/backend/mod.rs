@@ -65,13 +65,16 @@ pub fn open(
     }
 }
 
-/// The stamp source queue_track would use here ([`STAMPS_ENV`] and the kernel's BTF), without
-/// loading anything.
-pub fn queue_track_stamp_source() -> Result<StampSource> {
+/// The stamp source queue_track would use here for `choice` (what the operator asked for,
+/// e.g. [`StampChoice::from_env`]) on this kernel's BTF, without loading anything.
+pub fn queue_track_stamp_source(choice: StampChoice) -> Result<StampSource> {
     #[cfg(feature = "bpf")]
-    return queue_track::stamp_source(StampChoice::from_env()?);
+    return queue_track::stamp_source(choice);
     #[cfg(not(feature = "bpf"))]
-    anyhow::bail!("queue_track backend: this stalld was built without BPF support")
+    {
+        let _ = choice;
+        anyhow::bail!("queue_track backend: this stalld was built without BPF support")
+    }
 }
 
 #[cfg(feature = "bpf")]
