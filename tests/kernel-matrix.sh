@@ -120,6 +120,12 @@ print_table() {
 		[ -z "$fallback" ] || victims="$victims (SCHED_FIFO fallback: ${fallback//,/, })"
 		echo "| $kernel | $preempt | $options | $backend | $stamps | $victims | $result |"
 	done
+	echo
+	echo "The result lines of that run:"
+	echo
+	echo '```'
+	grep '^kernel=' "$RESULTS"
+	echo '```'
 }
 
 # field NAME LINE: the value of NAME=... in a result line (values without blanks, or "quoted").
