@@ -10,6 +10,11 @@
     no daemon, and default / sched_debug (target <= 1.01: no measurable hot-path cost).
 (b) cyclictest (Debian rt-tests) on the last CPU, SCHED_FIFO 95, 1 ms interval: max and
     percentiles without a daemon, with the default, with the tracepoint stamps.
+(c) what runs on the hot path, free of the machine's noise: one pinned pipe run with each
+    stamp source loaded (examples/queue_track_load) and kernel.bpf_stats_enabled=1 (restored
+    afterwards): how often each of stalld's programs ran and for how long. The stats add two
+    clock reads per run and leave out the tracepoint dispatch itself, so these bound the
+    program bodies, not the whole cost.
 
 Rounds are interleaved: every round runs every configuration once, in an order that rotates
 from round to round, so that the machine's background load (other jobs on this shared VM)
@@ -23,7 +28,7 @@ and cyclictest own the last CPU), bounded by timeouts.
 
 Needs root, perf (linux-perf) and cyclictest (rt-tests, installed here if missing).
 Usage: bench/hot_path.py [--rounds N] [--loops N] [--cyclictest-rounds N]
-                         [--cyclictest-seconds S] [--only pipe|cyclictest]
+                         [--cyclictest-seconds S] [--only pipe|cyclictest|programs]
 """
 import argparse
 import os
@@ -33,9 +38,11 @@ import subprocess
 import sys
 import time
 
-from common import DAEMONS, ROOT, Daemon, rotated, starvation_lock
+from common import DAEMONS, ROOT, Daemon, env_for, rotated, starvation_lock
 
 RT_RUNTIME = "/proc/sys/kernel/sched_rt_runtime_us"
+BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
+LOAD = os.path.join(ROOT, "target/release/examples/queue_track_load")
 PIPE_CONFIGS = ["none", "default", "tracepoints", "sched_debug"]
 CYCLIC_CONFIGS = ["none", "default", "tracepoints"]
 SETTLE_S = 1.0
@@ -120,6 +127,34 @@ def cyclictest(rounds, seconds, last_cpu):
     return results
 
 
+def programs(loops, last_cpu):
+    """{stamps: (us/op, {program: (runs, ns)})} for one pinned pipe run with that source."""
+    pipe_cmd = ["timeout", "120", "chrt", "-f", "1", "taskset", "-c", str(last_cpu),
+                "perf", "bench", "sched", "pipe", "-l", str(loops)]
+    with open(BPF_STATS) as f:
+        saved = f.read().strip()
+    results = {}
+    try:
+        with open(BPF_STATS, "w") as f:
+            f.write("1")
+        for stamps in ("sched_info", "tracepoints"):
+            out = subprocess.run(["timeout", "300", LOAD, "all", "--", *pipe_cmd],
+                                 capture_output=True, text=True, check=True,
+                                 env=env_for(stamps)).stdout
+            usecs, progs = None, {}
+            for line in out.splitlines():
+                words = line.split()
+                if "usecs/op" in line:
+                    usecs = float(words[0])
+                elif words and words[0].startswith("qt_"):
+                    progs[words[0]] = (int(words[2]), int(words[4]))
+            results[stamps] = (usecs, progs)
+    finally:
+        with open(BPF_STATS, "w") as f:
+            f.write(saved)
+    return results
+
+
 def ensure_tools(need_cyclictest):
     if not shutil.which("perf"):
         sys.exit("bench/hot_path.py: needs perf (apt-get install linux-perf)")
@@ -136,26 +171,28 @@ def main():
     parser.add_argument("--loops", type=int, default=100000)
     parser.add_argument("--cyclictest-rounds", type=int, default=3)
     parser.add_argument("--cyclictest-seconds", type=int, default=30)
-    parser.add_argument("--only", choices=["pipe", "cyclictest"])
+    parser.add_argument("--only", choices=["pipe", "cyclictest", "programs"])
     opts = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/hot_path.py: needs root")
-    ensure_tools(opts.only != "pipe")
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "stalld"], cwd=ROOT,
-                   check=True)
+    ensure_tools(opts.only in (None, "cyclictest"))
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "stalld", "--example",
+                    "queue_track_load"], cwd=ROOT, check=True)
     last_cpu = os.cpu_count() - 1
-    pipe_results = cyclic_results = None
+    pipe_results = cyclic_results = program_results = None
     with starvation_lock():
         with open(RT_RUNTIME) as f:
             saved = f.read().strip()
         try:
             with open(RT_RUNTIME, "w") as f:
                 f.write("-1")
-            if opts.only != "cyclictest":
+            if opts.only in (None, "pipe"):
                 pipe_results = pipe(opts.rounds, opts.loops, last_cpu)
-            if opts.only != "pipe":
+            if opts.only in (None, "cyclictest"):
                 cyclic_results = cyclictest(opts.cyclictest_rounds, opts.cyclictest_seconds,
                                             last_cpu)
+            if opts.only in (None, "programs"):
+                program_results = programs(opts.loops, last_cpu)
         finally:
             with open(RT_RUNTIME, "w") as f:
                 f.write(saved)
@@ -190,6 +227,19 @@ def main():
             print(f"    {config:<12}{percentile(hist, 0.5):>6}{percentile(hist, 0.99):>6}"
                   f"{percentile(hist, 0.999):>7}{max(res['maxima']):>6}  "
                   + " ".join(str(m) for m in res["maxima"]))
+
+    if program_results:
+        print(f"(c) stalld's programs during one pinned pipe run of {opts.loops} loops "
+              f"({2 * opts.loops} context switches), kernel.bpf_stats_enabled=1:")
+        for stamps, (usecs, progs) in program_results.items():
+            hot = {name: v for name, v in progs.items() if not name.startswith("qt_scan")}
+            runs = sum(r for r, _ in hot.values())
+            ns = sum(t for _, t in hot.values())
+            print(f"    {stamps:<12} loaded: {', '.join(sorted(progs)) or 'none'}")
+            print(f"    {'':<12} on the hot path: {runs} runs, {ns / 1e6:.1f} ms in all, "
+                  f"{ns / opts.loops:.0f} ns per pipe round trip of {usecs:.3f} us")
+            for name, (r, t) in sorted(hot.items()):
+                print(f"    {'':<14}{name:<16} {r:>9} runs  {t / max(r, 1):7.1f} ns each")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ fn main() -> anyhow::Result<()> {
 
 #[cfg(feature = "bpf")]
 mod with_bpf {
+    use std::collections::HashSet;
     use std::time::{Duration, Instant};
 
     use anyhow::Context;
@@ -52,6 +53,7 @@ mod with_bpf {
         };
         set_libbpf_verbose(flag("--verbose"));
 
+        let earlier = qt_programs();
         let started = Instant::now();
         let mut backend = QueueTrack::new(cpus, StampChoice::from_env()?)?;
         eprintln!("stamps: {}", backend.stamp_source());
@@ -63,7 +65,7 @@ mod with_bpf {
             let status = std::process::Command::new(command.first().context("no command")?)
                 .args(&command[1..])
                 .status()?;
-            print_stats();
+            print_stats(&earlier);
             std::process::exit(status.code().unwrap_or(1));
         }
         let mut snapshot = Vec::new();
@@ -87,7 +89,7 @@ mod with_bpf {
             }
             std::thread::sleep(Duration::from_secs(1).min(deadline - Instant::now().min(deadline)));
         }
-        print_stats();
+        print_stats(&earlier);
         Ok(())
     }
 
@@ -130,15 +132,24 @@ mod with_bpf {
         Ok(())
     }
 
-    fn print_stats() {
+    /// The ids of the stalld programs loaded in the kernel now (another stalld's, say).
+    fn qt_programs() -> HashSet<u32> {
+        libbpf_rs::query::ProgInfoIter::default()
+            .filter(|info| info.name.to_string_lossy().starts_with("qt_"))
+            .map(|info| info.id)
+            .collect()
+    }
+
+    /// Run count and time of each program this process loaded (not of programs in `earlier`).
+    fn print_stats(earlier: &HashSet<u32>) {
         for info in libbpf_rs::query::ProgInfoIter::default() {
             let name = info.name.to_string_lossy();
-            if name.starts_with("qt_") && info.run_cnt > 0 {
+            if name.starts_with("qt_") && !earlier.contains(&info.id) {
                 println!(
                     "{name:<16} run_cnt {:>10} run_time_ns {:>12} avg_ns {:>6.1}",
                     info.run_cnt,
                     info.run_time_ns,
-                    info.run_time_ns as f64 / info.run_cnt as f64
+                    info.run_time_ns as f64 / info.run_cnt.max(1) as f64
                 );
             }
         }
