@@ -74,6 +74,22 @@ impl PartialEq for Denylist {
 
 impl Eq for Denylist {}
 
+/// Where `--metrics` serves: a TCP `host:port`, or a unix socket path (`unix:PATH`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetricsAddr {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for MetricsAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetricsAddr::Tcp(address) => f.write_str(address),
+            MetricsAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Detect and log only; never boost, never touch RT throttling or sched features.
@@ -101,4 +117,8 @@ pub struct Config {
     /// Started by systemd (`-S`): RT throttling must already be off; stalld does not touch it.
     pub systemd: bool,
     pub pidfile: Option<PathBuf>,
+    /// `--events FILE|-`: every event as a JSON line (`-` = stdout).
+    pub events: Option<PathBuf>,
+    /// `--metrics ADDR`: serve Prometheus metrics there.
+    pub metrics: Option<MetricsAddr>,
 }

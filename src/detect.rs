@@ -4,8 +4,9 @@
 //! Where the backend knows when the task was queued, that is the start of the wait; otherwise
 //! the wait starts at the first snapshot that showed the task waiting, and lasts while later
 //! snapshots show it with the same switch count (a changed count proves it ran). Every
-//! starving task of every CPU is reported, each at most once per threshold period of the same
-//! wait, so a task that stays stuck is reported again, but not at every poll.
+//! starving task of every CPU is reported, then again every repeat interval of the same wait
+//! (the threshold unless [`Detector::repeating_every`] says otherwise), so a task that stays
+//! stuck is reported again, but not at every poll.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,13 +26,14 @@ pub struct Starving {
 struct Wait {
     switches: u64,
     since: MonoTime,
-    /// The next moment this wait is worth reporting: `since + threshold`, then one threshold
-    /// after each report.
+    /// The next moment this wait is worth reporting: `since + threshold`, then one repeat
+    /// interval after each report.
     report_at: MonoTime,
 }
 
 pub struct Detector {
     threshold: Duration,
+    repeat: Duration,
     waits: HashMap<Pid, Wait>,
     /// The previous poll's map, kept to reuse its allocation.
     spare: HashMap<Pid, Wait>,
@@ -41,9 +43,27 @@ impl Detector {
     pub fn new(threshold: Duration) -> Detector {
         Detector {
             threshold,
+            repeat: threshold,
             waits: HashMap::new(),
             spare: HashMap::new(),
         }
+    }
+
+    /// Reports a task that keeps waiting again every `repeat` instead of every threshold: the
+    /// C stalld's log-only power mode reports a stuck task at every poll with its growing wait,
+    /// and scripts measure that growth.
+    pub fn repeating_every(self, repeat: Duration) -> Detector {
+        Detector {
+            repeat: repeat.max(Duration::from_millis(1)),
+            ..self
+        }
+    }
+
+    /// How long `pid` has been waiting as of `now`, if the last snapshot showed it waiting.
+    pub fn waited(&self, pid: Pid, now: MonoTime) -> Option<Duration> {
+        self.waits
+            .get(&pid)
+            .map(|wait| now.saturating_since(wait.since))
     }
 
     /// Takes the snapshot taken at `now` and appends the tasks due for a report to `starving`.
@@ -79,7 +99,7 @@ impl Detector {
                         waited: now.saturating_since(wait.since),
                     });
                     Wait {
-                        report_at: now.after(self.threshold),
+                        report_at: now.after(self.repeat),
                         ..wait
                     }
                 } else {
@@ -119,6 +139,7 @@ mod tests {
         RunQueue {
             cpu,
             current: Some(1),
+            nr_rt_running: 1,
             waiting,
         }
     }
@@ -290,5 +311,41 @@ mod tests {
             ],
         );
         assert_eq!(reports, vec![(2 * SECOND, 5, Duration::from_secs(2))]);
+    }
+
+    /// `-l` in power mode: a stuck task is reported at every poll (here every second, the
+    /// granularity) with its growing wait, as the C stalld does, and not at polls in between.
+    #[test]
+    fn a_repeat_interval_reports_a_stuck_task_with_its_growing_wait() {
+        let mut detector =
+            Detector::new(Duration::from_secs(3)).repeating_every(Duration::from_secs(1));
+        let stuck = |now| (now, vec![queue(1, vec![task(42, 7, None)])]);
+        let script: Vec<_> = (0..=12).map(|half| stuck(half * SECOND / 2)).collect();
+        let reports = run(&mut detector, &script);
+        let waits: Vec<(u64, u64)> = reports
+            .iter()
+            .map(|(now, _, waited)| (now / (SECOND / 2), waited.as_secs()))
+            .collect();
+        assert_eq!(waits, vec![(6, 3), (8, 4), (10, 5), (12, 6)]);
+        assert_eq!(
+            detector.waited(42, MonoTime(13 * SECOND / 2)),
+            Some(Duration::from_millis(6500))
+        );
+        assert_eq!(detector.next_report(), Some(MonoTime(7 * SECOND)));
+        assert_eq!(detector.waited(7, MonoTime(0)), None);
+    }
+
+    /// Without a repeat interval, the same stuck task is reported once per threshold.
+    #[test]
+    fn by_default_a_stuck_task_is_reported_once_per_threshold() {
+        let mut detector = Detector::new(Duration::from_secs(3));
+        let script: Vec<_> = (0..=9)
+            .map(|s| (s * SECOND, vec![queue(1, vec![task(42, 7, None)])]))
+            .collect();
+        let at: Vec<u64> = run(&mut detector, &script)
+            .iter()
+            .map(|r| r.0 / SECOND)
+            .collect();
+        assert_eq!(at, vec![3, 6, 9]);
     }
 }

@@ -6,7 +6,7 @@
 //! Names chosen by users (thread and process names) are [`Comm`]s, whose `Display` escapes
 //! control characters, so no rendering can be tricked into printing two lines for one event.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 use std::time::Duration;
 
 use crate::config::BoostPolicy;
@@ -30,6 +30,20 @@ pub struct TaskName {
     pub comm: Comm,
 }
 
+/// Who held the CPU when a task was found starving there: the task running on it at that
+/// check (for a starving task, almost always the hog).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Culprit {
+    pub pid: Pid,
+    pub comm: Comm,
+    /// Its scheduling policy (`sys::SCHED_*`).
+    pub policy: u32,
+    /// Its real-time priority for SCHED_FIFO/SCHED_RR, its nice value otherwise.
+    pub priority: i32,
+    /// Its cgroup (v2 path, or the first v1 line), when /proc tells.
+    pub cgroup: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The daemon is set up and about to check the run queues for the first time.
@@ -51,6 +65,8 @@ pub enum Event {
         cpu: u32,
         task: TaskName,
         waited: Duration,
+        /// The task running on the CPU at detection time, when the backend saw one.
+        culprit: Option<Culprit>,
     },
     Boosted {
         cpu: u32,
@@ -138,29 +154,196 @@ pub enum EventKind {
     RtThrottlingRestoreFailed,
 }
 
+/// Every kind, in documentation order.
 impl EventKind {
-    /// The stable, machine-readable name (`snake_case`).
+    pub const ALL: [EventKind; 16] = [
+        EventKind::Started,
+        EventKind::Stopping,
+        EventKind::MightStarve,
+        EventKind::Starved,
+        EventKind::Boosted,
+        EventKind::AlreadyDeadline,
+        EventKind::BoostFailed,
+        EventKind::FifoFallback,
+        EventKind::Restored,
+        EventKind::ExitedWhileBoosted,
+        EventKind::ChangedMeanwhile,
+        EventKind::RestoreFailed,
+        EventKind::BackendFallback,
+        EventKind::RtThrottlingDisabled,
+        EventKind::RtThrottlingRestored,
+        EventKind::RtThrottlingRestoreFailed,
+    ];
+
+    /// The stable, machine-readable name (`snake_case`): `STALLD_EVENT`, the JSON `event`.
     pub fn name(self) -> &'static str {
+        self.describe().0
+    }
+
+    /// journald's `MESSAGE_ID`: fixed for each kind, forever, so that `journalctl
+    /// MESSAGE_ID=...` and catalog entries keep working across versions.
+    pub fn message_id(self) -> &'static str {
+        self.describe().1
+    }
+
+    /// One line for operators (README, man page, `stalld status`).
+    pub fn summary(self) -> &'static str {
+        self.describe().2
+    }
+
+    /// Name, MESSAGE_ID and summary: the one table of event kinds.
+    fn describe(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            EventKind::Started => "started",
-            EventKind::Stopping => "stopping",
-            EventKind::MightStarve => "might_starve",
-            EventKind::Starved => "starved",
-            EventKind::Boosted => "boosted",
-            EventKind::AlreadyDeadline => "already_deadline",
-            EventKind::BoostFailed => "boost_failed",
-            EventKind::FifoFallback => "fifo_fallback",
-            EventKind::Restored => "restored",
-            EventKind::ExitedWhileBoosted => "exited_while_boosted",
-            EventKind::ChangedMeanwhile => "changed_meanwhile",
-            EventKind::RestoreFailed => "restore_failed",
-            EventKind::BackendFallback => "backend_fallback",
-            EventKind::RtThrottlingDisabled => "rt_throttling_disabled",
-            EventKind::RtThrottlingRestored => "rt_throttling_restored",
-            EventKind::RtThrottlingRestoreFailed => "rt_throttling_restore_failed",
+            EventKind::Started => (
+                "started",
+                "68fb3413926b4afd8e4e5aad0b00d6b0",
+                "the daemon is set up and starts checking",
+            ),
+            EventKind::Stopping => (
+                "stopping",
+                "b62232d71c01453cb162bd886cb8ebde",
+                "shutdown requested; boosts are being restored",
+            ),
+            EventKind::MightStarve => (
+                "might_starve",
+                "f446dd621fbf4bf98982c08effd8d6d1",
+                "-M/-A: a task has waited half the threshold",
+            ),
+            EventKind::Starved => (
+                "starved",
+                "2a28f5a3a35b45d781375aeabe2875b6",
+                "a task has waited the threshold (with the culprit)",
+            ),
+            EventKind::Boosted => (
+                "boosted",
+                "a58d627fe1fb4428b6c2c9986507e1eb",
+                "a starving task was boosted",
+            ),
+            EventKind::AlreadyDeadline => (
+                "already_deadline",
+                "624423dcb7ba4dbea67a8d3cf331109c",
+                "not boosted: the task already runs with SCHED_DEADLINE",
+            ),
+            EventKind::BoostFailed => (
+                "boost_failed",
+                "1a9894a348e84e04ba3d89504e54be43",
+                "the boost system call failed",
+            ),
+            EventKind::FifoFallback => (
+                "fifo_fallback",
+                "789c7153d7b74a5c8595339dad465917",
+                "a DEADLINE boost did not run its task and became a FIFO boost",
+            ),
+            EventKind::Restored => (
+                "restored",
+                "63115ea47a2f484f8f0debebc09c39f4",
+                "a boost ended; the task has its own attributes back",
+            ),
+            EventKind::ExitedWhileBoosted => (
+                "exited_while_boosted",
+                "ab60b6bd39c047d780464a81b6cb79d6",
+                "the task exited during its boost",
+            ),
+            EventKind::ChangedMeanwhile => (
+                "changed_meanwhile",
+                "84b5aa020130495e85b7606fdcaadd9e",
+                "someone changed the task's policy during its boost; kept",
+            ),
+            EventKind::RestoreFailed => (
+                "restore_failed",
+                "f0068fa6a92e4cd9a8ef3813f2b2b1ca",
+                "giving the task its attributes back failed",
+            ),
+            EventKind::BackendFallback => (
+                "backend_fallback",
+                "e001eae28621438a87146cee9f5d555f",
+                "queue_track could not be used; sched_debug is",
+            ),
+            EventKind::RtThrottlingDisabled => (
+                "rt_throttling_disabled",
+                "3f35256be70844368d6eabfce8d18d15",
+                "RT throttling is off while stalld runs",
+            ),
+            EventKind::RtThrottlingRestored => (
+                "rt_throttling_restored",
+                "e51c1ce0ce21444396f5914ba4200cb2",
+                "RT throttling has its saved runtime back",
+            ),
+            EventKind::RtThrottlingRestoreFailed => (
+                "rt_throttling_restore_failed",
+                "d9019a6591bd4dca821c57f9a4f0085f",
+                "putting RT throttling back failed",
+            ),
         }
     }
 }
+
+/// A field's value. Names in text values are already escaped (one line, no control bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldValue {
+    Int(i64),
+    Text(String),
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Int(value) => write!(f, "{value}"),
+            FieldValue::Text(value) => f.write_str(value),
+        }
+    }
+}
+
+/// An event's structured fields, in a fixed order. Each structured sink renders these
+/// generically: journald as `STALLD_<NAME>`, the JSON lines and `stalld status` under `name`.
+pub type Fields = Vec<(&'static str, FieldValue)>;
+
+/// Every field an event can carry, with its meaning: the documented vocabulary (a test checks
+/// that events use no other name and that the README documents each).
+pub const FIELD_DOCS: &[(&str, &str)] = &[
+    ("cpu", "the CPU the event is about"),
+    (
+        "tid",
+        "the thread (kernel pid) the event is about; journald also gets it as OBJECT_PID",
+    ),
+    ("tgid", "that thread's process id, when known"),
+    ("comm", "that thread's name (escaped)"),
+    ("process", "the name of the thread's process (escaped)"),
+    (
+        "wait_ns",
+        "how long the task had waited on the run queue, in nanoseconds",
+    ),
+    (
+        "policy",
+        "the policy of the boost, or the policy the task was restored to or switched to",
+    ),
+    (
+        "backend",
+        "the backend in use (every event), or the one the daemon starts or falls back to",
+    ),
+    ("boosting", "started: the boost policy, or log_only"),
+    ("error", "the system's error message"),
+    ("reason", "why the preferred backend could not be used"),
+    (
+        "saved_runtime_us",
+        "the sched_rt_runtime_us that RT throttling gets back at exit",
+    ),
+    (
+        "runtime_us",
+        "the sched_rt_runtime_us written back (or that could not be)",
+    ),
+    (
+        "culprit_pid",
+        "starved: who held the CPU at detection time (the running task; the best-priority other waiter when that was stalld itself)",
+    ),
+    ("culprit_comm", "starved: its name (escaped)"),
+    ("culprit_policy", "starved: its policy"),
+    (
+        "culprit_priority",
+        "starved: its real-time priority (FIFO/RR) or nice value",
+    ),
+    ("culprit_cgroup", "starved: its cgroup, when readable"),
+];
 
 impl Event {
     pub fn kind(&self) -> EventKind {
@@ -229,6 +412,113 @@ impl Event {
         }
     }
 
+    /// The event's structured fields (see [`FIELD_DOCS`]). The kind, the text line, the
+    /// priority, the MESSAGE_ID and the daemon's backend are added by the sinks.
+    pub fn fields(&self) -> Fields {
+        use FieldValue::{Int, Text};
+        let mut out = Fields::new();
+        if let Some(cpu) = self.cpu() {
+            out.push(("cpu", Int(cpu.into())));
+        }
+        if let Some(tid) = self.tid() {
+            out.push(("tid", Int(tid.into())));
+        }
+        let task = |out: &mut Fields, task: &TaskName| {
+            if let Some(tgid) = task.tgid {
+                out.push(("tgid", Int(tgid.into())));
+            }
+            out.push(("comm", Text(task.comm.to_string())));
+        };
+        let nanos = |waited: &Duration| Int(i64::try_from(waited.as_nanos()).unwrap_or(i64::MAX));
+        let policy = |name: &str| ("policy", Text(name.to_owned()));
+        match self {
+            Event::Started { backend, boosting } => {
+                out.push(("backend", Text((*backend).to_owned())));
+                let boosting = boosting.map_or("log_only", policy_text);
+                out.push(("boosting", Text(boosting.to_owned())));
+            }
+            Event::Stopping | Event::ExitedWhileBoosted { .. } => {}
+            Event::MightStarve {
+                task: victim,
+                waited,
+                ..
+            } => {
+                task(&mut out, victim);
+                out.push(("wait_ns", nanos(waited)));
+            }
+            Event::Starved {
+                task: victim,
+                waited,
+                culprit,
+                ..
+            } => {
+                task(&mut out, victim);
+                out.push(("wait_ns", nanos(waited)));
+                if let Some(culprit) = culprit {
+                    out.push(("culprit_pid", Int(culprit.pid.into())));
+                    out.push(("culprit_comm", Text(culprit.comm.to_string())));
+                    out.push((
+                        "culprit_policy",
+                        Text(sys::policy_name(culprit.policy).to_owned()),
+                    ));
+                    out.push(("culprit_priority", Int(culprit.priority.into())));
+                    if let Some(cgroup) = &culprit.cgroup {
+                        out.push((
+                            "culprit_cgroup",
+                            Text(crate::task::escape_name(cgroup.as_bytes())),
+                        ));
+                    }
+                }
+            }
+            Event::Boosted {
+                task: victim,
+                process,
+                policy: boost,
+                ..
+            } => {
+                task(&mut out, victim);
+                if let Some(process) = process {
+                    out.push(("process", Text(process.to_string())));
+                }
+                out.push(policy(policy_text(*boost)));
+            }
+            Event::AlreadyDeadline { task: victim, .. } => {
+                task(&mut out, victim);
+                out.push(policy("SCHED_DEADLINE"));
+            }
+            Event::BoostFailed {
+                task: victim,
+                policy: boost,
+                error,
+                ..
+            } => {
+                task(&mut out, victim);
+                out.push(policy(policy_text(*boost)));
+                out.push(("error", Text(error.clone())));
+            }
+            Event::FifoFallback { .. } => out.push(policy("SCHED_FIFO")),
+            Event::Restored { policy: to, .. } | Event::ChangedMeanwhile { policy: to, .. } => {
+                out.push(policy(sys::policy_name(*to)));
+            }
+            Event::RestoreFailed { error, .. } => out.push(("error", Text(error.clone()))),
+            Event::BackendFallback { to, reason } => {
+                out.push(("backend", Text((*to).to_owned())));
+                out.push(("reason", Text(reason.clone())));
+            }
+            Event::RtThrottlingDisabled { saved } => {
+                if let Some(saved) = saved {
+                    out.push(("saved_runtime_us", Int(*saved)));
+                }
+            }
+            Event::RtThrottlingRestored { runtime } => out.push(("runtime_us", Int(*runtime))),
+            Event::RtThrottlingRestoreFailed { runtime, error } => {
+                out.push(("runtime_us", Int(*runtime)));
+                out.push(("error", Text(error.clone())));
+            }
+        }
+        out
+    }
+
     /// The line for the text sinks (without the `stalld: ` prefix), one line whatever the
     /// names contain.
     pub fn text(&self) -> String {
@@ -256,14 +546,26 @@ impl Event {
                 task.tid,
                 waited.as_secs()
             ),
-            Event::Starved { cpu, task, waited } => write!(
-                out,
-                "{}-{} starved on CPU {cpu} for {} seconds ({:.3} s)",
-                task.comm,
-                task.tid,
-                waited.as_secs(),
-                waited.as_secs_f64()
-            ),
+            Event::Starved {
+                cpu,
+                task,
+                waited,
+                culprit,
+            } => {
+                write!(
+                    out,
+                    "{}-{} starved on CPU {cpu} for {} seconds ({:.3} s)",
+                    task.comm,
+                    task.tid,
+                    waited.as_secs(),
+                    waited.as_secs_f64()
+                )?;
+                // After upstream's text, so that scripts matching it keep matching.
+                match culprit {
+                    Some(culprit) => write!(out, " behind {culprit}"),
+                    None => Ok(()),
+                }
+            }
             Event::Boosted {
                 cpu,
                 task,
@@ -330,6 +632,18 @@ impl Event {
     }
 }
 
+/// `comm-pid (SCHED_FIFO 10)`, `comm-pid (SCHED_OTHER nice 0)`.
+impl fmt::Display for Culprit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let policy = sys::policy_name(self.policy);
+        write!(f, "{}-{} ({policy} ", self.comm, self.pid)?;
+        match self.policy {
+            sys::SCHED_FIFO | sys::SCHED_RR => write!(f, "{})", self.priority),
+            _ => write!(f, "nice {})", self.priority),
+        }
+    }
+}
+
 fn policy_text(policy: BoostPolicy) -> &'static str {
     match policy {
         BoostPolicy::Deadline => "SCHED_DEADLINE",
@@ -358,6 +672,7 @@ mod tests {
                     cpu: 1,
                     task: victim,
                     waited: Duration::from_millis(20_004),
+                    culprit: None,
                 },
                 "kworker/1:2-87 starved on CPU 1 for 20 seconds (20.004 s)",
             ),
@@ -443,6 +758,13 @@ mod tests {
                     cpu: 1,
                     task: hostile,
                     waited: Duration::from_secs(3),
+                    culprit: Some(Culprit {
+                        pid: 7,
+                        comm: Comm::new(b"h\nog"),
+                        policy: sys::SCHED_FIFO,
+                        priority: 10,
+                        cgroup: Some("/a\nb".into()),
+                    }),
                 },
                 thread,
             ),
@@ -495,5 +817,146 @@ mod tests {
         assert_eq!(started.severity(), Severity::Info);
         assert_eq!((started.cpu(), started.tid()), (None, None));
         assert_eq!(started.text(), "started: queue_track backend, log only");
+    }
+
+    #[test]
+    fn kinds_have_unique_names_and_message_ids() {
+        let mut names = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
+        for kind in EventKind::ALL {
+            assert!(names.insert(kind.name()), "{kind:?}");
+            let id = kind.message_id();
+            assert!(
+                id.len() == 32
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+                "{kind:?}: MESSAGE_ID {id} is not 128 bits in lower-case hex"
+            );
+            assert!(ids.insert(id), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn starved_fields_name_the_culprit_and_the_text_keeps_upstreams_start() {
+        let event = Event::Starved {
+            cpu: 1,
+            task: task(b"kworker/1:2"),
+            waited: Duration::from_millis(20_004),
+            culprit: Some(Culprit {
+                pid: 4242,
+                comm: Comm::new(b"busy"),
+                policy: sys::SCHED_FIFO,
+                priority: 10,
+                cgroup: Some("/user.slice".into()),
+            }),
+        };
+        assert_eq!(
+            event.text(),
+            "kworker/1:2-87 starved on CPU 1 for 20 seconds (20.004 s) behind busy-4242 (SCHED_FIFO 10)"
+        );
+        let fields = event.fields();
+        let get = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        };
+        assert_eq!(get("cpu").as_deref(), Some("1"));
+        assert_eq!(get("tid").as_deref(), Some("87"));
+        assert_eq!(get("tgid").as_deref(), Some("80"));
+        assert_eq!(get("wait_ns").as_deref(), Some("20004000000"));
+        assert_eq!(get("culprit_pid").as_deref(), Some("4242"));
+        assert_eq!(get("culprit_policy").as_deref(), Some("SCHED_FIFO"));
+        assert_eq!(get("culprit_priority").as_deref(), Some("10"));
+        assert_eq!(get("culprit_cgroup").as_deref(), Some("/user.slice"));
+    }
+
+    #[test]
+    fn every_field_is_documented_and_no_text_field_holds_a_control_character() {
+        let hostile = task(b"x\n<0>FAKE");
+        let events = [
+            Event::Started {
+                backend: "queue_track",
+                boosting: Some(BoostPolicy::Deadline),
+            },
+            Event::Stopping,
+            Event::MightStarve {
+                cpu: 1,
+                task: hostile,
+                waited: Duration::from_secs(1),
+            },
+            Event::Starved {
+                cpu: 1,
+                task: hostile,
+                waited: Duration::from_secs(1),
+                culprit: Some(Culprit {
+                    pid: 7,
+                    comm: Comm::new(b"h\x1bog"),
+                    policy: sys::SCHED_OTHER,
+                    priority: -5,
+                    cgroup: Some("/x\ny".into()),
+                }),
+            },
+            Event::Boosted {
+                cpu: 1,
+                task: hostile,
+                process: Some(Comm::new(b"p\r")),
+                policy: BoostPolicy::Fifo,
+            },
+            Event::AlreadyDeadline {
+                cpu: 1,
+                task: hostile,
+            },
+            Event::BoostFailed {
+                cpu: 1,
+                task: hostile,
+                policy: BoostPolicy::Deadline,
+                error: "e".into(),
+            },
+            Event::FifoFallback { cpu: 1, tid: 2 },
+            Event::Restored {
+                cpu: 1,
+                tid: 2,
+                policy: sys::SCHED_OTHER,
+            },
+            Event::ExitedWhileBoosted { cpu: 1, tid: 2 },
+            Event::ChangedMeanwhile {
+                cpu: 1,
+                tid: 2,
+                policy: sys::SCHED_RR,
+            },
+            Event::RestoreFailed {
+                cpu: 1,
+                tid: 2,
+                error: "e".into(),
+            },
+            Event::BackendFallback {
+                to: "sched_debug",
+                reason: "r".into(),
+            },
+            Event::RtThrottlingDisabled {
+                saved: Some(950_000),
+            },
+            Event::RtThrottlingRestored { runtime: 950_000 },
+            Event::RtThrottlingRestoreFailed {
+                runtime: 950_000,
+                error: "e".into(),
+            },
+        ];
+        let kinds: std::collections::HashSet<_> = events.iter().map(Event::kind).collect();
+        assert_eq!(kinds.len(), EventKind::ALL.len(), "one example per kind");
+        for event in &events {
+            for (name, value) in event.fields() {
+                assert!(
+                    FIELD_DOCS.iter().any(|(documented, _)| *documented == name),
+                    "{name} of {event:?} is not in FIELD_DOCS"
+                );
+                assert!(
+                    !value.to_string().contains(|c: char| c.is_control()),
+                    "{name}={value} of {event:?}"
+                );
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod boost;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;

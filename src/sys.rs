@@ -276,6 +276,122 @@ pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// A sealed memfd holding `data`: journald's way to take an entry too large for a datagram
+/// (sealed, so the receiver may map it knowing it cannot change).
+pub fn sealed_memfd(name: &str, data: &[u8]) -> io::Result<std::fs::File> {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    let name = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: `name` is NUL-terminated and outlives the call; the flags are valid.
+    let fd = check(unsafe {
+        libc::memfd_create(name.as_ptr(), libc::MFD_ALLOW_SEALING | libc::MFD_CLOEXEC)
+    } as libc::c_long)?;
+    // SAFETY: memfd_create just returned this descriptor, owned by nobody else.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd as RawFd) };
+    file.write_all(data)?;
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+    // SAFETY: F_ADD_SEALS takes an int argument and touches no memory of ours.
+    check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } as libc::c_long)?;
+    Ok(file)
+}
+
+/// Sends descriptor `fd` with an empty payload to the datagram socket at `path`, without
+/// blocking (`WouldBlock` when the receiver's queue is full).
+pub fn send_fd_nonblocking(
+    socket: &std::os::unix::net::UnixDatagram,
+    path: &Path,
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: an all-zero sockaddr_un is valid (AF_UNSPEC, empty path) before we fill it.
+    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= address.sun_path.len() {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    for (slot, byte) in address.sun_path.iter_mut().zip(bytes) {
+        *slot = *byte as libc::c_char;
+    }
+    let raw_fd: RawFd = fd.as_raw_fd();
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    // u64 storage keeps the control buffer aligned for cmsghdr.
+    let mut control = vec![0u64; space.div_ceil(8)];
+    // SAFETY: an all-zero msghdr is valid (no name, no data, no control) before we fill it.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_name = &mut address as *mut libc::sockaddr_un as *mut libc::c_void;
+    message.msg_namelen = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    message.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    message.msg_controllen = space as _;
+    // SAFETY: msg_control points at `space` writable, aligned bytes, enough for one header
+    // carrying one descriptor, so CMSG_FIRSTHDR is non-null and CMSG_DATA lies inside it.
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(&message);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(header) as *mut RawFd, raw_fd);
+    }
+    // SAFETY: `message` and everything it points to (address, control) live across the call.
+    check(unsafe {
+        libc::sendmsg(
+            socket.as_raw_fd(),
+            &message,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    } as libc::c_long)?;
+    Ok(())
+}
+
+/// The user id of the process at the other end of a unix stream socket (SO_PEERCRED): who
+/// connected, as the kernel recorded it, not as the client claims.
+pub fn peer_uid(stream: &std::os::unix::net::UnixStream) -> io::Result<u32> {
+    let mut credentials = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `credentials` is a writable ucred and `len` says its exact size.
+    check(unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut credentials as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        )
+    } as libc::c_long)?;
+    Ok(credentials.uid)
+}
+
+/// Moves the calling process into a mount namespace of its own, with every mount private, so
+/// that what it mounts next is seen by nobody else and vanishes when it exits.
+pub fn private_mount_namespace() -> io::Result<()> {
+    // SAFETY: unshare takes a flag and touches no memory of ours.
+    check(unsafe { libc::unshare(libc::CLONE_NEWNS) } as libc::c_long)?;
+    let root = CString::new("/").expect("no NUL");
+    // SAFETY: `root` is NUL-terminated; source, type and data may be NULL for a propagation
+    // change.
+    check(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    } as libc::c_long)?;
+    Ok(())
+}
+
+/// The calling thread becomes SCHED_OTHER (nice 0), whatever the process runs with: for
+/// helper threads that must never compete with the detect-and-boost loop.
+pub fn become_sched_other() -> io::Result<()> {
+    sched_setattr(0, &SchedAttr::new(SCHED_OTHER))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

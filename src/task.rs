@@ -122,6 +122,9 @@ pub struct RunQueue {
     pub cpu: u32,
     /// The task running on the CPU, if the backend saw one (`None` = idle or unknown).
     pub current: Option<Pid>,
+    /// Real-time tasks (SCHED_FIFO/SCHED_RR) on the CPU, the running one included: what the C
+    /// stalld prints as `rt:` in its per-check line.
+    pub nr_rt_running: u32,
     pub waiting: Vec<WaitingTask>,
 }
 

@@ -9,15 +9,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{policy_of, read_rt_runtime, Daemon, StarvationSession, Starver};
+use common::{last_cpu, only_victim as victim, policy_of, read_rt_runtime, Daemon};
+use common::{StarvationSession, Starver};
 use serde_json::Value;
 use stalld::backend::{queue_track_stamp_source, StampChoice, StampSource, STAMPS_ENV};
-use stalld::cpuset::configured_cpus;
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
 
 /// How a scenario runs stalld: `-b backend`, and for queue_track the stamp source forced
-/// through the environment (`None`: the default, with the variable removed).
+/// through the environment (`None`: the default, `auto`, whatever the test's environment).
 #[derive(Clone, Copy, Debug)]
 struct Setup {
     backend: &'static str,
@@ -47,19 +47,13 @@ impl Setup {
         })
     }
 
-    /// `env` arguments that set (or clear) the stamp source, then the stalld binary.
-    fn env_prefix(self) -> Vec<String> {
-        let mut prefix = match self.forced_stamps {
-            Some(source) => vec![format!("{STAMPS_ENV}={}", source.name())],
-            None => vec!["-u".to_owned(), STAMPS_ENV.to_owned()],
-        };
-        prefix.push(env!("CARGO_BIN_EXE_stalld").to_owned());
-        prefix
+    /// The stamp source's setting in stalld's environment.
+    fn env(self) -> [(&'static str, &'static str); 1] {
+        [(
+            STAMPS_ENV,
+            self.forced_stamps.map_or("auto", StampSource::name),
+        )]
     }
-}
-
-fn last_cpu() -> String {
-    (configured_cpus() - 1).to_string()
 }
 
 /// Starts the daemon and waits until it has chosen its backend, so that it sees the starvation
@@ -67,15 +61,7 @@ fn last_cpu() -> String {
 /// the daemon holds exactly that source's BPF links (with the kernel's stamps: the iterator
 /// only, nothing on a scheduler tracepoint).
 fn start_daemon(setup: Setup, extra: &[&str]) -> Daemon {
-    let mut args = setup.env_prefix();
-    args.extend(["-f", "-v", "-b", setup.backend].map(String::from));
-    args.extend(extra.iter().map(|arg| arg.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let daemon = Daemon::spawn_program("env", &args);
-    let ready = format!("using {} backend", setup.backend);
-    daemon
-        .wait_for_line(|line| line.contains(&ready), LINE_WAIT)
-        .unwrap_or_else(|| panic!("daemon did not start: {:?}", daemon.lines()));
+    let daemon = Daemon::start(&setup.env(), setup.backend, extra);
     if let Some(stamps) = setup.stamps() {
         let said = format!("queue_track: enqueue times from {}", stamps.describe());
         daemon
@@ -92,12 +78,6 @@ fn start_daemon(setup: Setup, extra: &[&str]) -> Daemon {
         );
     }
     daemon
-}
-
-fn victim(starver: &Starver) -> i32 {
-    let pids = starver.victim_pids();
-    assert_eq!(pids.len(), 1, "one victim expected");
-    pids[0]
 }
 
 fn starved_line(daemon: &Daemon, pid: i32, timeout: Duration) -> Option<String> {
@@ -402,7 +382,7 @@ fn works_with_debugfs_unmounted(setup: Setup) {
     else {
         return;
     };
-    let _unmounted = DebugfsUnmounted::new();
+    let _unmounted = Debugfs::unmounted();
     let cpu = last_cpu();
     let mut daemon = start_daemon(setup, &["-t", "2", "-d", "1", "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "15"]);
@@ -415,15 +395,21 @@ fn works_with_debugfs_unmounted(setup: Setup) {
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
-/// Unmounts debugfs for a test's duration, mounting it back afterwards.
-struct DebugfsUnmounted {
-    mount_point: Option<std::path::PathBuf>,
+const DEBUGFS: &str = "/sys/kernel/debug";
+
+/// Puts debugfs in the state a test needs and back as it found it when dropped, so that no test
+/// depends on, or leaves behind, a debugfs mounted by something else.
+struct Debugfs {
+    /// Where it was mounted before the test (to mount it back after [`Debugfs::unmounted`]).
+    was_at: Option<std::path::PathBuf>,
+    /// Mounted by [`Debugfs::mounted`]: unmounted again at the end.
+    mounted_here: bool,
 }
 
-impl DebugfsUnmounted {
-    fn new() -> DebugfsUnmounted {
-        let mount_point = stalld::mounts::find("debugfs");
-        if let Some(path) = &mount_point {
+impl Debugfs {
+    fn unmounted() -> Debugfs {
+        let was_at = stalld::mounts::find("debugfs");
+        if let Some(path) = &was_at {
             let status = std::process::Command::new("umount")
                 .arg("-l")
                 .arg(path)
@@ -431,13 +417,36 @@ impl DebugfsUnmounted {
                 .unwrap();
             assert!(status.success(), "umount {path:?}");
         }
-        DebugfsUnmounted { mount_point }
+        Debugfs {
+            was_at,
+            mounted_here: false,
+        }
+    }
+
+    fn mounted() -> Debugfs {
+        let mounted_here = stalld::mounts::find("debugfs").is_none();
+        if mounted_here {
+            let status = std::process::Command::new("mount")
+                .args(["-t", "debugfs", "none", DEBUGFS])
+                .status()
+                .unwrap();
+            assert!(status.success(), "mount debugfs at {DEBUGFS}");
+        }
+        Debugfs {
+            was_at: None,
+            mounted_here,
+        }
     }
 }
 
-impl Drop for DebugfsUnmounted {
+impl Drop for Debugfs {
     fn drop(&mut self) {
-        if let Some(path) = &self.mount_point {
+        if self.mounted_here {
+            let _ = std::process::Command::new("umount")
+                .args(["-l", DEBUGFS])
+                .status();
+        }
+        if let Some(path) = &self.was_at {
             let _ = std::process::Command::new("mount")
                 .args(["-t", "debugfs", "none"])
                 .arg(path)
@@ -447,7 +456,9 @@ impl Drop for DebugfsUnmounted {
 }
 
 /// Without the capabilities BPF needs, `-b queue_track` fails clearly and the default falls
-/// back to sched_debug with one line saying why.
+/// back to sched_debug with one line saying why. Without CAP_SYS_ADMIN stalld cannot mount
+/// debugfs either: with debugfs mounted the fallback runs, without it (a freshly booted
+/// machine) it fails and says why, in either case whatever state the machine was in before.
 fn bpf_failure_is_clear_when_forced_and_falls_back_by_default(setup: Setup) {
     let Some(_session) =
         StarvationSession::begin("bpf_failure_is_clear_when_forced_and_falls_back_by_default")
@@ -468,7 +479,8 @@ fn bpf_failure_is_clear_when_forced_and_falls_back_by_default(setup: Setup) {
                 "--",
                 "env",
             ])
-            .args(setup.env_prefix())
+            .args(setup.env().map(|(k, v)| format!("{k}={v}")))
+            .arg(env!("CARGO_BIN_EXE_stalld"))
             .args(args)
             .output()
             .expect("setpriv");
@@ -485,13 +497,24 @@ fn bpf_failure_is_clear_when_forced_and_falls_back_by_default(setup: Setup) {
         "{stderr}"
     );
 
-    let (_, stderr) = without_bpf("3", &["-f", "-v", "-l"]);
+    {
+        let _mounted = Debugfs::mounted();
+        let (_, stderr) = without_bpf("3", &["-f", "-v", "-l"]);
+        assert!(
+            stderr.contains("queue_track backend: BPF program load failed"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("; falling back to sched_debug"), "{stderr}");
+        assert!(stderr.contains("using sched_debug backend"), "{stderr}");
+    }
+    let _unmounted = Debugfs::unmounted();
+    let (code, stderr) = without_bpf("20", &["-f", "-v", "-l"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("; falling back to sched_debug"), "{stderr}");
     assert!(
-        stderr.contains("queue_track backend: BPF program load failed"),
+        stderr.contains("could not find the sched_debug file: debugfs is not mounted"),
         "{stderr}"
     );
-    assert!(stderr.contains("; falling back to sched_debug"), "{stderr}");
-    assert!(stderr.contains("using sched_debug backend"), "{stderr}");
 }
 
 /// A stamp source stalld does not know is an error that says so, never a silent fallback.

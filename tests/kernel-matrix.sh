@@ -23,22 +23,17 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HERE=$ROOT/tests/kernel-matrix
-CACHE=${KERNEL_MATRIX_CACHE:-$ROOT/.cache/kernels}
+KERNEL_CACHE=${KERNEL_MATRIX_CACHE:-$ROOT/.cache/kernels}
 WORK=$ROOT/target/kernel-matrix
 RESULTS=$ROOT/target/kernel-matrix.txt
 DOC=$ROOT/tests/kernel-matrix.md
-TRIPLE=x86_64-unknown-linux-gnu
+LOG_TAG="kernel-matrix"
+# shellcheck source=tests/lib/qemu-guest.sh
+. "$ROOT/tests/lib/qemu-guest.sh"
 THRESHOLD=3
 BOOT_TIMEOUT=${KERNEL_MATRIX_BOOT_TIMEOUT:-420}
 HOST_PACKAGES=(qemu-system-x86 busybox-static cpio gcc libc6-dev make pkg-config clang libelf-dev zlib1g-dev)
 
-# flavour -> apt package name pattern (the newest match is used)
-declare -A PATTERN=(
-	[6.1]='^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$'
-	[6.1-rt]='^linux-image-6\.1\.0-[0-9]+-rt-amd64-unsigned$'
-	[6.12]='^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$'
-	[6.12-rt]='^linux-image-6\.12\.[0-9]+\+deb12-rt-amd64-unsigned$'
-)
 # flavour -> also starve a SCHED_OTHER victim (6.1 has no fair server, so CFS tasks starve)
 declare -A OTHER=([6.1]=1 [6.1-rt]=1 [6.12]=0 [6.12-rt]=0 [lockdown]=0)
 FULL_SET=(6.1 6.1-rt 6.12 6.12-rt lockdown)
@@ -52,7 +47,7 @@ usage: tests/kernel-matrix.sh [--quick | --only FLAVOUR[,FLAVOUR...]] [--offline
   (default)     the full set: ${FULL_SET[*]}
   --quick       ${QUICK_SET[*]} (for CI on every run)
   --only LIST   any of: ${FULL_SET[*]}
-  --offline     no apt-get update/download: use the kernels in ${CACHE#"$ROOT"/}
+  --offline     no apt-get update/download: use the kernels in ${KERNEL_CACHE#"$ROOT"/}
   --no-build    reuse the static binaries of the previous run
   --fetch-only  install the host packages and fetch the kernels, then stop
   --table       print the markdown "Tested kernels" table of target/kernel-matrix.txt
@@ -62,15 +57,6 @@ Environment: KERNEL_MATRIX_BOOT_TIMEOUT (seconds per boot, default $BOOT_TIMEOUT
 KERNEL_MATRIX_CACHE (kernel cache, default .cache/kernels), KERNEL_MATRIX_APPEND (more
 kernel command line, e.g. kmatrix.runtime=20us or kmatrix.backends=sched_debug).
 EOF
-}
-
-die() {
-	echo "kernel-matrix: error: $*" >&2
-	exit 2
-}
-
-note() {
-	echo "kernel-matrix: $*" >&2
 }
 
 # ---------------------------------------------------------------------------- the table
@@ -150,104 +136,7 @@ update_doc() {
 	note "updated the table in ${DOC#"$ROOT"/}"
 }
 
-# ---------------------------------------------------------------------------- host setup
-
-APT_UPDATED=0
-apt_update() {
-	[ "$APT_UPDATED" = 1 ] && return 0
-	APT_UPDATED=1
-	note "apt-get update"
-	apt-get update -qq >"$WORK/apt-update.log" 2>&1 || {
-		note "warning: apt-get update failed (see $WORK/apt-update.log); using what apt already knows"
-		return 1
-	}
-}
-
-install_host_packages() {
-	local missing=() package
-	for package in "${HOST_PACKAGES[@]}"; do
-		dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||
-			missing+=("$package")
-	done
-	[ "${#missing[@]}" -eq 0 ] && return 0
-	[ "$(id -u)" -eq 0 ] || die "host packages missing (${missing[*]}) and not root to install them"
-	[ "$OFFLINE" = 1 ] && die "host packages missing (${missing[*]}) and --offline given"
-	apt_update || true
-	note "installing host packages: ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-		>"$WORK/apt-install.log" 2>&1 ||
-		die "apt-get install ${missing[*]} failed; see $WORK/apt-install.log"
-}
-
-# fetch_kernel FLAVOUR: prints the kernel release (uname -r) whose vmlinuz is in the cache,
-# downloading and unpacking the newest Debian package of that flavour first if needed.
-fetch_kernel() {
-	local flavour=$1 pattern=${PATTERN[$1]} package="" release deb tmp
-	if [ "$OFFLINE" != 1 ]; then
-		package=$(apt-cache pkgnames linux-image-6. | grep -E "$pattern" | sort -V | tail -n 1 || true)
-		[ -n "$package" ] || note "warning: apt knows no package matching $pattern"
-	fi
-	if [ -z "$package" ]; then
-		# Offline, or apt knows nothing: the newest cached kernel of this flavour.
-		package=$(find "$CACHE" -mindepth 1 -maxdepth 1 -type d -printf 'linux-image-%f-unsigned\n' 2>/dev/null |
-			grep -E "$pattern" | sort -V | tail -n 1 || true)
-		[ -n "$package" ] || die "no $flavour kernel: none in $CACHE and apt has none matching $pattern"
-	fi
-	release=${package#linux-image-}
-	release=${release%-unsigned}
-	if [ ! -s "$CACHE/$release/boot/vmlinuz-$release" ]; then
-		[ "$OFFLINE" = 1 ] && die "$release is not in $CACHE and --offline was given"
-		mkdir -p "$CACHE/debs"
-		note "downloading $package"
-		(cd "$CACHE/debs" && apt-get download -q "$package" >"$WORK/apt-download-$release.log" 2>&1) ||
-			die "apt-get download $package failed; see $WORK/apt-download-$release.log"
-		local debs=("$CACHE/debs/${package}_"*.deb)
-		deb=${debs[-1]}
-		[ -f "$deb" ] || die "apt-get download $package left no .deb in $CACHE/debs"
-		# Only boot/ (vmlinuz, config, System.map) is needed: the guests load no modules.
-		tmp=$(mktemp -d "$CACHE/.unpack.XXXXXX")
-		dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" ./boot ||
-			die "unpacking $deb failed"
-		[ -s "$tmp/boot/vmlinuz-$release" ] || die "$deb has no boot/vmlinuz-$release"
-		rm -rf "${CACHE:?}/$release"
-		mkdir -p "$CACHE/$release"
-		mv "$tmp/boot" "$CACHE/$release/boot"
-		basename "$deb" >"$CACHE/$release/package"
-		rm -rf "$tmp" "$deb"
-	fi
-	echo "$release"
-}
-
 # ---------------------------------------------------------------------------- the payload
-
-build_binaries() {
-	[ -f "$ROOT/src/bin/stalld-starve.rs" ] ||
-		die "src/bin/stalld-starve.rs is missing: the starvation generator has not landed on this branch yet"
-	local features=()
-	# libbpf-rs's `static` feature links libbpf, libelf and libz statically.
-	grep -q '^libbpf-rs *=' "$ROOT/Cargo.toml" && features=(--features libbpf-rs/static)
-	note "building static stalld and stalld-starve (cargo build --release --target $TRIPLE ${features[*]})"
-	(
-		cd "$ROOT"
-		# glibc static; with --target, RUSTFLAGS do not reach build scripts and proc macros.
-		RUSTFLAGS="-C target-feature=+crt-static" \
-			LIBBPF_SYS_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu \
-			cargo build --release --locked --target "$TRIPLE" "${features[@]}" \
-			--bin stalld --bin stalld-starve
-	) >"$WORK/cargo-build.log" 2>&1 || {
-		tail -n 60 "$WORK/cargo-build.log" >&2
-		die "the static build failed; full log in $WORK/cargo-build.log"
-	}
-	local bin
-	for bin in stalld stalld-starve; do
-		local path=$ROOT/target/$TRIPLE/release/$bin
-		[ -x "$path" ] || die "$path was not built"
-		if readelf -l "$path" | grep -q 'program interpreter' || readelf -d "$path" | grep -q NEEDED; then
-			readelf -d "$path" | grep NEEDED >&2 || true
-			die "$bin is not static (it has a program interpreter or NEEDED libraries)"
-		fi
-	done
-}
 
 build_initramfs() {
 	local base=$WORK/base payload=$WORK/payload applet
@@ -257,10 +146,10 @@ build_initramfs() {
 	for applet in $(/bin/busybox --list); do
 		[ "$applet" = busybox ] || ln -sf busybox "$base/bin/$applet"
 	done
-	gcc -static -O2 -Wall -o "$base/bin/qexit" "$HERE/qexit.c" || die "building qexit failed"
+	build_qexit "$base/bin/qexit"
 	install -m 0755 "$HERE/init" "$base/init"
 	(cd "$base" && find . | cpio -o -H newc --quiet | gzip -1) >"$WORK/base.cpio.gz"
-	install -m 0755 "$ROOT/target/$TRIPLE/release/stalld" "$ROOT/target/$TRIPLE/release/stalld-starve" \
+	install -m 0755 "$STATIC_OUT/stalld" "$STATIC_OUT/stalld-starve" \
 		"$HERE/run.sh" "$payload/test/"
 	(cd "$payload" && find . | cpio -o -H newc --quiet | gzip -1) >"$WORK/payload.cpio.gz"
 	# The kernel merges concatenated compressed cpio archives.
@@ -274,7 +163,7 @@ RESULT_LINES=()
 
 # boot FLAVOUR RELEASE: one guest; appends its result lines to RESULT_LINES.
 boot() {
-	local flavour=$1 release=$2 mode=normal extra="" expected log rc start end wall status
+	local flavour=$1 release=$2 mode=normal extra="" expected log rc wall status
 	local -a lines=()
 	expected="queue_track queue_track:tracepoints sched_debug"
 	if [ "$flavour" = lockdown ]; then
@@ -284,50 +173,13 @@ boot() {
 	fi
 	# The stamp source the default must choose: the kernel's own where it keeps them.
 	local stamps=tracepoints
-	grep -q '^CONFIG_SCHED_INFO=y' "$CACHE/$release/boot/config-$release" 2>/dev/null && stamps=sched_info
+	grep -q '^CONFIG_SCHED_INFO=y' "$KERNEL_CACHE/$release/boot/config-$release" 2>/dev/null && stamps=sched_info
 	log=$WORK/console-$flavour.log
 	note "booting $release ($flavour); console in ${log#"$ROOT"/}"
-	start=$(date +%s.%N)
-	local attempt
-	for attempt in 1 2 3; do
-		set +e
-		timeout --kill-after=10 "$BOOT_TIMEOUT" qemu-system-x86_64 \
-			-accel tcg -cpu max -smp 2 -m 1024 \
-			-nodefaults -display none -no-reboot -serial stdio \
-			-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-			-kernel "$CACHE/$release/boot/vmlinuz-$release" -initrd "$WORK/initrd.gz" \
-			-append "console=ttyS0 panic=-1 quiet $extra kmatrix.mode=$mode kmatrix.other=${OTHER[$flavour]} kmatrix.threshold=$THRESHOLD kmatrix.backends=${expected// /,} kmatrix.stamps=$stamps ${KERNEL_MATRIX_APPEND:-}" \
-			</dev/null >"$log" 2>&1
-		rc=$?
-		set -e
-		# Under TCG a guest kernel occasionally oopses while booting (int3 text patching),
-		# before /init runs: that says nothing about stalld, so boot it again.
-		grep -q '^=== INIT started' "$log" && break
-		note "$release ($flavour): the kernel died before /init (attempt $attempt); booting again"
-	done
-	end=$(date +%s.%N)
-	wall=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
-	local console_rc
-	console_rc=$(tr -d '\r' <"$log" | sed -n 's/^=== RESULT rc=\([0-9]*\)$/\1/p' | tail -n 1)
-	case "$rc" in
-	1) status="guest rc 0" ;;
-	124 | 137) status="timed out after ${BOOT_TIMEOUT} s" ;;
-	0)
-		# Lockdown (integrity and up) refuses ioperm(), so qexit cannot report: the guest
-		# then powers off, and its /init's console line is the only word on the result.
-		if [ -n "$console_rc" ] && grep -q '^qexit: ioperm: Operation not permitted' "$log"; then
-			status="guest rc $console_rc (console; lockdown refuses ioperm)"
-			[ "$console_rc" = 0 ] && rc=1
-		else
-			status="guest powered off without reporting (panic?)"
-		fi
-		;;
-	*) if [ $((rc % 2)) -eq 1 ]; then status="guest rc $((rc >> 1))"; else status="qemu rc $rc"; fi ;;
-	esac
-	if [ "$rc" = 1 ] && [ "$console_rc" != 0 ]; then
-		status="$status, but the console says rc=${console_rc:-nothing}"
-		rc=2
-	fi
+	qemu_boot "$KERNEL_CACHE/$release/boot/vmlinuz-$release" "$WORK/initrd.gz" \
+		"console=ttyS0 panic=-1 quiet $extra kmatrix.mode=$mode kmatrix.other=${OTHER[$flavour]} kmatrix.threshold=$THRESHOLD kmatrix.backends=${expected// /,} kmatrix.stamps=$stamps ${KERNEL_MATRIX_APPEND:-}" \
+		"$log" "$BOOT_TIMEOUT" 1024
+	rc=$QEMU_RC status=$QEMU_STATUS wall=$QEMU_WALL
 	mapfile -t lines < <(tr -d '\r' <"$log" | sed -n 's/^KMATRIX //p')
 	# Lines the guest never printed are failures too.
 	local case_name seen line
@@ -391,10 +243,10 @@ done
 for flavour in "${SET[@]}"; do
 	[ -n "${OTHER[$flavour]:-}" ] || die "unknown flavour '$flavour' (known: ${FULL_SET[*]})"
 done
-[ "$(uname -m)" = x86_64 ] || die "the matrix boots x86_64 kernels and builds for $TRIPLE: run it on x86_64"
+[ "$(uname -m)" = x86_64 ] || die "the matrix boots x86_64 kernels and builds for x86_64: run it on x86_64"
 
 SECONDS=0
-mkdir -p "$WORK" "$CACHE"
+mkdir -p "$WORK" "$KERNEL_CACHE"
 install_host_packages
 
 [ "$OFFLINE" = 1 ] || apt_update || true
@@ -412,7 +264,7 @@ note "kernels ready after ${SECONDS} s: $(for f in "${SET[@]}"; do printf '%s=%s
 [ "$FETCH_ONLY" = 1 ] && exit 0
 
 if [ "$BUILD" = 1 ]; then
-	build_binaries
+	build_static_binaries stalld stalld-starve
 	note "static binaries ready after ${SECONDS} s"
 fi
 build_initramfs

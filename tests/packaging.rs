@@ -56,6 +56,21 @@ fn the_unit_and_the_shipped_config_make_a_valid_command_line() {
         Some(std::path::Path::new("/run/stalld/stalld.pid"))
     );
     assert!(unit.contains("ExecStartPre=/usr/bin/throttlectl off"));
+    // Both environment files are optional (`-`); Debian's is read too. $BE stays in ExecStart
+    // so that drop-ins setting the backend keep working.
+    for file in ["/etc/sysconfig/stalld", "/etc/default/stalld"] {
+        assert!(
+            unit.lines()
+                .any(|l| l == format!("EnvironmentFile=-{file}")),
+            "{file} not read as an optional environment file"
+        );
+    }
+    assert!(unit
+        .lines()
+        .any(|l| l.starts_with("ExecStart=") && l.split_whitespace().any(|w| w == "$BE")));
+    // stalld sends READY=1 and pings the watchdog from its loop (tests/e2e_observability.rs).
+    assert!(unit.contains("\nType=notify\n") && unit.contains("\nNotifyAccess=main\n"));
+    assert!(unit.contains("\nWatchdogSec=60s\n"));
 }
 
 #[test]
@@ -145,4 +160,126 @@ fn parse_sched_debug_rejects_garbage_with_the_line() {
     assert_ne!(code, Some(0));
     assert!(stdout.is_empty());
     assert!(stderr.contains("sched_debug line"), "{stderr}");
+}
+
+/// The man page and completions are generated from the same definition as the usage screen
+/// and the parser: every option (short and long) and every subcommand is in each of them.
+#[test]
+fn man_page_completions_usage_and_parser_agree() {
+    use clap::CommandFactory;
+    let out = env!("OUT_DIR");
+    let read = |path: &str| {
+        std::fs::read_to_string(format!("{out}/{path}"))
+            .unwrap_or_else(|err| panic!("{out}/{path}: {err}"))
+    };
+    // Without roff's dash escapes and font changes.
+    let plain = |roff: &str| {
+        ["\\fB", "\\fI", "\\fR"]
+            .iter()
+            .fold(roff.replace("\\-", "-"), |text, font| {
+                text.replace(font, "")
+            })
+    };
+    let man = plain(&read("man/stalld.8"));
+    let bash = read("completions/stalld.bash");
+    let zsh = read("completions/_stalld");
+    let fish = read("completions/stalld.fish");
+    let usage = cli::usage();
+    let command = cli::Args::command();
+    for arg in command.get_arguments().filter(|a| !a.is_positional()) {
+        let long = format!("--{}", arg.get_long().unwrap());
+        let (in_man, in_usage) = match arg.get_short() {
+            Some(short) => (format!("-{short}, {long}"), format!("-{short}/{long}:")),
+            None => (format!("\n{long}"), format!(" {long}:")),
+        };
+        assert!(man.contains(&in_man), "{long} not in the man page");
+        assert!(usage.contains(&in_usage), "{long} not in the usage");
+        assert!(
+            bash.contains(&long) && zsh.contains(&long),
+            "{long} not completed"
+        );
+        assert!(
+            fish.contains(&format!("-l {}", &long[2..])),
+            "{long} not in the fish completions"
+        );
+    }
+    for sub in command.get_subcommands() {
+        let name = sub.get_name();
+        assert!(
+            man.contains(&format!("stalld {name}")),
+            "{name} not in the man page"
+        );
+        assert!(
+            usage.contains(&format!("stalld {name}")),
+            "{name} not in the usage"
+        );
+        assert!(bash.contains(name) && zsh.contains(name) && fish.contains(name));
+    }
+    assert!(man.contains(".SH SUBCOMMANDS") && man.contains(".SH VERBOSE OUTPUT"));
+    // The same files are next to the binary for `make install`.
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_stalld"));
+    let beside = std::fs::read_to_string(binary.with_file_name("man").join("stalld.8")).unwrap();
+    assert_eq!(plain(&beside), man);
+}
+
+/// `--help` shows the usage screen (with the subcommands) on stderr and exits 0; the
+/// subcommands named there run.
+#[test]
+fn help_documents_the_subcommands_and_they_run() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stalld"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(help.trim_end(), cli::usage());
+    assert!(help.contains("stalld throttle off|on|show"), "{help}");
+    assert!(help.contains("stalld parse-sched-debug FILE|-"), "{help}");
+    let show = Command::new(env!("CARGO_BIN_EXE_stalld"))
+        .args(["throttle", "show"])
+        .output()
+        .unwrap();
+    assert!(show.status.success(), "{show:?}");
+    let misuse = Command::new(env!("CARGO_BIN_EXE_stalld"))
+        .args(["throttle", "sideways"])
+        .output()
+        .unwrap();
+    assert_eq!(misuse.status.code(), Some(22));
+    assert!(
+        String::from_utf8_lossy(&misuse.stderr).ends_with("usage: stalld throttle off|on|show\n")
+    );
+}
+#[test]
+fn the_man_page_carries_the_observability_section_verbatim() {
+    let man = std::fs::read_to_string(concat!(env!("OUT_DIR"), "/man/stalld.8")).unwrap();
+    let section = include_str!("../man/observability.roff");
+    assert!(
+        man.contains(section),
+        "the generated stalld.8 must include man/observability.roff verbatim"
+    );
+}
+
+#[test]
+fn every_event_and_field_is_documented() {
+    use stalld::event::{EventKind, FIELD_DOCS};
+    let readme = include_str!("../README.md");
+    let man = include_str!("../man/observability.roff");
+    for kind in EventKind::ALL {
+        for text in [readme, man] {
+            assert!(text.contains(kind.name()), "{} undocumented", kind.name());
+            assert!(
+                text.contains(kind.message_id()),
+                "MESSAGE_ID of {} undocumented",
+                kind.name()
+            );
+        }
+    }
+    for (field, _) in FIELD_DOCS {
+        let journald = format!("STALLD_{}", field.to_ascii_uppercase());
+        assert!(
+            readme.contains(&format!("`{field}`")) && readme.contains(&journald),
+            "README lacks {field}"
+        );
+        assert!(man.contains(&journald), "man page lacks {journald}");
+    }
 }

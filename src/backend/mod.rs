@@ -26,9 +26,16 @@ pub trait Backend {
     /// daemon can sleep until a task can first reach the threshold instead of polling.
     fn knows_queue_times(&self) -> bool;
 
-    /// Where the enqueue times come from, for backends that have them (queue_track).
-    fn stamp_source(&self) -> Option<StampSource> {
+    /// Where the enqueue times come from, for backends that know them (queue_track).
+    fn stamps(&self) -> Option<StampSource> {
         None
+    }
+
+    /// The same as `stalld_backend_info{stamps}`, `stalld status` and `stalld check` name it:
+    /// `sched_info` (the kernel's own stamps), `tracepoints` (stalld's programs on the
+    /// scheduler tracepoints) or `none` (a polling backend).
+    fn stamp_source(&self) -> &'static str {
+        self.stamps().map_or("none", StampSource::name)
     }
 
     /// Replaces `out` with one [`RunQueue`] per monitored CPU that the backend currently sees.

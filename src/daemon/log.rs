@@ -1,30 +1,110 @@
-//! Where log lines go. Message texts stay upstream's, because operators' scripts grep them.
-//! Typed [`Event`]s are rendered here; the remaining free-text lines are configuration and
-//! diagnostics that no tool keys on.
+//! Where log lines and events go. Message texts stay upstream's, because operators' scripts
+//! grep them. Typed [`Event`]s are rendered here, once, into every sink; the remaining
+//! free-text lines are configuration and diagnostics that no tool keys on.
 //!
-//! `-v`: stderr with the `stalld: ` prefix. `-k`: /dev/kmsg. `-s`: syslog (ident `stalld`,
-//! facility daemon) through /dev/log. Started by systemd (JOURNAL_STREAM names our stderr):
-//! stderr with `<priority>` prefixes, which journald turns into message priorities.
-//! Warnings always reach stderr.
+//! Text sinks: `-v`: stderr with the `stalld: ` prefix. `-k`: /dev/kmsg. `-s`: syslog (ident
+//! `stalld`, facility daemon) through /dev/log. Warnings always reach stderr.
+//! Structured sinks, which render any event generically from [`Event::fields`]:
+//! journald's native protocol ([`journal`]) when stalld runs under journald (it then replaces
+//! the `<priority>`-prefixed stderr lines systemd would otherwise store), the `--events` JSON
+//! lines ([`events_file`]), and the daemon's [`Telemetry`] (metrics, `stalld status`).
+//!
+//! No sink blocks the loop: syslog and journal datagrams are sent non-blocking and the events
+//! file is written non-blocking; what cannot be written at once is dropped and counted
+//! ([`Drops`], exposed as `stalld_log_dropped_total{sink}`).
+
+pub mod events_file;
+pub mod journal;
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::SystemTime;
 
-use crate::event::{Event, Severity};
+use serde_json::{Map, Value};
+
+use super::telemetry::Telemetry;
+use crate::event::{Event, FieldValue, Severity};
+use events_file::EventsFile;
+use journal::Journal;
 
 const SYSLOG_SOCKET: &str = "/dev/log";
+/// For tests only: the syslog socket to send to instead of /dev/log.
+pub const SYSLOG_SOCKET_ENV: &str = "STALLD_SYSLOG_SOCKET";
 const KMSG: &str = "/dev/kmsg";
 const LOG_DAEMON: u8 = 3 << 3;
+
+/// What became of one message in one sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Sent,
+    /// The receiver is not keeping up (its queue is full): dropped rather than waited for.
+    Dropped,
+    /// Nobody listens there (no such socket, connection refused, ...).
+    Unavailable,
+}
+
+impl Delivery {
+    fn of(result: io::Result<()>) -> Delivery {
+        match result {
+            Ok(()) => Delivery::Sent,
+            Err(error)
+                if error.kind() == io::ErrorKind::WouldBlock
+                    || error.raw_os_error() == Some(libc::ENOBUFS) =>
+            {
+                Delivery::Dropped
+            }
+            Err(_) => Delivery::Unavailable,
+        }
+    }
+}
+
+/// Messages each sink could not take without blocking, since the start.
+#[derive(Debug, Default)]
+pub struct Drops {
+    pub journal: AtomicU64,
+    pub syslog: AtomicU64,
+    pub kmsg: AtomicU64,
+    pub events: AtomicU64,
+}
+
+impl Drops {
+    /// `(sink, count)` for every sink.
+    pub fn counts(&self) -> [(&'static str, u64); 4] {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        [
+            ("journal", get(&self.journal)),
+            ("syslog", get(&self.syslog)),
+            ("kmsg", get(&self.kmsg)),
+            ("events", get(&self.events)),
+        ]
+    }
+
+    fn count(counter: &AtomicU64, delivery: Delivery) -> Delivery {
+        if delivery != Delivery::Sent {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        delivery
+    }
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct Logger {
     verbose: bool,
-    journal: bool,
+    /// Stderr is connected to journald (JOURNAL_STREAM names it).
+    journal_stream: bool,
     kmsg: bool,
-    syslog: Option<Arc<UnixDatagram>>,
+    syslog: Option<Arc<(UnixDatagram, PathBuf)>>,
+    journal: Option<Arc<Journal>>,
+    events: Option<Arc<Mutex<EventsFile>>>,
+    telemetry: Option<Arc<Mutex<Telemetry>>>,
+    drops: Arc<Drops>,
+    /// The backend in use, once chosen: a field of every structured event.
+    backend: Arc<OnceLock<&'static str>>,
 }
 
 impl Logger {
@@ -32,12 +112,13 @@ impl Logger {
     pub fn new(verbose: bool) -> Logger {
         Logger {
             verbose,
-            journal: stderr_is_journal(),
+            journal_stream: stderr_is_journal(),
             ..Logger::default()
         }
     }
 
-    /// Adds /dev/kmsg and syslog as configured. A sink that cannot be opened is a warning.
+    /// Adds /dev/kmsg and syslog as configured, and journald's native protocol when stalld
+    /// runs under journald. A sink that cannot be opened is a warning.
     pub fn with_sinks(mut self, kmsg: bool, syslog: bool) -> Logger {
         if kmsg {
             match OpenOptions::new().write(true).open(KMSG) {
@@ -46,40 +127,164 @@ impl Logger {
             }
         }
         if syslog {
-            match UnixDatagram::unbound() {
-                Ok(socket) => self.syslog = Some(Arc::new(socket)),
+            let path = std::env::var_os(SYSLOG_SOCKET_ENV)
+                .map_or_else(|| PathBuf::from(SYSLOG_SOCKET), PathBuf::from);
+            match UnixDatagram::unbound().and_then(|s| s.set_nonblocking(true).map(|()| s)) {
+                Ok(socket) => self.syslog = Some(Arc::new((socket, path))),
                 Err(error) => self.warn(&format!("cannot create a syslog socket: {error}")),
             }
         }
+        self.journal = Journal::from_environment().map(Arc::new);
         self
     }
 
-    /// Something that happened: its text line goes to every configured sink; warnings reach
-    /// stderr even without `-v`.
+    /// `--events FILE|-`: every event as a JSON line.
+    pub fn with_events_file(mut self, target: &Path) -> io::Result<Logger> {
+        self.events = Some(Arc::new(Mutex::new(EventsFile::open(target)?)));
+        Ok(self)
+    }
+
+    /// Feeds every event to `telemetry` (metrics, `stalld status`).
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Logger {
+        self.telemetry = Some(Arc::new(Mutex::new(telemetry)));
+        self
+    }
+
+    pub fn drops(&self) -> Arc<Drops> {
+        Arc::clone(&self.drops)
+    }
+
+    /// The telemetry, for the loop's own measurements. Only the daemon's main thread takes
+    /// this lock (listener threads read what it publishes), so it never waits.
+    pub fn telemetry(&self) -> Option<MutexGuard<'_, Telemetry>> {
+        let telemetry = self.telemetry.as_ref()?;
+        Some(
+            telemetry
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    /// The backend in use: added to every later event.
+    pub fn set_backend(&self, name: &'static str) {
+        let _ = self.backend.set(name);
+    }
+
+    /// Something that happened: its text line goes to every text sink (warnings reach
+    /// stderr even without `-v`), its fields to every structured sink.
     pub fn event(&self, event: &Event) {
         let severity = event.severity();
+        let text = event.text();
+        let mut fields = event.fields();
+        if let Some(backend) = self.backend.get() {
+            if !fields.iter().any(|(name, _)| *name == "backend") {
+                fields.push(("backend", FieldValue::Text((*backend).to_owned())));
+            }
+        }
+        let kind = event.kind();
+        let mut journal: Vec<(String, Vec<u8>)> = vec![
+            ("MESSAGE_ID".into(), kind.message_id().into()),
+            ("STALLD_EVENT".into(), kind.name().into()),
+        ];
+        if let Some(tid) = event.tid() {
+            // journald adds the victim's own unit, cgroup and command line (OBJECT_*).
+            journal.push(("OBJECT_PID".into(), tid.to_string().into()));
+        }
+        journal.extend(
+            fields
+                .iter()
+                .map(|(name, value)| (journal::field_name(name), value.to_string().into())),
+        );
         self.emit(
             severity,
-            &event.text(),
-            severity == Severity::Warning || self.verbose || self.journal,
+            &text,
+            severity == Severity::Warning || self.verbose || self.journal_stream,
+            &journal,
         );
+        if self.events.is_none() && self.telemetry.is_none() {
+            return;
+        }
+        let json = Arc::new(event_json(event, &text, &fields, SystemTime::now()));
+        if let Some(events) = &self.events {
+            let mut events = events.lock().unwrap_or_else(|p| p.into_inner());
+            if !events.write_line(&json.to_string()) {
+                self.drops.events.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if let Some(mut telemetry) = self.telemetry() {
+            telemetry.record(event, json);
+        }
     }
 
     /// A log line: goes to every configured sink.
     pub fn log(&self, message: &str) {
-        self.emit(Severity::Info, message, self.verbose || self.journal);
+        self.emit(
+            Severity::Info,
+            message,
+            self.verbose || self.journal_stream,
+            &[],
+        );
     }
 
     /// Something the operator should see even without `-v`.
     pub fn warn(&self, message: &str) {
-        self.emit(Severity::Warning, message, true);
+        self.emit(Severity::Warning, message, true, &[]);
     }
 
-    fn emit(&self, severity: Severity, message: &str, to_stderr: bool) {
+    /// A `-v` diagnostic, such as the per-check lines: stderr only, and only with `-v`, like
+    /// the C stalld's `info()`; never kmsg, syslog, the event stream or the native journal.
+    pub fn verbose(&self, message: &str) {
+        if self.verbose {
+            let level = Severity::Info as u8;
+            let line = if self.journal_stream {
+                format!("<{level}>stalld: {message}\n")
+            } else {
+                format!("stalld: {message}\n")
+            };
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+    }
+
+    /// `-v` output the C stalld prints on stdout (the per-CPU task tables), in one write.
+    pub fn verbose_stdout(&self, text: &str) {
+        if self.verbose {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush());
+        }
+    }
+
+    /// Sends one message to every sink; `extra` are journald fields beyond the message and
+    /// its priority.
+    fn emit(
+        &self,
+        severity: Severity,
+        message: &str,
+        to_stderr: bool,
+        extra: &[(String, Vec<u8>)],
+    ) {
         let level = severity as u8;
-        if to_stderr {
+        let journaled = self.journal.as_ref().is_some_and(|journal| {
+            let priority = level.to_string();
+            let mut fields: Vec<(&str, &[u8])> = vec![
+                ("MESSAGE", message.as_bytes()),
+                ("PRIORITY", priority.as_bytes()),
+                ("SYSLOG_IDENTIFIER", b"stalld"),
+            ];
+            fields.extend(extra.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+            // Unavailable (no journald after all) falls back to the stream below, if stderr
+            // is one; dropped is dropped: journald is there but not keeping up.
+            let delivery = journal.send(&fields);
+            if delivery == Delivery::Dropped || !self.journal_stream {
+                Drops::count(&self.drops.journal, delivery);
+            }
+            delivery != Delivery::Unavailable
+        });
+        // The native entry replaces the stream line journald would store as a twin.
+        if to_stderr && !(journaled && self.journal_stream) {
             // One write per line keeps lines whole when several processes share the terminal.
-            let line = if self.journal {
+            let line = if self.journal_stream {
                 format!("<{level}>stalld: {message}\n")
             } else {
                 format!("stalld: {message}\n")
@@ -88,21 +293,56 @@ impl Logger {
         }
         if self.kmsg {
             // The kernel rate-limits each open file to 10 records per 5 s: a fresh open per
-            // line keeps a burst of boosts from being dropped.
-            if let Ok(mut kmsg) = OpenOptions::new().write(true).open(KMSG) {
-                let _ = kmsg.write_all(format!("<{level}>stalld: {message}").as_bytes());
-            }
+            // line keeps a burst of boosts from being dropped. Writes to the ring never wait.
+            let written = OpenOptions::new()
+                .write(true)
+                .open(KMSG)
+                .and_then(|mut kmsg| {
+                    kmsg.write_all(format!("<{level}>stalld: {message}").as_bytes())
+                });
+            Drops::count(&self.drops.kmsg, Delivery::of(written));
         }
-        if let Some(socket) = &self.syslog {
-            // The socket is looked up per message, so a syslog daemon (re)started later is found.
+        if let Some(syslog) = &self.syslog {
+            let (socket, path) = &**syslog;
+            // Sent by path every time, so a syslog daemon (re)started later is found.
             let packet = format!(
                 "<{}>stalld[{}]: {message}",
                 LOG_DAEMON | level,
                 std::process::id()
             );
-            let _ = socket.send_to(packet.as_bytes(), SYSLOG_SOCKET);
+            Drops::count(
+                &self.drops.syslog,
+                Delivery::of(socket.send_to(packet.as_bytes(), path).map(drop)),
+            );
         }
     }
+}
+
+/// One event as a JSON object: the `--events` line, and an entry of `stalld status`.
+pub fn event_json(
+    event: &Event,
+    text: &str,
+    fields: &[(&'static str, FieldValue)],
+    at: SystemTime,
+) -> Value {
+    let kind = event.kind();
+    let mut object = Map::new();
+    let timestamp = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64());
+    object.insert("timestamp".into(), timestamp.into());
+    object.insert("event".into(), kind.name().into());
+    object.insert("message_id".into(), kind.message_id().into());
+    object.insert("priority".into(), (event.severity() as u8).into());
+    object.insert("message".into(), text.into());
+    for (name, value) in fields {
+        let value = match value {
+            FieldValue::Int(number) => Value::from(*number),
+            FieldValue::Text(text) => Value::from(text.as_str()),
+        };
+        object.insert((*name).into(), value);
+    }
+    Value::Object(object)
 }
 
 /// systemd sets JOURNAL_STREAM to the `device:inode` of the stream it connected to stderr.

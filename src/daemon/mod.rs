@@ -5,13 +5,21 @@
 //! waiting task reaches the threshold, or (for a backend that cannot see queue times) the next
 //! poll.
 
+mod checks;
+mod culprit;
 mod guardian;
 mod idle;
+mod listen;
 mod log;
+mod metrics;
+mod notify;
 mod pidfile;
 mod rt_throttle;
+mod rundir;
 mod sched_features;
 mod signals;
+mod status;
+mod telemetry;
 
 use std::time::Duration;
 
@@ -24,9 +32,15 @@ use crate::config::{Config, Mode};
 use crate::detect::{Detector, Starving};
 use crate::event::{Event, TaskName};
 use crate::sys::{self, SchedAttr};
-use crate::task::{Comm, MonoTime, Pid, WaitingTask};
-pub use log::Logger;
+use crate::task::{Comm, MonoTime, Pid, RunQueue, WaitingTask};
+pub use log::journal::{Journal, SOCKET_ENV as JOURNAL_SOCKET_ENV};
+pub use log::{Delivery, Logger, SYSLOG_SOCKET_ENV};
 pub use rt_throttle::throttlectl;
+pub use sched_features::hrtick_state;
+pub use status::{
+    client as status_client, socket_path as status_socket_path, EXIT_NOT_RUNNING, EXIT_REFUSED,
+    SOCKET_ENV as STATUS_SOCKET_ENV,
+};
 
 /// Longest pause between retries when the backend keeps failing.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -36,6 +50,7 @@ pub fn run(config: Config) -> Result<()> {
     if !sys::is_root() {
         bail!("stalld needs root permission");
     }
+    let logger = with_structured_sinks(logger, &config)?;
     if let Some(affinity) = &config.affinity {
         for cpu in affinity.iter() {
             logger.log(&format!("self-affinity: adding cpu {cpu}"));
@@ -51,6 +66,20 @@ pub fn run(config: Config) -> Result<()> {
     };
     // Before anything slow, so that an early SIGTERM still means an orderly shutdown.
     let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
+    // Bound now, served once daemonized: a bad or busy address is an error on the terminal.
+    let metrics = config
+        .metrics
+        .as_ref()
+        .map(metrics::MetricsServer::bind)
+        .transpose()?;
+    let mut status = status::StatusServer::bind()
+        .map_err(|error| {
+            logger.warn(&format!(
+                "no status socket at {}: {error}",
+                status::socket_path().display()
+            ))
+        })
+        .ok();
     for cpu in config.cpus.iter() {
         logger.log(&format!("cpulist: adding cpu {cpu}"));
     }
@@ -66,9 +95,13 @@ pub fn run(config: Config) -> Result<()> {
         });
     })?;
     logger.log(&format!("using {} backend", backend.name()));
-    if let Some(stamps) = backend.stamp_source() {
+    if let Some(stamps) = backend.stamps() {
         let name = backend.name();
         logger.log(&format!("{name}: enqueue times from {}", stamps.describe()));
+    }
+    logger.set_backend(backend.name());
+    if let Some(mut telemetry) = logger.telemetry() {
+        telemetry.set_backend(backend.name(), backend.stamp_source());
     }
     sched_features::report_dl_server(&logger);
 
@@ -96,9 +129,13 @@ pub fn run(config: Config) -> Result<()> {
         .as_deref()
         .map(std::path::absolute)
         .transpose()?;
-    if !config.foreground {
+    if !config.foreground && notify::under_service_manager() {
+        logger.log("started by systemd with Type=notify: staying in the foreground");
+    } else if !config.foreground {
         sys::daemonize().context("daemonizing")?;
     }
+    // Threads only now: daemonizing forks, and so may nothing after this.
+    start_listeners(&logger, metrics, status.as_mut())?;
     if let Some(percent) = config.reservation {
         reserve_cpu_time(&config, percent, &logger)?;
     }
@@ -108,22 +145,17 @@ pub fn run(config: Config) -> Result<()> {
         .transpose()?;
 
     let mut booster = Booster::new(config.boost);
-    if !config.log_only {
-        logger.log(&format!("using {} for boosting", booster.policy_name()));
-    }
+    log_startup(&config, &booster, &logger);
     let mut monitor = Monitor {
         config: &config,
         logger: &logger,
         guardian,
-        detector: Detector::new(config.threshold),
+        detector: Detector::new(config.threshold).repeating_every(report_interval(&config)),
         // Adaptive and aggressive modes warn at half the threshold.
         early: (config.mode != Mode::Power).then(|| Detector::new(config.threshold / 2)),
-        // Polling backends skip polls while all CPUs idle; aggressive mode never skips.
-        idle: (config.idle_detection
-            && config.mode != Mode::Aggressive
-            && !backend.knows_queue_times())
-        .then(|| idle::IdleDetector::new(config.cpus.clone())),
+        checks: check_cadence(&config, backend.knows_queue_times()),
         own_pid: std::process::id() as Pid,
+        notifier: notify::Notifier::from_environment(),
     };
     logger.event(&Event::Started {
         backend: backend.name(),
@@ -131,9 +163,51 @@ pub fn run(config: Config) -> Result<()> {
     });
     monitor.run(backend.as_mut(), &mut booster, &mut shutdown);
 
+    monitor.notifier.stopping();
     logger.event(&Event::Stopping);
     booster.restore_all(|boost, outcome| monitor.ended(boost, outcome));
     drop(rt_throttle);
+    drop(status);
+    Ok(())
+}
+
+/// Adds the `--events` file and the telemetry behind metrics and `stalld status`.
+fn with_structured_sinks(logger: Logger, config: &Config) -> Result<Logger> {
+    let logger = match &config.events {
+        Some(target) => logger
+            .with_events_file(target)
+            .with_context(|| format!("--events: cannot open {}", target.display()))?,
+        None => logger,
+    };
+    let drops = logger.drops();
+    Ok(logger.with_telemetry(telemetry::Telemetry::new(config, drops)))
+}
+
+/// The metrics and status listener threads: after daemonizing and after the guardian, and
+/// before `-R` makes this thread SCHED_DEADLINE (which may not create threads).
+fn start_listeners(
+    logger: &Logger,
+    metrics: Option<metrics::MetricsServer>,
+    status: Option<&mut status::StatusServer>,
+) -> Result<()> {
+    let Some(published) = logger.telemetry().map(|mut telemetry| {
+        telemetry.set_pid(std::process::id());
+        telemetry.published()
+    }) else {
+        return Ok(());
+    };
+    if let Some(metrics) = metrics {
+        let url = metrics.url();
+        metrics
+            .spawn(published.clone(), logger.clone())
+            .context("starting the metrics listener")?;
+        logger.log(&format!("metrics: serving {url}"));
+    }
+    if let Some(status) = status {
+        if let Err(error) = status.spawn(published, logger.clone()) {
+            logger.warn(&format!("cannot start the status listener: {error}"));
+        }
+    }
     Ok(())
 }
 
@@ -154,13 +228,61 @@ fn reserve_cpu_time(config: &Config, percent: u32, logger: &Logger) -> Result<()
         period: period_ns,
         ..SchedAttr::new(sys::SCHED_DEADLINE)
     };
-    sys::sched_setattr(0, &attr).with_context(|| {
-        "failed to set -R/--reservation: error setting the reservation".to_string()
-    })?;
+    if let Err(error) = sys::sched_setattr(0, &attr) {
+        logger.warn(&format!("failed to set -R/--reservation: {error}"));
+        bail!("error setting the reservation");
+    }
     logger.log(&format!(
         "successfully set {percent}% SCHED_DEADLINE reservation runtime/period = {runtime_ns}/{period_ns}"
     ));
     Ok(())
+}
+
+/// The C stalld's configuration lines: the denylists, the mode, the boost policy.
+fn log_startup(config: &Config, booster: &Booster, logger: &Logger) {
+    for regex in config
+        .ignore_threads
+        .0
+        .iter()
+        .chain(&config.ignore_processes.0)
+    {
+        logger.log(&format!("task ignore string {}", regex.as_str()));
+    }
+    if config.mode == Mode::Power {
+        logger.log("single threaded mode");
+    }
+    if config.log_only {
+        return;
+    }
+    match config.boost.policy {
+        crate::config::BoostPolicy::Fifo => logger.log("forcing SCHED_FIFO for boosting"),
+        crate::config::BoostPolicy::Deadline => {
+            logger.log(&format!("using {} for boosting", booster.policy_name()));
+        }
+    }
+}
+
+/// How often a task that keeps starving is reported again: every poll with `-l` in power mode
+/// (the C stalld reports it each granularity with its growing wait, and scripts measure that),
+/// otherwise once per threshold period (as upstream's per-CPU modes).
+fn report_interval(config: &Config) -> Duration {
+    if config.log_only && config.mode == Mode::Power {
+        config.granularity
+    } else {
+        config.threshold
+    }
+}
+
+/// When to look at the run queues (see `checks`): every granularity for a polling backend, and
+/// before the first possible threshold crossing (the earlier detector's) with exact stamps.
+fn check_cadence(config: &Config, exact: bool) -> checks::Checks {
+    let cadence = if exact {
+        let threshold = config.threshold / if config.mode == Mode::Power { 1 } else { 2 };
+        checks::Cadence::exact(threshold)
+    } else {
+        checks::Cadence::polling(config.granularity)
+    };
+    checks::Checks::new(config.cpus.clone(), cadence, config.idle_detection)
 }
 
 struct Monitor<'a> {
@@ -169,8 +291,9 @@ struct Monitor<'a> {
     guardian: Option<guardian::Guardian>,
     detector: Detector,
     early: Option<Detector>,
-    idle: Option<idle::IdleDetector>,
+    checks: checks::Checks,
     own_pid: Pid,
+    notifier: notify::Notifier,
 }
 
 impl Monitor<'_> {
@@ -184,11 +307,26 @@ impl Monitor<'_> {
         let mut starving = Vec::new();
         let mut failures = 0u32;
         while !shutdown.requested() {
+            self.notifier.tick(clock::now());
             booster.advance(clock::now(), |boost, outcome| self.ended(boost, outcome));
-            if self.all_cpus_idled() {
-                shutdown.sleep_until(self.next_wakeup(backend, booster, clock::now()));
-                continue;
-            }
+            let skip = match self.plan(booster, clock::now()) {
+                checks::Plan::Look { skip } => skip,
+                checks::Plan::AllIdle => {
+                    let check_started = clock::now();
+                    checks::print_all_idle(self.logger);
+                    // Nothing has waited through the check: known waits are over.
+                    run_queues.clear();
+                    self.observe_quietly(clock::now(), &run_queues);
+                    self.checked(clock::now().saturating_since(check_started));
+                    shutdown.sleep_until(self.next_wakeup(booster, clock::now()));
+                    continue;
+                }
+                checks::Plan::Wait => {
+                    shutdown.sleep_until(self.next_wakeup(booster, clock::now()));
+                    continue;
+                }
+            };
+            let check_started = clock::now();
             if let Err(error) = backend.snapshot(&mut run_queues) {
                 failures += 1;
                 let delay = retry_delay(failures);
@@ -197,11 +335,14 @@ impl Monitor<'_> {
                     delay.as_millis()
                 ));
                 let retry = clock::now().after(delay);
-                shutdown.sleep_until(booster.next_event().map_or(retry, |event| event.min(retry)));
+                let retry = booster.next_event().map_or(retry, |event| event.min(retry));
+                shutdown.sleep_until(self.watchdog_bound(retry));
                 continue;
             }
             failures = 0;
             let now = clock::now();
+            self.checks.looked(now, &skip);
+            run_queues.retain(|run_queue| !skip.contains(&run_queue.cpu));
             let never_ran = |pid, switches| {
                 run_queues
                     .iter()
@@ -227,11 +368,36 @@ impl Monitor<'_> {
             }
             starving.clear();
             self.detector.observe(now, &run_queues, &mut starving);
+            checks::print_look(
+                self.logger,
+                self.config.mode != Mode::Power,
+                self.checks.idle_detection(),
+                &run_queues,
+                &skip,
+                |pid| self.detector.waited(pid, now),
+            );
             for starving in &starving {
-                self.handle(starving, booster, now);
+                let run_queue = run_queues.iter().find(|rq| rq.cpu == starving.cpu);
+                self.handle(starving, run_queue, booster, now);
             }
-            shutdown.sleep_until(self.next_wakeup(backend, booster, clock::now()));
+            self.checked(clock::now().saturating_since(check_started));
+            shutdown.sleep_until(self.next_wakeup(booster, clock::now()));
         }
+    }
+
+    /// One check ran: measured, and systemd told (READY=1 the first time).
+    fn checked(&mut self, took: Duration) {
+        if let Some(mut telemetry) = self.logger.telemetry() {
+            telemetry.checked(took);
+            self.notifier.checked(&telemetry.current().summary());
+        }
+    }
+
+    /// `deadline`, or earlier if the watchdog must be pinged before.
+    fn watchdog_bound(&self, deadline: MonoTime) -> MonoTime {
+        self.notifier
+            .deadline()
+            .map_or(deadline, |ping| ping.min(deadline))
     }
 
     /// A boost is over: say how it ended, and tell the guardian there is nothing left to undo.
@@ -256,23 +422,42 @@ impl Monitor<'_> {
         });
     }
 
-    fn all_cpus_idled(&mut self) -> bool {
-        let Some(idle) = &mut self.idle else {
-            return false;
-        };
-        match idle.all_idle() {
-            Ok(all_idle) => all_idle,
-            Err(error) => {
-                self.logger.warn(&format!(
-                    "fail reading sched stat file: {error}; disabling idle detection"
-                ));
-                self.idle = None;
-                false
-            }
+    /// Samples idle time and decides what this wakeup does. A known wait due for a report or
+    /// a boost needing attention wants a fresh snapshot whatever idle detection says.
+    fn plan(&mut self, booster: &Booster, now: MonoTime) -> checks::Plan {
+        if let Err(error) = self.checks.sample(now) {
+            self.logger
+                .warn(&format!("fail reading sched stat file: {error}"));
+            self.logger.warn("disabling idle detection");
+        }
+        let forced = [
+            self.detector.next_report(),
+            self.early.as_ref().and_then(Detector::next_report),
+            booster.next_event(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|at| at <= now);
+        self.checks.plan(now, forced)
+    }
+
+    /// Feeds a snapshot to the detectors without acting on it (nothing in it can be due).
+    fn observe_quietly(&mut self, now: MonoTime, run_queues: &[crate::task::RunQueue]) {
+        let mut none = Vec::new();
+        self.detector.observe(now, run_queues, &mut none);
+        if let Some(early) = &mut self.early {
+            early.observe(now, run_queues, &mut none);
         }
     }
 
-    fn handle(&mut self, starving: &Starving, booster: &mut Booster, now: MonoTime) {
+    /// `run_queue` is the CPU's, in which the culprit is found.
+    fn handle(
+        &mut self,
+        starving: &Starving,
+        run_queue: Option<&RunQueue>,
+        booster: &mut Booster,
+        now: MonoTime,
+    ) {
         let task = &starving.task;
         if task.pid == self.own_pid || task.pid == 0 || booster.is_boosted(task.pid) {
             return;
@@ -282,6 +467,7 @@ impl Monitor<'_> {
             cpu,
             task: task_name(task),
             waited: starving.waited,
+            culprit: run_queue.and_then(|rq| culprit::on(rq, task.pid)),
         });
         if self.config.log_only || self.denied(task) {
             return;
@@ -345,19 +531,15 @@ impl Monitor<'_> {
         }
     }
 
-    /// The next moment worth waking for. A task queued after this snapshot cannot reach the
-    /// threshold before `now + threshold`, so with exact queue times nothing is missed.
-    fn next_wakeup(&self, backend: &dyn Backend, booster: &Booster, now: MonoTime) -> MonoTime {
-        let poll = if backend.knows_queue_times() {
-            self.config.threshold / if self.early.is_some() { 2 } else { 1 }
-        } else {
-            self.config.granularity
-        };
+    /// The next moment worth waking for: the next check (see `checks`), a known wait's next
+    /// report, or a boost's next event.
+    fn next_wakeup(&self, booster: &Booster, now: MonoTime) -> MonoTime {
         [
-            Some(now.after(poll)),
+            Some(self.checks.next_wakeup(now)),
             self.detector.next_report(),
             self.early.as_ref().and_then(Detector::next_report),
             booster.next_event(),
+            self.notifier.deadline(),
         ]
         .into_iter()
         .flatten()

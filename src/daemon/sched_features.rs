@@ -18,10 +18,22 @@ pub struct HrtickGuard {
 /// Says whether the kernel has the fair deadline server (6.12+), which gives fair tasks some CPU
 /// time even under RT hogs. Informational; looks only where debugfs is already mounted.
 pub fn report_dl_server(logger: &Logger) {
-    match mounts::find("debugfs").map(|mount| mount.join("sched/fair_server")) {
-        Some(path) if path.is_dir() => logger.log("DL-server detected."),
-        Some(_) => logger.log("DL-server not detected"),
-        None => {}
+    let Some(path) = mounts::find("debugfs").map(|mount| mount.join("sched/fair_server")) else {
+        return;
+    };
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_dir() => logger.log("DL-server detected."),
+        Ok(_) => logger.log("DL-server not detected: Not a directory"),
+        Err(error) => logger.log(&format!("DL-server not detected: {}", strerror(&error))),
+    }
+}
+
+/// The C library's text for an error, without Rust's ` (os error N)`.
+fn strerror(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
     }
 }
 
@@ -67,14 +79,9 @@ pub fn enable_hrtick(logger: &Logger) -> HrtickGuard {
             return guard;
         }
     };
-    let words: Vec<&str> = features.split_ascii_whitespace().collect();
-    let feature = if words.iter().any(|w| w.ends_with("HRTICK_DL")) {
-        "HRTICK_DL"
-    } else {
-        "HRTICK"
-    };
-    if !words.contains(&format!("NO_{feature}").as_str()) {
-        return guard; // already on
+    let (feature, on) = hrtick_state(&features);
+    if on {
+        return guard;
     }
     match fs::write(&path, feature) {
         Ok(()) => {
@@ -87,6 +94,18 @@ pub fn enable_hrtick(logger: &Logger) -> HrtickGuard {
         )),
     }
     guard
+}
+
+/// The feature that enforces short DEADLINE runtimes (HRTICK_DL, or HRTICK on kernels
+/// without it) and whether it is on, from the text of sched/features.
+pub fn hrtick_state(features: &str) -> (&'static str, bool) {
+    let words: Vec<&str> = features.split_ascii_whitespace().collect();
+    let feature = if words.iter().any(|w| w.ends_with("HRTICK_DL")) {
+        "HRTICK_DL"
+    } else {
+        "HRTICK"
+    };
+    (feature, !words.contains(&format!("NO_{feature}").as_str()))
 }
 
 impl Drop for HrtickGuard {

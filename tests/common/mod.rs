@@ -524,6 +524,57 @@ impl Daemon {
     }
 }
 
+/// The CPU starvation tests use: the last one, never CPU 0.
+pub fn last_cpu() -> String {
+    (stalld::cpuset::configured_cpus() - 1).to_string()
+}
+
+/// The victim of a `stalld-starve` run with one victim.
+pub fn only_victim(starver: &Starver) -> Pid {
+    let pids = starver.victim_pids();
+    assert_eq!(pids.len(), 1, "one victim expected");
+    pids[0]
+}
+
+impl Daemon {
+    /// Runs `stalld -f -v -b <backend> <args>` with `env` added to its environment, and waits
+    /// until it has chosen its backend, so that it sees a starvation started next from the
+    /// start.
+    pub fn start(env: &[(&str, &str)], backend: &str, args: &[&str]) -> Daemon {
+        let mut argv: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        argv.push(env!("CARGO_BIN_EXE_stalld").into());
+        argv.extend(["-f", "-v", "-b", backend].map(String::from));
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let daemon = Daemon::spawn_program("env", &argv);
+        let ready = format!("using {backend} backend");
+        daemon
+            .wait_for_line(|line| line.contains(&ready), Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("daemon did not start: {:?}", daemon.lines()));
+        daemon
+    }
+}
+
+/// The first of `candidates` that exists. When none does, the test is skipped loudly, except
+/// under CI, where `hint` (how the tool gets installed) must have been followed.
+pub fn tool_or_skip(test: &str, candidates: &[&'static str], hint: &str) -> Option<&'static str> {
+    let found = candidates
+        .iter()
+        .copied()
+        .find(|path| std::path::Path::new(path).exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: CI must have {candidates:?} ({hint})"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {test}: none of {candidates:?} ({hint})"
+        );
+    }
+    found
+}
+
 /// The `link_type` of every BPF link `pid` holds open (`iter`, `raw_tracepoint`, ...), from
 /// /proc/PID/fdinfo: what a process really has attached to the kernel.
 pub fn bpf_link_types(pid: Pid) -> Vec<String> {

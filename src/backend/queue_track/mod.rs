@@ -243,7 +243,7 @@ impl Backend for QueueTrack {
         true
     }
 
-    fn stamp_source(&self) -> Option<StampSource> {
+    fn stamps(&self) -> Option<StampSource> {
         Some(self.source)
     }
 

@@ -38,6 +38,7 @@ pub(super) fn fill(
         let mut rq = reuse.pop().unwrap_or_default();
         rq.cpu = cpu;
         rq.current = None;
+        rq.nr_rt_running = 0;
         rq.waiting.clear();
         out.push(rq);
     }
@@ -61,6 +62,11 @@ pub(super) fn fill(
         };
         let rq = &mut out[slot];
         let pid = i32_at(rec, offset_of!(Record, pid));
+        let prio = i32_at(rec, offset_of!(Record, prio));
+        // Kernel prio 0..99 is SCHED_FIFO/SCHED_RR, as sched_debug's rt_nr_running counts.
+        if (0..100).contains(&prio) && (kind == Kind::QT_CURRENT || kind == Kind::QT_WAITING) {
+            rq.nr_rt_running += 1;
+        }
         match kind {
             // During a context switch both prev and next are on_cpu; either is right.
             Kind::QT_CURRENT => {
@@ -81,7 +87,7 @@ pub(super) fn fill(
                     pid,
                     tgid: Some(i32_at(rec, offset_of!(Record, tgid))),
                     comm: Comm::new(&rec[comm_at..comm_at + 16]),
-                    prio: i32_at(rec, offset_of!(Record, prio)),
+                    prio,
                     switches: u64_at(rec, offset_of!(Record, switches)),
                     queued_at,
                 });
@@ -178,6 +184,7 @@ mod tests {
         let mut out = vec![RunQueue {
             cpu: 9,
             current: Some(1),
+            nr_rt_running: 5,
             waiting: Vec::new(),
         }];
         fill(
@@ -236,5 +243,30 @@ mod tests {
         let mut out = Vec::new();
         fill(&bytes, &monitored, &mut stamps, MonoTime(SECOND), &mut out);
         assert_eq!(waiting(&out, 42).queued_at, None);
+    }
+
+    #[test]
+    fn counts_real_time_tasks_running_or_waiting() {
+        let with_prio = |mut rec: Vec<u8>, prio: i32| {
+            let at = offset_of!(Record, prio);
+            rec[at..at + 4].copy_from_slice(&prio.to_ne_bytes());
+            rec
+        };
+        let mut bytes = with_prio(record(Kind::QT_CURRENT, 0, 10, 0, "hog"), 89);
+        bytes.extend(with_prio(record(Kind::QT_WAITING, 0, 11, 5, "victim"), 94));
+        bytes.extend(record(Kind::QT_WAITING, 0, 12, 5, "fair"));
+        bytes.extend(with_prio(
+            record(Kind::QT_WAITING, 0, 13, 5, "deadline"),
+            -1,
+        ));
+        let mut out = Vec::new();
+        fill(
+            &bytes,
+            &CpuSet::first_n(1),
+            &mut Stamps::Monotonic,
+            MonoTime(u64::MAX),
+            &mut out,
+        );
+        assert_eq!((out[0].nr_rt_running, out[0].waiting.len()), (2, 3));
     }
 }

@@ -74,6 +74,10 @@ impl Backend for SchedDebug {
         for (run_queue, cpu) in out.iter_mut().zip(monitored) {
             run_queue.cpu = cpu.cpu;
             run_queue.current = cpu.current_pid;
+            // Absent in no family stalld reads; 0 keeps the -v line printable if it ever is.
+            run_queue.nr_rt_running = cpu
+                .rt_nr_running
+                .map_or(0, |n| n.min(u32::MAX.into()) as u32);
             run_queue.waiting.clear();
             run_queue.waiting.extend(
                 cpu.waiting

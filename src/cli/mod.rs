@@ -1,4 +1,6 @@
-//! The command line: upstream stalld's options, defaults, ranges and messages.
+//! The command line: upstream stalld's options, defaults, ranges and messages. The options
+//! themselves are defined once, in [`args`]; the usage screen here, and the man page and
+//! shell completions (build.rs) are generated from that definition.
 //!
 //! Usage errors print the usage text and the message to stderr and exit with 22 (EINVAL), as
 //! the C stalld does, so wrappers that check for it keep working. Numbers may carry a unit
@@ -7,73 +9,18 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use clap::{CommandFactory, Parser};
 
-use crate::config::{BackendChoice, BoostParams, BoostPolicy, Config, Denylist, Mode};
+use crate::config::{BackendChoice, BoostParams, BoostPolicy, Config, Denylist, MetricsAddr, Mode};
 use crate::cpuset::{configured_cpus, CpuSet};
+
+pub mod args;
+
+use args::{subcommand_synopsis, synopsis_words};
+pub use args::{Action, Args};
 
 /// Exit status of every command-line error (EINVAL), as upstream.
 pub const USAGE_EXIT_CODE: i32 = 22;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "stalld",
-    disable_help_flag = true,
-    disable_version_flag = true,
-    no_binary_name = true
-)]
-struct Args {
-    #[arg(short = 'l', long = "log_only")]
-    log_only: bool,
-    #[arg(short = 'v', long = "verbose")]
-    verbose: bool,
-    #[arg(short = 'k', long = "log_kmsg")]
-    log_kmsg: bool,
-    #[arg(short = 's', long = "log_syslog")]
-    log_syslog: bool,
-    #[arg(short = 'f', long = "foreground")]
-    foreground: bool,
-    #[arg(short = 'A', long = "aggressive_mode", overrides_with_all = ["power_mode", "adaptive_mode"])]
-    aggressive_mode: bool,
-    #[arg(short = 'O', long = "power_mode", overrides_with_all = ["aggressive_mode", "adaptive_mode"])]
-    power_mode: bool,
-    #[arg(short = 'M', long = "adaptive_mode", overrides_with_all = ["aggressive_mode", "power_mode"])]
-    adaptive_mode: bool,
-    #[arg(short = 'N', long = "no_idle_detect")]
-    no_idle_detect: bool,
-    #[arg(short = 'h', long = "help")]
-    help: bool,
-    #[arg(short = 'V', long = "version")]
-    version: bool,
-    #[arg(short = 'p', long = "boost_period", allow_hyphen_values = true)]
-    boost_period: Option<String>,
-    #[arg(short = 'r', long = "boost_runtime", allow_hyphen_values = true)]
-    boost_runtime: Option<String>,
-    #[arg(short = 'd', long = "boost_duration", allow_hyphen_values = true)]
-    boost_duration: Option<String>,
-    #[arg(short = 't', long = "starving_threshold", allow_hyphen_values = true)]
-    starving_threshold: Option<String>,
-    #[arg(short = 'g', long = "granularity", allow_hyphen_values = true)]
-    granularity: Option<String>,
-    #[arg(short = 'c', long = "cpu", allow_hyphen_values = true)]
-    cpu: Option<String>,
-    #[arg(short = 'a', long = "affinity", allow_hyphen_values = true)]
-    affinity: Option<String>,
-    #[arg(short = 'F', long = "force_fifo")]
-    force_fifo: bool,
-    #[arg(short = 'R', long = "reservation", allow_hyphen_values = true)]
-    reservation: Option<String>,
-    #[arg(short = 'i', long = "ignore_threads", action = ArgAction::Append)]
-    ignore_threads: Vec<String>,
-    #[arg(short = 'I', long = "ignore_processes", action = ArgAction::Append)]
-    ignore_processes: Vec<String>,
-    #[arg(short = 'b', long = "backend")]
-    backend: Option<String>,
-    #[arg(short = 'S', long = "systemd")]
-    systemd: bool,
-    #[arg(short = 'P', long = "pidfile")]
-    pidfile: Option<String>,
-}
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -83,55 +30,81 @@ pub enum Command {
     Help,
     /// `-V`/`--version`: the version on stdout, exit 0.
     Version,
+    /// A subcommand (`throttle`, `parse-sched-debug`, ...).
+    Tool(Action),
 }
 
 /// A rejected command line: the message for stderr (printed after the usage text).
 #[derive(Debug, PartialEq, Eq)]
 pub struct UsageError(pub String);
 
+/// The usage screen, in the C stalld's layout, generated from [`Args`]: a synopsis, then
+/// each option group, then the subcommands. Printed on stderr by `-h` and before every usage
+/// error.
 pub fn usage() -> String {
-    format!(
-        "usage: stalld [-l] [-v] [-k] [-s] [-f] [-h] [-V] [-A|-O|-M] [-N] [-F] [-S]
-              [-b backend] [-c cpu-list] [-a cpu-list] [-p period] [-r runtime]
-              [-d duration] [-t threshold] [-g granularity] [-R percent]
-              [-i regex,...] [-I regex,...] [-P|--pidfile file]
+    use std::fmt::Write;
+    let mut command = Args::command();
+    // Fills in group memberships.
+    command.build();
+    let mut text = String::new();
+    let synopsis = synopsis_words(&command);
+    let mut line = String::from("usage: stalld");
+    for word in synopsis {
+        if line.len() + 1 + word.len() > 78 {
+            let _ = writeln!(text, "{line}");
+            line = " ".repeat(13);
+        }
+        line.push(' ');
+        line.push_str(&word);
+    }
+    let _ = writeln!(text, "{line}");
+    for sub in command.get_subcommands() {
+        let _ = writeln!(text, "       stalld {}", subcommand_synopsis(sub));
+    }
+    let _ = writeln!(text);
+    let headings = [
+        args::LOGGING,
+        args::STARTUP,
+        args::MODES,
+        args::BACKEND,
+        args::BOOSTING,
+        args::MONITORING,
+    ];
+    for heading in headings {
+        let _ = writeln!(text, "        {heading}:");
+        for arg in command
+            .get_arguments()
+            .filter(|arg| arg.get_help_heading() == Some(heading))
+        {
+            let _ = writeln!(text, "          {}", option_line(arg));
+        }
+    }
+    let _ = writeln!(text, "        {}", args::UNITS_NOTE);
+    for arg in command
+        .get_arguments()
+        .filter(|arg| arg.get_help_heading().is_none() && !arg.is_positional())
+    {
+        let _ = writeln!(text, "        {}", option_line(arg));
+    }
+    let _ = writeln!(text, "        subcommands:");
+    for sub in command.get_subcommands() {
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        let _ = writeln!(text, "          {}: {about}", subcommand_synopsis(sub));
+    }
+    let _ = write!(text, "\n  stalld version: {}", env!("CARGO_PKG_VERSION"));
+    text
+}
 
-        logging options:
-          -l/--log_only: only log information (do not boost)
-          -v/--verbose: print info to stderr (implies -f)
-          -k/--log_kmsg: print log to the kernel buffer (/dev/kmsg)
-          -s/--log_syslog: print log to syslog
-        startup options:
-          -f/--foreground: run in foreground [implied with -v]
-          -P/--pidfile: write daemon pid to specified file
-          -S/--systemd: started by systemd: RT throttling must already be off
-          -a/--affinity: list of CPUs stalld itself may run on
-          -R/--reservation: run stalld itself as SCHED_DEADLINE with this percent of a CPU
-        modes (the last one given wins; none of them makes boosts wait for each other):
-          -O/--power_mode: report tasks at the threshold [default]
-          -M/--adaptive_mode: also warn when a task has waited half the threshold
-          -A/--aggressive_mode: as -M, and examine every CPU at every poll, idle or not
-          -N/--no_idle_detect: do not skip polls while every CPU has had idle time
-        backend options:
-          -b/--backend: queue_track (Q, the default where BPF loads) or sched_debug (S)
-        boosting options:
-          -p/--boost_period: SCHED_DEADLINE period [ns] (default 1000000000)
-          -r/--boost_runtime: SCHED_DEADLINE runtime [ns] (default 20000)
-          -d/--boost_duration: how long the task is boosted [s] (default 3)
-          -F/--force_fifo: boost with SCHED_FIFO 98 for runtime every period instead
-        monitoring options:
-          -t/--starving_threshold: how long a task may wait before it is boosted [s] (default 20)
-          -g/--granularity: sched_debug polling interval [s] (default 5)
-          -c/--cpu: list of CPUs to monitor (default: all)
-          -i/--ignore_threads: regexes of thread names never to boost (comma-separated)
-          -I/--ignore_processes: regexes of process names never to boost (comma-separated)
-        numbers may carry a unit: ns, us, ms, s, min (e.g. -t 500ms, -p 1s)
-        -h/--help: print this menu
-        -V/--version: print the version
-
-  stalld version: {}",
-        env!("CARGO_PKG_VERSION")
-    )
+/// `-l/--log_only: only log information (do not boost)`.
+fn option_line(arg: &clap::Arg) -> String {
+    let names: Vec<String> = arg
+        .get_short()
+        .map(|short| format!("-{short}"))
+        .into_iter()
+        .chain(arg.get_long().map(|long| format!("--{long}")))
+        .collect();
+    let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+    format!("{}: {help}", names.join("/"))
 }
 
 pub fn parse<I, T>(args: I) -> Result<Command, UsageError>
@@ -139,7 +112,20 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args = Args::try_parse_from(args).map_err(|_| UsageError("Invalid option".into()))?;
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let args = Args::try_parse_from(&args).map_err(|_| {
+        // A subcommand used wrongly gets its own synopsis; anything else upstream's words.
+        let named = args.first().and_then(|first| {
+            Args::command()
+                .get_subcommands()
+                .find(|sub| first == sub.get_name())
+                .map(subcommand_synopsis)
+        });
+        UsageError(named.map_or_else(|| "Invalid option".into(), |s| format!("usage: stalld {s}")))
+    })?;
+    if let Some(action) = args.action {
+        return Ok(Command::Tool(action));
+    }
     if args.help {
         return Ok(Command::Help);
     }
@@ -230,6 +216,12 @@ where
         Some("sched_debug" | "S") => BackendChoice::SchedDebug,
         Some(other) => return Err(UsageError(format!("unknown backend {other}"))),
     };
+    let metrics = args.metrics.as_deref().map(metrics_addr).transpose()?;
+    if args.events.as_deref() == Some("") {
+        return Err(UsageError(
+            "--events needs a file name, or - for stdout".into(),
+        ));
+    }
     let mode = if args.aggressive_mode {
         Mode::Aggressive
     } else if args.adaptive_mode {
@@ -280,7 +272,25 @@ where
         backend,
         systemd: args.systemd,
         pidfile: args.pidfile.map(Into::into),
+        events: args.events.map(Into::into),
+        metrics,
     })))
+}
+
+/// `host:port` (a name or an address; `[::1]:9772` for IPv6) or `unix:PATH`.
+fn metrics_addr(text: &str) -> Result<MetricsAddr, UsageError> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        if !path.is_empty() {
+            return Ok(MetricsAddr::Unix(path.into()));
+        }
+    } else if let Some((host, port)) = text.rsplit_once(':') {
+        if !host.is_empty() && port.parse::<u16>().is_ok() {
+            return Ok(MetricsAddr::Tcp(text.to_owned()));
+        }
+    }
+    Err(UsageError(format!(
+        "--metrics: expected host:port or unix:PATH, not '{text}'"
+    )))
 }
 
 /// Comma-separated regular expressions, from every use of the option. Matching is unanchored,
@@ -504,9 +514,201 @@ mod tests {
     }
 
     #[test]
+    fn events_and_metrics() {
+        let config = run(&["--events", "-", "--metrics", "127.0.0.1:9772"]).unwrap();
+        assert_eq!(config.events, Some("-".into()));
+        assert_eq!(
+            config.metrics,
+            Some(MetricsAddr::Tcp("127.0.0.1:9772".into()))
+        );
+        let config = run(&["--metrics", "unix:/run/stalld/metrics.sock"]).unwrap();
+        assert_eq!(
+            config.metrics.map(|m| m.to_string()).as_deref(),
+            Some("unix:/run/stalld/metrics.sock")
+        );
+        assert_eq!(run(&[]).unwrap().metrics, None);
+        for bad in ["9772", "host:", ":9772", "unix:", "h:99999"] {
+            assert_eq!(
+                error(&["--metrics", bad]),
+                format!("--metrics: expected host:port or unix:PATH, not '{bad}'")
+            );
+        }
+        assert_eq!(
+            error(&["--events", ""]),
+            "--events needs a file name, or - for stdout"
+        );
+    }
+
+    #[test]
     fn help_and_version() {
         assert!(matches!(parse(["-h"]), Ok(Command::Help)));
         assert!(matches!(parse(["--version"]), Ok(Command::Version)));
         assert!(usage().ends_with(env!("CARGO_PKG_VERSION")));
+    }
+
+    /// getopt_long semantics: harnesses prepend defaults (`-g 1`) to the caller's options, so
+    /// any option may come again and the last one wins; -i and -I accumulate.
+    #[test]
+    fn a_repeated_option_takes_the_last_value() {
+        let config = run(&[
+            "-t",
+            "5",
+            "-g",
+            "1",
+            "-v",
+            "-l",
+            "-t",
+            "7",
+            "-g",
+            "2",
+            "-v",
+            "-l",
+            "-b",
+            "S",
+            "-b",
+            "Q",
+            "-c",
+            "0",
+            "-c",
+            "0-0",
+            "-P",
+            "/a",
+            "--pidfile",
+            "/b",
+            "-d",
+            "1",
+            "-d",
+            "2",
+            "-N",
+            "-N",
+            "-k",
+            "-k",
+            "-i",
+            "x",
+            "-i",
+            "y,z",
+            "-I",
+            "p",
+            "--ignore_processes",
+            "q",
+        ])
+        .unwrap();
+        assert_eq!(config.threshold, Duration::from_secs(7));
+        assert_eq!(config.granularity, Duration::from_secs(2));
+        assert_eq!(config.boost.duration, Duration::from_secs(2));
+        assert!(config.verbose && config.log_only && config.log_kmsg && !config.idle_detection);
+        assert_eq!(config.backend, BackendChoice::QueueTrack);
+        assert_eq!(config.pidfile, Some("/b".into()));
+        assert_eq!(config.ignore_threads.0.len(), 3);
+        assert_eq!(config.ignore_processes.0.len(), 2);
+        // Every option of the definition may be repeated.
+        for arg in Args::command()
+            .get_arguments()
+            .filter(|a| !a.is_positional())
+        {
+            let name = match arg.get_short() {
+                Some(short) => format!("-{short}"),
+                None => format!("--{}", arg.get_long().unwrap()),
+            };
+            let value = example_value(arg);
+            let mut args = vec![name.as_str()];
+            args.extend(value);
+            let twice: Vec<&str> = args.iter().chain(args.iter()).copied().collect();
+            assert!(parse(twice.iter().copied()).is_ok(), "{twice:?} rejected");
+        }
+    }
+
+    /// A value every option accepts alone (flags take none).
+    fn example_value(arg: &clap::Arg) -> Option<&'static str> {
+        if !args::takes_value(arg) {
+            return None;
+        }
+        if arg.get_long() == Some("metrics") {
+            return Some("127.0.0.1:9772");
+        }
+        Some(match arg.get_short() {
+            Some('a' | 'c') => "0",
+            Some('R') => "20",
+            Some('b') => "S",
+            Some('p') => "1000000000",
+            Some('r') => "20000",
+            Some('d') => "3",
+            Some('t') => "20",
+            Some('g') => "5",
+            Some('P') => "/run/stalld.pid",
+            _ => "x",
+        })
+    }
+
+    #[test]
+    fn subcommands_parse_and_misuse_names_their_synopsis() {
+        assert!(matches!(
+            parse(["throttle", "show"]),
+            Ok(Command::Tool(Action::Throttle { command })) if command == "show"
+        ));
+        assert!(matches!(
+            parse(["parse-sched-debug", "-"]),
+            Ok(Command::Tool(Action::ParseSchedDebug { file })) if file.as_os_str() == "-"
+        ));
+        assert_eq!(
+            parse(["throttle", "sideways"]).unwrap_err().0,
+            "usage: stalld throttle off|on|show"
+        );
+        assert_eq!(
+            parse(["parse-sched-debug"]).unwrap_err().0,
+            "usage: stalld parse-sched-debug FILE|-"
+        );
+        assert_eq!(parse(["nonsense"]).unwrap_err().0, "Invalid option");
+        assert_eq!(
+            parse(["-v", "throttle", "on"]).unwrap_err().0,
+            "Invalid option"
+        );
+    }
+
+    /// The usage screen is made from the definition: every option and subcommand is in it,
+    /// and every `-x/--long` it shows is accepted under both names.
+    #[test]
+    fn usage_and_definition_agree() {
+        let text = usage();
+        let command = Args::command();
+        let options = || command.get_arguments().filter(|a| !a.is_positional());
+        for arg in options() {
+            let long = format!(
+                "--{}",
+                arg.get_long().expect("every option has a long name")
+            );
+            let (shown, synopsis) = match arg.get_short() {
+                Some(short) => (format!("-{short}/{long}: "), format!("-{short}")),
+                None => (format!("        {long}: "), long.clone()),
+            };
+            assert!(text.contains(&shown), "{long} missing:\n{text}");
+            assert!(
+                text.contains(&format!("[{synopsis}")) || text.contains(&format!("|{synopsis}")),
+                "{long} not in the synopsis"
+            );
+        }
+        for sub in command.get_subcommands() {
+            let line = format!("       stalld {}", sub.get_name());
+            assert!(text.contains(&line), "{text}");
+        }
+        // Every `-x/--long: ...` or `--long: ...` line names options that parse.
+        let shown: Vec<Vec<&str>> = text
+            .lines()
+            .filter_map(|line| line.trim().split_once(": "))
+            .map(|(names, _)| names.split('/').collect::<Vec<_>>())
+            .filter(|names| names.iter().all(|n| n.starts_with('-') && !n.contains(' ')))
+            .collect();
+        assert_eq!(shown.len(), options().count(), "{shown:?}");
+        for names in shown {
+            let long = names.last().unwrap();
+            let arg = options()
+                .find(|a| a.get_long() == long.strip_prefix("--"))
+                .unwrap_or_else(|| panic!("{long} is shown but not defined"));
+            for &name in &names {
+                let mut args = vec![name];
+                args.extend(example_value(arg));
+                assert!(parse(args.iter().copied()).is_ok(), "{args:?} rejected");
+            }
+        }
     }
 }

@@ -1,0 +1,278 @@
+//! `stalld status [--json]`: the running daemon answers over a unix socket in /run/stalld
+//! (mode 0600 in a 0700 root directory; the peer's credentials are checked as well) with its
+//! version, backend, configuration, boosted tasks, last events and counters, read from the
+//! snapshot the loop publishes.
+//!
+//! The protocol: the client sends `status\n`; the daemon answers one JSON document and
+//! closes. The client prints it, or renders it for a person.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use serde_json::{json, Map, Value};
+
+use super::listen;
+use super::rundir;
+use super::telemetry::{unix_seconds, Snapshot};
+use super::Logger;
+use crate::sys;
+
+pub const SOCKET_NAME: &str = "stalld.sock";
+
+/// For tests only: the socket path instead of /run/stalld/stalld.sock, for daemon and client
+/// alike (the directory is then the test's, and the peer-credential check stands alone).
+pub const SOCKET_ENV: &str = "STALLD_STATUS_SOCKET";
+
+/// Exit statuses of `stalld status`, as LSB init scripts' `status` action has them.
+pub const EXIT_NOT_RUNNING: u8 = 3;
+pub const EXIT_REFUSED: u8 = 4;
+
+pub fn socket_path() -> PathBuf {
+    std::env::var_os(SOCKET_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(rundir::RUNTIME_DIR).join(SOCKET_NAME))
+}
+
+/// The status socket, bound and waiting for its thread. Removes the socket file when dropped.
+pub struct StatusServer {
+    listener: Option<UnixListener>,
+    path: PathBuf,
+}
+
+impl StatusServer {
+    pub fn bind() -> io::Result<StatusServer> {
+        let path = socket_path();
+        if std::env::var_os(SOCKET_ENV).is_none() {
+            rundir::ensure(Path::new(rundir::RUNTIME_DIR))?;
+        }
+        let listener = listen::bind_unix(&path, 0o600)?;
+        Ok(StatusServer {
+            listener: Some(listener),
+            path,
+        })
+    }
+
+    /// Answers clients in a thread of its own until the process ends.
+    pub fn spawn(&mut self, published: Arc<ArcSwap<Snapshot>>, logger: Logger) -> io::Result<()> {
+        let Some(listener) = self.listener.take() else {
+            return Ok(());
+        };
+        listen::spawn("stalld-status", logger, move || {
+            listen::serve_forever(listener, move |stream| {
+                let _ = answer(stream, &published);
+            })
+        })
+    }
+}
+
+impl Drop for StatusServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn answer(mut stream: UnixStream, published: &ArcSwap<Snapshot>) -> io::Result<()> {
+    // Read first: closing on an unread request would reset the connection, and the client
+    // would see that instead of the refusal.
+    let mut request = String::new();
+    BufReader::new((&stream).take(64)).read_line(&mut request)?;
+    // The directory already keeps others out; the kernel's word on who connected is the check.
+    if sys::peer_uid(&stream)? != 0 {
+        let refusal = json!({"error": "permission denied: stalld status needs root"});
+        return writeln!(stream, "{refusal}");
+    }
+    let reply = match request.trim() {
+        "status" => report(&published.load_full()),
+        other => json!({"error": format!("unknown request {other:?}")}),
+    };
+    writeln!(stream, "{reply}")
+}
+
+/// The status document.
+pub fn report(s: &Snapshot) -> Value {
+    let now = unix_seconds(SystemTime::now());
+    let by_result = |result: &str| s.boosts_with(result);
+    let map = |entries: &mut dyn Iterator<Item = (String, u64)>| -> Value {
+        Value::Object(
+            entries
+                .map(|(k, v)| (k, Value::from(v)))
+                .collect::<Map<_, _>>(),
+        )
+    };
+    json!({
+        "version": s.version,
+        "pid": s.pid,
+        "started_at": s.started_at,
+        "uptime_s": now - s.started_at,
+        "ready": s.ready,
+        "backend": s.backend,
+        "stamps": s.stamps,
+        "summary": s.summary(),
+        "config": &*s.config,
+        "rt_throttling_disabled": s.rt_throttling_disabled,
+        "boosted": s.boosted.values().map(|b| json!({
+            "pid": b.pid,
+            "comm": b.comm,
+            "cpu": b.cpu,
+            "policy": b.policy,
+            "since": b.since,
+            "until": b.until,
+        })).collect::<Vec<_>>(),
+        "counters": {
+            "starving_events": s.starving.values().sum::<u64>(),
+            "starving_events_by_cpu": map(&mut s.starving.iter().map(|(cpu, n)| (cpu.to_string(), *n))),
+            "boosts": {
+                "ok": by_result("ok"),
+                "failed": by_result("failed"),
+                "fifo_fallback": by_result("fifo_fallback"),
+            },
+            "restores": map(&mut s.restores.iter().map(|(k, n)| ((*k).to_owned(), *n))),
+            "events": map(&mut s.events.iter().map(|(k, n)| ((*k).to_owned(), *n))),
+            "log_dropped": map(&mut s.drops.counts().into_iter().map(|(k, n)| (k.to_owned(), n))),
+            "checks": s.checks.count,
+        },
+        "last_event_at": s.last_event_at,
+        "events": s.recent.iter().map(|event| (**event).clone()).collect::<Vec<_>>(),
+    })
+}
+
+/// `stalld status [--json]`: the exit status and what to print.
+pub fn client(json: bool) -> (u8, String) {
+    let path = socket_path();
+    let mut stream = match UnixStream::connect(&path) {
+        Ok(stream) => stream,
+        Err(error) => {
+            return match error.kind() {
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => (
+                    EXIT_NOT_RUNNING,
+                    format!("stalld status: no stalld is running (nothing answers on {})", path.display()),
+                ),
+                io::ErrorKind::PermissionDenied => (
+                    EXIT_REFUSED,
+                    format!("stalld status: permission denied: only root may ask the daemon ({} is root's)", rundir::RUNTIME_DIR),
+                ),
+                _ => (1, format!("stalld status: {}: {error}", path.display())),
+            };
+        }
+    };
+    let timeout = Some(std::time::Duration::from_secs(5));
+    let _ = stream.set_read_timeout(timeout);
+    let _ = stream.set_write_timeout(timeout);
+    let mut reply = String::new();
+    let exchanged = stream
+        .write_all(b"status\n")
+        .and_then(|()| stream.read_to_string(&mut reply));
+    let document: Value = match exchanged.map(|_| serde_json::from_str(&reply)) {
+        Ok(Ok(document)) => document,
+        Ok(Err(error)) => return (1, format!("stalld status: unreadable answer: {error}")),
+        Err(error) => return (1, format!("stalld status: {error}")),
+    };
+    if let Some(error) = document.get("error").and_then(Value::as_str) {
+        return (EXIT_REFUSED, format!("stalld status: {error}"));
+    }
+    if json {
+        (
+            0,
+            serde_json::to_string_pretty(&document).unwrap_or_default(),
+        )
+    } else {
+        (0, render_text(&document))
+    }
+}
+
+/// The status document for a person.
+pub fn render_text(d: &Value) -> String {
+    let now = unix_seconds(SystemTime::now());
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let config = &d["config"];
+    let mut out = format!(
+        "stalld {} (pid {}), up {:.0} s{}\n",
+        text(&d["version"]),
+        text(&d["pid"]),
+        d["uptime_s"].as_f64().unwrap_or(0.0),
+        if d["ready"] == true {
+            ""
+        } else {
+            ", first check not done yet"
+        }
+    );
+    out += &format!(
+        "backend: {} (stamps: {})\n",
+        text(&d["backend"]),
+        text(&d["stamps"])
+    );
+    out += &format!(
+        "config: {} mode, threshold {} s, cpus {}, {} boosts of {} ns every {} ns for {} s{}\n",
+        text(&config["mode"]),
+        text(&config["threshold_s"]),
+        text(&config["cpus"]),
+        text(&config["boost"]["policy"]),
+        text(&config["boost"]["runtime_ns"]),
+        text(&config["boost"]["period_ns"]),
+        text(&config["boost"]["duration_s"]),
+        if config["log_only"] == true {
+            " (log only: no boosts)"
+        } else {
+            ""
+        }
+    );
+    out += &format!(
+        "RT throttling: {}\n",
+        if d["rt_throttling_disabled"] == true {
+            "off"
+        } else {
+            "on"
+        }
+    );
+    let boosted = d["boosted"].as_array().cloned().unwrap_or_default();
+    out += &format!("boosted now: {}\n", boosted.len());
+    for b in &boosted {
+        out += &format!(
+            "  pid {} ({}) on CPU {} with {}, since {:.1} s, {:.1} s left\n",
+            text(&b["pid"]),
+            text(&b["comm"]),
+            text(&b["cpu"]),
+            text(&b["policy"]),
+            now - b["since"].as_f64().unwrap_or(now),
+            (b["until"].as_f64().unwrap_or(now) - now).max(0.0)
+        );
+    }
+    let counters = &d["counters"];
+    let pairs = |v: &Value| -> String {
+        v.as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "none".into())
+    };
+    out += &format!(
+        "counters: {} starving events, boosts: {}; restores: {}; checks {}\n",
+        text(&counters["starving_events"]),
+        pairs(&counters["boosts"]),
+        pairs(&counters["restores"]),
+        text(&counters["checks"]),
+    );
+    out += &format!(
+        "log messages dropped: {}\n",
+        pairs(&counters["log_dropped"])
+    );
+    let events = d["events"].as_array().cloned().unwrap_or_default();
+    out += &format!("last {} events:\n", events.len());
+    for event in &events {
+        let ago = now - event["timestamp"].as_f64().unwrap_or(now);
+        out += &format!("  {ago:>8.1} s ago  {}\n", text(&event["message"]));
+    }
+    out
+}

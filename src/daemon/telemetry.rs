@@ -1,0 +1,438 @@
+//! What the daemon knows about itself, for the metrics and status listeners.
+//!
+//! The loop owns a [`Telemetry`] and updates it from every event and check; after each update
+//! it publishes an immutable [`Snapshot`] through an [`ArcSwap`], whose stores and loads are
+//! lock-free. Listener threads only load snapshots, so a listener that is slow, flooded or
+//! preempted (it is SCHED_OTHER, and may share a CPU with the very hog stalld fights) can never
+//! hold anything the loop waits for. prometheus-client's own metric types are not used for the
+//! state because their histograms and families sit behind locks that a scrape holds while it
+//! encodes; its encoder is used for the exposition ([`super::metrics`]).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use serde_json::{json, Value};
+
+use super::log::Drops;
+use crate::config::{BackendChoice, BoostPolicy, Config, Mode};
+use crate::event::Event;
+use crate::task::Pid;
+
+/// How many events `stalld status` shows.
+pub const RECENT_EVENTS: usize = 100;
+
+/// Upper bounds of `stalld_starvation_wait_seconds`: from sub-second thresholds to minutes.
+pub const WAIT_BUCKETS: &[f64] = &[
+    0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+/// Upper bounds of `stalld_check_duration_seconds`: a queue_track check takes tens of
+/// microseconds, a sched_debug one on a large machine up to a second.
+pub const CHECK_BUCKETS: &[f64] = &[
+    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0,
+];
+
+/// A classic histogram: a count per bucket (the last is +Inf), the sum and the count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Histogram {
+    pub bounds: &'static [f64],
+    pub counts: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len() + 1],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    pub fn observe(&mut self, value: f64) {
+        let bucket = self
+            .bounds
+            .iter()
+            .position(|&bound| value <= bound)
+            .unwrap_or(self.bounds.len());
+        self.counts[bucket] += 1;
+        self.sum += value;
+        self.count += 1;
+    }
+
+    /// `(upper bound, count in that bucket)`, the last bound infinite.
+    pub fn buckets(&self) -> Vec<(f64, u64)> {
+        self.bounds
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(self.counts.iter().copied())
+            .collect()
+    }
+}
+
+/// A task holding a boost right now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoostedTask {
+    pub pid: Pid,
+    pub comm: String,
+    pub cpu: u32,
+    pub policy: &'static str,
+    /// Wall-clock seconds since the epoch.
+    pub since: f64,
+    pub until: f64,
+}
+
+/// Everything the listeners may show, as of one moment of the loop.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub version: &'static str,
+    pub pid: u32,
+    pub started_at: f64,
+    pub backend: Option<&'static str>,
+    pub stamps: Option<&'static str>,
+    pub config: Arc<Value>,
+    /// The first check has run.
+    pub ready: bool,
+    /// `stalld_starving_events_total{cpu}`.
+    pub starving: BTreeMap<u32, u64>,
+    /// `stalld_boosts_total{cpu,policy,result}`.
+    pub boosts: BTreeMap<(u32, &'static str, &'static str), u64>,
+    /// `stalld_restores_total{result}`.
+    pub restores: BTreeMap<&'static str, u64>,
+    /// Every event by kind.
+    pub events: BTreeMap<&'static str, u64>,
+    pub waits: BTreeMap<u32, Histogram>,
+    pub checks: Histogram,
+    pub boosted: BTreeMap<Pid, BoostedTask>,
+    pub rt_throttling_disabled: bool,
+    pub last_event_at: Option<f64>,
+    /// The last [`RECENT_EVENTS`] events, as their JSON lines.
+    pub recent: VecDeque<Arc<Value>>,
+    pub drops: Arc<Drops>,
+}
+
+impl Snapshot {
+    /// Boosts with `result` (`ok`, `failed`, `fifo_fallback`) on every CPU.
+    pub fn boosts_with(&self, result: &str) -> u64 {
+        self.boosts
+            .iter()
+            .filter(|((_, _, r), _)| *r == result)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The one-line summary for systemd's `STATUS=` and the text status.
+    pub fn summary(&self) -> String {
+        let total = |result: &str| self.boosts_with(result);
+        format!(
+            "{} backend ({} stamps); {} boosted now; {} starving events, {} boosts, {} failed",
+            self.backend.unwrap_or("no"),
+            self.stamps.unwrap_or("no"),
+            self.boosted.len(),
+            self.starving.values().sum::<u64>(),
+            total("ok"),
+            total("failed"),
+        )
+    }
+}
+
+#[derive(Debug)]
+pub struct Telemetry {
+    state: Snapshot,
+    boost_duration: Duration,
+    published: Arc<ArcSwap<Snapshot>>,
+}
+
+impl Telemetry {
+    pub fn new(config: &Config, drops: Arc<Drops>) -> Telemetry {
+        let state = Snapshot {
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            started_at: unix_seconds(SystemTime::now()),
+            backend: None,
+            stamps: None,
+            config: Arc::new(config_json(config)),
+            ready: false,
+            starving: BTreeMap::new(),
+            boosts: BTreeMap::new(),
+            restores: BTreeMap::new(),
+            events: BTreeMap::new(),
+            waits: BTreeMap::new(),
+            checks: Histogram::new(CHECK_BUCKETS),
+            boosted: BTreeMap::new(),
+            rt_throttling_disabled: false,
+            last_event_at: None,
+            recent: VecDeque::with_capacity(RECENT_EVENTS),
+            drops,
+        };
+        Telemetry {
+            published: Arc::new(ArcSwap::from_pointee(state.clone())),
+            state,
+            boost_duration: config.boost.duration,
+        }
+    }
+
+    /// What the listeners read.
+    pub fn published(&self) -> Arc<ArcSwap<Snapshot>> {
+        Arc::clone(&self.published)
+    }
+
+    pub fn current(&self) -> &Snapshot {
+        &self.state
+    }
+
+    /// After daemonizing the pid is the daemon's.
+    pub fn set_pid(&mut self, pid: u32) {
+        self.state.pid = pid;
+        self.publish();
+    }
+
+    pub fn set_backend(&mut self, backend: &'static str, stamps: &'static str) {
+        self.state.backend = Some(backend);
+        self.state.stamps = Some(stamps);
+        self.publish();
+    }
+
+    /// One check of the run queues took `took`.
+    pub fn checked(&mut self, took: Duration) {
+        self.state.checks.observe(took.as_secs_f64());
+        self.state.ready = true;
+        self.publish();
+    }
+
+    /// Counts `event` (rendered as `json`) and publishes.
+    pub fn record(&mut self, event: &Event, json: Arc<Value>) {
+        let now = unix_seconds(SystemTime::now());
+        let state = &mut self.state;
+        *state.events.entry(event.kind().name()).or_default() += 1;
+        state.last_event_at = Some(now);
+        if state.recent.len() == RECENT_EVENTS {
+            state.recent.pop_front();
+        }
+        state.recent.push_back(json);
+        let mut restore = |result: &'static str, tid: &Pid| {
+            *state.restores.entry(result).or_default() += 1;
+            state.boosted.remove(tid);
+        };
+        match event {
+            Event::Started { backend, .. } => state.backend = Some(backend),
+            Event::Starved { cpu, waited, .. } => {
+                *state.starving.entry(*cpu).or_default() += 1;
+                state
+                    .waits
+                    .entry(*cpu)
+                    .or_insert_with(|| Histogram::new(WAIT_BUCKETS))
+                    .observe(waited.as_secs_f64());
+            }
+            Event::Boosted {
+                cpu, task, policy, ..
+            } => {
+                *state
+                    .boosts
+                    .entry((*cpu, policy_label(*policy), "ok"))
+                    .or_default() += 1;
+                state.boosted.insert(
+                    task.tid,
+                    BoostedTask {
+                        pid: task.tid,
+                        comm: task.comm.to_string(),
+                        cpu: *cpu,
+                        policy: policy_name(*policy),
+                        since: now,
+                        until: now + self.boost_duration.as_secs_f64(),
+                    },
+                );
+            }
+            Event::BoostFailed { cpu, policy, .. } => {
+                *state
+                    .boosts
+                    .entry((*cpu, policy_label(*policy), "failed"))
+                    .or_default() += 1;
+            }
+            Event::FifoFallback { cpu, tid } => {
+                *state
+                    .boosts
+                    .entry((*cpu, policy_label(BoostPolicy::Deadline), "fifo_fallback"))
+                    .or_default() += 1;
+                if let Some(boosted) = state.boosted.get_mut(tid) {
+                    boosted.policy = policy_name(BoostPolicy::Fifo);
+                }
+            }
+            Event::Restored { tid, .. } => restore("restored", tid),
+            Event::ExitedWhileBoosted { tid, .. } => restore("exited", tid),
+            Event::ChangedMeanwhile { tid, .. } => restore("changed_meanwhile", tid),
+            Event::RestoreFailed { tid, .. } => restore("failed", tid),
+            Event::RtThrottlingDisabled { .. } => state.rt_throttling_disabled = true,
+            Event::RtThrottlingRestored { .. } => state.rt_throttling_disabled = false,
+            _ => {}
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.published.store(Arc::new(self.state.clone()));
+    }
+}
+
+/// The `policy` label of the boost metrics.
+fn policy_label(policy: BoostPolicy) -> &'static str {
+    match policy {
+        BoostPolicy::Deadline => "deadline",
+        BoostPolicy::Fifo => "fifo",
+    }
+}
+
+fn policy_name(policy: BoostPolicy) -> &'static str {
+    match policy {
+        BoostPolicy::Deadline => "SCHED_DEADLINE",
+        BoostPolicy::Fifo => "SCHED_FIFO",
+    }
+}
+
+pub fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64())
+}
+
+/// The configuration as `stalld status` shows it.
+fn config_json(config: &Config) -> Value {
+    let regexes = |list: &crate::config::Denylist| -> Vec<String> {
+        list.0.iter().map(|re| re.as_str().to_owned()).collect()
+    };
+    json!({
+        "log_only": config.log_only,
+        "mode": match config.mode {
+            Mode::Power => "power",
+            Mode::Adaptive => "adaptive",
+            Mode::Aggressive => "aggressive",
+        },
+        "backend": match config.backend {
+            BackendChoice::Auto => "auto",
+            BackendChoice::QueueTrack => "queue_track",
+            BackendChoice::SchedDebug => "sched_debug",
+        },
+        "threshold_s": config.threshold.as_secs_f64(),
+        "granularity_s": config.granularity.as_secs_f64(),
+        "boost": {
+            "policy": policy_name(config.boost.policy),
+            "runtime_ns": config.boost.runtime.as_nanos() as u64,
+            "period_ns": config.boost.period.as_nanos() as u64,
+            "duration_s": config.boost.duration.as_secs_f64(),
+        },
+        "cpus": config.cpus.to_string(),
+        "affinity": config.affinity.as_ref().map(ToString::to_string),
+        "idle_detection": config.idle_detection,
+        "reservation_percent": config.reservation,
+        "ignore_threads": regexes(&config.ignore_threads),
+        "ignore_processes": regexes(&config.ignore_processes),
+        "systemd": config.systemd,
+        "pidfile": config.pidfile.as_ref().map(|p| p.display().to_string()),
+        "events": config.events.as_ref().map(|p| p.display().to_string()),
+        "metrics": config.metrics.as_ref().map(ToString::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::TaskName;
+    use crate::task::Comm;
+
+    fn config() -> Config {
+        match crate::cli::parse(["-t", "5", "-d", "2"]) {
+            Ok(crate::cli::Command::Run(config)) => *config,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn histogram_buckets_count_and_sum() {
+        let mut histogram = Histogram::new(&[1.0, 2.0]);
+        for value in [0.5, 1.0, 1.5, 9.0] {
+            histogram.observe(value);
+        }
+        assert_eq!(
+            histogram.buckets(),
+            vec![(1.0, 2), (2.0, 1), (f64::INFINITY, 1)]
+        );
+        assert_eq!((histogram.count, histogram.sum), (4, 12.0));
+    }
+
+    #[test]
+    fn boosts_are_listed_until_they_end_and_counted_by_outcome() {
+        let mut telemetry = Telemetry::new(&config(), Arc::default());
+        let published = telemetry.published();
+        let task = TaskName {
+            tid: 42,
+            tgid: Some(40),
+            comm: Comm::new(b"victim"),
+        };
+        let json = Arc::new(Value::Null);
+        telemetry.record(
+            &Event::Starved {
+                cpu: 1,
+                task,
+                waited: Duration::from_millis(5_100),
+                culprit: None,
+            },
+            json.clone(),
+        );
+        telemetry.record(
+            &Event::Boosted {
+                cpu: 1,
+                task,
+                process: None,
+                policy: BoostPolicy::Deadline,
+            },
+            json.clone(),
+        );
+        telemetry.record(&Event::FifoFallback { cpu: 1, tid: 42 }, json.clone());
+        let during = published.load_full();
+        assert_eq!(during.starving.get(&1), Some(&1));
+        assert_eq!(during.boosts.get(&(1, "deadline", "ok")), Some(&1));
+        assert_eq!(
+            during.boosts.get(&(1, "deadline", "fifo_fallback")),
+            Some(&1)
+        );
+        let boosted = &during.boosted[&42];
+        assert_eq!((boosted.cpu, boosted.policy), (1, "SCHED_FIFO"));
+        assert!((boosted.until - boosted.since - 2.0).abs() < 1e-6);
+        assert_eq!(during.waits[&1].count, 1);
+        assert_eq!(
+            during.summary(),
+            "no backend (no stamps); 1 boosted now; 1 starving events, 1 boosts, 0 failed"
+        );
+
+        telemetry.record(
+            &Event::Restored {
+                cpu: 1,
+                tid: 42,
+                policy: 0,
+            },
+            json,
+        );
+        let after = published.load_full();
+        assert!(after.boosted.is_empty());
+        assert_eq!(after.restores.get("restored"), Some(&1));
+        assert_eq!(after.events.get("boosted"), Some(&1));
+        assert_eq!(after.recent.len(), 4);
+        // The earlier snapshot is unchanged: readers keep a consistent view.
+        assert_eq!(during.boosted.len(), 1);
+    }
+
+    #[test]
+    fn only_the_last_events_are_kept() {
+        let mut telemetry = Telemetry::new(&config(), Arc::default());
+        for i in 0..RECENT_EVENTS + 5 {
+            telemetry.record(&Event::Stopping, Arc::new(Value::from(i)));
+        }
+        let recent = &telemetry.current().recent;
+        assert_eq!(recent.len(), RECENT_EVENTS);
+        assert_eq!(*recent[0], Value::from(5));
+    }
+}

@@ -1,0 +1,925 @@
+//! End-to-end tests of what stalld tells the world, against real starvation (root): the JSON
+//! event lines and their culprit, journald's native fields through a real systemd-journald,
+//! sinks that are stalled, a real Prometheus server scraping `--metrics`, `stalld status`,
+//! systemd's notifications on a test NOTIFY_SOCKET, a connection flood on the metrics
+//! listener, and `stalld check`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{last_cpu, only_victim, Daemon, StarvationSession, Starver, Stream, Supervised};
+use serde_json::Value;
+
+const LINE_WAIT: Duration = Duration::from_secs(15);
+const STALLD: &str = env!("CARGO_BIN_EXE_stalld");
+
+/// A scratch directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!("stalld-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch(path)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn hog_pid(starver: &Starver) -> i64 {
+    starver
+        .events()
+        .into_iter()
+        .find(|event| event["event"] == "started")
+        .and_then(|event| event["hog_pid"].as_i64())
+        .expect("stalld-starve's started event names the hog")
+}
+
+/// The first text line (not a JSON event line) that contains `needle`.
+fn wait_line(daemon: &Daemon, needle: &str) -> String {
+    daemon
+        .wait_for_line(
+            |line| line.starts_with("stalld: ") && line.contains(needle),
+            LINE_WAIT,
+        )
+        .unwrap_or_else(|| panic!("no line with {needle:?}\n{}", daemon.process.transcript()))
+}
+
+/// The daemon's stdout lines that are JSON objects (its `--events -`).
+fn json_events(daemon: &Daemon) -> Vec<Value> {
+    daemon
+        .process
+        .lines_of(Stream::Stdout)
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+fn find_event<'a>(events: &'a [Value], kind: &str, tid: i32) -> Option<&'a Value> {
+    events
+        .iter()
+        .find(|event| event["event"] == kind && event["tid"] == tid)
+}
+
+/// `stalld status` with `env`, optionally as another user: exit code, stdout, stderr.
+fn status(env: &[(&str, &str)], as_user: Option<&str>, json: bool) -> (i32, String, String) {
+    let mut command = std::process::Command::new("timeout");
+    command.arg("20");
+    if let Some(user) = as_user {
+        command.args([
+            "setpriv",
+            &format!("--reuid={user}"),
+            &format!("--regid={user}"),
+            "--clear-groups",
+        ]);
+    }
+    command
+        .arg("env")
+        .args(env.iter().map(|(k, v)| format!("{k}={v}")));
+    command.arg(STALLD).arg("status");
+    if json {
+        command.arg("--json");
+    }
+    let output = command.output().expect("running stalld status");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn status_json(env: &[(&str, &str)]) -> Value {
+    let (code, stdout, stderr) = status(env, None, true);
+    assert_eq!(code, 0, "stalld status failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn boosted_pids(status: &Value) -> Vec<i64> {
+    status["boosted"]
+        .as_array()
+        .expect("boosted list")
+        .iter()
+        .map(|b| b["pid"].as_i64().unwrap())
+        .collect()
+}
+
+fn json_events_name_the_hog_as_culprit(backend: &str) {
+    let Some(_session) = StarvationSession::begin("json_events_name_the_hog_as_culprit") else {
+        return;
+    };
+    let cpu = last_cpu();
+    let mut daemon = Daemon::start(
+        &[],
+        backend,
+        &["-t", "2", "-g", "1", "-d", "1", "-c", &cpu, "--events", "-"],
+    );
+    let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
+    let pid = only_victim(&starver);
+    let hog = hog_pid(&starver);
+    let starved_line = wait_line(&daemon, &format!("-{pid} starved on CPU {cpu}"));
+    // The JSON line follows the text line.
+    daemon.process.wait_until(LINE_WAIT, |lines| {
+        lines
+            .iter()
+            .filter(|(stream, _)| *stream == Stream::Stdout)
+            .filter_map(|(_, line)| serde_json::from_str::<Value>(line).ok())
+            .find(|event| event["event"] == "restored" && event["tid"] == pid)
+    });
+    let events = json_events(&daemon);
+    let starved = find_event(&events, "starved", pid)
+        .unwrap_or_else(|| panic!("no starved event for {pid}: {events:#?}"));
+    assert_eq!(starved["culprit_pid"], hog, "{starved}");
+    assert_eq!(starved["culprit_comm"], "hog", "{starved}");
+    assert_eq!(starved["culprit_policy"], "SCHED_FIFO", "{starved}");
+    assert_eq!(starved["culprit_priority"], 10, "{starved}");
+    assert!(
+        starved["culprit_cgroup"]
+            .as_str()
+            .is_some_and(|c| c.starts_with('/')),
+        "{starved}"
+    );
+    assert_eq!(starved["cpu"].to_string(), cpu);
+    assert_eq!(starved["comm"], "victim0");
+    assert_eq!(starved["backend"], backend);
+    assert_eq!(starved["message_id"], "2a28f5a3a35b45d781375aeabe2875b6");
+    assert!(
+        starved["wait_ns"].as_i64().unwrap() >= 2_000_000_000,
+        "{starved}"
+    );
+    // The text line is upstream's, then the culprit.
+    assert!(
+        starved_line.ends_with(&format!(" behind hog-{hog} (SCHED_FIFO 10)")),
+        "{starved_line}"
+    );
+    assert_eq!(
+        starved["message"].as_str(),
+        starved_line.strip_prefix("stalld: ")
+    );
+    let boosted = find_event(&events, "boosted", pid).expect("boosted event");
+    assert_eq!(boosted["policy"], "SCHED_DEADLINE");
+    assert_eq!(boosted["process"], "stalld-starve");
+    let restored = find_event(&events, "restored", pid).expect("restored event");
+    assert_eq!(restored["policy"], "SCHED_FIFO");
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+}
+
+#[test]
+fn json_events_name_the_hog_as_culprit_sched_debug() {
+    json_events_name_the_hog_as_culprit("sched_debug");
+}
+
+#[test]
+fn json_events_name_the_hog_as_culprit_queue_track() {
+    json_events_name_the_hog_as_culprit("queue_track");
+}
+
+/// A systemd-journald namespace instance (`systemd-journald NAMESPACE`): a real journald with
+/// sockets and storage of its own, so the machine's journal (if any) is untouched.
+struct Journald {
+    process: Option<Supervised>,
+    namespace: String,
+}
+
+impl Journald {
+    fn start(test: &str) -> Option<Journald> {
+        let binary = common::tool_or_skip(
+            test,
+            &[
+                "/lib/systemd/systemd-journald",
+                "/usr/lib/systemd/systemd-journald",
+            ],
+            "Debian's systemd package",
+        )?;
+        let namespace = format!("stalldtest{}", std::process::id());
+        let process = Supervised::spawn(binary, &[&namespace], Duration::from_secs(120));
+        let journald = Journald {
+            process: Some(process),
+            namespace,
+        };
+        let socket = journald.socket();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "journald made no {}",
+                socket.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(journald)
+    }
+
+    fn socket(&self) -> PathBuf {
+        PathBuf::from(format!("/run/systemd/journal.{}/socket", self.namespace))
+    }
+
+    /// Every entry stalld sent, as journalctl's JSON (waits up to a while for `until`).
+    fn entries(&self, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + LINE_WAIT;
+        loop {
+            let output = std::process::Command::new("journalctl")
+                .arg(format!("--namespace={}", self.namespace))
+                .args([
+                    "-o",
+                    "json",
+                    "--all",
+                    "--no-pager",
+                    "SYSLOG_IDENTIFIER=stalld",
+                ])
+                .output()
+                .expect("journalctl");
+            let entries: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|line| serde_json::from_str(line).ok())
+                .collect();
+            if until(&entries) || Instant::now() > deadline {
+                return entries;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Journald {
+    fn drop(&mut self) {
+        // journald first, then its sockets and storage.
+        drop(self.process.take());
+        let suffix = format!(".{}", self.namespace);
+        let _ = std::fs::remove_dir_all(format!("/run/systemd/journal{suffix}"));
+        for dir in ["/var/log/journal", "/run/log/journal"] {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().ends_with(&suffix) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn journald_gets_native_fields_of_a_real_starvation() {
+    let Some(_session) = StarvationSession::begin("journald_gets_native_fields") else {
+        return;
+    };
+    let Some(journald) = Journald::start("journald_gets_native_fields") else {
+        return;
+    };
+    let socket = journald.socket();
+    let socket = socket.to_str().unwrap();
+    let cpu = last_cpu();
+    let mut daemon = Daemon::start(
+        &[(stalld::daemon::JOURNAL_SOCKET_ENV, socket)],
+        "queue_track",
+        &["-t", "2", "-d", "1", "-c", &cpu],
+    );
+    let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
+    let pid = only_victim(&starver);
+    let hog = hog_pid(&starver);
+    wait_line(&daemon, &format!("restored pid {pid} "));
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+    let entries =
+        journald.entries(|entries| entries.iter().any(|e| e["STALLD_EVENT"] == "stopping"));
+    let of = |kind: &str| {
+        entries
+            .iter()
+            .find(|e| {
+                e["STALLD_EVENT"] == kind && e["STALLD_TID"].as_str() == Some(&pid.to_string())
+            })
+            .unwrap_or_else(|| panic!("no {kind} entry for {pid} in {entries:#?}"))
+    };
+    let starved = of("starved");
+    assert_eq!(starved["MESSAGE_ID"], "2a28f5a3a35b45d781375aeabe2875b6");
+    assert_eq!(starved["PRIORITY"], "6");
+    assert_eq!(
+        starved["_TRANSPORT"], "journal",
+        "sent with the native protocol"
+    );
+    assert_eq!(starved["STALLD_CPU"], cpu);
+    assert_eq!(starved["STALLD_COMM"], "victim0");
+    assert_eq!(starved["STALLD_BACKEND"], "queue_track");
+    assert_eq!(starved["STALLD_CULPRIT_PID"], hog.to_string());
+    assert!(
+        starved["STALLD_WAIT_NS"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 2_000_000_000
+    );
+    assert!(starved["STALLD_TGID"].as_str().is_some());
+    assert!(starved["MESSAGE"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("victim0-{pid} starved on CPU {cpu} for 2 seconds")));
+    // journald resolved the victim itself: OBJECT_PID becomes the victim's command and cgroup.
+    assert_eq!(starved["OBJECT_PID"], pid.to_string());
+    assert_eq!(starved["OBJECT_COMM"], "victim0", "{starved}");
+    let boosted = of("boosted");
+    assert_eq!(boosted["MESSAGE_ID"], "a58d627fe1fb4428b6c2c9986507e1eb");
+    assert_eq!(boosted["STALLD_POLICY"], "SCHED_DEADLINE");
+    let restored = of("restored");
+    assert_eq!(restored["STALLD_POLICY"], "SCHED_FIFO");
+    // Under journald, the stream lines are not duplicated onto stderr... unless asked (-v).
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["MESSAGE"] == "using queue_track backend"),
+        "free-text lines too"
+    );
+
+    // An entry too large for a datagram goes as a sealed memfd.
+    let journal = stalld::daemon::Journal::open(&journald.socket()).unwrap();
+    let big = "y".repeat(600_000);
+    assert_eq!(
+        journal.send(&[
+            ("MESSAGE", big.as_bytes()),
+            ("SYSLOG_IDENTIFIER", b"stalld"),
+            ("STALLD_EVENT", b"big")
+        ]),
+        stalld::daemon::Delivery::Sent
+    );
+    let entries = journald.entries(|entries| entries.iter().any(|e| e["STALLD_EVENT"] == "big"));
+    let entry = entries
+        .iter()
+        .find(|e| e["STALLD_EVENT"] == "big")
+        .expect("the large entry arrived");
+    // journalctl shows large fields as byte arrays or strings, depending on size.
+    let len = entry["MESSAGE"]
+        .as_str()
+        .map(str::len)
+        .or_else(|| entry["MESSAGE"].as_array().map(Vec::len));
+    assert_eq!(len, Some(600_000));
+}
+
+/// A datagram socket whose queue is full, as a journald or syslog daemon that stopped
+/// reading: a blocking send there would hang the loop.
+fn stalled_socket(path: &Path) -> (UnixDatagram, UnixDatagram) {
+    let receiver = UnixDatagram::bind(path).unwrap();
+    let filler = UnixDatagram::unbound().unwrap();
+    filler.set_nonblocking(true).unwrap();
+    let mut sent = 0;
+    while filler.send_to(b"MESSAGE=filler\n", path).is_ok() {
+        sent += 1;
+        assert!(sent < 1_000_000, "the queue never filled");
+    }
+    (receiver, filler)
+}
+
+#[test]
+fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
+    let Some(_session) = StarvationSession::begin("stalled_journald_and_syslog") else {
+        return;
+    };
+    let scratch = Scratch::new("stalled-sinks");
+    let (journal, syslog) = (scratch.join("journal"), scratch.join("syslog"));
+    let _journal = stalled_socket(&journal);
+    let _syslog = stalled_socket(&syslog);
+    let cpu = last_cpu();
+    let mut daemon = Daemon::start(
+        &[
+            (
+                stalld::daemon::JOURNAL_SOCKET_ENV,
+                journal.to_str().unwrap(),
+            ),
+            (stalld::daemon::SYSLOG_SOCKET_ENV, syslog.to_str().unwrap()),
+        ],
+        "queue_track",
+        &["-s", "-t", "2", "-d", "1", "-c", &cpu],
+    );
+    let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
+    let pid = only_victim(&starver);
+    let ran = starver.wait_event("victim_ran", LINE_WAIT);
+    assert_eq!(ran["policy_when_ran"], "SCHED_DEADLINE", "{ran}");
+    assert!(
+        ran["wait_s"].as_f64().unwrap() < 2.25,
+        "boost late with stalled sinks: {ran}"
+    );
+    wait_line(&daemon, &format!("restored pid {pid} "));
+    let status = status_json(&[]);
+    let dropped = &status["counters"]["log_dropped"];
+    assert!(dropped["journal"].as_u64().unwrap() >= 3, "{dropped}");
+    assert!(dropped["syslog"].as_u64().unwrap() >= 3, "{dropped}");
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+}
+
+/// A minimal HTTP GET against localhost: status code and body.
+fn http_get(address: &str, target: &str) -> std::io::Result<(u32, String)> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let code = response
+        .split_ascii_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The address the daemon serves metrics on, from its `metrics: serving` line.
+fn metrics_address(daemon: &Daemon) -> String {
+    let line = wait_line(daemon, "metrics: serving http://");
+    let url = line.split("http://").nth(1).unwrap();
+    url.trim_end_matches("/metrics").to_owned()
+}
+
+#[test]
+fn prometheus_scrapes_the_boost_of_the_victims_cpu() {
+    let Some(_session) = StarvationSession::begin("prometheus_scrapes_the_boost") else {
+        return;
+    };
+    let hint = "scripts/install-deps --test installs it";
+    let Some(prometheus) = common::tool_or_skip(
+        "prometheus_scrapes_the_boost",
+        &["/usr/bin/prometheus"],
+        hint,
+    ) else {
+        return;
+    };
+    let cpu = last_cpu();
+    let mut daemon = Daemon::start(
+        &[],
+        "queue_track",
+        &["-t", "2", "-d", "1", "-c", &cpu, "--metrics", "127.0.0.1:0"],
+    );
+    let target = metrics_address(&daemon);
+    let (code, exposition) = http_get(&target, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(exposition.ends_with("# EOF\n"), "{exposition}");
+    assert_eq!(http_get(&target, "/other").unwrap().0, 404);
+
+    let scratch = Scratch::new("prometheus");
+    let config = scratch.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: stalld\n    static_configs:\n      - targets: ['{target}']\n"),
+    )
+    .unwrap();
+    let web = format!("127.0.0.1:{}", free_port());
+    let _prometheus = Supervised::spawn(
+        prometheus,
+        &[
+            &format!("--config.file={}", config.display()),
+            &format!("--storage.tsdb.path={}", scratch.join("data").display()),
+            &format!("--web.listen-address={web}"),
+            "--log.level=warn",
+        ],
+        Duration::from_secs(120),
+    );
+
+    let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
+    let pid = only_victim(&starver);
+    wait_line(&daemon, &format!("boosted pid {pid} "));
+    let query = format!(
+        "/api/v1/query?query=stalld_boosts_total%7Bcpu%3D%22{cpu}%22%2Cresult%3D%22ok%22%7D"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let value = loop {
+        let answer = http_get(&web, &query)
+            .ok()
+            .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok());
+        let value = answer.as_ref().and_then(|a| {
+            a["data"]["result"][0]["value"][1]
+                .as_str()?
+                .parse::<f64>()
+                .ok()
+        });
+        if let Some(value) = value.filter(|v| *v >= 1.0) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "prometheus answered: {}",
+                answer.unwrap()["data"]
+            );
+            break value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus never saw the boost: {answer:?}\n{}",
+            daemon.process.transcript()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(value >= 1.0);
+    let (_, exposition) = http_get(&target, "/metrics").unwrap();
+    for expected in [
+        format!("stalld_boosts_total{{cpu=\"{cpu}\",policy=\"deadline\",result=\"ok\"}} 1"),
+        format!("stalld_starving_events_total{{cpu=\"{cpu}\"}} 1"),
+        format!(
+            "stalld_backend_info{{backend=\"queue_track\",stamps=\"{}\"}} 1",
+            default_stamps()
+        ),
+        format!("stalld_starvation_wait_seconds_count{{cpu=\"{cpu}\"}} 1"),
+        format!(
+            "stalld_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+    ] {
+        assert!(
+            exposition.contains(&expected),
+            "{expected} missing from\n{exposition}"
+        );
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "--- scrape after the boost ---\n{exposition}"
+    );
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+}
+
+#[test]
+fn status_lists_the_boosted_victim_during_its_boost_and_nothing_after() {
+    let Some(_session) = StarvationSession::begin("status_lists_the_boosted_victim") else {
+        return;
+    };
+    let (code, _, stderr) = status(&[], None, false);
+    assert_eq!(code, 3, "no daemon runs: {stderr}");
+    assert!(stderr.contains("no stalld is running"), "{stderr}");
+
+    let cpu = last_cpu();
+    let mut daemon = Daemon::start(&[], "queue_track", &["-t", "4", "-d", "3", "-c", &cpu]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", "5"]);
+    let pid = only_victim(&starver);
+    wait_line(&daemon, &format!("boosted pid {pid} "));
+    let during = status_json(&[]);
+    assert_eq!(boosted_pids(&during), vec![i64::from(pid)], "{during:#}");
+    let boost = &during["boosted"][0];
+    assert_eq!(boost["comm"], "victim0");
+    assert_eq!(boost["cpu"].to_string(), cpu);
+    assert_eq!(boost["policy"], "SCHED_DEADLINE");
+    let length = boost["until"].as_f64().unwrap() - boost["since"].as_f64().unwrap();
+    assert!((length - 3.0).abs() < 0.01, "{boost}");
+    assert_eq!(during["backend"], "queue_track");
+    assert_eq!(during["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(during["config"]["threshold_s"], 4.0);
+    assert_eq!(during["counters"]["boosts"]["ok"], 1);
+    assert!(during["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"] == "boosted" && e["tid"] == pid));
+    let (code, text, _) = status(&[], None, false);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains(&format!(
+            "pid {pid} (victim0) on CPU {cpu} with SCHED_DEADLINE"
+        )),
+        "{text}"
+    );
+
+    wait_line(&daemon, &format!("restored pid {pid} "));
+    let after = status_json(&[]);
+    assert!(boosted_pids(&after).is_empty(), "{after:#}");
+    assert_eq!(after["counters"]["restores"]["restored"], 1);
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+    assert!(
+        !stalld::daemon::status_socket_path().exists(),
+        "socket left behind"
+    );
+    let (code, _, _) = status(&[], None, false);
+    assert_eq!(code, 3);
+}
+
+#[test]
+fn a_non_root_status_is_refused() {
+    let Some(_session) = StarvationSession::begin("a_non_root_status_is_refused") else {
+        return;
+    };
+    let mut daemon = Daemon::start(&[], "queue_track", &["-l", "-c", &last_cpu()]);
+    // Through /run/stalld: the directory is root's.
+    let (code, _, stderr) = status(&[], Some("65534"), false);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+
+    // A socket anyone can reach: the peer-credential check alone refuses.
+    let scratch = Scratch::new("status-socket");
+    std::fs::set_permissions(
+        &scratch.0,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let socket = scratch.join("stalld.sock");
+    let env = [(stalld::daemon::STATUS_SOCKET_ENV, socket.to_str().unwrap())];
+    let mut daemon = Daemon::start(&env, "queue_track", &["-l", "-c", &last_cpu()]);
+    std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let (code, _, stderr) = status(&env, Some("65534"), true);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains("permission denied: stalld status needs root"),
+        "{stderr}"
+    );
+    assert_eq!(
+        status_json(&env)["config"]["log_only"],
+        true,
+        "root is answered"
+    );
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+}
+
+#[test]
+fn systemd_notifications_ready_watchdog_stopping() {
+    let Some(_session) = StarvationSession::begin("systemd_notifications") else {
+        return;
+    };
+    let scratch = Scratch::new("notify");
+    let socket_path = scratch.join("notify");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // No -f: under Type=notify the daemon must stay the process systemd started. The loop
+    // would sleep the whole 20 s threshold; the 2 s watchdog must wake it.
+    let mut argv = vec![
+        format!("NOTIFY_SOCKET={}", socket_path.display()),
+        "WATCHDOG_USEC=2000000".to_owned(),
+        STALLD.to_owned(),
+        "-l".to_owned(),
+        "-c".to_owned(),
+        last_cpu(),
+    ];
+    argv.extend(["-b", "queue_track"].map(String::from));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let mut daemon = Daemon::spawn_program("env", &argv);
+    let started = Instant::now();
+    let mut messages: Vec<(Duration, String)> = Vec::new();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < Duration::from_secs(5) {
+        if let Ok(n) = socket.recv(&mut buf) {
+            messages.push((
+                started.elapsed(),
+                String::from_utf8_lossy(&buf[..n]).into_owned(),
+            ));
+        }
+    }
+    let ready = messages
+        .iter()
+        .find(|(_, m)| m.contains("READY=1"))
+        .unwrap_or_else(|| panic!("no READY=1: {messages:?}\n{}", daemon.process.transcript()));
+    assert!(
+        ready.1.contains(&format!(
+            "STATUS=queue_track backend ({} stamps); 0 boosted now",
+            default_stamps()
+        )),
+        "{ready:?}"
+    );
+    let pings: Vec<Duration> = messages
+        .iter()
+        .filter(|(_, m)| m.contains("WATCHDOG=1"))
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(
+        pings.len() >= 4,
+        "the watchdog wants a ping every second: {messages:?}"
+    );
+    for pair in pings.windows(2) {
+        assert!(
+            pair[1] - pair[0] < Duration::from_millis(1500),
+            "late ping: {pings:?}"
+        );
+    }
+    // Still running, not daemonized.
+    assert!(
+        daemon.process.wait_exit(Duration::ZERO).is_none(),
+        "{}",
+        daemon.process.transcript()
+    );
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+    let mut stopping = false;
+    while let Ok(n) = socket.recv(&mut buf) {
+        stopping |= String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1");
+    }
+    assert!(stopping, "no STOPPING=1");
+}
+
+/// Every thread of `pid` named `name`: its policy.
+fn thread_policy(pid: i32, name: &str) -> Option<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks.flatten().find_map(|task| {
+        let tid: i32 = task.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+        (comm.trim() == name).then(|| common::policy_of(tid).0)
+    })
+}
+
+#[test]
+fn a_flood_of_metrics_connections_does_not_delay_the_boost() {
+    let Some(_session) = StarvationSession::begin("a_flood_of_metrics_connections") else {
+        return;
+    };
+    let cpu = last_cpu();
+    // As the unit runs it: SCHED_FIFO 10 for the loop.
+    let argv = [
+        STALLD,
+        "-f",
+        "-v",
+        "-b",
+        "queue_track",
+        "-t",
+        "2",
+        "-d",
+        "1",
+        "-c",
+        &cpu,
+        "--metrics",
+        "127.0.0.1:0",
+    ];
+    let mut daemon = Daemon::spawn_program("chrt", &[&["-f", "10"][..], &argv[..]].concat());
+    let target = metrics_address(&daemon);
+    let pid = daemon.process.program_pid();
+    assert_eq!(common::policy_of(pid).0, "SCHED_FIFO");
+    assert_eq!(
+        thread_policy(pid, "stalld-metrics").as_deref(),
+        Some("SCHED_OTHER")
+    );
+    assert_eq!(
+        thread_policy(pid, "stalld-status").as_deref(),
+        Some("SCHED_OTHER")
+    );
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let counts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let scrapes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // First an episode without the flood, for comparison.
+    let quiet = {
+        let starver = Starver::spawn(&["--duration", "10"]);
+        only_victim(&starver);
+        let ran = starver.wait_event("victim_ran", LINE_WAIT);
+        ran["wait_s"].as_f64().unwrap() - 2.0
+    };
+    let flooders: Vec<_> = (0..32)
+        .map(|i| {
+            let (stop, counts, target) = (stop.clone(), counts.clone(), target.clone());
+            let scrapes = scrapes.clone();
+            std::thread::spawn(move || {
+                let end = Instant::now() + Duration::from_secs(20);
+                let mut idle = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < end {
+                    match TcpStream::connect(&target) {
+                        // Half of them hold connections open without a request (slow clients),
+                        // the others ask for scrapes as fast as they can.
+                        Ok(stream) if i % 2 == 0 => {
+                            idle.push(stream);
+                            if idle.len() > 50 {
+                                idle.remove(0);
+                            }
+                        }
+                        Ok(mut stream) => {
+                            let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
+                            let mut answer = Vec::new();
+                            let _ = stream.read_to_end(&mut answer);
+                            if answer.starts_with(b"HTTP/1.1 200") {
+                                scrapes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                    }
+                    counts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let starver = Starver::spawn(&["--duration", "15"]);
+    let victim = only_victim(&starver);
+    let ran = starver.wait_event("victim_ran", LINE_WAIT);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for flooder in flooders {
+        flooder.join().unwrap();
+    }
+    let beyond = ran["wait_s"].as_f64().unwrap() - 2.0;
+    let _ = writeln!(
+        std::io::stderr(),
+        "flood: {} connections, {} scrapes answered; victim {victim} boosted {:.1} ms after the threshold (without the flood: {:.1} ms)",
+        counts.load(std::sync::atomic::Ordering::Relaxed),
+        scrapes.load(std::sync::atomic::Ordering::Relaxed),
+        beyond * 1000.0,
+        quiet * 1000.0
+    );
+    assert_eq!(ran["policy_when_ran"], "SCHED_DEADLINE", "{ran}");
+    // The bound of the unflooded test (queue_track_detects_within_milliseconds_of_the_threshold).
+    assert!(
+        (0.0..0.25).contains(&beyond),
+        "victim waited {beyond:.4} s beyond the threshold under the flood"
+    );
+    // The listener is still alive afterwards.
+    assert_eq!(http_get(&target, "/metrics").unwrap().0, 200);
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+}
+
+/// `stalld check` where debugfs and securityfs are not mounted: it still answers, and the
+/// mounts it needed stay its own (run inside a mount namespace where they are unmounted, the
+/// shell that ran it sees no new mount afterwards).
+#[test]
+fn check_gives_a_verdict_and_leaves_nothing_mounted() {
+    if !common::require_root_or_skip("check_gives_a_verdict_and_leaves_nothing_mounted") {
+        return;
+    }
+    let script = format!(
+        "umount -l /sys/kernel/debug 2>/dev/null; umount -l /sys/kernel/security 2>/dev/null; \
+         {STALLD} check --json -t 3600 -d 3; echo \"exit=$?\"; grep -c -E ' (debugfs|securityfs) ' /proc/mounts"
+    );
+    let output = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (json, tail) = stdout
+        .rsplit_once("exit=")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let mut tail = tail.lines();
+    let code: i32 = tail.next().unwrap().parse().unwrap();
+    assert_eq!(
+        tail.next(),
+        Some("0"),
+        "check left a mount behind: {stdout}"
+    );
+    let report: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let item = |name: &str| {
+        report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["item"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {report:#}"))
+            .clone()
+    };
+    for name in [
+        "btf",
+        "queue_track",
+        "debugfs",
+        "lockdown",
+        "fair_server",
+        "rt_throttling",
+        "rt_group_sched",
+        "rcu_stall",
+        "hrtick",
+        "isolated_cpus",
+    ] {
+        let verdict = item(name)["verdict"].as_str().unwrap().to_owned();
+        assert!(
+            ["ok", "warn", "fail", "unknown"].contains(&verdict.as_str()),
+            "{name}: {verdict}"
+        );
+    }
+    assert!(
+        item("debugfs")["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not mounted"),
+        "{report:#}"
+    );
+    assert!(
+        item("queue_track")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("stamp source: "),
+        "{report:#}"
+    );
+    // A one-hour threshold is above any RCU stall timeout.
+    assert_ne!(item("rcu_stall")["verdict"], "ok", "{report:#}");
+    let expected = match report["verdict"].as_str().unwrap() {
+        "ok" => 0,
+        "warn" => 1,
+        _ => 2,
+    };
+    assert_eq!(code, expected, "{report:#}");
+    assert!(code >= 1);
+}
+
+/// The stamp source queue_track uses by default on this kernel (`sched_info` where the
+/// kernel keeps enqueue stamps).
+fn default_stamps() -> &'static str {
+    stalld::backend::queue_track_stamp_source(stalld::backend::StampChoice::Auto)
+        .expect("the kernel's stamp source")
+        .name()
+}

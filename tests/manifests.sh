@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Validates deploy/kubernetes/ offline, and the Containerfile's binary without a container
+# engine:
+#   - the built-in kinds against the Kubernetes schemas, strict (unknown fields rejected), for
+#     the oldest and newest Kubernetes versions we claim (PyPI kubernetes-validate);
+#   - ServiceMonitor and PrometheusRule against their CRDs' schemas (npm
+#     @kubernetes-models/prometheus-operator, which compiles them);
+#   - the PrometheusRule's expressions with promtool (from Debian's prometheus package,
+#     extracted, not installed), and its alerts' unit tests (deploy/kubernetes/tests/);
+#   - the pieces agree: image tag = Cargo.toml's version, the --metrics port = the container
+#     port = the Service's, selectors match the pod labels;
+#   - broken copies of the manifests are rejected by each validator (the checks can fail);
+#   - `make static`, the Containerfile's build step, gives a static binary with the version.
+# Tools are cached in .cache/manifests. Prints one "manifests: <check> PASS|FAIL" line per
+# check; exits 0 only if all passed.
+#   tests/manifests.sh [--no-build]
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 2
+DIR=deploy/kubernetes
+CACHE=${MANIFESTS_CACHE:-$ROOT/.cache/manifests}
+KUBERNETES_VALIDATE=kubernetes-validate==1.37.0
+MODELS=@kubernetes-models/prometheus-operator@6.0.0
+# OpenShift 4.16 is Kubernetes 1.29; the newest schemas the validator has.
+KUBERNETES_VERSIONS=(1.29.0 1.37.0)
+BUILT_IN=("$DIR"/namespace.yaml "$DIR"/rbac.yaml "$DIR"/daemonset.yaml "$DIR"/service.yaml)
+CUSTOM=("$DIR"/servicemonitor.yaml "$DIR"/prometheusrule.yaml)
+BUILD=1
+[ "${1:-}" = --no-build ] && BUILD=0
+FAILED=0
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+check() {
+	if [ -z "$2" ]; then
+		echo "manifests: $1 PASS"
+	else
+		echo "manifests: $1 FAIL: $2"
+		FAILED=$((FAILED + 1))
+	fi
+}
+
+die() {
+	echo "manifests: error: $*" >&2
+	exit 2
+}
+
+# ------------------------------------------------------------------ tools
+mkdir -p "$CACHE"
+if ! "$CACHE/venv/bin/pip" show -q "${KUBERNETES_VALIDATE%%=*}" 2>/dev/null |
+	grep -q "^Version: ${KUBERNETES_VALIDATE##*=}$"; then
+	rm -rf "$CACHE/venv"
+	python3 -m venv "$CACHE/venv" || die "python3 -m venv failed"
+	"$CACHE/venv/bin/pip" install -q "$KUBERNETES_VALIDATE" >"$WORK/pip.log" 2>&1 ||
+		{ cat "$WORK/pip.log" >&2; die "pip install $KUBERNETES_VALIDATE failed"; }
+fi
+MODELS_DIR=$CACHE/npm/node_modules/${MODELS%@*}
+if [ ! -f "$CACHE/npm/.installed-${MODELS##*@}" ]; then
+	if ! command -v npm >/dev/null; then
+		apt-get update -qq >/dev/null 2>&1
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null ||
+			die "npm is needed for $MODELS and apt-get install npm failed"
+	fi
+	npm install --silent --no-audit --no-fund --prefix "$CACHE/npm" "$MODELS" >"$WORK/npm.log" 2>&1 ||
+		{ cat "$WORK/npm.log" >&2; die "npm install $MODELS failed"; }
+	touch "$CACHE/npm/.installed-${MODELS##*@}"
+fi
+PROMTOOL=$CACHE/usr/bin/promtool
+if [ ! -x "$PROMTOOL" ]; then
+	(cd "$CACHE" && apt-get download -q prometheus >"$WORK/apt.log" 2>&1) ||
+		{ apt-get update -qq >/dev/null 2>&1; (cd "$CACHE" && apt-get download -q prometheus >"$WORK/apt.log" 2>&1); } ||
+		{ cat "$WORK/apt.log" >&2; die "apt-get download prometheus failed"; }
+	dpkg-deb --fsys-tarfile "$CACHE"/prometheus_*.deb | tar -x -C "$CACHE" ./usr/bin/promtool ||
+		die "extracting promtool failed"
+	rm -f "$CACHE"/prometheus_*.deb
+fi
+PY=$CACHE/venv/bin/python
+
+# yaml2json FILE OUT: every document of FILE as one JSON array (PyYAML comes with the validator).
+yaml2json() {
+	"$PY" -c 'import json, sys, yaml; json.dump(list(yaml.safe_load_all(open(sys.argv[1]))), open(sys.argv[2], "w"))' "$1" "$2"
+}
+
+# builtin_check FILE...: kubernetes-validate --strict for each Kubernetes version; prints why.
+builtin_check() {
+	local version out
+	for version in "${KUBERNETES_VERSIONS[@]}"; do
+		out=$("$CACHE/venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$@" 2>&1) ||
+			{ echo "Kubernetes $version: $(tr '\n' ' ' <<<"$out")"; return; }
+	done
+}
+
+# crd_check FILE...: the CRD schema check; prints why.
+crd_check() {
+	local file jsons=() out
+	for file in "$@"; do
+		yaml2json "$file" "$WORK/$(basename "$file").json" || { echo "$file is not YAML"; return; }
+		jsons+=("$WORK/$(basename "$file").json")
+	done
+	out=$(MODELS_DIR=$MODELS_DIR node tests/manifests/validate-crs.mjs "${jsons[@]}" 2>&1) ||
+		grep -v '^PASS' <<<"$out" | tr '\n' ' '
+
+}
+
+# rules_check PROMETHEUSRULE: promtool check + unit tests of its groups; prints why.
+rules_check() {
+	local out
+	"$PY" -c 'import sys, yaml
+rule = yaml.safe_load(open(sys.argv[1]))
+yaml.safe_dump({"groups": rule["spec"]["groups"]}, open(sys.argv[2], "w"))' "$1" "$WORK/stalld.rules.yaml" ||
+		{ echo "no spec.groups in $1"; return; }
+	out=$("$PROMTOOL" check rules "$WORK/stalld.rules.yaml" 2>&1) || { echo "promtool check rules: $(tr '\n' ' ' <<<"$out")"; return; }
+	cp "$DIR/tests/alerts.test.yaml" "$WORK/"
+	out=$(cd "$WORK" && "$PROMTOOL" test rules alerts.test.yaml 2>&1) || echo "promtool test rules: $(tr '\n' ' ' <<<"$out")"
+}
+
+# ------------------------------------------------------------------ the manifests
+check "built-in kinds (kubernetes-validate --strict ${KUBERNETES_VERSIONS[*]})" "$(builtin_check "${BUILT_IN[@]}")"
+check "ServiceMonitor, PrometheusRule (CRD schemas)" "$(crd_check "${CUSTOM[@]}")"
+check "PrometheusRule expressions and alert tests (promtool)" "$(rules_check "$DIR/prometheusrule.yaml")"
+
+# The pieces agree with each other and with the code.
+agree=$("$PY" - "$DIR" "$(make --no-print-directory -s version)" <<'EOF'
+import sys, yaml
+folder, version = sys.argv[1], sys.argv[2]
+docs = {}
+for name in ("daemonset", "service", "servicemonitor", "namespace", "rbac"):
+    for doc in yaml.safe_load_all(open(f"{folder}/{name}.yaml")):
+        docs[doc["kind"]] = doc
+ds, svc, sm = docs["DaemonSet"], docs["Service"], docs["ServiceMonitor"]
+pod = ds["spec"]["template"]
+container = pod["spec"]["containers"][0]
+problems = []
+if container["image"].rsplit(":", 1)[-1] != version:
+    problems.append(f"image {container['image']} is not tagged {version} (Cargo.toml)")
+metrics = [a.split("=", 1)[1] for a in container.get("args", []) if a.startswith("--metrics=")]
+port = {p["name"]: p["containerPort"] for p in container.get("ports", [])}.get("metrics")
+if not metrics or not metrics[0].endswith(f":{port}"):
+    problems.append(f"--metrics {metrics} does not listen on the container's metrics port {port}")
+svc_ports = {p["name"]: p for p in svc["spec"]["ports"]}
+if "metrics" not in svc_ports or svc_ports["metrics"]["port"] != port:
+    problems.append("the Service has no metrics port equal to the container's")
+labels = pod["metadata"]["labels"]
+for what, selector in (("DaemonSet", ds["spec"]["selector"]["matchLabels"]), ("Service", svc["spec"]["selector"])):
+    if any(labels.get(k) != v for k, v in selector.items()):
+        problems.append(f"the {what} selector {selector} does not match the pod labels {labels}")
+if any(svc["metadata"]["labels"].get(k) != v for k, v in sm["spec"]["selector"]["matchLabels"].items()):
+    problems.append("the ServiceMonitor does not select the Service")
+if [e["port"] for e in sm["spec"]["endpoints"]] != ["metrics"]:
+    problems.append("the ServiceMonitor does not scrape the Service's metrics port")
+spec = pod["spec"]
+if not (spec.get("hostPID") and container["securityContext"].get("privileged")):
+    problems.append("the pod must be privileged with hostPID")
+mounts = {m["mountPath"] for m in container["volumeMounts"]}
+for needed in ("/sys/kernel/btf", "/run/stalld"):
+    if needed not in mounts:
+        problems.append(f"{needed} is not mounted")
+if not spec.get("nodeSelector") or not spec.get("tolerations"):
+    problems.append("no nodeSelector or tolerations for the RT nodes")
+if "cpu" in container.get("resources", {}).get("limits", {}):
+    problems.append("a CPU limit would let CFS throttle stalld")
+namespaces = {d["metadata"].get("namespace") for d in docs.values() if d["kind"] != "Namespace"}
+if namespaces != {docs["Namespace"]["metadata"]["name"]}:
+    problems.append(f"the objects are in namespaces {namespaces}")
+print("; ".join(problems))
+EOF
+)
+check "manifests agree (image tag, ports, selectors, privileges, mounts)" "$agree"
+
+# ------------------------------------------------------------------ the checks can fail
+sed -e 's/hostPID: true/hostPID: "yes"/' -e 's/readOnlyRootFilesystem: true/readOnlyRootFileSystem: true/' \
+	"$DIR/daemonset.yaml" >"$WORK/daemonset.yaml"
+why=$(builtin_check "$WORK/daemonset.yaml")
+check "a broken DaemonSet is rejected" "$([ -n "$why" ] || echo "kubernetes-validate accepted hostPID: \"yes\" and a misspelt field")"
+sed -e 's/interval: 30s/interval: fast/' "$DIR/servicemonitor.yaml" >"$WORK/servicemonitor.yaml"
+why=$(crd_check "$WORK/servicemonitor.yaml")
+check "a broken ServiceMonitor is rejected" "$([ -n "$why" ] || echo "the CRD schema accepted interval: fast")"
+sed -e 's/> 0$/> > 0/' "$DIR/prometheusrule.yaml" >"$WORK/prometheusrule.yaml"
+why=$(rules_check "$WORK/prometheusrule.yaml")
+check "a broken PrometheusRule is rejected" "$([ -n "$why" ] || echo "promtool accepted a broken expression")"
+
+# ------------------------------------------------------------------ the image's binary
+# The Containerfile builds with `make static` and copies this path; no engine runs here, so
+# the same build runs directly.
+binary=$(make --no-print-directory -s static-dir)/stalld
+why=""
+grep -q "make static" Containerfile && grep -q "$binary" Containerfile ||
+	why="the Containerfile no longer builds with make static / copies $binary; "
+if [ "$BUILD" = 1 ]; then
+	make --no-print-directory static STATIC_BINS=stalld >"$WORK/static.log" 2>&1 ||
+		why="${why}make static failed: $(tail -n 5 "$WORK/static.log" | tr '\n' ' ')"
+fi
+if [ ! -x "$binary" ]; then
+	why="${why}no $binary"
+elif readelf -l "$binary" | grep -q 'program interpreter' || readelf -d "$binary" | grep -q NEEDED; then
+	why="${why}$binary is not static"
+elif [ "$("$binary" --version)" != "$(make --no-print-directory -s version)" ]; then
+	why="${why}$binary --version says $("$binary" --version)"
+fi
+check "the image's binary (make static: static, right version)" "$why"
+
+exit "$FAILED"
