@@ -254,9 +254,9 @@ fn finds_a_task_that_was_starving_before_the_daemon_started(setup: Setup) {
         // from before the daemon started, not from its first scan (about 1 s later).
         let starved = starved_line(&daemon, pid, LINE_WAIT).unwrap();
         let reported: f64 = starved
-            .rsplit_once(" (")
-            .and_then(|(_, exact)| exact.strip_suffix(" s)"))
-            .and_then(|exact| exact.parse().ok())
+            .split_once(" seconds (")
+            .and_then(|(_, rest)| rest.split_once(" s)"))
+            .and_then(|(exact, _)| exact.parse().ok())
             .unwrap_or_else(|| panic!("no exact wait in {starved}"));
         assert!(
             reported >= 2.0 && (wait_s(&ran) - reported).abs() < 0.25,
