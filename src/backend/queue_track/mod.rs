@@ -54,6 +54,9 @@ const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 /// One read normally takes all records (56 bytes each); the kernel hands out at most its
 /// seq_file buffer (32 KiB) per read anyway.
 const READ_CHUNK: usize = 64 * 1024;
+/// Long enough that the sleep really blocks (its timer cannot fire before schedule()), short
+/// enough not to matter for a check.
+const FRESH_ARRIVAL_SLEEP: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// The stamp source `choice` resolves to on the running kernel, without loading anything.
 pub fn stamp_source(choice: StampChoice) -> anyhow::Result<StampSource> {
@@ -248,6 +251,12 @@ impl Backend for QueueTrack {
     }
 
     fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> anyhow::Result<()> {
+        if matches!(self.stamps, Stamps::RqClock(_)) {
+            // The scan pairs the clocks with stalld's own last switch-in (rq_clock.rs): a
+            // short sleep makes that switch-in now, whatever ran since the last one (start-up
+            // work, BPF loading, boost bookkeeping), so the pairing is microseconds old.
+            std::thread::sleep(FRESH_ARRIVAL_SLEEP);
+        }
         let len = self.scan()?;
         let read_at = clock::now();
         records::fill(

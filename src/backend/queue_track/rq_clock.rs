@@ -8,9 +8,11 @@
 //! run. A stamp `s` converts to `monotonic - (rq_clock - s)`.
 //!
 //! Error bound: converted − true = δ − drift ± skew, where
-//! - δ ≥ 0 is the time from stalld's last switch-in to the monotonic read. The daemon scans
-//!   right after waking from its sleep, so δ is microseconds; δ only ever makes a wait look
-//!   shorter, never longer, so it can delay a boost by δ but never cause an early one;
+//! - δ ≥ 0 is the time from stalld's last switch-in to the monotonic read. Every check first
+//!   sleeps 50 µs (`QueueTrack::snapshot`), so the switch-in is the wakeup from that sleep and
+//!   δ is the few microseconds of the iterator's start (more only if stalld is preempted in
+//!   between and not switched in again); δ only ever makes a wait look shorter, never longer,
+//!   so it can delay a boost by δ but never cause an early one;
 //! - drift is how much CLOCK_MONOTONIC − sched_clock changed between the enqueue and the scan:
 //!   NTP's frequency correction is capped at 500 ppm (adjtimex), and a wait is converted only
 //!   once, when first seen (see [`StableStamps`]), so |drift| ≤ 0.0005 × the wait's age then

@@ -37,7 +37,8 @@
  *      update_rq_clock(), which the enqueue and switch paths do just before stamping. It is
  *      not CLOCK_MONOTONIC (NTP slews only the latter), so every scan starts with a QT_CLOCK
  *      record pairing the reading task's own sched_info.last_arrival (the rq clock when
- *      stalld was last switched in, normally microseconds earlier) with bpf_ktime_get_ns().
+ *      stalld was last switched in: user space sleeps 50 us before each scan, so that is
+ *      microseconds earlier) with bpf_ktime_get_ns().
  *      User space converts with it (rq_clock.rs, which also states the error bound).
  *    This holds, unchanged in meaning, from 5.8 (the first iter/task) to 6.18 (checked here);
  *    bpf_get_current_task_btf() needs 5.11, which queue_track requires anyway.
