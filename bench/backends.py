@@ -1,52 +1,42 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""queue_track against sched_debug, side by side in one run on this machine.
+"""stalld's backends and stamp sources side by side in one run on this machine.
 
-(a) detection: how long a starving SCHED_FIFO victim waits beyond the threshold, over several
-    starvation episodes per backend (stalld -t 3 -d 1, default granularity);
-Both run stalld as deployed: SCHED_FIFO 10 (the unit's chrt) on a housekeeping CPU (-a 0).
+Configurations: "default" (queue_track with the kernel's sched_info stamps), "tracepoints"
+(queue_track with STALLD_QUEUE_TRACK_STAMPS=tracepoints) and "sched_debug" (-b sched_debug).
+stalld runs as deployed: SCHED_FIFO 10 (the unit's chrt) on a housekeeping CPU (-a 0).
+
+(a) detection: how long a starving SCHED_FIFO victim waits beyond a 3 s threshold
+    (stalld -t 3 -d 1, default granularity), episodes interleaved: each episode round runs
+    every configuration once, with a fresh daemon (target: median <= 20 ms, max <= 50 ms);
 (b) idle cost: the daemon's CPU time over a window with 2,000 extra sleeping threads and no
     starvation (defaults: -t 20 -g 5), from /proc/PID/schedstat (nanoseconds on CPU);
-The hot-path cost (perf bench sched pipe) is bench/queue_track_overhead.sh.
+(c) scan cost: the time of one check (one task-iterator run, what queue_track does at every
+    check) with 1,000, 10,000 and 50,000 threads in the system, per stamp source, as ns per
+    check and per task (examples/queue_track_load --scan-cost, SCHED_FIFO 10 on CPU 0).
+    kernel.pid_max is raised for the 50,000 threads if needed and put back.
+The hot-path cost (perf bench sched pipe, cyclictest) is bench/hot_path.py.
 
-Needs root; builds the release binaries; holds the starvation lock; pins hogs to the last CPU.
-Usage: bench/backends.py [EPISODES] [IDLE_SECONDS]
+Needs root; builds the release binaries; holds the starvation lock for the whole run; pins
+hogs to the last CPU; leaves debugfs/securityfs as it found them.
+Usage: bench/backends.py [--episodes N] [--idle-seconds S] [--only detection|idle|scan]
 """
-import fcntl
+import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STALLD = os.path.join(ROOT, "target/release/stalld")
+from common import DAEMONS, ROOT, Daemon, env_for, rotated, starvation_lock
+
 STARVE = os.path.join(ROOT, "target/release/stalld-starve")
+LOAD = os.path.join(ROOT, "target/release/examples/queue_track_load")
+PID_MAX = "/proc/sys/kernel/pid_max"
 THRESHOLD = 3.0
-BACKENDS = ("queue_track", "sched_debug")
-
-
-def start_daemon(backend, args):
-    # As deployed: SCHED_FIFO 10 like the systemd unit's ExecStartPost, on a housekeeping CPU
-    # (-a 0), never behind the hog it is there to watch.
-    daemon = subprocess.Popen(
-        ["timeout", "600", "chrt", "-f", "10", STALLD, "-f", "-v", "-a", "0", "-b", backend, *args],
-        stderr=subprocess.PIPE, text=True)
-    for line in daemon.stderr:
-        if f"using {backend} backend" in line:
-            break
-    else:
-        sys.exit(f"stalld -b {backend} did not start")
-    # Keep draining its log so it never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in daemon.stderr], daemon=True).start()
-    return daemon
-
-
-def stop(daemon):
-    daemon.terminate()
-    daemon.wait(timeout=20)
+SCAN_THREADS = (1000, 10000, 50000)
 
 
 def episode(last_cpu):
@@ -63,11 +53,17 @@ def episode(last_cpu):
 
 
 def detection(episodes, last_cpu):
-    results = {}
-    for backend in BACKENDS:
-        daemon = start_daemon(backend, ["-t", "3", "-d", "1", "-c", str(last_cpu)])
-        results[backend] = [episode(last_cpu) for _ in range(episodes)]
-        stop(daemon)
+    names = list(DAEMONS)
+    results = {config: [] for config in names}
+    for e in range(episodes):
+        for config in rotated(names, e):
+            daemon = Daemon(config, ["-t", "3", "-d", "1", "-c", str(last_cpu)])
+            try:
+                results[config].append(episode(last_cpu))
+            finally:
+                daemon.stop()
+        print(f"  episode {e + 1}/{episodes}: " + ", ".join(
+            f"{c} {results[c][-1] * 1000:.1f} ms" for c in names), flush=True)
     return results
 
 
@@ -76,58 +72,124 @@ def cpu_ns(pid):
         return int(f.read().split()[0])
 
 
-def stalld_pid(timeout_pid):
-    with open(f"/proc/{timeout_pid}/task/{timeout_pid}/children") as f:
-        return int(f.read().split()[0])
+def system_tasks():
+    """Threads in the whole system: what the task iterator visits."""
+    return sum(len(os.listdir(f"/proc/{pid}/task")) for pid in os.listdir("/proc")
+               if pid.isdigit() and os.path.isdir(f"/proc/{pid}/task"))
+
+
+@contextlib.contextmanager
+def sleepers(count):
+    """`count` extra sleeping threads, at most 10,000 per process (each thread stack is a
+    few memory mappings, and vm.max_map_count caps a process at 65,530)."""
+    procs = []
+    try:
+        while count > 0:
+            n = min(count, 10000)
+            proc = subprocess.Popen(
+                [sys.executable, "-c",
+                 "import sys,threading,time\n"
+                 "threading.stack_size(65536)\n"
+                 "[threading.Thread(target=time.sleep,args=(3600,),daemon=True).start()"
+                 " for _ in range(int(sys.argv[1]))]\n"
+                 "print('ready',flush=True); time.sleep(3600)", str(n)],
+                stdout=subprocess.PIPE, text=True)
+            procs.append(proc)
+            if proc.stdout.readline().strip() != "ready":
+                sys.exit("starting sleeping threads failed (pid_max, threads-max?)")
+            count -= n
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 
 def idle_cost(seconds):
-    sleepers = subprocess.Popen(
-        [sys.executable, "-c",
-         "import threading,time\n"
-         "[threading.Thread(target=time.sleep,args=(3600,),daemon=True).start() for _ in range(2000)]\n"
-         "print('ready',flush=True); time.sleep(3600)"],
-        stdout=subprocess.PIPE, text=True)
-    sleepers.stdout.readline()
     results = {}
+    with sleepers(2000):
+        for config in DAEMONS:
+            daemon = Daemon(config)
+            try:
+                pid = daemon.pid
+                time.sleep(1)  # start-up (BPF verification, first parse) is not measured
+                before = cpu_ns(pid)
+                time.sleep(seconds)
+                results[config] = cpu_ns(pid) - before
+            finally:
+                daemon.stop()
+            print(f"  idle {config}: {results[config] / 1e6:.3f} ms", flush=True)
+    return results
+
+
+def scan_cost():
+    results = {}
+    with open(PID_MAX) as f:
+        pid_max = f.read().strip()
     try:
-        for backend in BACKENDS:
-            daemon = start_daemon(backend, [])
-            pid = stalld_pid(daemon.pid)
-            time.sleep(1)  # start-up (BPF verification, first parse) is not the steady state
-            before = cpu_ns(pid)
-            time.sleep(seconds)
-            results[backend] = cpu_ns(pid) - before
-            stop(daemon)
+        needed = max(SCAN_THREADS) * 2
+        if int(pid_max) < needed:
+            with open(PID_MAX, "w") as f:
+                f.write(str(needed))
+        for threads in SCAN_THREADS:
+            with sleepers(threads - system_tasks()):
+                for stamps in ("sched_info", "tracepoints"):
+                    out = subprocess.run(
+                        ["timeout", "600", "chrt", "-f", "10", "taskset", "-c", "0", LOAD,
+                         "all", "--scan-cost=50"],
+                        capture_output=True, text=True, check=True, env=env_for(stamps)).stdout
+                    result = json.loads(out.strip().splitlines()[-1])
+                    results[(threads, stamps)] = result
+                    print(f"  scan {result['tasks']} threads, {stamps}: "
+                          f"{result['median_ns'] / 1e6:.3f} ms, "
+                          f"{result['ns_per_task']:.0f} ns/task", flush=True)
     finally:
-        sleepers.kill()
+        with open(PID_MAX, "w") as f:
+            f.write(pid_max)
     return results
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument("--idle-seconds", type=float, default=60)
+    parser.add_argument("--only", choices=["detection", "idle", "scan"])
+    opts = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/backends.py: needs root")
-    episodes = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 60
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bins"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bins", "--example",
+                    "queue_track_load"], cwd=ROOT, check=True)
     last_cpu = os.cpu_count() - 1
-    with open("/tmp/stalld-starvation.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        waits = detection(episodes, last_cpu)
-        cost = idle_cost(seconds)
+    waits = cost = scans = None
+    with starvation_lock():
+        if opts.only in (None, "detection"):
+            waits = detection(opts.episodes, last_cpu)
+        if opts.only in (None, "idle"):
+            cost = idle_cost(opts.idle_seconds)
+        if opts.only in (None, "scan"):
+            scans = scan_cost()
 
-    print(f"(a) wait beyond a {THRESHOLD:.0f} s threshold, {episodes} episodes each (ms):")
-    print(f"    {'backend':<12} {'median':>9} {'max':>9}  all")
-    for backend, values in waits.items():
-        ms = [v * 1000 for v in values]
-        print(f"    {backend:<12} {statistics.median(ms):9.1f} {max(ms):9.1f}  "
-              + " ".join(f"{v:.1f}" for v in ms))
-    print(f"    ratio sched_debug/queue_track of medians: "
-          f"{statistics.median(waits['sched_debug']) / max(statistics.median(waits['queue_track']), 1e-9):.0f}x")
-    print(f"(b) daemon CPU time over {seconds:.0f} s with 2,000 sleeping threads, no starvation:")
-    for backend, ns in cost.items():
-        print(f"    {backend:<12} {ns / 1e6:9.3f} ms")
-    print(f"    ratio queue_track/sched_debug: {cost['queue_track'] / max(cost['sched_debug'], 1):.4f}")
+    print(f"\nmachine: {os.uname().release}, {os.cpu_count()} CPUs")
+    if waits:
+        print(f"(a) wait beyond a {THRESHOLD:.0f} s threshold, {opts.episodes} interleaved "
+              "episodes each (ms):")
+        print(f"    {'config':<12} {'median':>9} {'max':>9}  all")
+        for config, values in waits.items():
+            ms = [v * 1000 for v in values]
+            print(f"    {config:<12} {statistics.median(ms):9.1f} {max(ms):9.1f}  "
+                  + " ".join(f"{v:.1f}" for v in ms))
+    if cost:
+        print(f"(b) daemon CPU time over {opts.idle_seconds:.0f} s with 2,000 sleeping threads, "
+              "no starvation:")
+        for config, ns in cost.items():
+            print(f"    {config:<12} {ns / 1e6:9.3f} ms  (ratio to sched_debug "
+                  f"{ns / max(cost['sched_debug'], 1):.4f})")
+    if scans:
+        print("(c) one check (task-iterator run), median of 50:")
+        print(f"    {'threads':>8} {'stamps':<12} {'ms/check':>9} {'ns/task':>8}")
+        for (threads, stamps), result in scans.items():
+            print(f"    {result['tasks']:>8} {stamps:<12} {result['median_ns'] / 1e6:9.3f} "
+                  f"{result['ns_per_task']:8.0f}")
 
 
 if __name__ == "__main__":

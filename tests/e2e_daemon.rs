@@ -1,7 +1,9 @@
 //! End-to-end tests of the `stalld` binary against real starvation, as root: a SCHED_FIFO
 //! victim pinned behind a SCHED_FIFO hog on the last CPU (made by `stalld-starve`), and the
 //! daemon detecting it, boosting it, and putting everything back. Every scenario runs once per
-//! backend. The command-line checks need no root.
+//! backend, and queue_track's once per stamp source (the default, the kernel's sched_info, and
+//! stalld's tracepoints forced with STALLD_QUEUE_TRACK_STAMPS). The command-line checks need
+//! no root.
 
 mod common;
 
@@ -10,12 +12,72 @@ use std::time::Duration;
 use common::{last_cpu, only_victim as victim, policy_of, read_rt_runtime, Daemon};
 use common::{StarvationSession, Starver};
 use serde_json::Value;
+use stalld::backend::{queue_track_stamp_source, StampChoice, StampSource, STAMPS_ENV};
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
 
-/// Starts the daemon and waits until it has chosen its backend.
-fn start_daemon(backend: &str, extra: &[&str]) -> Daemon {
-    Daemon::start(&[], backend, extra)
+/// How a scenario runs stalld: `-b backend`, and for queue_track the stamp source forced
+/// through the environment (`None`: the default, `auto`, whatever the test's environment).
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    backend: &'static str,
+    forced_stamps: Option<StampSource>,
+}
+
+const SCHED_DEBUG: Setup = Setup {
+    backend: "sched_debug",
+    forced_stamps: None,
+};
+const QUEUE_TRACK: Setup = Setup {
+    backend: "queue_track",
+    forced_stamps: None,
+};
+const QUEUE_TRACK_TRACEPOINTS: Setup = Setup {
+    backend: "queue_track",
+    forced_stamps: Some(StampSource::Tracepoints),
+};
+
+impl Setup {
+    /// The stamp source queue_track must report, `None` for sched_debug.
+    fn stamps(self) -> Option<StampSource> {
+        (self.backend == "queue_track").then(|| {
+            self.forced_stamps.unwrap_or_else(|| {
+                queue_track_stamp_source(StampChoice::Auto).expect("the kernel's stamp source")
+            })
+        })
+    }
+
+    /// The stamp source's setting in stalld's environment.
+    fn env(self) -> [(&'static str, &'static str); 1] {
+        [(
+            STAMPS_ENV,
+            self.forced_stamps.map_or("auto", StampSource::name),
+        )]
+    }
+}
+
+/// Starts the daemon and waits until it has chosen its backend, so that it sees the starvation
+/// from the start. For queue_track it checks the `-v` line naming the stamp source, and that
+/// the daemon holds exactly that source's BPF links (with the kernel's stamps: the iterator
+/// only, nothing on a scheduler tracepoint).
+fn start_daemon(setup: Setup, extra: &[&str]) -> Daemon {
+    let daemon = Daemon::start(&setup.env(), setup.backend, extra);
+    if let Some(stamps) = setup.stamps() {
+        let said = format!("queue_track: enqueue times from {}", stamps.describe());
+        daemon
+            .wait_for_line(|line| line.contains(&said), LINE_WAIT)
+            .unwrap_or_else(|| panic!("no {said:?} line: {:?}", daemon.lines()));
+        let mut links = common::bpf_link_types(daemon.process.program_pid());
+        links.sort();
+        let tracepoints = usize::from(stamps == StampSource::Tracepoints) * 5;
+        let mut expected = vec!["iter"; 1];
+        expected.extend(vec!["raw_tracepoint"; tracepoints]);
+        assert_eq!(
+            links, expected,
+            "the daemon's BPF links with {stamps} stamps"
+        );
+    }
+    daemon
 }
 
 fn starved_line(daemon: &Daemon, pid: i32, timeout: Duration) -> Option<String> {
@@ -37,13 +99,13 @@ fn wait_s(event: &Value) -> f64 {
         .unwrap_or_else(|| panic!("no wait_s in {event}"))
 }
 
-fn boosts_and_restores_a_starving_victim(backend: &str) {
+fn boosts_and_restores_a_starving_victim(setup: Setup) {
     let Some(_session) = StarvationSession::begin("boosts_and_restores_a_starving_victim") else {
         return;
     };
     let (threshold, granularity) = (3.0, 1.0);
     let cpu = last_cpu();
-    let mut daemon = start_daemon(backend, &["-t", "3", "-g", "1", "-d", "1", "-c", &cpu]);
+    let mut daemon = start_daemon(setup, &["-t", "3", "-g", "1", "-d", "1", "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "20", "--linger", "3"]);
     let pid = victim(&starver);
     assert_eq!(policy_of(pid), ("SCHED_FIFO".to_owned(), 5));
@@ -74,15 +136,12 @@ fn boosts_and_restores_a_starving_victim(backend: &str) {
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
-fn log_only_reports_and_boosts_nothing(backend: &str) {
+fn log_only_reports_and_boosts_nothing(setup: Setup) {
     let Some(_session) = StarvationSession::begin("log_only_reports_and_boosts_nothing") else {
         return;
     };
     let cpu = last_cpu();
-    let mut daemon = start_daemon(
-        backend,
-        &["-l", "-t", "2", "-g", "1", "-d", "1", "-c", &cpu],
-    );
+    let mut daemon = start_daemon(setup, &["-l", "-t", "2", "-g", "1", "-d", "1", "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "5"]);
     let pid = victim(&starver);
     starved_line(&daemon, pid, LINE_WAIT).expect("no starved line in log-only mode");
@@ -96,11 +155,11 @@ fn log_only_reports_and_boosts_nothing(backend: &str) {
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
-fn other_cpus_do_not_see_the_victim(backend: &str) {
+fn other_cpus_do_not_see_the_victim(setup: Setup) {
     let Some(_session) = StarvationSession::begin("other_cpus_do_not_see_the_victim") else {
         return;
     };
-    let mut daemon = start_daemon(backend, &["-t", "2", "-g", "1", "-d", "1", "-c", "0"]);
+    let mut daemon = start_daemon(setup, &["-t", "2", "-g", "1", "-d", "1", "-c", "0"]);
     let starver = Starver::spawn(&["--duration", "5"]);
     let pid = victim(&starver);
     starver.wait_event("victim_starved", LINE_WAIT);
@@ -113,7 +172,7 @@ fn other_cpus_do_not_see_the_victim(backend: &str) {
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
-fn sigterm_restores_boosted_tasks_and_rt_throttling(backend: &str) {
+fn sigterm_restores_boosted_tasks_and_rt_throttling(setup: Setup) {
     let Some(session) =
         StarvationSession::begin("sigterm_restores_boosted_tasks_and_rt_throttling")
     else {
@@ -121,7 +180,7 @@ fn sigterm_restores_boosted_tasks_and_rt_throttling(backend: &str) {
     };
     let cpu = last_cpu();
     // The daemon starts first, so it is the one that turns RT throttling off.
-    let mut daemon = start_daemon(backend, &["-t", "2", "-g", "1", "-d", "2", "-c", &cpu]);
+    let mut daemon = start_daemon(setup, &["-t", "2", "-g", "1", "-d", "2", "-c", &cpu]);
     daemon
         .wait_for_line(|l| l.contains("RT Throttling disabled"), LINE_WAIT)
         .expect("the daemon did not turn RT throttling off");
@@ -152,12 +211,12 @@ fn sigterm_restores_boosted_tasks_and_rt_throttling(backend: &str) {
         .any(|l| l.contains("stalld shutting down")));
 }
 
-fn sigkill_leaves_nothing_boosted(backend: &str) {
+fn sigkill_leaves_nothing_boosted(setup: Setup) {
     let Some(session) = StarvationSession::begin("sigkill_leaves_nothing_boosted") else {
         return;
     };
     let cpu = last_cpu();
-    let daemon = start_daemon(backend, &["-t", "2", "-g", "1", "-d", "2", "-c", &cpu]);
+    let daemon = start_daemon(setup, &["-t", "2", "-g", "1", "-d", "2", "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "15", "--linger", "8"]);
     let pid = victim(&starver);
     boosted_line(&daemon, pid, LINE_WAIT).expect("victim not boosted");
@@ -179,7 +238,7 @@ fn sigkill_leaves_nothing_boosted(backend: &str) {
     );
 }
 
-fn finds_a_task_that_was_starving_before_the_daemon_started(backend: &str) {
+fn finds_a_task_that_was_starving_before_the_daemon_started(setup: Setup) {
     let Some(_session) = StarvationSession::begin("finds_a_task_that_was_starving_before_start")
     else {
         return;
@@ -188,45 +247,71 @@ fn finds_a_task_that_was_starving_before_the_daemon_started(backend: &str) {
     let starver = Starver::spawn(&["--duration", "20"]);
     let pid = victim(&starver);
     std::thread::sleep(Duration::from_secs(1));
-    let mut daemon = start_daemon(backend, &["-t", "2", "-g", "1", "-d", "1", "-c", &cpu]);
+    let mut daemon = start_daemon(setup, &["-t", "2", "-g", "1", "-d", "1", "-c", &cpu]);
     boosted_line(&daemon, pid, LINE_WAIT).expect("a task queued before start must be found");
     let ran = starver.wait_event("victim_ran", LINE_WAIT);
-    // Counted from the first scan that saw it, about 0.8 s after it became runnable.
-    assert!(
-        wait_s(&ran) >= 2.5,
-        "it waited before the daemon started, then the threshold: {ran}"
-    );
+    if setup.stamps() == Some(StampSource::SchedInfo) {
+        // The kernel stamped its enqueue: the wait stalld reports is the victim's whole wait,
+        // from before the daemon started, not from its first scan (about 1 s later).
+        let starved = starved_line(&daemon, pid, LINE_WAIT).unwrap();
+        let reported: f64 = starved
+            .split_once(" seconds (")
+            .and_then(|(_, rest)| rest.split_once(" s)"))
+            .and_then(|(exact, _)| exact.parse().ok())
+            .unwrap_or_else(|| panic!("no exact wait in {starved}"));
+        assert!(
+            reported >= 2.0 && (wait_s(&ran) - reported).abs() < 0.25,
+            "stalld reported {reported} s, the victim waited {} s: {ran}",
+            wait_s(&ran)
+        );
+    } else {
+        // Counted from the first scan that saw it, about 0.8 s after it became runnable.
+        assert!(
+            wait_s(&ran) >= 2.5,
+            "it waited before the daemon started, then the threshold: {ran}"
+        );
+    }
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
-macro_rules! for_each_backend {
-    ($($scenario:ident),* $(,)?) => {
+macro_rules! scenarios {
+    (every backend: $($all:ident),* ; queue_track: $($qt:ident),* $(,)?) => {
         mod sched_debug {
-            $( #[test] fn $scenario() { super::$scenario("sched_debug") } )*
+            $( #[test] fn $all() { super::$all(super::SCHED_DEBUG) } )*
         }
         mod queue_track {
-            $( #[test] fn $scenario() { super::$scenario("queue_track") } )*
+            $( #[test] fn $all() { super::$all(super::QUEUE_TRACK) } )*
+            $( #[test] fn $qt() { super::$qt(super::QUEUE_TRACK) } )*
+        }
+        mod queue_track_tracepoints {
+            $( #[test] fn $all() { super::$all(super::QUEUE_TRACK_TRACEPOINTS) } )*
+            $( #[test] fn $qt() { super::$qt(super::QUEUE_TRACK_TRACEPOINTS) } )*
         }
     };
 }
 
-for_each_backend!(
+scenarios!(
+    every backend:
     boosts_and_restores_a_starving_victim,
     log_only_reports_and_boosts_nothing,
     other_cpus_do_not_see_the_victim,
     sigterm_restores_boosted_tasks_and_rt_throttling,
     sigkill_leaves_nothing_boosted,
-    finds_a_task_that_was_starving_before_the_daemon_started,
+    finds_a_task_that_was_starving_before_the_daemon_started;
+    queue_track:
+    detects_within_milliseconds_of_the_threshold,
+    a_busy_task_starving_again_and_again_is_rescued_every_time,
+    works_with_debugfs_unmounted,
+    bpf_failure_is_clear_when_forced_and_falls_back_by_default,
 );
 
 /// The exactness queue_track promises: detection within milliseconds of the threshold.
-#[test]
-fn queue_track_detects_within_milliseconds_of_the_threshold() {
+fn detects_within_milliseconds_of_the_threshold(setup: Setup) {
     let Some(_session) = StarvationSession::begin("queue_track_detects_within_milliseconds") else {
         return;
     };
     let cpu = last_cpu();
-    let mut daemon = start_daemon("queue_track", &["-t", "2", "-d", "1", "-c", &cpu]);
+    let mut daemon = start_daemon(setup, &["-t", "2", "-d", "1", "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "15"]);
     let pid = victim(&starver);
     let ran = starver.wait_event("victim_ran", LINE_WAIT);
@@ -247,13 +332,12 @@ fn queue_track_detects_within_milliseconds_of_the_threshold() {
 /// A task that keeps starving is rescued every time. A busy task whose DEADLINE boost ended
 /// while it was throttled stays marked throttled in the kernel for up to minutes, and the next
 /// DEADLINE boost would silently not run it; stalld sees that and boosts with FIFO instead.
-#[test]
-fn a_busy_task_starving_again_and_again_is_rescued_every_time() {
+fn a_busy_task_starving_again_and_again_is_rescued_every_time(setup: Setup) {
     let Some(_session) = StarvationSession::begin("a_busy_task_starving_again_and_again") else {
         return;
     };
     let cpu = last_cpu();
-    let daemon = start_daemon("queue_track", &["-t", "2", "-d", "1", "-c", &cpu]);
+    let daemon = start_daemon(setup, &["-t", "2", "-d", "1", "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "16", "--linger", "30"]);
     victim(&starver);
     let spinner = common::Supervised::spawn(
@@ -294,15 +378,14 @@ fn a_busy_task_starving_again_and_again_is_rescued_every_time() {
 }
 
 /// Lockdown and Secure Boot machines have no debugfs: queue_track must not need it.
-#[test]
-fn queue_track_works_with_debugfs_unmounted() {
+fn works_with_debugfs_unmounted(setup: Setup) {
     let Some(_session) = StarvationSession::begin("queue_track_works_with_debugfs_unmounted")
     else {
         return;
     };
     let _unmounted = Debugfs::unmounted();
     let cpu = last_cpu();
-    let mut daemon = start_daemon("queue_track", &["-t", "2", "-d", "1", "-c", &cpu]);
+    let mut daemon = start_daemon(setup, &["-t", "2", "-d", "1", "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "15"]);
     let pid = victim(&starver);
     boosted_line(&daemon, pid, LINE_WAIT).expect("victim not boosted without debugfs");
@@ -377,8 +460,7 @@ impl Drop for Debugfs {
 /// back to sched_debug with one line saying why. Without CAP_SYS_ADMIN stalld cannot mount
 /// debugfs either: with debugfs mounted the fallback runs, without it (a freshly booted
 /// machine) it fails and says why, in either case whatever state the machine was in before.
-#[test]
-fn bpf_failure_is_clear_when_forced_and_falls_back_by_default() {
+fn bpf_failure_is_clear_when_forced_and_falls_back_by_default(setup: Setup) {
     let Some(_session) =
         StarvationSession::begin("bpf_failure_is_clear_when_forced_and_falls_back_by_default")
     else {
@@ -396,7 +478,9 @@ fn bpf_failure_is_clear_when_forced_and_falls_back_by_default() {
                 "--bounding-set",
                 "-bpf,-sys_admin,-perfmon",
                 "--",
+                "env",
             ])
+            .args(setup.env().map(|(k, v)| format!("{k}={v}")))
             .arg(env!("CARGO_BIN_EXE_stalld"))
             .args(args)
             .output()
@@ -432,6 +516,30 @@ fn bpf_failure_is_clear_when_forced_and_falls_back_by_default() {
         stderr.contains("could not find the sched_debug file: debugfs is not mounted"),
         "{stderr}"
     );
+}
+
+/// A stamp source stalld does not know is an error that says so, never a silent fallback.
+#[test]
+fn an_unknown_stamp_source_is_an_error_not_a_fallback() {
+    let Some(_session) =
+        StarvationSession::begin("an_unknown_stamp_source_is_an_error_not_a_fallback")
+    else {
+        return;
+    };
+    let setting = format!("{STAMPS_ENV}=tracepoint");
+    let mut daemon = Daemon::spawn_program(
+        "env",
+        &[&setting, env!("CARGO_BIN_EXE_stalld"), "-f", "-v", "-l"],
+    );
+    let status = daemon.wait_exit(Duration::from_secs(20));
+    let lines = daemon.lines();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l
+            == "stalld: STALLD_QUEUE_TRACK_STAMPS=\"tracepoint\": expected sched_info, tracepoints or auto"),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("using ")), "{lines:?}");
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! The queue_track backend against real starvation: a SCHED_FIFO hog on the last CPU and
 //! SCHED_FIFO victims queued behind it, with the BPF programs really loaded (root only).
+//! Every scenario runs once per stamp source: the kernel's sched_info (the default) and
+//! stalld's tracepoints (forced).
 //!
 //! Safety rules every test here follows: hogs only on the last CPU (never CPU 0), each bounded
 //! by an in-loop deadline, `sched_rt_runtime_us` restored by a guard, and the machine-wide
@@ -17,8 +19,8 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use stalld::backend::queue_track::QueueTrack;
-use stalld::backend::Backend;
+use stalld::backend::queue_track::{stamp_source, QueueTrack};
+use stalld::backend::{Backend, StampChoice, StampSource};
 use stalld::clock;
 use stalld::cpuset::{configured_cpus, CpuSet};
 use stalld::sys::{self, SchedAttr, SCHED_FIFO};
@@ -42,8 +44,14 @@ struct Starvation {
 }
 
 /// `None` (after saying why) when the test cannot run here.
-fn starvation(test: &str) -> Option<Starvation> {
+fn starvation(test: &str, source: StampSource) -> Option<Starvation> {
     let session = common::StarvationSession::begin(test)?;
+    if stamp_source(StampChoice::Force(source)).is_err() {
+        let why = format!("{test}: this kernel has no {source} stamps");
+        assert!(std::env::var_os("CI").is_none(), "{why}, and CI is set");
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+        return None;
+    }
     let cpus = configured_cpus();
     if cpus < 2 {
         let _ = writeln!(std::io::stderr(), "SKIPPED: {test} needs two CPUs");
@@ -70,29 +78,46 @@ fn only(cpu: u32) -> CpuSet {
     CpuSet::parse_list(&cpu.to_string(), cpu + 1).expect("one CPU")
 }
 
-/// A SCHED_FIFO 10 busy loop on `cpu` until dropped or [`HOG_BOUND`] passes.
-struct Hog {
+fn load(cpu: u32, source: StampSource) -> QueueTrack {
+    let backend = QueueTrack::new(only(cpu), StampChoice::Force(source)).expect("load queue_track");
+    assert_eq!(backend.stamp_source(), source);
+    backend
+}
+
+/// A busy loop on `cpu` until dropped or [`HOG_BOUND`] passes. A SCHED_FIFO one becomes
+/// SCHED_FIFO where the test runs and then moves, so it preempts whatever runs on `cpu`.
+struct Spinner {
     tid: Pid,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Hog {
-    fn start(cpu: u32) -> Hog {
+/// The hog: a SCHED_FIFO 10 spinner.
+type Hog = Spinner;
+
+impl Spinner {
+    fn start(cpu: u32) -> Spinner {
+        Spinner::with(cpu, Some(10))
+    }
+
+    /// `fifo_prio`: SCHED_FIFO with that priority; `None`: the thread stays SCHED_OTHER.
+    fn with(cpu: u32, fifo_prio: Option<u32>) -> Spinner {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         let flag = Arc::clone(&stop);
         let thread = thread::spawn(move || {
             let deadline = Instant::now() + HOG_BOUND;
-            sys::set_affinity(0, &only(cpu)).expect("pin the hog");
-            sys::sched_setattr(0, &fifo(10)).expect("make the hog SCHED_FIFO");
-            tx.send(sys::gettid()).expect("report the hog");
+            if let Some(prio) = fifo_prio {
+                sys::sched_setattr(0, &fifo(prio)).expect("make the spinner SCHED_FIFO");
+            }
+            sys::set_affinity(0, &only(cpu)).expect("pin the spinner");
+            tx.send(sys::gettid()).expect("report the spinner");
             while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
                 std::hint::spin_loop();
             }
         });
-        let tid = rx.recv().expect("the hog started");
-        Hog {
+        let tid = rx.recv().expect("the spinner started");
+        Spinner {
             tid,
             stop,
             thread: Some(thread),
@@ -100,7 +125,7 @@ impl Hog {
     }
 }
 
-impl Drop for Hog {
+impl Drop for Spinner {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
@@ -141,6 +166,26 @@ fn queued_at(task: &WaitingTask) -> MonoTime {
         .expect("queue_track knows when every task was queued")
 }
 
+/// `pid` waits on `cpu` in `seen`, queued within `[from, to]`; returns it.
+fn assert_queued_between(
+    seen: &[RunQueue],
+    pid: Pid,
+    cpu: u32,
+    what: &str,
+    from: MonoTime,
+    to: MonoTime,
+) -> WaitingTask {
+    let (on, task) = find(seen, pid).unwrap_or_else(|| panic!("{pid} not in {seen:?}"));
+    assert_eq!(on, cpu, "{what}: tracked on CPU {cpu}");
+    eprintln!(
+        "{what}: queued {:?} after {} ns",
+        queued_at(&task).saturating_since(from),
+        from.0
+    );
+    assert_between(what, queued_at(&task), from, to);
+    task
+}
+
 fn assert_between(what: &str, at: MonoTime, from: MonoTime, to: MonoTime) {
     assert!(
         from <= at && at <= to,
@@ -152,13 +197,12 @@ fn assert_between(what: &str, at: MonoTime, from: MonoTime, to: MonoTime) {
     );
 }
 
-#[test]
-fn waiting_task_is_stamped_when_it_became_runnable() {
-    let Some(starve) = starvation("waiting_task_is_stamped_when_it_became_runnable") else {
+fn waiting_task_is_stamped_when_it_became_runnable(source: StampSource) {
+    let Some(starve) = starvation("waiting_task_is_stamped_when_it_became_runnable", source) else {
         return;
     };
     let cpu = starve.last_cpu;
-    let mut backend = QueueTrack::new(only(cpu)).expect("load queue_track");
+    let mut backend = load(cpu, source);
     assert_eq!(backend.name(), "queue_track");
     assert!(backend.knows_queue_times());
 
@@ -181,26 +225,51 @@ fn waiting_task_is_stamped_when_it_became_runnable() {
         Some(hog_tid),
         "the hog is current on CPU {cpu}"
     );
-    let (on, task) =
-        find(&seen, victim).unwrap_or_else(|| panic!("victim {victim} not in {seen:?}"));
-    assert_eq!(on, cpu);
-    assert_eq!(task.tgid, Some(std::process::id() as Pid));
-    assert_eq!(task.prio, 99 - 5, "kernel prio of SCHED_FIFO 5");
-    eprintln!(
-        "victim queued {:?} after its wake time",
-        queued_at(&task).saturating_since(wake_at)
-    );
-    assert_between(
-        "victim queued_at",
-        queued_at(&task),
+    let task = assert_queued_between(
+        &seen,
+        victim,
+        cpu,
+        &format!("{source}: woken victim"),
         wake_at,
         wake_at.after(stamp_slack()),
     );
+    assert_eq!(task.tgid, Some(std::process::id() as Pid));
+    assert_eq!(task.prio, 99 - 5, "kernel prio of SCHED_FIFO 5");
 }
 
-#[test]
-fn task_waiting_before_load_is_seeded_at_first_scan() {
-    let Some(starve) = starvation("task_waiting_before_load_is_seeded_at_first_scan") else {
+/// A running task that the hog preempts is queued from that moment on (the kernel stamps a
+/// prev that is still runnable when it is switched out; stalld's sched_switch program too).
+fn preempted_task_counts_from_its_preemption(source: StampSource) {
+    let Some(starve) = starvation("preempted_task_counts_from_its_preemption", source) else {
+        return;
+    };
+    let cpu = starve.last_cpu;
+    let mut backend = load(cpu, source);
+    let victim = Spinner::with(cpu, Some(5));
+    thread::sleep(Duration::from_millis(50));
+    let before_hog = clock::now();
+    let hog = Hog::start(cpu);
+    let hog_running = clock::now();
+    thread::sleep(Duration::from_millis(200));
+    let seen = snapshot(&mut backend);
+    drop(hog);
+    let victim_tid = victim.tid;
+    drop(victim);
+
+    assert_queued_between(
+        &seen,
+        victim_tid,
+        cpu,
+        &format!("{source}: preempted victim"),
+        before_hog,
+        hog_running.after(stamp_slack()),
+    );
+}
+
+/// With the kernel's stamps a task that waited before stalld loaded counts from its real
+/// enqueue; stalld's own stamps cannot know it and count from the first scan.
+fn task_waiting_before_load_is_found_at_first_scan(source: StampSource) {
+    let Some(starve) = starvation("task_waiting_before_load_is_found_at_first_scan", source) else {
         return;
     };
     let cpu = starve.last_cpu;
@@ -210,7 +279,7 @@ fn task_waiting_before_load_is_seeded_at_first_scan() {
     sys::sleep_until(wake_at.after(Duration::from_millis(200)));
 
     let before_load = clock::now();
-    let mut backend = QueueTrack::new(only(cpu)).expect("load queue_track");
+    let mut backend = load(cpu, source);
     let first = snapshot(&mut backend);
     let after_first = clock::now();
     thread::sleep(Duration::from_millis(50));
@@ -226,52 +295,40 @@ fn task_waiting_before_load_is_seeded_at_first_scan() {
         after_first.saturating_since(before_load)
     );
 
-    let (on, task) =
-        find(&first, victim).unwrap_or_else(|| panic!("victim {victim} not in {first:?}"));
-    assert_eq!(on, cpu);
-    assert_between(
-        "seeded queued_at",
-        queued_at(&task),
-        before_load,
-        after_first,
-    );
+    let (what, from, to) = match source {
+        StampSource::SchedInfo => ("kernel-stamped", wake_at, wake_at.after(stamp_slack())),
+        StampSource::Tracepoints => ("seeded", before_load, after_first),
+    };
+    let task = assert_queued_between(&first, victim, cpu, what, from, to);
     let (_, again) = find(&second, victim).expect("still waiting at the second scan");
     assert_eq!(
         again.queued_at, task.queued_at,
-        "the seed is kept, not renewed"
+        "the same wait keeps its time from scan to scan"
     );
     assert_eq!(again.switches, task.switches);
 }
 
-#[test]
-fn task_migrated_to_a_monitored_cpu_counts_from_its_arrival() {
-    let Some(starve) = starvation("task_migrated_to_a_monitored_cpu_counts_from_its_arrival")
-    else {
+/// The wait of a queued task moved onto a monitored CPU counts from the move: the kernel
+/// restarts its stamp on the new CPU; stalld's tracepoints stamp the arrival of a task that
+/// waited where nobody watched.
+fn task_migrated_to_a_monitored_cpu_counts_from_its_arrival(source: StampSource) {
+    let Some(starve) = starvation(
+        "task_migrated_to_a_monitored_cpu_counts_from_its_arrival",
+        source,
+    ) else {
         return;
     };
     let cpu = starve.last_cpu;
-    let mut backend = QueueTrack::new(only(cpu)).expect("load queue_track");
+    let mut backend = load(cpu, source);
     let hog = Hog::start(cpu);
 
     // A fair busy loop on CPU 0 (not monitored), sharing it with this thread: while this thread
-    // runs, the victim is queued there, so moving it is a migration of a queued task, which
-    // only sched_migrate_task sees. (A task moving itself would sleep in the move and be
-    // stamped by its wakeup instead.)
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let (tid_tx, tid_rx) = mpsc::channel();
-    let victim_thread = thread::spawn(move || {
-        let deadline = Instant::now() + HOG_BOUND;
-        sys::set_affinity(0, &only(0)).expect("start the victim on CPU 0");
-        tid_tx.send(sys::gettid()).expect("report the victim");
-        while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
-            std::hint::spin_loop();
-        }
-    });
-    let victim = tid_rx.recv().expect("the victim started");
+    // runs, the victim is queued there, so moving it is a migration of a queued task. (A task
+    // moving itself would sleep in the move and be stamped by its wakeup instead.)
+    let victim = Spinner::with(0, None);
     thread::sleep(Duration::from_millis(50));
     let before_move = clock::now();
-    sys::set_affinity(victim, &only(cpu)).expect("move the victim");
+    sys::set_affinity(victim.tid, &only(cpu)).expect("move the victim");
     let after_move = clock::now();
     // Fair tasks behind an RT hog still get the fair server's share (6.12+), but not before
     // most of its 1 s period has passed.
@@ -279,20 +336,15 @@ fn task_migrated_to_a_monitored_cpu_counts_from_its_arrival() {
 
     let seen = snapshot(&mut backend);
     drop(hog);
-    stop.store(true, Ordering::Relaxed);
-    victim_thread.join().expect("victim");
+    let victim_tid = victim.tid;
+    drop(victim);
 
-    let (on, task) =
-        find(&seen, victim).unwrap_or_else(|| panic!("victim {victim} not in {seen:?}"));
-    assert_eq!(on, cpu, "tracked on the CPU it moved to");
-    eprintln!(
-        "victim queued {:?} after the move began",
-        queued_at(&task).saturating_since(before_move)
-    );
     // A seed at the scan would be ~300 ms later: this proves the migration stamped it.
-    assert_between(
-        "migrated queued_at",
-        queued_at(&task),
+    assert_queued_between(
+        &seen,
+        victim_tid,
+        cpu,
+        &format!("{source}: migrated victim"),
         before_move,
         after_move.after(stamp_slack()),
     );
@@ -336,13 +388,13 @@ impl Drop for Reaped {
     }
 }
 
-#[test]
-fn task_that_exits_leaves_no_stamp_behind() {
-    let Some(starve) = starvation("task_that_exits_leaves_no_stamp_behind") else {
+fn task_that_exits_is_not_listed_and_leaves_no_stamp(source: StampSource) {
+    let Some(starve) = starvation("task_that_exits_is_not_listed_and_leaves_no_stamp", source)
+    else {
         return;
     };
     let cpu = starve.last_cpu;
-    let mut backend = QueueTrack::new(only(cpu)).expect("load queue_track");
+    let mut backend = load(cpu, source);
     // A process, not a thread: after exiting it lingers as a zombie until reaped, so its
     // pidfd still reaches the task_struct and a leftover stamp would be visible.
     let mut child = Reaped(
@@ -369,23 +421,105 @@ fn task_that_exits_leaves_no_stamp_behind() {
         .expect("wake the child");
     thread::sleep(Duration::from_millis(100));
     let queued = snapshot(&mut backend);
-    let stamped_while_queued = backend.has_stamp(pidfd.as_fd()).expect("lookup");
+    let stamped_while_queued = backend.has_stamp(pidfd.as_fd());
 
     // Let it finish on CPU 0, away from the hog, and stay a zombie.
     sys::set_affinity(pid, &only(0)).expect("release the child");
     wait_for_state(pid, 'Z');
-    let stamped_after_exit = backend.has_stamp(pidfd.as_fd()).expect("lookup");
+    let stamped_after_exit = backend.has_stamp(pidfd.as_fd());
     let after = snapshot(&mut backend);
     drop(hog);
 
-    assert!(
-        find(&queued, pid).is_some(),
-        "child {pid} not queued in {queued:?}"
-    );
-    assert!(stamped_while_queued, "a queued task carries a stamp");
-    assert!(!stamped_after_exit, "sched_process_exit deletes the stamp");
+    let (_, task) = find(&queued, pid).unwrap_or_else(|| panic!("child {pid} not in {queued:?}"));
+    assert!(task.queued_at.is_some(), "{task:?}");
     assert!(
         find(&after, pid).is_none(),
         "an exited task is not listed: {after:?}"
     );
+    // Only stalld's own stamps live outside the task, in task storage.
+    if source == StampSource::Tracepoints {
+        assert!(
+            stamped_while_queued.unwrap(),
+            "a queued task carries a stamp"
+        );
+        assert!(
+            !stamped_after_exit.unwrap(),
+            "sched_process_exit deletes the stamp"
+        );
+    } else {
+        assert!(stamped_while_queued.is_err() && stamped_after_exit.is_err());
+    }
+}
+
+/// The point of the kernel's stamps: nothing on the scheduler's hot path. The links this
+/// process holds are what the kernel really has attached for it.
+fn only_the_sources_programs_are_attached(source: StampSource) {
+    let Some(starve) = starvation("only_the_sources_programs_are_attached", source) else {
+        return;
+    };
+    let me = std::process::id() as Pid;
+    assert!(
+        common::bpf_link_types(me).is_empty(),
+        "no links before loading"
+    );
+    let backend = load(starve.last_cpu, source);
+    let mut links = common::bpf_link_types(me);
+    links.sort();
+    let expected: &[&str] = match source {
+        StampSource::SchedInfo => &["iter"],
+        StampSource::Tracepoints => &[
+            "iter",
+            "raw_tracepoint",
+            "raw_tracepoint",
+            "raw_tracepoint",
+            "raw_tracepoint",
+            "raw_tracepoint",
+        ],
+    };
+    assert_eq!(links, expected);
+    drop(backend);
+    assert!(common::bpf_link_types(me).is_empty(), "all detached");
+}
+
+macro_rules! for_each_stamp_source {
+    ($($scenario:ident),* $(,)?) => {
+        mod sched_info {
+            $( #[test] fn $scenario() { super::$scenario(super::StampSource::SchedInfo) } )*
+        }
+        mod tracepoints {
+            $( #[test] fn $scenario() { super::$scenario(super::StampSource::Tracepoints) } )*
+        }
+    };
+}
+
+for_each_stamp_source!(
+    waiting_task_is_stamped_when_it_became_runnable,
+    preempted_task_counts_from_its_preemption,
+    task_waiting_before_load_is_found_at_first_scan,
+    task_migrated_to_a_monitored_cpu_counts_from_its_arrival,
+    task_that_exits_is_not_listed_and_leaves_no_stamp,
+    only_the_sources_programs_are_attached,
+);
+
+/// The default follows the kernel's BTF; its configuration says what the BTF must show.
+/// Needs neither root nor BPF: only /sys/kernel/btf/vmlinux and /proc/config.gz.
+#[test]
+fn default_stamp_source_follows_the_kernel_config() {
+    let config = Command::new("zcat").arg("/proc/config.gz").output();
+    let Some(config) = config.ok().filter(|out| out.status.success()) else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: default_stamp_source_follows_the_kernel_config needs /proc/config.gz"
+        );
+        return;
+    };
+    let sched_info = String::from_utf8_lossy(&config.stdout)
+        .lines()
+        .any(|line| line == "CONFIG_SCHED_INFO=y");
+    let expected = if sched_info {
+        StampSource::SchedInfo
+    } else {
+        StampSource::Tracepoints
+    };
+    assert_eq!(stamp_source(StampChoice::Auto).unwrap(), expected);
 }

@@ -29,9 +29,12 @@ task has been runnable without running for the starving threshold, it switches t
 SCHED_DEADLINE (runtime every period) for duration seconds, then restores the task's own \
 scheduling policy.
 
-The queue_track backend (the default) uses BPF programs on the scheduler tracepoints: the \
-kernel stamps when each task was queued, so waits are exact and stalld wakes only when a task \
-can reach the threshold. It needs BTF (/sys/kernel/btf/vmlinux) and no debugfs. The \
+The queue_track backend (the default) runs a BPF task iterator at each check that reads the \
+enqueue time the kernel keeps in every task (sched_info.last_queued, CONFIG_SCHED_INFO): \
+waits are exact, stalld wakes only when a task can reach the threshold, and nothing is \
+attached to the scheduler's hot path. On a kernel without that field it attaches its own \
+programs to the scheduler tracepoints instead (see ENVIRONMENT). It needs BTF \
+(/sys/kernel/btf/vmlinux) and no debugfs. The \
 sched_debug backend parses /sys/kernel/debug/sched/debug (or /proc/sched_debug) every \
 granularity seconds; stalld falls back to it when BPF cannot load.
 
@@ -54,6 +57,14 @@ priority, context switches, seconds waited;
 idle detection (off with \fB\-N\fR).
 .PP
 The first check is made at start.
+.SH ENVIRONMENT
+.TP
+.B STALLD_QUEUE_TRACK_STAMPS
+\fBsched_info\fR, \fBtracepoints\fR or \fBauto\fR (the default, also when unset): where
+queue_track takes enqueue times from. \fBtracepoints\fR forces stalld's own tracepoint
+programs (for tests and benchmarks); \fBsched_info\fR fails where the kernel lacks the field.
+\fB\-v\fR names the source in use (\fBqueue_track: enqueue times from the kernel's
+sched_info\fR, or \fB... from stalld's tracepoints\fR). Any other value is an error.
 .SH LOG LINES
 \fIcomm\fR\-\fIpid\fR starved on CPU \fIn\fR for \fIs\fR seconds (\fIexact\fR s)
 .br

@@ -24,9 +24,10 @@
 //! so its earliest crossing is always after the next sample). The look then reads the task's
 //! exact stamp and the detector's own wakeup takes over: no crossing is missed or delayed, and
 //! an idle machine costs two /proc/stat reads per threshold instead of a task-iterator scan.
-//! A task that migrates while queued keeps its stamp and may defeat the floor of the CPU it
-//! moves to; the kernel moves queued tasks mostly to run them at once, and upstream shares
-//! the assumption.
+//! With the kernel's stamps (queue_track's default) a task that migrates while queued is
+//! queued anew on the CPU it moves to, so the floor holds for it too; with stalld's tracepoint
+//! stamps it keeps its stamp and may defeat the floor of that CPU (the kernel moves queued
+//! tasks mostly to run them at once, and upstream shares the assumption).
 //!
 //! For sched_debug, which counts a wait from the first look that shows the task, the horizon
 //! is the granularity: a task is first seen within one granularity of being queued, and the

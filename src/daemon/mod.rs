@@ -98,6 +98,10 @@ pub fn run(config: Config) -> Result<()> {
         });
     })?;
     logger.log(&format!("using {} backend", backend.name()));
+    if let Some(stamps) = backend.stamps() {
+        let name = backend.name();
+        logger.log(&format!("{name}: enqueue times from {}", stamps.describe()));
+    }
     logger.set_backend(backend.name());
     if let Some(mut telemetry) = logger.telemetry() {
         telemetry.set_backend(backend.name(), backend.stamp_source());

@@ -674,3 +674,25 @@ pub fn tool_or_skip(test: &str, candidates: &[&'static str], hint: &str) -> Opti
     }
     found
 }
+
+/// The `link_type` of every BPF link `pid` holds open (`iter`, `raw_tracepoint`, ...), from
+/// /proc/PID/fdinfo: what a process really has attached to the kernel.
+pub fn bpf_link_types(pid: Pid) -> Vec<String> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.filter_map(|fd| {
+        let fd = fd.ok()?;
+        let target = std::fs::read_link(fd.path()).ok()?;
+        if target.to_str()? != "anon_inode:bpf_link" {
+            return None;
+        }
+        let info =
+            std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_str()?))
+                .ok()?;
+        info.lines()
+            .find_map(|line| line.strip_prefix("link_type:"))
+            .map(|kind| kind.trim().to_owned())
+    })
+    .collect()
+}

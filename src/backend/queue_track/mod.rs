@@ -1,67 +1,113 @@
-//! The `queue_track` backend: BPF CO-RE programs stamp each task with the moment it became
-//! runnable on a monitored CPU, and a task iterator lists, at each check, who is waiting where
-//! and since when (see `bpf/stalld.bpf.c`). This file owns loading, attaching and reading them.
+//! The `queue_track` backend: a BPF task iterator that lists, at each check, which task runs
+//! on each monitored CPU and who waits there since when (see `bpf/stalld.bpf.c`). This file
+//! owns choosing the stamp source, loading, attaching and reading.
+//!
+//! The enqueue times come from the kernel's own `sched_info.last_queued` where the kernel's
+//! BTF has it (CONFIG_SCHED_INFO, every major distribution): then nothing is attached to any
+//! scheduler tracepoint and the scheduler's hot path pays nothing. Otherwise, or when
+//! [`STAMPS_ENV`](crate::backend::STAMPS_ENV) forces it, programs on the scheduler
+//! tracepoints stamp every enqueue themselves (the previous design). Times reach the detector
+//! as CLOCK_MONOTONIC either way (kernel stamps converted by `rq_clock.rs`).
 //!
 //! Reading costs the same few system calls whatever the number of tasks: create an iterator,
-//! read its (small) output, close it. Times are `bpf_ktime_get_ns()`, i.e. CLOCK_MONOTONIC.
+//! read its (small) output, close it.
 //!
-//! Needs kernel BTF and task-local storage for tracing programs (Linux 5.11+); below that,
-//! [`QueueTrack::new`] fails with the reason and the daemon falls back to sched_debug. There
-//! is no raw_tp variant: every kernel with task storage has tp_btf (5.5), and raw_tp pointers
-//! cannot be passed to bpf_task_storage_get() nor read without bpf_probe_read_kernel(), which
+//! Needs kernel BTF and `bpf_get_current_task_btf()` (5.11; the tracepoint source also needs
+//! task-local storage for tracing programs, 5.11 too); below that, [`QueueTrack::new`] fails
+//! with the reason and the daemon falls back to sched_debug. There is no raw_tp variant:
+//! every kernel with task storage has tp_btf (5.5), and raw_tp pointers cannot be passed to
+//! bpf_task_storage_get() nor read without bpf_probe_read_kernel(), which
 //! lockdown=confidentiality forbids.
 
 mod libbpf_log;
 mod records;
+mod rq_clock;
 
 #[allow(clippy::all, clippy::pedantic, dead_code, unused_imports)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/stalld.skel.rs"));
 }
 
+use std::ffi::OsStr;
 use std::io::{ErrorKind, Read};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
 
 use anyhow::{bail, Context};
+use libbpf_rs::btf::{types, BtfType};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Iter, Link, MapCore, MapFlags, MapType, OpenObject};
+use libbpf_rs::{Btf, Iter, Link, MapCore, MapFlags, MapType, OpenObject};
 
+use crate::backend::stamps::{StampChoice, StampSource};
 use crate::backend::Backend;
+use crate::clock;
 use crate::cpuset::CpuSet;
 use crate::task::RunQueue;
+use records::Stamps;
+use rq_clock::StableStamps;
 use skel::{StalldSkel, StalldSkelBuilder};
 
 pub use libbpf_log::set_libbpf_verbose;
 
 const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
-/// One read normally takes all records (64 bytes each); the kernel hands out at most its
+/// One read normally takes all records (56 bytes each); the kernel hands out at most its
 /// seq_file buffer (32 KiB) per read anyway.
 const READ_CHUNK: usize = 64 * 1024;
+/// Long enough that the sleep really blocks (its timer cannot fire before schedule()), short
+/// enough not to matter for a check.
+const FRESH_ARRIVAL_SLEEP: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// The stamp source `choice` resolves to on the running kernel, without loading anything.
+pub fn stamp_source(choice: StampChoice) -> anyhow::Result<StampSource> {
+    choice.resolve(kernel_has_last_queued()?)
+}
+
+/// Whether the running kernel's BTF has `task_struct.sched_info.last_queued`: the field the
+/// sched_info scan relocates against (CO-RE), looked up the same way before choosing it.
+fn kernel_has_last_queued() -> anyhow::Result<bool> {
+    if !Path::new(VMLINUX_BTF).exists() {
+        bail!("BTF not available at {VMLINUX_BTF} (kernel built without CONFIG_DEBUG_INFO_BTF)");
+    }
+    let btf = Btf::from_path(VMLINUX_BTF).context("reading the kernel's BTF")?;
+    let member_type = |owner: types::Struct<'_>, name: &str| {
+        owner
+            .iter()
+            .find(|member| member.name == Some(OsStr::new(name)))
+            .map(|member| member.ty)
+    };
+    let has = (|| {
+        let task: types::Struct<'_> = btf.type_by_name("task_struct")?;
+        let info = btf.type_by_id::<BtfType<'_>>(member_type(task, "sched_info")?)?;
+        let info = types::Struct::try_from(info.skip_mods_and_typedefs()).ok()?;
+        member_type(info, "last_queued")
+    })();
+    Ok(has.is_some())
+}
 
 pub struct QueueTrack {
     // Dropped first: detaching the programs before the object that owns them goes away.
+    // Empty with the kernel's stamps.
     _hooks: Vec<Link>,
     scan: Link,
     skel: StalldSkel<'static>,
     monitored: CpuSet,
+    source: StampSource,
+    stamps: Stamps,
     buf: Vec<u8>,
 }
 
 impl QueueTrack {
-    /// Loads and attaches the programs for the CPUs in `monitored`. Tasks already waiting
-    /// are found by the first [`snapshot`](Backend::snapshot), their wait counting from then.
-    pub fn new(monitored: CpuSet) -> anyhow::Result<QueueTrack> {
+    /// Loads the programs of the stamp source `stamps` resolves to, for the CPUs in
+    /// `monitored`. Tasks already waiting are found by the first
+    /// [`snapshot`](Backend::snapshot): with the kernel's stamps since they were queued, with
+    /// the tracepoint stamps from that first snapshot.
+    pub fn new(monitored: CpuSet, stamps: StampChoice) -> anyhow::Result<QueueTrack> {
         libbpf_log::install();
         if monitored.is_empty() {
             bail!("queue_track: no CPU to monitor");
         }
-        if !Path::new(VMLINUX_BTF).exists() {
-            bail!(
-                "BTF not available at {VMLINUX_BTF} (kernel built without CONFIG_DEBUG_INFO_BTF)"
-            );
-        }
+        let source = stamp_source(stamps)?;
         libbpf_log::clear();
 
         // The skeleton borrows the storage of its object handle for as long as it lives. The
@@ -87,26 +133,56 @@ impl QueueTrack {
             rodata.monitored[cpu / 64] |= 1 << (cpu % 64);
         }
 
+        // Only the chosen source's programs are loaded (and CO-RE-relocated: the sched_info
+        // scan would not relocate on a kernel without the field); the tracepoint source's
+        // task storage is not even created for the kernel's stamps.
+        let tracepoints = source == StampSource::Tracepoints;
+        let progs = &mut open.progs;
+        progs.qt_scan_sched_info.set_autoload(!tracepoints);
+        for prog in [
+            &mut progs.qt_scan_tracepoints,
+            &mut progs.qt_wakeup,
+            &mut progs.qt_wakeup_new,
+            &mut progs.qt_switch,
+            &mut progs.qt_migrate,
+            &mut progs.qt_exit,
+        ] {
+            prog.set_autoload(tracepoints);
+        }
+        open.maps
+            .stamps
+            .set_autocreate(tracepoints)
+            .map_err(|err| load_error("configuring the BPF object failed", &err))?;
+
         let skel = open
             .load()
             .map_err(|err| load_error("BPF program load failed", &err))?;
 
         let progs = &skel.progs;
-        let mut hooks = Vec::with_capacity(5);
-        for (prog, tracepoint) in [
-            (&progs.qt_wakeup, "sched_wakeup"),
-            (&progs.qt_wakeup_new, "sched_wakeup_new"),
-            (&progs.qt_switch, "sched_switch"),
-            (&progs.qt_migrate, "sched_migrate_task"),
-            (&progs.qt_exit, "sched_process_exit"),
-        ] {
-            let link = prog
-                .attach()
-                .map_err(|err| load_error(&format!("attaching to {tracepoint} failed"), &err))?;
-            hooks.push(link);
+        let mut hooks = Vec::new();
+        if tracepoints {
+            for (prog, tracepoint) in [
+                (&progs.qt_wakeup, "sched_wakeup"),
+                (&progs.qt_wakeup_new, "sched_wakeup_new"),
+                (&progs.qt_switch, "sched_switch"),
+                (&progs.qt_migrate, "sched_migrate_task"),
+                (&progs.qt_exit, "sched_process_exit"),
+            ] {
+                let link = prog.attach().map_err(|err| {
+                    load_error(&format!("attaching to {tracepoint} failed"), &err)
+                })?;
+                hooks.push(link);
+            }
         }
-        let scan = progs
-            .qt_scan
+        let (scan, stamps) = if tracepoints {
+            (&progs.qt_scan_tracepoints, Stamps::Monotonic)
+        } else {
+            (
+                &progs.qt_scan_sched_info,
+                Stamps::RqClock(StableStamps::default()),
+            )
+        };
+        let scan = scan
             .attach()
             .map_err(|err| load_error("attaching the task iterator failed", &err))?;
 
@@ -115,14 +191,24 @@ impl QueueTrack {
             scan,
             skel,
             monitored,
+            source,
+            stamps,
             buf: vec![0; READ_CHUNK],
         })
     }
 
-    /// Whether the task behind `pidfd` carries a queue stamp. For tests: a task that exited
-    /// must not (its stamp is deleted at exit, even while it lingers as a zombie).
+    pub fn stamp_source(&self) -> StampSource {
+        self.source
+    }
+
+    /// Whether the task behind `pidfd` carries one of stalld's tracepoint stamps. For tests:
+    /// a task that exited must not (its stamp is deleted at exit, even while it lingers as a
+    /// zombie). The kernel's stamps need no such care: they live in the task itself.
     #[doc(hidden)]
     pub fn has_stamp(&self, pidfd: BorrowedFd<'_>) -> anyhow::Result<bool> {
+        if self.source != StampSource::Tracepoints {
+            bail!("only the tracepoint source keeps stamps of its own");
+        }
         let key = pidfd.as_raw_fd().to_ne_bytes();
         let value = self
             .skel
@@ -160,9 +246,26 @@ impl Backend for QueueTrack {
         true
     }
 
+    fn stamps(&self) -> Option<StampSource> {
+        Some(self.source)
+    }
+
     fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> anyhow::Result<()> {
+        if matches!(self.stamps, Stamps::RqClock(_)) {
+            // The scan pairs the clocks with stalld's own last switch-in (rq_clock.rs): a
+            // short sleep makes that switch-in now, whatever ran since the last one (start-up
+            // work, BPF loading, boost bookkeeping), so the pairing is microseconds old.
+            std::thread::sleep(FRESH_ARRIVAL_SLEEP);
+        }
         let len = self.scan()?;
-        records::fill(&self.buf[..len], &self.monitored, out);
+        let read_at = clock::now();
+        records::fill(
+            &self.buf[..len],
+            &self.monitored,
+            &mut self.stamps,
+            read_at,
+            out,
+        );
         Ok(())
     }
 }

@@ -1,22 +1,38 @@
-//! Turns the task iterator's output (a packed array of `struct qt_record`, see `bpf/intf.h`)
-//! into run-queue snapshots. Pure: no BPF needed, so it is unit-tested on its own.
+//! Turns the task iterators' output (a packed array of equal-size records, `struct qt_record`
+//! and `struct qt_clock` of `bpf/intf.h`, told apart by `enum qt_kind`) into run-queue
+//! snapshots. Pure: no BPF needed, so it is unit-tested on its own. Layout, kinds and field
+//! names all come from the types libbpf-cargo generates from intf.h.
 
 use std::mem::{offset_of, size_of};
 
-use super::skel::types::qt_record as Record;
+use super::rq_clock::{ClockPair, StableStamps};
+use super::skel::types::{qt_clock as Clock, qt_kind as Kind, qt_record as Record};
 use crate::cpuset::CpuSet;
 use crate::task::{Comm, MonoTime, RunQueue, WaitingTask};
 
-// Mirrors `enum qt_kind` in intf.h (enums do not reach the skeleton's types).
-const KIND_WAITING: u32 = 1;
-const KIND_CURRENT: u32 = 2;
-
 pub(super) const RECORD_SIZE: usize = size_of::<Record>();
+const _: () = assert!(size_of::<Clock>() == RECORD_SIZE);
 
-/// Replaces `out` with one entry per CPU of `monitored`, in CPU order, filled from `bytes`.
-/// Records for CPUs outside `monitored` (none are emitted, but the kernel side is not trusted
-/// to be perfect) are dropped; a trailing partial record is ignored.
-pub(super) fn fill(bytes: &[u8], monitored: &CpuSet, out: &mut Vec<RunQueue>) {
+/// What a QT_WAITING record's `queued_at` means, which depends on the scan program loaded.
+#[derive(Debug)]
+pub(super) enum Stamps {
+    /// CLOCK_MONOTONIC already (stalld's tracepoint stamps).
+    Monotonic,
+    /// The kernel's run-queue clock, converted with the scan's own QT_CLOCK record.
+    RqClock(StableStamps),
+}
+
+/// Replaces `out` with one entry per CPU of `monitored`, in CPU order, filled from `bytes`, a
+/// scan that user space finished reading at `read_at`. Records for CPUs outside `monitored`
+/// (none are emitted, but the kernel side is not trusted to be perfect) are dropped; a
+/// trailing partial record is ignored.
+pub(super) fn fill(
+    bytes: &[u8],
+    monitored: &CpuSet,
+    stamps: &mut Stamps,
+    read_at: MonoTime,
+    out: &mut Vec<RunQueue>,
+) {
     let mut reuse = std::mem::take(out);
     for cpu in monitored.iter() {
         let mut rq = reuse.pop().unwrap_or_default();
@@ -26,9 +42,21 @@ pub(super) fn fill(bytes: &[u8], monitored: &CpuSet, out: &mut Vec<RunQueue>) {
         rq.waiting.clear();
         out.push(rq);
     }
-    // `out` is sorted by CPU, so a binary search finds the slot without a map.
+    if let Stamps::RqClock(stable) = stamps {
+        stable.begin_scan();
+    }
+    let mut reference = None;
     for rec in bytes.chunks_exact(RECORD_SIZE) {
+        let kind = Kind(u32_at(rec, offset_of!(Record, kind)));
+        if kind == Kind::QT_CLOCK {
+            reference = Some(ClockPair {
+                rq_clock: u64_at(rec, offset_of!(Clock, rq_clock)),
+                monotonic: MonoTime(u64_at(rec, offset_of!(Clock, monotonic))),
+            });
+            continue;
+        }
         let cpu = u32_at(rec, offset_of!(Record, cpu));
+        // `out` is sorted by CPU, so a binary search finds the slot without a map.
         let Ok(slot) = out.binary_search_by_key(&cpu, |rq| rq.cpu) else {
             continue;
         };
@@ -36,16 +64,24 @@ pub(super) fn fill(bytes: &[u8], monitored: &CpuSet, out: &mut Vec<RunQueue>) {
         let pid = i32_at(rec, offset_of!(Record, pid));
         let prio = i32_at(rec, offset_of!(Record, prio));
         // Kernel prio 0..99 is SCHED_FIFO/SCHED_RR, as sched_debug's rt_nr_running counts.
-        if (0..100).contains(&prio) {
+        if (0..100).contains(&prio) && (kind == Kind::QT_CURRENT || kind == Kind::QT_WAITING) {
             rq.nr_rt_running += 1;
         }
-        match u32_at(rec, offset_of!(Record, kind)) {
+        match kind {
             // During a context switch both prev and next are on_cpu; either is right.
-            KIND_CURRENT => {
+            Kind::QT_CURRENT => {
                 rq.current.get_or_insert(pid);
             }
-            KIND_WAITING => {
-                let queued_at = u64_at(rec, offset_of!(Record, queued_at));
+            Kind::QT_WAITING => {
+                let stamp = u64_at(rec, offset_of!(Record, queued_at));
+                let queued_at = match stamps {
+                    // 0: the kernel could not store a stamp (out of memory); let the detector
+                    // count from the first snapshot instead of from boot.
+                    Stamps::Monotonic => (stamp != 0).then_some(MonoTime(stamp)),
+                    // 0: the kernel had no stamp for it (preempted while going to sleep);
+                    // the detector counts from the first snapshot.
+                    Stamps::RqClock(stable) => stable.queued_at(pid, stamp, reference, read_at),
+                };
                 let comm_at = offset_of!(Record, comm);
                 rq.waiting.push(WaitingTask {
                     pid,
@@ -53,9 +89,7 @@ pub(super) fn fill(bytes: &[u8], monitored: &CpuSet, out: &mut Vec<RunQueue>) {
                     comm: Comm::new(&rec[comm_at..comm_at + 16]),
                     prio,
                     switches: u64_at(rec, offset_of!(Record, switches)),
-                    // 0: the kernel could not store a stamp (out of memory); let the detector
-                    // count from the first snapshot instead of from boot.
-                    queued_at: (queued_at != 0).then_some(MonoTime(queued_at)),
+                    queued_at,
                 });
             }
             _ => {}
@@ -79,34 +113,73 @@ fn u64_at(rec: &[u8], at: usize) -> u64 {
 mod tests {
     use super::*;
 
-    fn record(kind: u32, cpu: u32, pid: i32, queued_at: u64, comm: &str) -> Vec<u8> {
+    const SECOND: u64 = 1_000_000_000;
+
+    fn put(rec: &mut [u8], at: usize, bytes: &[u8]) {
+        rec[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    fn record(kind: Kind, cpu: u32, pid: i32, queued_at: u64, comm: &str) -> Vec<u8> {
         let mut rec = vec![0u8; RECORD_SIZE];
-        let mut put = |at: usize, bytes: &[u8]| rec[at..at + bytes.len()].copy_from_slice(bytes);
-        put(offset_of!(Record, kind), &kind.to_ne_bytes());
-        put(offset_of!(Record, cpu), &cpu.to_ne_bytes());
-        put(offset_of!(Record, pid), &pid.to_ne_bytes());
-        put(offset_of!(Record, tgid), &(pid - 1).to_ne_bytes());
-        put(offset_of!(Record, prio), &120i32.to_ne_bytes());
-        put(offset_of!(Record, switches), &7u64.to_ne_bytes());
-        put(offset_of!(Record, queued_at), &queued_at.to_ne_bytes());
-        put(offset_of!(Record, comm), comm.as_bytes());
+        put(&mut rec, offset_of!(Record, kind), &kind.0.to_ne_bytes());
+        put(&mut rec, offset_of!(Record, cpu), &cpu.to_ne_bytes());
+        put(&mut rec, offset_of!(Record, pid), &pid.to_ne_bytes());
+        put(&mut rec, offset_of!(Record, tgid), &(pid - 1).to_ne_bytes());
+        put(&mut rec, offset_of!(Record, prio), &120i32.to_ne_bytes());
+        put(&mut rec, offset_of!(Record, switches), &7u64.to_ne_bytes());
+        put(
+            &mut rec,
+            offset_of!(Record, queued_at),
+            &queued_at.to_ne_bytes(),
+        );
+        put(&mut rec, offset_of!(Record, comm), comm.as_bytes());
         rec
+    }
+
+    fn clock(rq_clock: u64, monotonic: u64) -> Vec<u8> {
+        let mut rec = vec![0u8; RECORD_SIZE];
+        put(
+            &mut rec,
+            offset_of!(Clock, kind),
+            &Kind::QT_CLOCK.0.to_ne_bytes(),
+        );
+        put(
+            &mut rec,
+            offset_of!(Clock, rq_clock),
+            &rq_clock.to_ne_bytes(),
+        );
+        put(
+            &mut rec,
+            offset_of!(Clock, monotonic),
+            &monotonic.to_ne_bytes(),
+        );
+        rec
+    }
+
+    fn waiting(out: &[RunQueue], pid: i32) -> WaitingTask {
+        *out.iter()
+            .flat_map(|rq| &rq.waiting)
+            .find(|task| task.pid == pid)
+            .unwrap_or_else(|| panic!("{pid} not in {out:?}"))
     }
 
     #[test]
     fn record_layout_matches_intf_h() {
-        assert_eq!(RECORD_SIZE, 64);
-        assert_eq!(offset_of!(Record, comm), 48);
+        assert_eq!(RECORD_SIZE, 56);
+        assert_eq!(offset_of!(Record, queued_at), 32);
+        assert_eq!(offset_of!(Record, comm), 40);
+        assert_eq!(offset_of!(Clock, monotonic), 16);
     }
 
     #[test]
     fn fills_every_monitored_cpu_in_order_and_drops_others() {
         let monitored = CpuSet::parse_list("1,3", 4).unwrap();
-        let mut bytes = record(KIND_WAITING, 3, 42, 1_000, "victim");
-        bytes.extend(record(KIND_CURRENT, 3, 41, 0, "hog"));
-        bytes.extend(record(KIND_CURRENT, 3, 40, 0, "second"));
-        bytes.extend(record(KIND_WAITING, 2, 50, 5, "elsewhere"));
-        bytes.extend(record(KIND_WAITING, 1, 60, 0, "nostamp"));
+        let mut bytes = record(Kind::QT_WAITING, 3, 42, 1_000, "victim");
+        bytes.extend(record(Kind::QT_CURRENT, 3, 41, 0, "hog"));
+        bytes.extend(record(Kind::QT_CURRENT, 3, 40, 0, "second"));
+        bytes.extend(record(Kind::QT_WAITING, 2, 50, 5, "elsewhere"));
+        bytes.extend(record(Kind::QT_WAITING, 1, 60, 0, "nostamp"));
+        bytes.extend(record(Kind(99), 1, 70, 0, "unknown kind"));
         bytes.extend([0u8; 10]);
         let mut out = vec![RunQueue {
             cpu: 9,
@@ -114,10 +187,17 @@ mod tests {
             nr_rt_running: 5,
             waiting: Vec::new(),
         }];
-        fill(&bytes, &monitored, &mut out);
+        fill(
+            &bytes,
+            &monitored,
+            &mut Stamps::Monotonic,
+            MonoTime(u64::MAX),
+            &mut out,
+        );
 
         assert_eq!(out.len(), 2);
         assert_eq!((out[0].cpu, out[0].current), (1, None));
+        assert_eq!(out[0].waiting.len(), 1);
         assert_eq!(out[0].waiting[0].queued_at, None);
         assert_eq!(out[1].cpu, 3);
         assert_eq!(out[1].current, Some(41));
@@ -130,18 +210,63 @@ mod tests {
     }
 
     #[test]
+    fn kernel_stamps_are_converted_with_the_scans_clock_record() {
+        let monitored = CpuSet::parse_list("0", 1).unwrap();
+        let mut stamps = Stamps::RqClock(StableStamps::default());
+        let read_at = MonoTime(30 * SECOND);
+        // The rq clock runs 5 s behind CLOCK_MONOTONIC.
+        let mut bytes = clock(20 * SECOND, 25 * SECOND);
+        bytes.extend(record(Kind::QT_WAITING, 0, 42, 18 * SECOND, "victim"));
+        bytes.extend(record(Kind::QT_WAITING, 0, 43, 0, "unstamped"));
+        let mut out = Vec::new();
+        fill(&bytes, &monitored, &mut stamps, read_at, &mut out);
+        assert_eq!(
+            waiting(&out, 42).queued_at,
+            Some(MonoTime(23 * SECOND)),
+            "18 s of rq clock is 23 s of CLOCK_MONOTONIC"
+        );
+        assert_eq!(waiting(&out, 43).queued_at, None);
+
+        // The next scan's pairing is a little off (later read after the switch-in); the
+        // victim's wait keeps the time it had, so the detector sees the same wait.
+        let mut bytes = clock(21 * SECOND, 26 * SECOND + 40_000);
+        bytes.extend(record(Kind::QT_WAITING, 0, 42, 18 * SECOND, "victim"));
+        fill(&bytes, &monitored, &mut stamps, read_at, &mut out);
+        assert_eq!(waiting(&out, 42).queued_at, Some(MonoTime(23 * SECOND)));
+    }
+
+    #[test]
+    fn kernel_stamps_without_a_clock_record_count_from_the_first_snapshot() {
+        let monitored = CpuSet::parse_list("0", 1).unwrap();
+        let mut stamps = Stamps::RqClock(StableStamps::default());
+        let bytes = record(Kind::QT_WAITING, 0, 42, 18 * SECOND, "victim");
+        let mut out = Vec::new();
+        fill(&bytes, &monitored, &mut stamps, MonoTime(SECOND), &mut out);
+        assert_eq!(waiting(&out, 42).queued_at, None);
+    }
+
+    #[test]
     fn counts_real_time_tasks_running_or_waiting() {
         let with_prio = |mut rec: Vec<u8>, prio: i32| {
             let at = offset_of!(Record, prio);
             rec[at..at + 4].copy_from_slice(&prio.to_ne_bytes());
             rec
         };
-        let mut bytes = with_prio(record(KIND_CURRENT, 0, 10, 0, "hog"), 89);
-        bytes.extend(with_prio(record(KIND_WAITING, 0, 11, 5, "victim"), 94));
-        bytes.extend(record(KIND_WAITING, 0, 12, 5, "fair"));
-        bytes.extend(with_prio(record(KIND_WAITING, 0, 13, 5, "deadline"), -1));
+        let mut bytes = with_prio(record(Kind::QT_CURRENT, 0, 10, 0, "hog"), 89);
+        bytes.extend(with_prio(record(Kind::QT_WAITING, 0, 11, 5, "victim"), 94));
+        bytes.extend(record(Kind::QT_WAITING, 0, 12, 5, "fair"));
+        bytes.extend(with_prio(
+            record(Kind::QT_WAITING, 0, 13, 5, "deadline"),
+            -1,
+        ));
         let mut out = Vec::new();
-        fill(&bytes, &CpuSet::first_n(1), &mut out);
+        fill(
+            &bytes,
+            &CpuSet::first_n(1),
+            &mut Stamps::Monotonic,
+            MonoTime(u64::MAX),
+            &mut out,
+        );
         assert_eq!((out[0].nr_rt_running, out[0].waiting.len()), (2, 3));
     }
 }

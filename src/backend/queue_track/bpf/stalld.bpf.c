@@ -1,17 +1,60 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * stalld's kernel half: stamps every task with the moment it became runnable on a monitored
- * CPU, and a task iterator that user space runs at each check to list the waiting tasks and
- * the running ones.
+ * stalld's kernel half: a task iterator that user space runs at each check to list, for the
+ * monitored CPUs, the running task and every queued one with the moment it was queued.
  *
- * The stamp lives in task-local storage (freed with the task, no global hash to contend on)
- * together with the task's context-switch count at that moment. The kernel increments a
- * task's count when it is switched *out*, before sched_switch fires, so the count stays
- * constant while the task waits; if it changed, the task ran since and the stamp is stale.
- * Nothing therefore has to be cleared when a task is switched in, which keeps the common
- * path of sched_switch (prev blocked) to a couple of loads.
+ * Where that moment comes from (user space loads one of the two scans, never both):
  *
- * Pointers are read directly (BTF-typed), never with bpf_probe_read_kernel(), so this works
+ * 1. qt_scan_sched_info (the default): the kernel's own stamp, task_struct.sched_info.last_queued.
+ *    Nothing is attached to any scheduler tracepoint, so the scheduler's hot path pays
+ *    nothing for stalld. What the kernel guarantees (kernel/sched/stats.h, kernel/sched/core.c):
+ *
+ *    - The stamp exists with CONFIG_SCHED_INFO (selected by SCHEDSTATS or TASK_DELAY_ACCT; on
+ *      in the Debian, RHEL, Fedora, Ubuntu and SUSE kernels). Without it struct sched_info is
+ *      empty in the BTF; user space checks the field in the kernel's BTF before load and falls
+ *      back to the tracepoint scan, whatever the kernel's version.
+ *    - Since 5.14 ("sched: Simplify sched_info_on()") it is kept whenever CONFIG_SCHED_INFO=y.
+ *      Before, a kernel with SCHEDSTATS=n but TASK_DELAY_ACCT=y kept it only while delay
+ *      accounting was on (the default then, `nodelayacct` turns it off); the stamps then stay
+ *      0 and every wait counts from the first scan that sees it, as for sched_debug.
+ *    - sched_info_enqueue() (enqueue_task() without ENQUEUE_RESTORE: wakeups, new tasks,
+ *      migrations) sets it to rq_clock() if it is 0. sched_info_switch() runs only when
+ *      prev != next: sched_info_depart() stamps a prev that is still TASK_RUNNING (preempted,
+ *      or yielding), and sched_info_arrive() clears next's. sched_info_dequeue()
+ *      (dequeue_task() without DEQUEUE_SAVE: blocking, migrations) clears it.
+ *    - So a migrated task's wait starts again on its new CPU (deactivate_task() and
+ *      activate_task() carry neither SAVE nor RESTORE), while a priority or policy change,
+ *      stalld's own boost included (DEQUEUE_SAVE/ENQUEUE_RESTORE), keeps the stamp.
+ *    - A task preempted between set_current_state() and schedule() departs with a non-running
+ *      __state: it stays queued with last_queued == 0 (also if it is woken meanwhile, which
+ *      only sets it running again). User space counts such a wait from the first scan that
+ *      saw it.
+ *    - 6.12+ (EEVDF delayed dequeue): a fair task that blocks may stay on_rq with
+ *      se.sched_delayed set; dequeue_task() has already cleared its stamp, and it is sleeping,
+ *      not waiting, so it is skipped here. A wakeup re-enqueues it (ENQUEUE_DELAYED, not
+ *      RESTORE), which stamps it.
+ *    - The clock is rq_clock(): sched_clock_cpu() of the task's CPU, read at the last
+ *      update_rq_clock(), which the enqueue and switch paths do just before stamping. It is
+ *      not CLOCK_MONOTONIC (NTP slews only the latter), so every scan starts with a QT_CLOCK
+ *      record pairing the reading task's own sched_info.last_arrival (the rq clock when
+ *      stalld was last switched in: user space sleeps 50 us before each scan, so that is
+ *      microseconds earlier) with bpf_ktime_get_ns().
+ *      User space converts with it (rq_clock.rs, which also states the error bound).
+ *    This holds, unchanged in meaning, from 5.8 (the first iter/task) to 6.18 (checked here);
+ *    bpf_get_current_task_btf() needs 5.11, which queue_track requires anyway.
+ *
+ * 2. qt_scan_tracepoints (forced with STALLD_QUEUE_TRACK_STAMPS=tracepoints, and the fallback
+ *    where the kernel has no sched_info.last_queued): stalld's own stamps, set by programs on
+ *    sched_wakeup, sched_wakeup_new, sched_switch and sched_migrate_task and kept in
+ *    task-local storage with the task's context-switch count at that moment. The kernel
+ *    increments a task's count when it is switched *out*, before sched_switch fires, so the
+ *    count stays constant while the task waits; if it changed, the task ran since and the
+ *    stamp is stale. Nothing therefore has to be cleared when a task is switched in. A task
+ *    migrating onto a monitored CPU keeps its stamp (its wait goes on). A queued task
+ *    without a valid stamp (queued before stalld started) is stamped at the first scan that
+ *    sees it.
+ *
+ * Pointers are read directly (BTF-typed), never with bpf_probe_read_kernel(), so both work
  * under lockdown=confidentiality.
  */
 #include "vmlinux_min.h"
@@ -22,24 +65,15 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+_Static_assert(sizeof(struct qt_clock) == sizeof(struct qt_record),
+	       "records in one stream must have one size");
+
 /* Set by user space before load; read-only afterwards (the map is frozen). */
 const volatile u64 monitored[QT_BITMAP_WORDS] = {};
 
-struct stamp {
-	u64 queued_at;
-	u64 switches;
-	u32 flags;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct stamp);
-} stamps SEC(".maps");
-
-/* Makes libbpf-cargo emit the record type into the skeleton's `types` module. */
+/* Make libbpf-cargo emit the record types (and enum qt_kind) into the skeleton's `types`. */
 struct qt_record _qt_record_type = {};
+struct qt_clock _qt_clock_type = {};
 
 static __always_inline u32 task_cpu(const struct task_struct *p)
 {
@@ -83,16 +117,88 @@ static __always_inline u64 switches(const struct task_struct *p)
 	return p->nvcsw + p->nivcsw;
 }
 
+/*
+ * What both scans report of a task: the QT_CURRENT record of a task running on a monitored
+ * CPU (emitted here), or, for a task queued there, the QT_WAITING record without its stamp
+ * (returns true: the caller adds queued_at and emits it). Everything else returns false.
+ */
+static __always_inline bool describe(struct seq_file *seq, struct task_struct *p,
+				     struct qt_record *rec)
+{
+	u32 cpu;
+
+	if (!p->pid)
+		return false;
+	cpu = task_cpu(p);
+	if (!cpu_monitored(cpu))
+		return false;
+
+	rec->cpu = cpu;
+	rec->pid = p->pid;
+	rec->tgid = p->tgid;
+	rec->prio = p->prio;
+	if (p->on_cpu) {
+		rec->kind = QT_CURRENT;
+		bpf_seq_write(seq, rec, sizeof(*rec));
+		return false;
+	}
+	if (!queued(p))
+		return false;
+	rec->kind = QT_WAITING;
+	rec->switches = switches(p);
+	__builtin_memcpy(rec->comm, p->comm, sizeof(rec->comm));
+	return true;
+}
+
+/* ---------------------------------------------------------------- 1. the kernel's stamps */
+
+SEC("iter/task")
+int qt_scan_sched_info(struct bpf_iter__task *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *p = ctx->task;
+	struct qt_record rec = {};
+
+	/* The first object of this run (seq_num counts objects shown, from 0). */
+	if (ctx->meta->seq_num == 0) {
+		struct task_struct *self = bpf_get_current_task_btf();
+		struct qt_clock clock = { .kind = QT_CLOCK };
+
+		/* In this order: the monotonic reading must not precede the arrival. */
+		clock.rq_clock = self->sched_info.last_arrival;
+		clock.monotonic = bpf_ktime_get_ns();
+		bpf_seq_write(seq, &clock, sizeof(clock));
+	}
+	if (!p || !describe(seq, p, &rec))
+		return 0;
+	rec.queued_at = p->sched_info.last_queued;
+	bpf_seq_write(seq, &rec, sizeof(rec));
+	return 0;
+}
+
+/* ------------------------------------------------------------ 2. stalld's own stamps */
+
+struct stamp {
+	u64 queued_at;
+	u64 switches;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct stamp);
+} stamps SEC(".maps");
+
 static __always_inline bool stamp_valid(const struct stamp *s, const struct task_struct *p)
 {
 	return s->queued_at && s->switches == switches(p);
 }
 
-static __always_inline void stamp_now(struct stamp *s, const struct task_struct *p, u32 flags)
+static __always_inline void stamp_now(struct stamp *s, const struct task_struct *p)
 {
 	s->queued_at = bpf_ktime_get_ns();
 	s->switches = switches(p);
-	s->flags = flags;
 }
 
 /*
@@ -109,7 +215,7 @@ static __always_inline void on_enqueue(struct task_struct *p)
 	s = bpf_task_storage_get(&stamps, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s || stamp_valid(s, p))
 		return;
-	stamp_now(s, p, 0);
+	stamp_now(s, p);
 }
 
 SEC("tp_btf/sched_wakeup")
@@ -146,7 +252,7 @@ int BPF_PROG(qt_switch, bool preempt, struct task_struct *prev, struct task_stru
 	/* The count was just incremented, so any previous stamp is stale: no need to check. */
 	s = bpf_task_storage_get(&stamps, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (s)
-		stamp_now(s, prev, 0);
+		stamp_now(s, prev);
 	return 0;
 }
 
@@ -165,7 +271,7 @@ int BPF_PROG(qt_migrate, struct task_struct *p, int dest_cpu)
 	s = bpf_task_storage_get(&stamps, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s || stamp_valid(s, p))
 		return 0;
-	stamp_now(s, p, 0);
+	stamp_now(s, p);
 	return 0;
 }
 
@@ -178,49 +284,24 @@ int BPF_PROG(qt_exit, struct task_struct *p)
 }
 
 /*
- * Run by user space at every check. Emits one QT_CURRENT record per task running on a
- * monitored CPU and one QT_WAITING record per task queued there. A queued task without a
- * valid stamp was queued before stalld started (or its stamp could not be stored): it is
- * stamped now and flagged QT_SEEDED, so its wait counts from the first scan that saw it.
+ * A queued task without a valid stamp was queued before stalld started (or its stamp could
+ * not be stored): it is stamped now, so its wait counts from the first scan that saw it.
  */
 SEC("iter/task")
-int qt_scan(struct bpf_iter__task *ctx)
+int qt_scan_tracepoints(struct bpf_iter__task *ctx)
 {
 	struct seq_file *seq = ctx->meta->seq;
 	struct task_struct *p = ctx->task;
 	struct qt_record rec = {};
 	struct stamp *s;
-	u32 cpu;
 
-	if (!p || !p->pid)
+	if (!p || !describe(seq, p, &rec))
 		return 0;
-	cpu = task_cpu(p);
-	if (!cpu_monitored(cpu))
-		return 0;
-
-	rec.cpu = cpu;
-	rec.pid = p->pid;
-	rec.tgid = p->tgid;
-	rec.prio = p->prio;
-	rec.policy = p->policy;
-
-	if (p->on_cpu) {
-		rec.kind = QT_CURRENT;
-		bpf_seq_write(seq, &rec, sizeof(rec));
-		return 0;
-	}
-	if (!queued(p))
-		return 0;
-
-	rec.kind = QT_WAITING;
-	rec.switches = switches(p);
-	__builtin_memcpy(rec.comm, p->comm, sizeof(rec.comm));
 	s = bpf_task_storage_get(&stamps, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (s) {
 		if (!stamp_valid(s, p))
-			stamp_now(s, p, QT_SEEDED);
+			stamp_now(s, p);
 		rec.queued_at = s->queued_at;
-		rec.flags = s->flags;
 	}
 	bpf_seq_write(seq, &rec, sizeof(rec));
 	return 0;

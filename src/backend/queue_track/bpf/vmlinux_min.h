@@ -57,13 +57,22 @@ struct sched_entity {
 	u8 sched_delayed;
 };
 
+/*
+ * CONFIG_SCHED_INFO (selected by SCHEDSTATS or TASK_DELAY_ACCT). Without it the struct is
+ * empty in the kernel's BTF, and user space picks the tracepoint stamps instead.
+ */
+struct sched_info {
+	unsigned long long last_arrival;
+	unsigned long long last_queued;
+};
+
 struct task_struct {
 	struct thread_info thread_info;
 	int on_cpu;
 	int on_rq;
 	int prio;
 	struct sched_entity se;
-	unsigned int policy;
+	struct sched_info sched_info;
 	pid_t pid;
 	pid_t tgid;
 	unsigned long nvcsw;
