@@ -576,28 +576,54 @@ const DEV_LOG: &str = "/dev/log";
 const DEV_LOG_ASIDE: &str = "/dev/log.stalld-test";
 
 /// Binds a syslog receiver at /dev/log for the test, moving a real one aside meanwhile.
+///
+/// A thread drains the socket from the moment it is bound: a unix datagram socket queues only
+/// `net.unix.max_dgram_qlen` (10 by default) messages, stalld's syslog sink never blocks, so a
+/// reader that starts late would see the start-up burst and lose what follows it (counted in
+/// `stalld_log_dropped_total`).
 pub struct SyslogReceiver {
-    socket: UnixDatagram,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    drainer: Option<std::thread::JoinHandle<()>>,
     moved_aside: bool,
 }
 
 impl SyslogReceiver {
     pub fn bind() -> SyslogReceiver {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
         let moved_aside = std::fs::symlink_metadata(DEV_LOG).is_ok();
         if moved_aside {
             std::fs::rename(DEV_LOG, DEV_LOG_ASIDE).expect("moving /dev/log aside");
         }
         let socket = UnixDatagram::bind(DEV_LOG).expect("binding /dev/log");
         socket
-            .set_read_timeout(Some(Duration::from_millis(200)))
+            .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let drainer = {
+            let (received, stop) = (Arc::clone(&received), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut packet = vec![0u8; 2048];
+                    if let Ok(n) = socket.recv(&mut packet) {
+                        packet.truncate(n);
+                        received.lock().unwrap().push(packet);
+                    }
+                }
+            })
+        };
         SyslogReceiver {
-            socket,
+            received,
+            stop,
+            drainer: Some(drainer),
             moved_aside,
         }
     }
 
-    /// Collects datagrams, as raw bytes, until one satisfies `done` or `timeout` passes.
+    /// Collects the datagrams received so far, as raw bytes, waiting until one satisfies
+    /// `done` or `timeout` passes.
     pub fn receive_until(
         &self,
         packets: &mut Vec<Vec<u8>>,
@@ -605,18 +631,22 @@ impl SyslogReceiver {
         done: impl Fn(&[u8]) -> bool,
     ) {
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline && !packets.iter().any(|p| done(p)) {
-            let mut packet = vec![0u8; 2048];
-            if let Ok(n) = self.socket.recv(&mut packet) {
-                packet.truncate(n);
-                packets.push(packet);
+        loop {
+            packets.append(&mut self.received.lock().unwrap());
+            if packets.iter().any(|p| done(p)) || Instant::now() >= deadline {
+                return;
             }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
 
 impl Drop for SyslogReceiver {
     fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(drainer) = self.drainer.take() {
+            let _ = drainer.join();
+        }
         let _ = std::fs::remove_file(DEV_LOG);
         if self.moved_aside {
             let _ = std::fs::rename(DEV_LOG_ASIDE, DEV_LOG);
