@@ -187,6 +187,48 @@ fn json_events_name_the_hog_as_culprit_queue_track() {
     json_events_name_the_hog_as_culprit("queue_track");
 }
 
+/// With `--events -` stdout is the JSON stream: the `-v` tables of `-M` (stdout in the C
+/// stalld) move to stderr, so that a reader of stdout sees only JSON lines.
+#[test]
+fn events_on_stdout_keep_the_verbose_tables_off_it() {
+    let Some(_session) =
+        StarvationSession::begin("events_on_stdout_keep_the_verbose_tables_off_it")
+    else {
+        return;
+    };
+    let cpu = last_cpu();
+    let mut daemon = Daemon::start(
+        &[],
+        "queue_track",
+        &[
+            "-M", "-l", "-N", "-t", "2", "-d", "1", "-c", &cpu, "--events", "-",
+        ],
+    );
+    let table = daemon.process.wait_until(LINE_WAIT, |lines| {
+        lines
+            .iter()
+            .find(|(stream, line)| {
+                *stream == Stream::Stderr && line.starts_with(&format!("CPU {cpu} has "))
+            })
+            .cloned()
+    });
+    assert!(table.is_some(), "no table on stderr: {:#?}", daemon.lines());
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+    let stdout = daemon.process.lines_of(Stream::Stdout);
+    assert!(
+        stdout
+            .iter()
+            .any(|line| line.contains("\"event\":\"started\"")),
+        "{stdout:#?}"
+    );
+    for line in &stdout {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "not a JSON line on stdout: {line:?}\n{stdout:#?}"
+        );
+    }
+}
+
 /// A systemd-journald namespace instance (`systemd-journald NAMESPACE`): a real journald with
 /// sockets and storage of its own, so the machine's journal (if any) is untouched.
 struct Journald {

@@ -101,6 +101,8 @@ pub struct Logger {
     syslog: Option<Arc<(UnixDatagram, PathBuf)>>,
     journal: Option<Arc<Journal>>,
     events: Option<Arc<Mutex<EventsFile>>>,
+    /// `--events -`: stdout carries only JSON lines, so the `-v` tables go to stderr.
+    tables_on_stderr: bool,
     telemetry: Option<Arc<Mutex<Telemetry>>>,
     drops: Arc<Drops>,
     /// The backend in use, once chosen: a field of every structured event.
@@ -141,6 +143,7 @@ impl Logger {
     /// `--events FILE|-`: every event as a JSON line.
     pub fn with_events_file(mut self, target: &Path) -> io::Result<Logger> {
         self.events = Some(Arc::new(Mutex::new(EventsFile::open(target)?)));
+        self.tables_on_stderr = target == Path::new("-");
         Ok(self)
     }
 
@@ -245,9 +248,15 @@ impl Logger {
         }
     }
 
-    /// `-v` output the C stalld prints on stdout (the per-CPU task tables), in one write.
+    /// `-v` output the C stalld prints on stdout (the per-CPU task tables), in one write; on
+    /// stderr when `--events -` owns stdout, so that a JSON reader sees only JSON.
     pub fn verbose_stdout(&self, text: &str) {
-        if self.verbose {
+        if !self.verbose {
+            return;
+        }
+        if self.tables_on_stderr {
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        } else {
             let mut stdout = std::io::stdout().lock();
             let _ = stdout
                 .write_all(text.as_bytes())
