@@ -525,14 +525,52 @@ impl Daemon {
         self.process.lines_of(Stream::Stderr)
     }
 
-    /// SIGTERM, then up to 10 s for the exit status (`None`: still running).
+    /// SIGTERM, then up to 10 s for the exit status (`None`: still running, and then where
+    /// each of its threads is stuck is printed, with its output, for the failure to explain).
     pub fn terminate(&mut self) -> Option<ExitStatus> {
-        self.process.terminate(Duration::from_secs(10))
+        let status = self.process.terminate(Duration::from_secs(10));
+        if status.is_none() {
+            eprintln!(
+                "the daemon did not exit within 10 s of SIGTERM\n{}\n{}",
+                threads_report(self.process.pid()),
+                self.process.transcript()
+            );
+        }
+        status
     }
 
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.process.wait_exit(timeout)
     }
+}
+
+/// Every thread of `pid`: name, state, CPU, policy, wait channel and kernel stack.
+fn threads_report(pid: Pid) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("/proc/{pid} is gone");
+    };
+    let mut report = String::new();
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let stat = read("stat");
+        // After the name's closing parenthesis: state is field 3, processor 39, policy 41.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+        let field = |n: usize| fields.get(n - 3).copied().unwrap_or("?");
+        report.push_str(&format!(
+            "thread {} {}: state {} cpu {} policy {} wchan {}\n{}",
+            task.file_name().to_string_lossy(),
+            read("comm").trim(),
+            field(3),
+            field(39),
+            field(41),
+            read("wchan"),
+            read("stack"),
+        ));
+    }
+    report
 }
 
 /// Reads the kernel log records written from now on (`/dev/kmsg`, as root).
