@@ -35,6 +35,8 @@ use journal::Journal;
 const SYSLOG_SOCKET: &str = "/dev/log";
 /// For tests only: the syslog socket to send to instead of /dev/log.
 pub const SYSLOG_SOCKET_ENV: &str = "STALLD_SYSLOG_SOCKET";
+/// Where systemd-journald receives syslog datagrams.
+const JOURNALD_SYSLOG_SOCKET: &str = "/run/systemd/journal/dev-log";
 const KMSG: &str = "/dev/kmsg";
 const LOG_DAEMON: u8 = 3 << 3;
 
@@ -137,6 +139,20 @@ impl Logger {
             }
         }
         self.journal = Journal::from_environment().map(Arc::new);
+        if self.journal.is_some()
+            && self
+                .syslog
+                .as_ref()
+                .is_some_and(|s| same_file(&s.1, Path::new(JOURNALD_SYSLOG_SOCKET)))
+        {
+            // systemd's /dev/log is journald's own socket: every message would be stored twice
+            // (the native entry and the syslog one). journald forwards native entries to a
+            // syslog daemon when one runs (ForwardToSyslog), so nothing is lost.
+            self.syslog = None;
+            self.verbose(
+                "syslog: /dev/log is journald's, which gets every message natively: not sent twice",
+            );
+        }
         self
     }
 
@@ -327,6 +343,13 @@ impl Logger {
     }
 }
 
+/// Whether `a` and `b` name the same existing file, through symbolic links (systemd links
+/// /dev/log to journald's syslog socket).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let identity = |path: &Path| std::fs::metadata(path).map(|m| (m.dev(), m.ino())).ok();
+    identity(a).is_some_and(|id| identity(b) == Some(id))
+}
+
 /// One event as a JSON object: the `--events` line, and an entry of `stalld status`.
 pub fn event_json(
     event: &Event,
@@ -363,4 +386,28 @@ fn stderr_is_journal() -> bool {
         return false;
     };
     expected == format!("{}:{}", stat.dev(), stat.ino())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_file_follows_links_and_tells_sockets_apart() {
+        let dir = std::env::temp_dir().join(format!("stalld-same-file-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let journald = dir.join("dev-log");
+        let other = dir.join("other");
+        let _journald = UnixDatagram::bind(&journald).unwrap();
+        let _other = UnixDatagram::bind(&other).unwrap();
+        let dev_log = dir.join("log");
+        std::os::unix::fs::symlink(&journald, &dev_log).unwrap();
+        assert!(same_file(&dev_log, &journald));
+        assert!(same_file(&journald, &journald));
+        assert!(!same_file(&other, &journald));
+        assert!(!same_file(&dir.join("missing"), &journald));
+        assert!(!same_file(&journald, &dir.join("missing")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

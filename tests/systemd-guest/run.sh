@@ -179,6 +179,10 @@ else
 	detail="active, journal: $(journal_since "$CURSOR" | grep -m 1 -E 'using .* backend')"
 	rt_running=$(rt_runtime)
 	[ "$rt_running" = -1 ] || why="sched_rt_runtime_us is $rt_running while stalld runs, not -1"
+	# Each message once: the native entry, not also the stderr stream's or /dev/log's twin
+	# (LOGGING="--log_syslog" is the shipped default, and /dev/log is journald's).
+	copies=$(journal_since "$CURSOR" | grep -c -x 'using queue_track backend')
+	[ "$copies" = 1 ] || why="${why:+$why; }the journal has 'using queue_track backend' $copies times, not once"
 fi
 # The structured fields, once stalld's events carry them (STALLD_EVENT, STALLD_BACKEND, ...).
 if journalctl -u stalld -o json --no-pager --after-cursor="$(cat "$CURSOR")" | grep -q '"STALLD_EVENT"'; then
@@ -282,7 +286,8 @@ kill_during_boost() {
 			[ "$(systemctl is-active stalld)" != active ]; then
 			continue
 		fi
-		if journal_since "$CURSOR" | sed -n '/Started stalld.service/,$p' | grep -q 'using .* backend'; then
+		# Type=notify: the new instance logs its backend line before systemd says "Started".
+		if journal_since "$CURSOR" | sed -n '/Starting stalld.service/,$p' | grep -q 'using .* backend'; then
 			restarted=1
 			break
 		fi
