@@ -230,6 +230,10 @@ pub fn print_look(
     skip: &[u32],
     waited: impl Fn(Pid) -> Option<Duration>,
 ) {
+    // Every check runs this: without -v, format nothing.
+    if !logger.is_verbose() {
+        return;
+    }
     if idle_detection {
         logger.verbose("some cpus ran, so run-queues should be parsed");
     }

@@ -250,6 +250,11 @@ impl Logger {
         self.emit(Severity::Warning, message, true, &[]);
     }
 
+    /// Whether `-v` is on: lets a caller skip building lines nobody will see.
+    pub fn is_verbose(&self) -> bool {
+        self.verbose
+    }
+
     /// A `-v` diagnostic, such as the per-check lines: stderr only, and only with `-v`, like
     /// the C stalld's `info()`; never kmsg, syslog, the event stream or the native journal.
     pub fn verbose(&self, message: &str) {
