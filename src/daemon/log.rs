@@ -27,7 +27,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
-use super::telemetry::Telemetry;
+use super::telemetry::{unix_seconds, Telemetry};
 use crate::event::{Event, FieldValue, Severity};
 use events_file::EventsFile;
 use journal::Journal;
@@ -200,20 +200,22 @@ impl Logger {
                 fields.push(("backend", FieldValue::Text((*backend).to_owned())));
             }
         }
-        let kind = event.kind();
-        let mut journal: Vec<(String, Vec<u8>)> = vec![
-            ("MESSAGE_ID".into(), kind.message_id().into()),
-            ("STALLD_EVENT".into(), kind.name().into()),
-        ];
-        if let Some(tid) = event.tid() {
-            // journald adds the victim's own unit, cgroup and command line (OBJECT_*).
-            journal.push(("OBJECT_PID".into(), tid.to_string().into()));
+        // Only a native journal reads them: no sink, nothing built.
+        let mut journal: Vec<(String, Vec<u8>)> = Vec::new();
+        if self.journal.is_some() {
+            let kind = event.kind();
+            journal.push(("MESSAGE_ID".into(), kind.message_id().into()));
+            journal.push(("STALLD_EVENT".into(), kind.name().into()));
+            if let Some(tid) = event.tid() {
+                // journald adds the victim's own unit, cgroup and command line (OBJECT_*).
+                journal.push(("OBJECT_PID".into(), tid.to_string().into()));
+            }
+            journal.extend(
+                fields
+                    .iter()
+                    .map(|(name, value)| (journal::field_name(name), value.to_string().into())),
+            );
         }
-        journal.extend(
-            fields
-                .iter()
-                .map(|(name, value)| (journal::field_name(name), value.to_string().into())),
-        );
         self.emit(
             severity,
             &text,
@@ -223,7 +225,8 @@ impl Logger {
         if self.events.is_none() && self.telemetry.is_none() {
             return;
         }
-        let json = Arc::new(event_json(event, &text, &fields, SystemTime::now()));
+        let at = SystemTime::now();
+        let json = Arc::new(event_json(event, &text, &fields, at));
         if let Some(events) = &self.events {
             let mut events = events.lock().unwrap_or_else(|p| p.into_inner());
             if !events.write_line(&json.to_string()) {
@@ -231,7 +234,15 @@ impl Logger {
             }
         }
         if let Some(mut telemetry) = self.telemetry() {
-            telemetry.record(event, json);
+            telemetry.record(event, json, at);
+        }
+    }
+
+    /// Publishes what the telemetry counted since the last call, for the listeners: once per
+    /// wakeup of the loop rather than at every event.
+    pub fn publish_telemetry(&self) {
+        if let Some(mut telemetry) = self.telemetry() {
+            telemetry.publish_changes();
         }
     }
 
@@ -364,10 +375,7 @@ pub fn event_json(
 ) -> Value {
     let kind = event.kind();
     let mut object = Map::new();
-    let timestamp = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |since| since.as_secs_f64());
-    object.insert("timestamp".into(), timestamp.into());
+    object.insert("timestamp".into(), unix_seconds(at).into());
     object.insert("event".into(), kind.name().into());
     object.insert("message_id".into(), kind.message_id().into());
     object.insert("priority".into(), (event.severity() as u8).into());

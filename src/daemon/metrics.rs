@@ -298,6 +298,7 @@ mod tests {
         let mut telemetry = Telemetry::new(&config, Arc::default());
         telemetry.set_backend("queue_track", "tracepoints");
         telemetry.checked(std::time::Duration::from_micros(300));
+        telemetry.publish_changes();
         telemetry.published().load_full()
     }
 

@@ -182,6 +182,7 @@ pub fn run(config: Config) -> Result<()> {
     logger.event(&Event::Stopping);
     booster.restore_all(|boost, outcome| monitor.ended(boost, outcome));
     drop(rt_throttle);
+    logger.publish_telemetry();
     if let Some(instance) = instance {
         instance.finish(&logger);
     }
@@ -421,7 +422,7 @@ impl Monitor<'_> {
     fn checked(&mut self, took: Duration) {
         if let Some(mut telemetry) = self.logger.telemetry() {
             telemetry.checked(took);
-            self.notifier.checked(&telemetry.current().summary());
+            self.notifier.checked(|| telemetry.current().summary());
         }
     }
 
@@ -435,6 +436,8 @@ impl Monitor<'_> {
     /// Sleeps until `deadline` or a shutdown signal; a guardian that dies meanwhile is
     /// respawned at once.
     fn sleep_until(&mut self, shutdown: &mut signals::Shutdown, deadline: MonoTime) {
+        // What this wakeup counted becomes visible to metrics and `stalld status` now.
+        self.logger.publish_telemetry();
         let watched = self.guardian.as_ref().and_then(guardian::Guardian::watched);
         if shutdown.sleep_until_or(deadline, watched) {
             if let Some(guardian) = &mut self.guardian {

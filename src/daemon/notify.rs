@@ -34,19 +34,24 @@ impl Notifier {
         }
     }
 
-    /// The first check ran (and its `summary`): ready, then status updates when it changes.
-    pub fn checked(&mut self, summary: &str) {
-        if !self.enabled || (self.ready && summary == self.status) {
+    /// The first check ran (and its `summary`, built only under systemd): ready, then status
+    /// updates when it changes.
+    pub fn checked(&mut self, summary: impl FnOnce() -> String) {
+        if !self.enabled {
             return;
         }
-        let status = NotifyState::Status(summary);
+        let summary = summary();
+        if self.ready && summary == self.status {
+            return;
+        }
+        let status = NotifyState::Status(&summary);
         let _ = if self.ready {
             sd_notify::notify(&[status])
         } else {
             sd_notify::notify(&[NotifyState::Ready, status])
         };
         self.ready = true;
-        self.status = summary.to_owned();
+        self.status = summary;
     }
 
     /// Called at every wakeup of the loop: pings the watchdog when due.

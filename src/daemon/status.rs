@@ -108,7 +108,7 @@ pub fn report(s: &Snapshot) -> Value {
         "pid": s.pid,
         "started_at": s.started_at,
         "uptime_s": now - s.started_at,
-        "ready": s.ready,
+        "ready": s.checks.count > 0,
         "backend": s.backend,
         "stamps": s.stamps,
         "summary": s.summary(),

@@ -96,8 +96,6 @@ pub struct Snapshot {
     pub backend: Option<&'static str>,
     pub stamps: Option<&'static str>,
     pub config: Arc<Value>,
-    /// The first check has run.
-    pub ready: bool,
     /// `stalld_starving_events_total{cpu}`.
     pub starving: BTreeMap<u32, u64>,
     /// `stalld_boosts_total{cpu,policy,result}`.
@@ -146,6 +144,8 @@ pub struct Telemetry {
     state: Snapshot,
     boost_duration: Duration,
     published: Arc<ArcSwap<Snapshot>>,
+    /// Counted since the last publication.
+    changed: bool,
 }
 
 impl Telemetry {
@@ -157,7 +157,6 @@ impl Telemetry {
             backend: None,
             stamps: None,
             config: Arc::new(config_json(config)),
-            ready: false,
             starving: BTreeMap::new(),
             boosts: BTreeMap::new(),
             restores: BTreeMap::new(),
@@ -174,6 +173,7 @@ impl Telemetry {
             published: Arc::new(ArcSwap::from_pointee(state.clone())),
             state,
             boost_duration: config.boost.duration,
+            changed: false,
         }
     }
 
@@ -201,13 +201,13 @@ impl Telemetry {
     /// One check of the run queues took `took`.
     pub fn checked(&mut self, took: Duration) {
         self.state.checks.observe(took.as_secs_f64());
-        self.state.ready = true;
-        self.publish();
+        self.changed = true;
     }
 
-    /// Counts `event` (rendered as `json`) and publishes.
-    pub fn record(&mut self, event: &Event, json: Arc<Value>) {
-        let now = unix_seconds(SystemTime::now());
+    /// Counts `event` (rendered as `json`, at `at`); published by the next
+    /// [`Telemetry::publish_changes`].
+    pub fn record(&mut self, event: &Event, json: Arc<Value>, at: SystemTime) {
+        let now = unix_seconds(at);
         let state = &mut self.state;
         *state.events.entry(event.kind().name()).or_default() += 1;
         state.last_event_at = Some(now);
@@ -220,7 +220,6 @@ impl Telemetry {
             state.boosted.remove(tid);
         };
         match event {
-            Event::Started { backend, .. } => state.backend = Some(backend),
             Event::Starved { cpu, waited, .. } => {
                 *state.starving.entry(*cpu).or_default() += 1;
                 state
@@ -271,7 +270,15 @@ impl Telemetry {
             Event::RtThrottlingRestored { .. } => state.rt_throttling_disabled = false,
             _ => {}
         }
-        self.publish();
+        self.changed = true;
+    }
+
+    /// Publishes the state if it changed since the last time: a copy of it, so once per
+    /// wakeup of the loop, not per event.
+    pub fn publish_changes(&mut self) {
+        if std::mem::take(&mut self.changed) {
+            self.publish();
+        }
     }
 
     fn publish(&self) {
@@ -381,6 +388,7 @@ mod tests {
                 culprit: None,
             },
             json.clone(),
+            SystemTime::now(),
         );
         telemetry.record(
             &Event::Boosted {
@@ -390,8 +398,16 @@ mod tests {
                 policy: BoostPolicy::Deadline,
             },
             json.clone(),
+            SystemTime::now(),
         );
-        telemetry.record(&Event::FifoFallback { cpu: 1, tid: 42 }, json.clone());
+        telemetry.record(
+            &Event::FifoFallback { cpu: 1, tid: 42 },
+            json.clone(),
+            SystemTime::now(),
+        );
+        // Nothing is visible before the loop publishes.
+        assert!(published.load_full().boosted.is_empty());
+        telemetry.publish_changes();
         let during = published.load_full();
         assert_eq!(during.starving.get(&1), Some(&1));
         assert_eq!(during.boosts.get(&(1, "deadline", "ok")), Some(&1));
@@ -415,7 +431,9 @@ mod tests {
                 policy: 0,
             },
             json,
+            SystemTime::now(),
         );
+        telemetry.publish_changes();
         let after = published.load_full();
         assert!(after.boosted.is_empty());
         assert_eq!(after.restores.get("restored"), Some(&1));
@@ -429,7 +447,11 @@ mod tests {
     fn only_the_last_events_are_kept() {
         let mut telemetry = Telemetry::new(&config(), Arc::default());
         for i in 0..RECENT_EVENTS + 5 {
-            telemetry.record(&Event::Stopping, Arc::new(Value::from(i)));
+            telemetry.record(
+                &Event::Stopping,
+                Arc::new(Value::from(i)),
+                SystemTime::now(),
+            );
         }
         let recent = &telemetry.current().recent;
         assert_eq!(recent.len(), RECENT_EVENTS);
