@@ -111,6 +111,10 @@ pub enum BoostError {
     /// Boosting a DEADLINE task would only shrink its reservation.
     #[error("it already runs with SCHED_DEADLINE")]
     AlreadyDeadline,
+    /// It still holds one of our boosts (its restore failed): boosting it again would record
+    /// the boost's attributes as its own, over the record that keeps them.
+    #[error("it still holds a boost whose restore failed; its own attributes stay in the ledger")]
+    StillBoosted,
     /// The ledger refused the record: a boost nobody could undo is not applied.
     #[error("not boosted, the boost could not be recorded first: {0}")]
     Ledger(io::Error),
@@ -275,6 +279,9 @@ impl Booster {
         let saved = self.sched.getattr(pid)?;
         if saved.policy == SCHED_DEADLINE {
             return Err(BoostError::AlreadyDeadline);
+        }
+        if holds_boost(&saved, self.runtime_ns(), self.period_ns()) {
+            return Err(BoostError::StillBoosted);
         }
         let policy = self.params.policy;
         let until = now.after(self.params.duration);

@@ -363,6 +363,43 @@ fn failed_restores_are_retried_with_growing_pauses_then_left_to_the_ledger() {
 }
 
 #[test]
+fn a_task_whose_restore_failed_is_not_boosted_over_its_record() {
+    let (mut booster, world) = faked_fifo();
+    booster.boost(VICTIM, 1, 7, at(0)).unwrap();
+    // The FIFO phase ends and cannot be given back, ever: the task keeps FIFO 98.
+    world
+        .borrow_mut()
+        .setattr_errors
+        .extend([libc::EPERM; RESTORE_ATTEMPTS as usize]);
+    let mut outcomes = Vec::new();
+    for ms in [10, 110, 310, 710, 1_510] {
+        outcomes.extend(advance(&mut booster, at(ms)));
+    }
+    assert_eq!(outcomes.last().map(String::as_str), Some("87:failed"));
+    assert!(!booster.is_boosted(VICTIM));
+    let records = world
+        .borrow()
+        .calls
+        .iter()
+        .filter(|call| **call == Call::Record(VICTIM))
+        .count();
+    // It starves again: its record (FIFO 5) must not be replaced by one saying FIFO 98.
+    assert!(matches!(
+        booster.boost(VICTIM, 1, 9, at(2_000)),
+        Err(BoostError::StillBoosted)
+    ));
+    let world = world.borrow();
+    assert_eq!(
+        world
+            .calls
+            .iter()
+            .filter(|call| **call == Call::Record(VICTIM))
+            .count(),
+        records
+    );
+}
+
+#[test]
 fn a_retried_restore_that_succeeds_is_forgotten() {
     let (mut booster, world) = faked(params(BoostPolicy::Deadline));
     booster.boost(VICTIM, 1, 7, at(0)).unwrap();

@@ -181,7 +181,7 @@ else
 	[ "$rt_running" = -1 ] || why="sched_rt_runtime_us is $rt_running while stalld runs, not -1"
 	# Each message once: the native entry, not also the stderr stream's or /dev/log's twin
 	# (LOGGING="--log_syslog" is the shipped default, and /dev/log is journald's).
-	copies=$(journal_since "$CURSOR" | grep -c -x 'using queue_track backend')
+	copies=$(journal_since "$CURSOR" | grep -c -E -x '(stalld: )?using queue_track backend')
 	[ "$copies" = 1 ] || why="${why:+$why; }the journal has 'using queue_track backend' $copies times, not once"
 fi
 # The structured fields, once stalld's events carry them (STALLD_EVENT, STALLD_BACKEND, ...).
