@@ -387,6 +387,8 @@ impl Ledger {
     ) -> Summary {
         let dir = self.dir.join(name);
         let mut pending = Vec::new();
+        // Records that could not be read now: they stay, and so does the directory.
+        let mut unread = 0;
         for file in names_in(&dir).unwrap_or_default() {
             if !file.starts_with(BOOST_PREFIX) {
                 continue;
@@ -400,7 +402,10 @@ impl Ledger {
                     ));
                     let _ = fs::remove_file(&path);
                 }
-                Err(error) => logger.warn(&format!("ledger: {name}/{file}: {error}")),
+                Err(error) => {
+                    logger.warn(&format!("ledger: {name}/{file}: {error}; kept"));
+                    unread += 1;
+                }
             }
         }
         let records = pending.len();
@@ -426,7 +431,7 @@ impl Ledger {
                         error: error.to_string(),
                     });
                 }
-                summary.kept = failed.len();
+                summary.kept = failed.len() + unread;
                 break;
             }
             std::thread::sleep(boost::retry_delay(attempt));

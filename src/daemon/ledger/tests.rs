@@ -232,6 +232,22 @@ fn a_dead_instance_is_replayed_and_what_cannot_be_restored_is_kept() {
 }
 
 #[test]
+fn a_record_that_cannot_be_read_is_kept_with_its_directory() {
+    let scratch = Scratch::new("unreadable");
+    let ledger = Ledger::open(&scratch.0).unwrap();
+    let world = world();
+    let (name, _) = dead_instance(&ledger, &world);
+    // Reading it fails (a directory where a record should be), not parsing it.
+    let unreadable = scratch.0.join(&name).join(format!("{BOOST_PREFIX}99.1"));
+    fs::create_dir(&unreadable).unwrap();
+    let summary = ledger
+        .replay_dead(&mut FakeSched(world.clone()), RtReplay::Restore, &quiet())
+        .unwrap();
+    assert_eq!(summary.kept, 1, "{summary:?}");
+    assert!(unreadable.exists(), "what could not be read is not deleted");
+}
+
+#[test]
 fn the_guardian_replays_its_daemons_instance_once_the_daemon_is_gone() {
     let scratch = Scratch::new("guardian");
     let ledger = Ledger::open(&scratch.0).unwrap();
