@@ -129,7 +129,7 @@ impl Checks {
     /// Decides what the wakeup at `now` does. `forced`: something needs a fresh snapshot
     /// anyway (a known wait is due for a report, a boost needs attention).
     pub fn plan(&mut self, now: MonoTime, forced: bool) -> Plan {
-        if forced || self.cpus.iter().any(|&cpu| self.due(cpu, now)) {
+        if forced || (0..self.cpus.len()).any(|index| self.due(index, now)) {
             let skip: Vec<u32> = match &self.idle {
                 Some(idle) => self
                     .cpus
@@ -177,9 +177,9 @@ impl Checks {
 
     /// The next moment [`plan`](Self::plan) may decide something new.
     pub fn next_wakeup(&self, now: MonoTime) -> MonoTime {
-        let cpus = self.cpus.iter().filter_map(|&cpu| {
+        let cpus = self.cpus.iter().enumerate().filter_map(|(index, &cpu)| {
             let idled = self.idle.as_ref().is_some_and(|idle| idle.idled_last(cpu));
-            (!idled).then(|| self.due_at(cpu).unwrap_or(now))
+            (!idled).then(|| self.due_at(index).unwrap_or(now))
         });
         let idle = self.idle.as_ref().into_iter().flat_map(|idle| {
             [
@@ -203,19 +203,21 @@ impl Checks {
         }
     }
 
-    /// When a task on `cpu` may first have waited a whole horizon; `None`: already may have.
-    fn due_at(&self, cpu: u32) -> Option<MonoTime> {
-        let index = self.cpus.iter().position(|&c| c == cpu)?;
+    /// When a task on the CPU at `index` of `cpus` may first have waited a whole horizon;
+    /// `None`: already may have. (By index: every wakeup asks this of every CPU.)
+    fn due_at(&self, index: usize) -> Option<MonoTime> {
+        let cpu = self.cpus[index];
         let floor = self.idle.as_ref().and_then(|idle| idle.floor(cpu));
         let since = self.seen_at[index].max(floor)?;
         Some(since.after(self.cadence.horizon))
     }
 
-    fn due(&self, cpu: u32, now: MonoTime) -> bool {
+    fn due(&self, index: usize, now: MonoTime) -> bool {
+        let cpu = self.cpus[index];
         if self.idle.as_ref().is_some_and(|idle| idle.idled_last(cpu)) {
             return false;
         }
-        self.due_at(cpu).is_none_or(|at| at <= now)
+        self.due_at(index).is_none_or(|at| at <= now)
     }
 }
 
