@@ -273,6 +273,15 @@ fn a_guardian_whose_stderr_is_closed_restores_everything() {
         .stderr(writer)
         .spawn()
         .unwrap();
+    // Should an expectation below fail, the daemon must not outlive the test (and its
+    // starvation lock): `timeout` leads a process group that holds it.
+    struct KillGroup(Pid);
+    impl Drop for KillGroup {
+        fn drop(&mut self) {
+            let _ = stalld::sys::kill(-self.0, libc::SIGKILL);
+        }
+    }
+    let _kill_group = KillGroup(daemon.id() as Pid);
     let (lines, boosts) = mpsc::channel::<String>();
     // Reads until three boosts are reported, then closes the read end.
     let reading = std::thread::spawn(move || {

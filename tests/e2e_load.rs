@@ -130,9 +130,12 @@ fn a_hundred_victims_among_ten_thousand_threads_are_all_boosted_and_restored() {
             "victim {victim} left with another policy"
         );
     }
-    eprintln!(
-        "daemon CPU time over the scenario: {:.1} ms",
-        (cpu_ns(daemon_pid) - cpu_before) as f64 / 1e6
+    let cpu_ms = (cpu_ns(daemon_pid) - cpu_before) as f64 / 1e6;
+    eprintln!("daemon CPU time over the scenario: {cpu_ms:.1} ms");
+    // About 30 ms released and 70 ms debug here: a bound that catches a busy loop, not noise.
+    assert!(
+        cpu_ms < 500.0,
+        "the daemon used {cpu_ms:.1} ms of CPU for 100 boosts"
     );
     assert_eq!(daemon.terminate().and_then(|s| s.code()), Some(0));
     assert_eq!(
