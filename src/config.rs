@@ -38,6 +38,16 @@ pub enum BoostPolicy {
     Fifo,
 }
 
+impl BoostPolicy {
+    /// The kernel's name of the policy a boost runs under.
+    pub fn sched_name(self) -> &'static str {
+        match self {
+            BoostPolicy::Deadline => "SCHED_DEADLINE",
+            BoostPolicy::Fifo => "SCHED_FIFO",
+        }
+    }
+}
+
 /// How a starving task is boosted and for how long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BoostParams {

@@ -551,7 +551,7 @@ impl Event {
         match self {
             Event::Started { backend, boosting } => {
                 out.push(("backend", Text((*backend).to_owned())));
-                let boosting = boosting.map_or("log_only", policy_text);
+                let boosting = boosting.map_or("log_only", BoostPolicy::sched_name);
                 out.push(("boosting", Text(boosting.to_owned())));
             }
             Event::Stopping | Event::ExitedWhileBoosted { .. } => {}
@@ -597,11 +597,11 @@ impl Event {
                 if let Some(process) = process {
                     out.push(("process", Text(process.to_string())));
                 }
-                out.push(policy(policy_text(*boost)));
+                out.push(policy(boost.sched_name()));
             }
             Event::AlreadyDeadline { task: victim, .. } => {
                 task(&mut out, victim);
-                out.push(policy("SCHED_DEADLINE"));
+                out.push(policy(sys::policy_name(sys::SCHED_DEADLINE)));
             }
             Event::BoostFailed {
                 task: victim,
@@ -610,10 +610,10 @@ impl Event {
                 ..
             } => {
                 task(&mut out, victim);
-                out.push(policy(policy_text(*boost)));
+                out.push(policy(boost.sched_name()));
                 out.push(("error", Text(error.clone())));
             }
-            Event::FifoFallback { .. } => out.push(policy("SCHED_FIFO")),
+            Event::FifoFallback { .. } => out.push(policy(BoostPolicy::Fifo.sched_name())),
             Event::Restored { policy: to, .. } | Event::ChangedMeanwhile { policy: to, .. } => {
                 out.push(policy(sys::policy_name(*to)));
             }
@@ -686,7 +686,7 @@ impl Event {
                 Some(policy) => write!(
                     out,
                     "started: {backend} backend, boosting with {}",
-                    policy_text(*policy)
+                    policy.sched_name()
                 ),
                 None => write!(out, "started: {backend} backend, log only"),
             },
@@ -729,7 +729,7 @@ impl Event {
                     Some(process) => write!(out, "{process}")?,
                     None => write!(out, "<unknown>")?,
                 }
-                write!(out, ") (cpu {cpu}) using {}", policy_text(*policy))
+                write!(out, ") (cpu {cpu}) using {}", policy.sched_name())
             }
             Event::AlreadyDeadline { task, .. } => write!(
                 out,
@@ -832,13 +832,6 @@ impl fmt::Display for Culprit {
             sys::SCHED_FIFO | sys::SCHED_RR => write!(f, "{})", self.priority),
             _ => write!(f, "nice {})", self.priority),
         }
-    }
-}
-
-fn policy_text(policy: BoostPolicy) -> &'static str {
-    match policy {
-        BoostPolicy::Deadline => "SCHED_DEADLINE",
-        BoostPolicy::Fifo => "SCHED_FIFO",
     }
 }
 

@@ -274,6 +274,23 @@ fn every_event_and_field_is_documented() {
     use stalld::event::{EventKind, FIELD_DOCS};
     let readme = include_str!("../README.md");
     let man = include_str!("../man/observability.roff");
+    // The README's tables are the code's tables, row for row.
+    for kind in EventKind::ALL {
+        let row = format!(
+            "| `{}` | `{}` | {} |",
+            kind.name(),
+            kind.message_id(),
+            kind.summary()
+        );
+        assert!(readme.contains(&row), "README lacks the row {row}");
+    }
+    for (field, meaning) in FIELD_DOCS {
+        let row = format!(
+            "| `{field}` (`STALLD_{}`) | {meaning} |",
+            field.to_ascii_uppercase()
+        );
+        assert!(readme.contains(&row), "README lacks the row {row}");
+    }
     for kind in EventKind::ALL {
         for text in [readme, man] {
             assert!(text.contains(kind.name()), "{} undocumented", kind.name());

@@ -241,7 +241,7 @@ impl Telemetry {
                         pid: task.tid,
                         comm: task.comm.to_string(),
                         cpu: *cpu,
-                        policy: policy_name(*policy),
+                        policy: policy.sched_name(),
                         since: now,
                         until: now + self.boost_duration.as_secs_f64(),
                     },
@@ -259,7 +259,7 @@ impl Telemetry {
                     .entry((*cpu, policy_label(BoostPolicy::Deadline), "fifo_fallback"))
                     .or_default() += 1;
                 if let Some(boosted) = state.boosted.get_mut(tid) {
-                    boosted.policy = policy_name(BoostPolicy::Fifo);
+                    boosted.policy = BoostPolicy::Fifo.sched_name();
                 }
             }
             Event::Restored { tid, .. } => restore("restored", tid),
@@ -294,13 +294,6 @@ fn policy_label(policy: BoostPolicy) -> &'static str {
     }
 }
 
-fn policy_name(policy: BoostPolicy) -> &'static str {
-    match policy {
-        BoostPolicy::Deadline => "SCHED_DEADLINE",
-        BoostPolicy::Fifo => "SCHED_FIFO",
-    }
-}
-
 pub fn unix_seconds(at: SystemTime) -> f64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |since| since.as_secs_f64())
@@ -326,7 +319,7 @@ fn config_json(config: &Config) -> Value {
         "threshold_s": config.threshold.as_secs_f64(),
         "granularity_s": config.granularity.as_secs_f64(),
         "boost": {
-            "policy": policy_name(config.boost.policy),
+            "policy": config.boost.policy.sched_name(),
             "runtime_ns": config.boost.runtime.as_nanos() as u64,
             "period_ns": config.boost.period.as_nanos() as u64,
             "duration_s": config.boost.duration.as_secs_f64(),
