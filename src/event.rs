@@ -491,40 +491,30 @@ impl Event {
 
     /// The CPU the event is about, if it is about one.
     pub fn cpu(&self) -> Option<u32> {
-        match self {
-            Event::MightStarve { cpu, .. }
-            | Event::Starved { cpu, .. }
-            | Event::Boosted { cpu, .. }
-            | Event::AlreadyDeadline { cpu, .. }
-            | Event::BoostFailed { cpu, .. }
-            | Event::FifoFallback { cpu, .. }
-            | Event::Restored { cpu, .. }
-            | Event::ExitedWhileBoosted { cpu, .. }
-            | Event::ChangedMeanwhile { cpu, .. }
-            | Event::RestoreFailed { cpu, .. }
-            | Event::RestoreRetry { cpu, .. }
-            | Event::LeftoverRestored { cpu, .. }
-            | Event::LeftoverKept { cpu, .. } => Some(*cpu),
-            _ => None,
-        }
+        self.subject().map(|(cpu, _)| cpu)
     }
 
     /// The thread the event is about, if it is about one.
     pub fn tid(&self) -> Option<Pid> {
+        self.subject().map(|(_, tid)| tid)
+    }
+
+    /// The CPU and thread of an event about a task: one list of those events.
+    fn subject(&self) -> Option<(u32, Pid)> {
         match self {
-            Event::MightStarve { task, .. }
-            | Event::Starved { task, .. }
-            | Event::Boosted { task, .. }
-            | Event::AlreadyDeadline { task, .. }
-            | Event::BoostFailed { task, .. } => Some(task.tid),
-            Event::FifoFallback { tid, .. }
-            | Event::Restored { tid, .. }
-            | Event::ExitedWhileBoosted { tid, .. }
-            | Event::ChangedMeanwhile { tid, .. }
-            | Event::RestoreFailed { tid, .. }
-            | Event::RestoreRetry { tid, .. }
-            | Event::LeftoverRestored { tid, .. }
-            | Event::LeftoverKept { tid, .. } => Some(*tid),
+            Event::MightStarve { cpu, task, .. }
+            | Event::Starved { cpu, task, .. }
+            | Event::Boosted { cpu, task, .. }
+            | Event::AlreadyDeadline { cpu, task, .. }
+            | Event::BoostFailed { cpu, task, .. } => Some((*cpu, task.tid)),
+            Event::FifoFallback { cpu, tid, .. }
+            | Event::Restored { cpu, tid, .. }
+            | Event::ExitedWhileBoosted { cpu, tid, .. }
+            | Event::ChangedMeanwhile { cpu, tid, .. }
+            | Event::RestoreFailed { cpu, tid, .. }
+            | Event::RestoreRetry { cpu, tid, .. }
+            | Event::LeftoverRestored { cpu, tid, .. }
+            | Event::LeftoverKept { cpu, tid, .. } => Some((*cpu, *tid)),
             _ => None,
         }
     }
