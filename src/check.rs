@@ -103,8 +103,6 @@ impl Report {
 }
 
 const BTF: &str = "/sys/kernel/btf/vmlinux";
-const DEBUGFS: &str = "/sys/kernel/debug";
-const SECURITYFS: &str = "/sys/kernel/security";
 
 pub fn run(config: &Config) -> Report {
     let mut report = Report::default();
@@ -112,18 +110,12 @@ pub fn run(config: &Config) -> Report {
     let host_debugfs = mounts::find("debugfs");
     // From here on, mounts are this process's own.
     let private = root && sys::private_mount_namespace().is_ok();
-    let debugfs = host_debugfs.clone().or_else(|| {
-        private
-            .then(|| sys::mount_pseudo_fs("debugfs", Path::new(DEBUGFS)).ok())
-            .flatten()
-            .map(|()| PathBuf::from(DEBUGFS))
-    });
-    let securityfs = mounts::find("securityfs").or_else(|| {
-        private
-            .then(|| sys::mount_pseudo_fs("securityfs", Path::new(SECURITYFS)).ok())
-            .flatten()
-            .map(|()| PathBuf::from(SECURITYFS))
-    });
+    let mount = |fstype: &str, default: &str| match private {
+        true => mounts::find_or_mount(fstype, Path::new(default)),
+        false => mounts::find(fstype),
+    };
+    let debugfs = mount("debugfs", mounts::DEBUGFS);
+    let securityfs = mount("securityfs", mounts::SECURITYFS);
 
     let queue_track = check_queue_track(&mut report, config, root);
     check_debugfs(
@@ -213,9 +205,7 @@ fn check_debugfs(
 
 /// Returns whether lockdown is on.
 fn check_lockdown(report: &mut Report, securityfs: Option<&Path>) -> bool {
-    let Some(text) =
-        securityfs.and_then(|mount| std::fs::read_to_string(mount.join("lockdown")).ok())
-    else {
+    let Some(text) = securityfs.and_then(mounts::read_lockdown) else {
         report.add(
             "lockdown",
             Verdict::Unknown,
@@ -223,11 +213,7 @@ fn check_lockdown(report: &mut Report, securityfs: Option<&Path>) -> bool {
         );
         return false;
     };
-    let mode = text
-        .split_ascii_whitespace()
-        .find_map(|word| word.strip_prefix('[')?.strip_suffix(']'))
-        .unwrap_or("unknown")
-        .to_owned();
+    let mode = mounts::lockdown_mode(&text).unwrap_or("unknown");
     if mode == "none" {
         report.add("lockdown", Verdict::Ok, "none");
         false

@@ -2,6 +2,21 @@
 
 use std::path::{Path, PathBuf};
 
+/// Where stalld mounts debugfs and securityfs when they are mounted nowhere.
+pub const DEBUGFS: &str = "/sys/kernel/debug";
+pub const SECURITYFS: &str = "/sys/kernel/security";
+
+/// securityfs's `lockdown` file, if it can be read: `none [integrity] confidentiality`.
+pub fn read_lockdown(securityfs: &Path) -> Option<String> {
+    std::fs::read_to_string(securityfs.join("lockdown")).ok()
+}
+
+/// The kernel's lockdown mode in the text of that file: its bracketed word.
+pub fn lockdown_mode(text: &str) -> Option<&str> {
+    text.split_ascii_whitespace()
+        .find_map(|word| word.strip_prefix('[')?.strip_suffix(']'))
+}
+
 /// The first mount point of file-system type `fstype` in /proc/mounts.
 pub fn find(fstype: &str) -> Option<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
@@ -46,6 +61,13 @@ fn unescape(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lockdown_mode_is_the_bracketed_word() {
+        assert_eq!(lockdown_mode("none [integrity] confidentiality\n"), Some("integrity"));
+        assert_eq!(lockdown_mode("[none] integrity confidentiality\n"), Some("none"));
+        assert_eq!(lockdown_mode("none integrity\n"), None);
+    }
 
     #[test]
     fn octal_escapes_are_decoded() {

@@ -39,14 +39,14 @@ fn strerror(error: &std::io::Error) -> String {
 
 /// Reports the kernel lockdown mode (mounting securityfs to read it if needed); true when on.
 pub fn check_lockdown(logger: &Logger) -> bool {
-    let lockdown = mounts::find_or_mount("securityfs", Path::new("/sys/kernel/security"))
-        .and_then(|mount| fs::read_to_string(mount.join("lockdown")).ok());
+    let lockdown = mounts::find_or_mount("securityfs", Path::new(mounts::SECURITYFS))
+        .and_then(|mount| mounts::read_lockdown(&mount));
     match lockdown {
         None => {
             logger.log("failed to open/read lockdown file: assuming lockdown is OFF");
             false
         }
-        Some(text) if text.contains("[none]") => false,
+        Some(text) if mounts::lockdown_mode(&text) == Some("none") => false,
         Some(_) => {
             logger.log("lockdown mode is on");
             logger.log("hrtick cannot be set in lockdown mode: assuming that the user already set HRTICK_DL");

@@ -20,7 +20,7 @@ use crate::task::{RunQueue, WaitingTask};
 use parse::{ParsedTask, SchedDebug as Parsed};
 use proc_check::ProcTask;
 
-const DEBUGFS_MOUNT_POINT: &str = "/sys/kernel/debug";
+const DEBUGFS_MOUNT_POINT: &str = crate::mounts::DEBUGFS;
 
 pub struct SchedDebug {
     path: PathBuf,
