@@ -285,9 +285,9 @@ impl Booster {
         }
         let policy = self.params.policy;
         let until = now.after(self.params.duration);
-        let (next_event, verify) = match policy {
-            BoostPolicy::Deadline => (until, Some((now.after(VERIFY_AFTER).min(until), switches))),
-            BoostPolicy::Fifo => (now.after(self.params.runtime).min(until), None),
+        let verify = match policy {
+            BoostPolicy::Deadline => Some((now.after(VERIFY_AFTER).min(until), switches)),
+            BoostPolicy::Fifo => None,
         };
         let boost = ActiveBoost {
             pid,
@@ -295,7 +295,8 @@ impl Booster {
             cpu,
             saved,
             until,
-            next_event,
+            // A FIFO boost's first phase is timed once it is applied (below).
+            next_event: until,
             period_start: now,
             holding: true,
             policy,
