@@ -64,8 +64,14 @@ mod tests {
 
     #[test]
     fn the_lockdown_mode_is_the_bracketed_word() {
-        assert_eq!(lockdown_mode("none [integrity] confidentiality\n"), Some("integrity"));
-        assert_eq!(lockdown_mode("[none] integrity confidentiality\n"), Some("none"));
+        assert_eq!(
+            lockdown_mode("none [integrity] confidentiality\n"),
+            Some("integrity")
+        );
+        assert_eq!(
+            lockdown_mode("[none] integrity confidentiality\n"),
+            Some("none")
+        );
         assert_eq!(lockdown_mode("none integrity\n"), None);
     }
 

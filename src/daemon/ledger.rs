@@ -339,7 +339,7 @@ impl Ledger {
         ) = (rt, self.rt_record())
         {
             if !self.dir.join(&owner).exists() {
-                self.restore_rt_runtime_of(&owner, logger);
+                self.put_rt_runtime_back(&owner, logger, false);
             }
         }
         Ok(summary)
@@ -442,7 +442,7 @@ impl Ledger {
                 .collect();
         }
         if rt == RtReplay::Restore {
-            self.restore_rt_runtime_of(name, logger);
+            self.put_rt_runtime_back(name, logger, false);
         }
         if summary.kept == 0 {
             remove_instance_dir(&dir);
@@ -457,15 +457,17 @@ impl Ledger {
         summary
     }
 
-    /// Puts the saved RT runtime back if `owner` saved it and throttling is still off.
-    fn restore_rt_runtime_of(&self, owner: &str, logger: &Logger) {
+    /// Writes back the RT runtime `owner` saved (`always`: whatever the runtime is now, as the
+    /// owner itself does at exit; else only while throttling is still off) and strikes the
+    /// record; a failed write keeps it for the next try. Called with the ledger's lock held.
+    pub fn put_rt_runtime_back(&self, owner: &str, logger: &Logger, always: bool) {
         let Ok(Some(record)) = self.rt_record() else {
             return;
         };
         if record.owner.as_deref() != Some(owner) {
             return;
         }
-        if let Ok(-1) = rt_runtime::read() {
+        if always || matches!(rt_runtime::read(), Ok(-1)) {
             let runtime = record.runtime;
             if let Err(error) = rt_runtime::write(runtime) {
                 logger.event(&Event::RtThrottlingRestoreFailed {

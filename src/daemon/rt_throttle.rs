@@ -79,23 +79,8 @@ impl Drop for RtThrottleGuard {
             return;
         }
         let _lock = self.ledger.lock();
-        let Ok(Some(record)) = self.ledger.rt_record() else {
-            return;
-        };
-        if record.owner.as_deref() != Some(self.owner.as_str()) {
-            return;
-        }
-        let runtime = record.runtime;
-        self.logger.event(&match write_runtime(runtime) {
-            Ok(()) => {
-                let _ = self.ledger.remove_rt_record();
-                Event::RtThrottlingRestored { runtime }
-            }
-            Err(error) => Event::RtThrottlingRestoreFailed {
-                runtime,
-                error: error.to_string(),
-            },
-        });
+        self.ledger
+            .put_rt_runtime_back(&self.owner, &self.logger, true);
     }
 }
 
