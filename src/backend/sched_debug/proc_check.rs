@@ -24,24 +24,23 @@ pub struct ProcTask {
 
 impl ProcTask {
     pub fn read(pid: Pid) -> Option<ProcTask> {
-        // The thread's own entry: `/proc/PID/stat` sums over every thread of the process,
-        // milliseconds for one with 10,000 threads.
-        let stat = std::fs::read(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
+        let stat = read_stat(pid)?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).ok()?;
         ProcTask::parse(&stat, &status)
+    }
+
+    /// Only the state letter: one read of `stat`, none of `status`. On F0/F1 every listed
+    /// task is checked at every poll, and the state is all that check needs.
+    pub fn read_state(pid: Pid) -> Option<u8> {
+        parse_state(&read_stat(pid)?)
     }
 
     fn parse(stat: &[u8], status: &str) -> Option<ProcTask> {
         let open = stat.iter().position(|&b| b == b'(')?;
         let close = stat.iter().rposition(|&b| b == b')')?;
         let comm = Comm::new(stat.get(open + 1..close)?);
-        let fields: Vec<&[u8]> = stat[close + 1..]
-            .split(|&b| b == b' ')
-            .filter(|word| !word.is_empty())
-            .collect();
-        // Fields counted from 3 (state), as proc(5) numbers them.
-        let field = |n: usize| -> Option<&str> { std::str::from_utf8(fields.get(n - 3)?).ok() };
-        let state = *field(3)?.as_bytes().first()?;
+        let field = |n: usize| stat_field(stat, n);
+        let state = parse_state(stat)?;
         let priority: i32 = field(18)?.parse().ok()?;
         let cpu = field(39)?.trim_end().parse().ok()?;
         let count = |key: &str| -> Option<u64> {
@@ -61,6 +60,27 @@ impl ProcTask {
             switches,
         })
     }
+}
+
+/// The thread's own entry: `/proc/PID/stat` sums over every thread of the process,
+/// milliseconds for one with 10,000 threads.
+fn read_stat(pid: Pid) -> Option<Vec<u8>> {
+    std::fs::read(format!("/proc/{pid}/task/{pid}/stat")).ok()
+}
+
+fn parse_state(stat: &[u8]) -> Option<u8> {
+    stat_field(stat, 3)?.as_bytes().first().copied()
+}
+
+/// Field `n` of `stat`, counted from 3 (state) as proc(5) numbers them: the fields after the
+/// last `)`, which closes the name whatever the name holds.
+fn stat_field(stat: &[u8], n: usize) -> Option<&str> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let word = stat[close + 1..]
+        .split(|&b| b == b' ')
+        .filter(|word| !word.is_empty())
+        .nth(n.checked_sub(3)?)?;
+    std::str::from_utf8(word).ok()
 }
 
 #[cfg(test)]
@@ -93,5 +113,7 @@ mod tests {
         let comm = std::fs::read("/proc/thread-self/comm").unwrap();
         assert_eq!(me.comm, Comm::new(comm.strip_suffix(b"\n").unwrap()));
         assert_eq!(ProcTask::read(-1), None);
+        assert_eq!(ProcTask::read_state(crate::sys::gettid()), Some(b'R'));
+        assert_eq!(ProcTask::read_state(-1), None);
     }
 }
