@@ -6,6 +6,7 @@
 //! nothing in them can be forged by the task's name (the name is the one field between the
 //! first `(` and the last `)` of `stat`).
 
+use crate::procfs::{read_thread_stat, ThreadStat};
 use crate::task::{Comm, Pid};
 
 /// The fields of a task that a sched_debug line claims.
@@ -24,7 +25,7 @@ pub struct ProcTask {
 
 impl ProcTask {
     pub fn read(pid: Pid) -> Option<ProcTask> {
-        let stat = read_stat(pid)?;
+        let stat = read_thread_stat(pid)?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).ok()?;
         ProcTask::parse(&stat, &status)
     }
@@ -32,17 +33,15 @@ impl ProcTask {
     /// Only the state letter: one read of `stat`, none of `status`. On F0/F1 every listed
     /// task is checked at every poll, and the state is all that check needs.
     pub fn read_state(pid: Pid) -> Option<u8> {
-        parse_state(&read_stat(pid)?)
+        state(&ThreadStat::parse(&read_thread_stat(pid)?)?)
     }
 
     fn parse(stat: &[u8], status: &str) -> Option<ProcTask> {
-        let open = stat.iter().position(|&b| b == b'(')?;
-        let close = stat.iter().rposition(|&b| b == b')')?;
-        let comm = Comm::new(stat.get(open + 1..close)?);
-        let field = |n: usize| stat_field(stat, n);
-        let state = parse_state(stat)?;
-        let priority: i32 = field(18)?.parse().ok()?;
-        let cpu = field(39)?.trim_end().parse().ok()?;
+        let stat = ThreadStat::parse(stat)?;
+        let comm = Comm::new(stat.comm()?);
+        let state = state(&stat)?;
+        let priority: i32 = stat.field(18)?.parse().ok()?;
+        let cpu = stat.field(39)?.parse().ok()?;
         let count = |key: &str| -> Option<u64> {
             status
                 .lines()
@@ -62,25 +61,8 @@ impl ProcTask {
     }
 }
 
-/// The thread's own entry: `/proc/PID/stat` sums over every thread of the process,
-/// milliseconds for one with 10,000 threads.
-fn read_stat(pid: Pid) -> Option<Vec<u8>> {
-    std::fs::read(format!("/proc/{pid}/task/{pid}/stat")).ok()
-}
-
-fn parse_state(stat: &[u8]) -> Option<u8> {
-    stat_field(stat, 3)?.as_bytes().first().copied()
-}
-
-/// Field `n` of `stat`, counted from 3 (state) as proc(5) numbers them: the fields after the
-/// last `)`, which closes the name whatever the name holds.
-fn stat_field(stat: &[u8], n: usize) -> Option<&str> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let word = stat[close + 1..]
-        .split(|&b| b == b' ')
-        .filter(|word| !word.is_empty())
-        .nth(n.checked_sub(3)?)?;
-    std::str::from_utf8(word).ok()
+fn state(stat: &ThreadStat<'_>) -> Option<u8> {
+    stat.field(3)?.as_bytes().first().copied()
 }
 
 #[cfg(test)]
