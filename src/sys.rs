@@ -222,22 +222,25 @@ pub fn sleep_until(deadline: MonoTime) {
 
 /// Waits until one of `fds` reports one of its `events` (or an error or hang-up, which poll
 /// always reports) or `timeout` has passed: the index of the first such fd, `None` after the
-/// timeout or a signal. ppoll sleeps on a high-resolution timer (socket receive timeouts ride
-/// the timer wheel and fire up to an eighth of a long timeout late).
-pub fn wait_any(fds: &[(BorrowedFd<'_>, i16)], timeout: Duration) -> io::Result<Option<usize>> {
-    let mut pollfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|(fd, events)| libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: *events,
-            revents: 0,
-        })
-        .collect();
+/// timeout or a signal. An absent fd (`None`) keeps its index and is never ready. ppoll sleeps
+/// on a high-resolution timer (socket receive timeouts ride the timer wheel and fire up to an
+/// eighth of a long timeout late). The fds live on the stack: the main loop sleeps here at
+/// every check.
+pub fn wait_any<const N: usize>(
+    fds: [(Option<BorrowedFd<'_>>, i16); N],
+    timeout: Duration,
+) -> io::Result<Option<usize>> {
+    // poll ignores an entry whose fd is negative and leaves its revents 0.
+    let mut pollfds = fds.map(|(fd, events)| libc::pollfd {
+        fd: fd.map_or(-1, |fd| fd.as_raw_fd()),
+        events,
+        revents: 0,
+    });
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
-    // SAFETY: `pollfds` holds `len` valid pollfd structs the kernel may write `revents` into, and
+    // SAFETY: `pollfds` holds `N` valid pollfd structs the kernel may write `revents` into, and
     // the timespec is valid; no signal mask. All outlive the call.
     let ready = check(unsafe {
         libc::ppoll(
@@ -578,5 +581,27 @@ mod tests {
         let attr = sched_getattr(0).expect("sched_getattr on ourselves");
         assert_eq!(attr.size, 56);
         assert!(policy_name(attr.policy) != "unknown policy");
+    }
+
+    #[test]
+    fn wait_any_names_the_ready_fd_by_its_index_and_skips_absent_ones() {
+        use std::io::Write as _;
+        use std::os::fd::AsFd as _;
+        let (quiet, _quiet_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (ready, mut ready_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let short = Duration::from_millis(10);
+        let watch = |second| {
+            [
+                (None, libc::POLLIN),
+                (Some(quiet.as_fd()), libc::POLLIN),
+                second,
+            ]
+        };
+        assert_eq!(wait_any(watch((None, libc::POLLIN)), short).unwrap(), None);
+        ready_peer.write_all(b"x").unwrap();
+        assert_eq!(
+            wait_any(watch((Some(ready.as_fd()), libc::POLLIN)), short).unwrap(),
+            Some(2)
+        );
     }
 }
