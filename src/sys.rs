@@ -346,13 +346,19 @@ impl Drop for Ready {
 }
 
 /// `memfd_create(2)`: an anonymous file named `name` (shown as `/memfd:NAME` in
-/// `/proc/PID/exe` of a process executed from it), close-on-exec, sealable. Asks for an
-/// executable one (MFD_EXEC, 6.3+), and without that flag on kernels that do not know it.
-pub fn memfd_create_executable(name: &str) -> io::Result<File> {
-    const MFD_EXEC: libc::c_uint = 0x10;
+/// `/proc/PID/exe` of a process executed from it), close-on-exec, sealable. `exec` asks for an
+/// executable file (MFD_EXEC), otherwise for one sealed against ever becoming executable
+/// (MFD_NOEXEC_SEAL): 6.3+ warns when a memfd is created with neither. Kernels before 6.3 know
+/// neither flag (EINVAL) and get the same request without it.
+pub fn memfd_create(name: &str, exec: bool) -> io::Result<File> {
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    match memfd_create(name, flags | MFD_EXEC) {
-        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => memfd_create(name, flags),
+    let exec_flag = if exec {
+        libc::MFD_EXEC
+    } else {
+        libc::MFD_NOEXEC_SEAL
+    };
+    match memfd_create_with(name, flags | exec_flag) {
+        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => memfd_create_with(name, flags),
         other => other,
     }
 }
@@ -415,13 +421,13 @@ pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
 /// (sealed, so the receiver may map it knowing it cannot change).
 pub fn sealed_memfd(name: &str, data: &[u8]) -> io::Result<std::fs::File> {
     use std::io::Write;
-    let mut file = memfd_create(name, libc::MFD_ALLOW_SEALING | libc::MFD_CLOEXEC)?;
+    let mut file = memfd_create(name, false)?;
     file.write_all(data)?;
     seal_contents(&file)?;
     Ok(file)
 }
 
-fn memfd_create(name: &str, flags: libc::c_uint) -> io::Result<File> {
+fn memfd_create_with(name: &str, flags: libc::c_uint) -> io::Result<File> {
     let name = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
     // SAFETY: `name` is NUL-terminated and outlives the call; the flags are plain bits.
     let fd = check(unsafe { libc::memfd_create(name.as_ptr(), flags) } as libc::c_long)?;
@@ -581,6 +587,19 @@ mod tests {
         let attr = sched_getattr(0).expect("sched_getattr on ourselves");
         assert_eq!(attr.size, 56);
         assert!(policy_name(attr.policy) != "unknown policy");
+    }
+
+    #[test]
+    fn memfd_is_executable_only_when_asked() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |file: File| file.metadata().unwrap().permissions().mode() & 0o111;
+        assert_ne!(mode(memfd_create("stalld-test", true).unwrap()), 0);
+        let knows_noexec = memfd_create_with("stalld-test", libc::MFD_NOEXEC_SEAL).is_ok();
+        if knows_noexec {
+            assert_eq!(mode(memfd_create("stalld-test", false).unwrap()), 0);
+        } else {
+            eprintln!("SKIPPED: the kernel has no MFD_NOEXEC_SEAL (before 6.3)");
+        }
     }
 
     #[test]
