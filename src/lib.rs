@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod detect;
 pub mod event;
 pub mod mounts;
+pub mod procfs;
 pub mod rt_runtime;
 pub mod sys;
 pub mod task;

@@ -222,22 +222,25 @@ pub fn sleep_until(deadline: MonoTime) {
 
 /// Waits until one of `fds` reports one of its `events` (or an error or hang-up, which poll
 /// always reports) or `timeout` has passed: the index of the first such fd, `None` after the
-/// timeout or a signal. ppoll sleeps on a high-resolution timer (socket receive timeouts ride
-/// the timer wheel and fire up to an eighth of a long timeout late).
-pub fn wait_any(fds: &[(BorrowedFd<'_>, i16)], timeout: Duration) -> io::Result<Option<usize>> {
-    let mut pollfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|(fd, events)| libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: *events,
-            revents: 0,
-        })
-        .collect();
+/// timeout or a signal. An absent fd (`None`) keeps its index and is never ready. ppoll sleeps
+/// on a high-resolution timer (socket receive timeouts ride the timer wheel and fire up to an
+/// eighth of a long timeout late). The fds live on the stack: the main loop sleeps here at
+/// every check.
+pub fn wait_any<const N: usize>(
+    fds: [(Option<BorrowedFd<'_>>, i16); N],
+    timeout: Duration,
+) -> io::Result<Option<usize>> {
+    // poll ignores an entry whose fd is negative and leaves its revents 0.
+    let mut pollfds = fds.map(|(fd, events)| libc::pollfd {
+        fd: fd.map_or(-1, |fd| fd.as_raw_fd()),
+        events,
+        revents: 0,
+    });
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
-    // SAFETY: `pollfds` holds `len` valid pollfd structs the kernel may write `revents` into, and
+    // SAFETY: `pollfds` holds `N` valid pollfd structs the kernel may write `revents` into, and
     // the timespec is valid; no signal mask. All outlive the call.
     let ready = check(unsafe {
         libc::ppoll(
@@ -343,13 +346,19 @@ impl Drop for Ready {
 }
 
 /// `memfd_create(2)`: an anonymous file named `name` (shown as `/memfd:NAME` in
-/// `/proc/PID/exe` of a process executed from it), close-on-exec, sealable. Asks for an
-/// executable one (MFD_EXEC, 6.3+), and without that flag on kernels that do not know it.
-pub fn memfd_create_executable(name: &str) -> io::Result<File> {
-    const MFD_EXEC: libc::c_uint = 0x10;
+/// `/proc/PID/exe` of a process executed from it), close-on-exec, sealable. `exec` asks for an
+/// executable file (MFD_EXEC), otherwise for one sealed against ever becoming executable
+/// (MFD_NOEXEC_SEAL): 6.3+ warns when a memfd is created with neither. Kernels before 6.3 know
+/// neither flag (EINVAL) and get the same request without it.
+pub fn memfd_create(name: &str, exec: bool) -> io::Result<File> {
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    match memfd_create(name, flags | MFD_EXEC) {
-        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => memfd_create(name, flags),
+    let exec_flag = if exec {
+        libc::MFD_EXEC
+    } else {
+        libc::MFD_NOEXEC_SEAL
+    };
+    match memfd_create_with(name, flags | exec_flag) {
+        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => memfd_create_with(name, flags),
         other => other,
     }
 }
@@ -412,13 +421,13 @@ pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
 /// (sealed, so the receiver may map it knowing it cannot change).
 pub fn sealed_memfd(name: &str, data: &[u8]) -> io::Result<std::fs::File> {
     use std::io::Write;
-    let mut file = memfd_create(name, libc::MFD_ALLOW_SEALING | libc::MFD_CLOEXEC)?;
+    let mut file = memfd_create(name, false)?;
     file.write_all(data)?;
     seal_contents(&file)?;
     Ok(file)
 }
 
-fn memfd_create(name: &str, flags: libc::c_uint) -> io::Result<File> {
+fn memfd_create_with(name: &str, flags: libc::c_uint) -> io::Result<File> {
     let name = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
     // SAFETY: `name` is NUL-terminated and outlives the call; the flags are plain bits.
     let fd = check(unsafe { libc::memfd_create(name.as_ptr(), flags) } as libc::c_long)?;
@@ -578,5 +587,40 @@ mod tests {
         let attr = sched_getattr(0).expect("sched_getattr on ourselves");
         assert_eq!(attr.size, 56);
         assert!(policy_name(attr.policy) != "unknown policy");
+    }
+
+    #[test]
+    fn memfd_is_executable_only_when_asked() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |file: File| file.metadata().unwrap().permissions().mode() & 0o111;
+        assert_ne!(mode(memfd_create("stalld-test", true).unwrap()), 0);
+        let knows_noexec = memfd_create_with("stalld-test", libc::MFD_NOEXEC_SEAL).is_ok();
+        if knows_noexec {
+            assert_eq!(mode(memfd_create("stalld-test", false).unwrap()), 0);
+        } else {
+            eprintln!("SKIPPED: the kernel has no MFD_NOEXEC_SEAL (before 6.3)");
+        }
+    }
+
+    #[test]
+    fn wait_any_names_the_ready_fd_by_its_index_and_skips_absent_ones() {
+        use std::io::Write as _;
+        use std::os::fd::AsFd as _;
+        let (quiet, _quiet_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (ready, mut ready_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let short = Duration::from_millis(10);
+        let watch = |second| {
+            [
+                (None, libc::POLLIN),
+                (Some(quiet.as_fd()), libc::POLLIN),
+                second,
+            ]
+        };
+        assert_eq!(wait_any(watch((None, libc::POLLIN)), short).unwrap(), None);
+        ready_peer.write_all(b"x").unwrap();
+        assert_eq!(
+            wait_any(watch((Some(ready.as_fd()), libc::POLLIN)), short).unwrap(),
+            Some(2)
+        );
     }
 }

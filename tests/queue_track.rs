@@ -82,7 +82,7 @@ fn only(cpu: u32) -> CpuSet {
 
 fn load(cpu: u32, source: StampSource) -> QueueTrack {
     let backend = QueueTrack::new(only(cpu), StampChoice::Force(source)).expect("load queue_track");
-    assert_eq!(backend.stamp_source(), source);
+    assert_eq!(backend.stamps(), Some(source));
     backend
 }
 

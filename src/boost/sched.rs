@@ -4,6 +4,7 @@
 
 use std::io;
 
+use crate::procfs::{read_thread_stat, ThreadStat};
 use crate::sys::{self, SchedAttr};
 use crate::task::{MonoTime, Pid};
 
@@ -47,14 +48,11 @@ pub fn start_time(pid: Pid) -> Option<u64> {
     if pid <= 0 {
         return None;
     }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
-    parse_start_time(&stat)
+    parse_start_time(&read_thread_stat(pid)?)
 }
 
-fn parse_start_time(stat: &str) -> Option<u64> {
-    // The command name may hold blanks and parentheses: the fields start after the last ')'.
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    after_comm.split_ascii_whitespace().nth(19)?.parse().ok()
+fn parse_start_time(stat: &[u8]) -> Option<u64> {
+    ThreadStat::parse(stat)?.field(22)?.parse().ok()
 }
 
 /// A scriptable kernel for unit tests: tasks with attributes and start times, failures to
@@ -185,9 +183,9 @@ mod tests {
 
     #[test]
     fn start_time_survives_hostile_names() {
-        let stat = "42 (a) b) (c) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 7777 20";
+        let stat = b"42 (a) b) (c) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 7777 20";
         assert_eq!(parse_start_time(stat), Some(7777));
-        assert_eq!(parse_start_time("42 (no close paren R 1"), None);
-        assert_eq!(parse_start_time("42 (short) R 1 2"), None);
+        assert_eq!(parse_start_time(b"42 (no close paren R 1"), None);
+        assert_eq!(parse_start_time(b"42 (short) R 1 2"), None);
     }
 }

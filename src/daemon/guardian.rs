@@ -99,7 +99,7 @@ fn hard_link() -> Option<File> {
 
 /// A sealed anonymous copy of our executable.
 fn memory_copy() -> io::Result<File> {
-    let mut memory = sys::memfd_create_executable(NAME)?;
+    let mut memory = sys::memfd_create(NAME, true)?;
     io::copy(&mut File::open("/proc/self/exe")?, &mut memory)?;
     sys::seal_contents(&memory)?;
     // A file open for writing cannot be executed (ETXTBSY): keep a read-only descriptor.

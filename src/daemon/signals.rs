@@ -59,10 +59,9 @@ impl Shutdown {
             if left.is_zero() {
                 return false;
             }
-            let mut fds = vec![(self.wake.as_fd(), libc::POLLIN)];
-            fds.extend(watched.map(|fd| (fd, 0)));
+            let fds = [(Some(self.wake.as_fd()), libc::POLLIN), (watched, 0)];
             // A timeout or EINTR re-checks the deadline.
-            match sys::wait_any(&fds, left) {
+            match sys::wait_any(fds, left) {
                 Ok(Some(0)) => {
                     let mut byte = [0u8; 1];
                     let _ = self.wake.read(&mut byte);

@@ -92,7 +92,7 @@ pub struct QueueTrack {
     scan: Link,
     skel: StalldSkel<'static>,
     monitored: CpuSet,
-    source: StampSource,
+    /// Also says the stamp source: [`Stamps::source`].
     stamps: Stamps,
     buf: Vec<u8>,
 }
@@ -191,14 +191,9 @@ impl QueueTrack {
             scan,
             skel,
             monitored,
-            source,
             stamps,
             buf: vec![0; READ_CHUNK],
         })
-    }
-
-    pub fn stamp_source(&self) -> StampSource {
-        self.source
     }
 
     /// Whether the task behind `pidfd` carries one of stalld's tracepoint stamps. For tests:
@@ -206,7 +201,7 @@ impl QueueTrack {
     /// zombie). The kernel's stamps need no such care: they live in the task itself.
     #[doc(hidden)]
     pub fn has_stamp(&self, pidfd: BorrowedFd<'_>) -> anyhow::Result<bool> {
-        if self.source != StampSource::Tracepoints {
+        if self.stamps.source() != StampSource::Tracepoints {
             bail!("only the tracepoint source keeps stamps of its own");
         }
         let key = pidfd.as_raw_fd().to_ne_bytes();
@@ -247,7 +242,7 @@ impl Backend for QueueTrack {
     }
 
     fn stamps(&self) -> Option<StampSource> {
-        Some(self.source)
+        Some(self.stamps.source())
     }
 
     fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> anyhow::Result<()> {

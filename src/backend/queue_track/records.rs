@@ -7,6 +7,7 @@ use std::mem::{offset_of, size_of};
 
 use super::rq_clock::{ClockPair, StableStamps};
 use super::skel::types::{qt_clock as Clock, qt_kind as Kind, qt_record as Record};
+use crate::backend::stamps::StampSource;
 use crate::cpuset::CpuSet;
 use crate::task::{Comm, MonoTime, RunQueue, WaitingTask};
 
@@ -20,6 +21,16 @@ pub(super) enum Stamps {
     Monotonic,
     /// The kernel's run-queue clock, converted with the scan's own QT_CLOCK record.
     RqClock(StableStamps),
+}
+
+impl Stamps {
+    /// The stamp source whose scan writes stamps of this kind.
+    pub(super) fn source(&self) -> StampSource {
+        match self {
+            Stamps::Monotonic => StampSource::Tracepoints,
+            Stamps::RqClock(_) => StampSource::SchedInfo,
+        }
+    }
 }
 
 /// Replaces `out` with one entry per CPU of `monitored`, in CPU order, filled from `bytes`, a

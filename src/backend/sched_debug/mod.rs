@@ -111,7 +111,7 @@ fn believed(task: &ParsedTask, cpu: u32, confirm_running: bool) -> Option<Waitin
         }
         waiting.comm = seen.comm;
         waiting.prio = seen.prio;
-    } else if confirm_running && ProcTask::read(task.pid)?.state != b'R' {
+    } else if confirm_running && ProcTask::read_state(task.pid)? != b'R' {
         return None;
     }
     Some(waiting)

@@ -6,6 +6,7 @@
 //! nothing in them can be forged by the task's name (the name is the one field between the
 //! first `(` and the last `)` of `stat`).
 
+use crate::procfs::{read_thread_stat, ThreadStat};
 use crate::task::{Comm, Pid};
 
 /// The fields of a task that a sched_debug line claims.
@@ -24,26 +25,23 @@ pub struct ProcTask {
 
 impl ProcTask {
     pub fn read(pid: Pid) -> Option<ProcTask> {
-        // The thread's own entry: `/proc/PID/stat` sums over every thread of the process,
-        // milliseconds for one with 10,000 threads.
-        let stat = std::fs::read(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
+        let stat = read_thread_stat(pid)?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).ok()?;
         ProcTask::parse(&stat, &status)
     }
 
+    /// Only the state letter: one read of `stat`, none of `status`. On F0/F1 every listed
+    /// task is checked at every poll, and the state is all that check needs.
+    pub fn read_state(pid: Pid) -> Option<u8> {
+        state(&ThreadStat::parse(&read_thread_stat(pid)?)?)
+    }
+
     fn parse(stat: &[u8], status: &str) -> Option<ProcTask> {
-        let open = stat.iter().position(|&b| b == b'(')?;
-        let close = stat.iter().rposition(|&b| b == b')')?;
-        let comm = Comm::new(stat.get(open + 1..close)?);
-        let fields: Vec<&[u8]> = stat[close + 1..]
-            .split(|&b| b == b' ')
-            .filter(|word| !word.is_empty())
-            .collect();
-        // Fields counted from 3 (state), as proc(5) numbers them.
-        let field = |n: usize| -> Option<&str> { std::str::from_utf8(fields.get(n - 3)?).ok() };
-        let state = *field(3)?.as_bytes().first()?;
-        let priority: i32 = field(18)?.parse().ok()?;
-        let cpu = field(39)?.trim_end().parse().ok()?;
+        let stat = ThreadStat::parse(stat)?;
+        let comm = Comm::new(stat.comm()?);
+        let state = state(&stat)?;
+        let priority: i32 = stat.field(18)?.parse().ok()?;
+        let cpu = stat.field(39)?.parse().ok()?;
         let count = |key: &str| -> Option<u64> {
             status
                 .lines()
@@ -61,6 +59,10 @@ impl ProcTask {
             switches,
         })
     }
+}
+
+fn state(stat: &ThreadStat<'_>) -> Option<u8> {
+    stat.field(3)?.as_bytes().first().copied()
 }
 
 #[cfg(test)]
@@ -93,5 +95,7 @@ mod tests {
         let comm = std::fs::read("/proc/thread-self/comm").unwrap();
         assert_eq!(me.comm, Comm::new(comm.strip_suffix(b"\n").unwrap()));
         assert_eq!(ProcTask::read(-1), None);
+        assert_eq!(ProcTask::read_state(crate::sys::gettid()), Some(b'R'));
+        assert_eq!(ProcTask::read_state(-1), None);
     }
 }

@@ -1,0 +1,69 @@
+//! The one reader of a thread's `/proc/PID/task/PID/stat`, shared by the sched_debug backend's
+//! checks and the booster's task identity.
+//!
+//! The kernel writes the file from the task itself; the only field the task controls is its
+//! name, which sits between the first `(` and the last `)` and may hold blanks, parentheses
+//! and newlines. Every other field is read after that last `)`.
+
+use crate::task::Pid;
+
+/// The raw `stat` of thread `pid`, `None` when there is no such thread. The thread's own
+/// entry: `/proc/PID/stat` sums over every thread of the process (milliseconds for one with
+/// 10,000 threads), and `pid` may be any thread, not only a process leader.
+pub fn read_thread_stat(pid: Pid) -> Option<Vec<u8>> {
+    std::fs::read(format!("/proc/{pid}/task/{pid}/stat")).ok()
+}
+
+/// A `stat` line split at the end of the name.
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadStat<'a> {
+    stat: &'a [u8],
+    close: usize,
+}
+
+impl<'a> ThreadStat<'a> {
+    /// `None` when the line has no `)` closing a name.
+    pub fn parse(stat: &'a [u8]) -> Option<ThreadStat<'a>> {
+        let close = stat.iter().rposition(|&b| b == b')')?;
+        Some(ThreadStat { stat, close })
+    }
+
+    /// The name, raw as the task set it.
+    pub fn comm(&self) -> Option<&'a [u8]> {
+        let open = self.stat.iter().position(|&b| b == b'(')?;
+        self.stat.get(open + 1..self.close)
+    }
+
+    /// Field `n`, counted from 3 (state) as proc(5) numbers them.
+    pub fn field(&self, n: usize) -> Option<&'a str> {
+        let word = self.stat[self.close + 1..]
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|word| !word.is_empty())
+            .nth(n.checked_sub(3)?)?;
+        std::str::from_utf8(word).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_count_from_the_last_paren_whatever_the_name_holds() {
+        let stat = ThreadStat::parse(b"42 (a) 2 \xff(\n) S 1 2\n").unwrap();
+        assert_eq!(stat.comm(), Some(&b"a) 2 \xff(\n"[..]));
+        assert_eq!(stat.field(3), Some("S"));
+        assert_eq!(stat.field(5), Some("2"));
+        assert_eq!(stat.field(6), None);
+        assert_eq!(stat.field(2), None);
+        assert!(ThreadStat::parse(b"42 (no close paren R 1").is_none());
+        assert_eq!(ThreadStat::parse(b"42 ) R").unwrap().comm(), None);
+    }
+
+    #[test]
+    fn reads_our_own_thread() {
+        let stat = read_thread_stat(crate::sys::gettid()).expect("our own /proc entry");
+        assert_eq!(ThreadStat::parse(&stat).unwrap().field(3), Some("R"));
+        assert_eq!(read_thread_stat(-1), None);
+    }
+}
