@@ -190,8 +190,19 @@ fn holds_boost(attr: &SchedAttr, runtime_ns: u64, period_ns: u64) -> bool {
 /// only be reused after the task exits and the kernel wraps around every pid: microseconds
 /// against the pid space.)
 pub fn restore(sched: &mut dyn SchedOps, record: &BoostRecord) -> Restore {
-    if sched.start_time(record.tid) != Some(record.start) {
-        return Restore::Exited;
+    match sched.start_time(record.tid) {
+        Some(start) if start == record.start => {}
+        Some(_) => return Restore::Exited,
+        // No start time but a live pid: /proc could not be read (EMFILE, ENOMEM, ...), which
+        // is no proof that the task is gone. Retried, and the record kept, rather than
+        // forgotten with the boost perhaps still on.
+        None if sched.getattr(record.tid).is_ok() => {
+            return Restore::Failed(io::Error::other(format!(
+                "the start time of pid {} cannot be read to check it is the boosted task",
+                record.tid
+            )))
+        }
+        None => return Restore::Exited,
     }
     match sched.getattr(record.tid) {
         Err(error) => return exited_or_failed(error),

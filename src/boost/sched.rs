@@ -86,6 +86,8 @@ pub mod fake {
         pub calls: Vec<Call>,
         /// What `now()` says (0: the booster's own `now` stands).
         pub clock: MonoTime,
+        /// Live tasks whose start time cannot be read (as when /proc fails).
+        pub unreadable_start: Vec<Pid>,
     }
 
     pub type Shared = Rc<RefCell<World>>;
@@ -142,7 +144,11 @@ pub mod fake {
         }
 
         fn start_time(&self, pid: Pid) -> Option<u64> {
-            self.0.borrow().tasks.get(&pid).map(|(start, _)| *start)
+            let world = self.0.borrow();
+            if world.unreadable_start.contains(&pid) {
+                return None;
+            }
+            world.tasks.get(&pid).map(|(start, _)| *start)
         }
 
         fn now(&self) -> MonoTime {

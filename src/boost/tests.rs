@@ -400,6 +400,18 @@ fn a_task_whose_restore_failed_is_not_boosted_over_its_record() {
 }
 
 #[test]
+fn a_live_task_whose_start_time_cannot_be_read_is_retried_not_forgotten() {
+    let (mut booster, world) = faked(params(BoostPolicy::Deadline));
+    booster.boost(VICTIM, 1, 7, at(0)).unwrap();
+    world.borrow_mut().unreadable_start.push(VICTIM);
+    assert_eq!(advance(&mut booster, at(3_000)), ["87:retry1@100ms"]);
+    assert!(booster.is_boosted(VICTIM));
+    world.borrow_mut().unreadable_start.clear();
+    assert_eq!(advance(&mut booster, at(3_100)), ["87:restored"]);
+    assert_eq!(world.borrow().attr(VICTIM), fifo5());
+}
+
+#[test]
 fn a_retried_restore_that_succeeds_is_forgotten() {
     let (mut booster, world) = faked(params(BoostPolicy::Deadline));
     booster.boost(VICTIM, 1, 7, at(0)).unwrap();
