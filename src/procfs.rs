@@ -5,13 +5,34 @@
 //! name, which sits between the first `(` and the last `)` and may hold blanks, parentheses
 //! and newlines. Every other field is read after that last `)`.
 
-use crate::task::Pid;
+use crate::task::{Comm, Pid};
 
 /// The raw `stat` of thread `pid`, `None` when there is no such thread. The thread's own
 /// entry: `/proc/PID/stat` sums over every thread of the process (milliseconds for one with
 /// 10,000 threads), and `pid` may be any thread, not only a process leader.
 pub fn read_thread_stat(pid: Pid) -> Option<Vec<u8>> {
     std::fs::read(format!("/proc/{pid}/task/{pid}/stat")).ok()
+}
+
+/// The raw `status` of thread `pid` (bytes: its `Name:` line does not escape high bytes, so
+/// a thread may make it invalid UTF-8).
+pub fn read_thread_status(pid: Pid) -> Option<Vec<u8>> {
+    std::fs::read(format!("/proc/{pid}/task/{pid}/status")).ok()
+}
+
+/// The number after `key` (e.g. `Tgid:`) in a `status` text.
+pub fn status_number(status: &[u8], key: &str) -> Option<u64> {
+    let line = status
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(key.as_bytes()))?;
+    std::str::from_utf8(line).ok()?.trim().parse().ok()
+}
+
+/// The name of thread `pid` (`/proc/PID/comm`), without the newline the kernel ends it with
+/// (the name itself may hold one).
+pub fn read_comm(pid: Pid) -> Option<Comm> {
+    let comm = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
+    Some(Comm::new(comm.strip_suffix(b"\n").unwrap_or(&comm)))
 }
 
 /// A `stat` line split at the end of the name.
@@ -58,6 +79,14 @@ mod tests {
         assert_eq!(stat.field(2), None);
         assert!(ThreadStat::parse(b"42 (no close paren R 1").is_none());
         assert_eq!(ThreadStat::parse(b"42 ) R").unwrap().comm(), None);
+    }
+
+    #[test]
+    fn status_numbers_are_found_whatever_the_name_holds() {
+        let status = b"Name:\t\xff\xfe\nTgid:\t4242\nPid:\t4243\nvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(status_number(status, "Tgid:"), Some(4242));
+        assert_eq!(status_number(status, "voluntary_ctxt_switches:"), Some(7));
+        assert_eq!(status_number(status, "nonvoluntary_ctxt_switches:"), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::event::Culprit;
 use crate::sys;
-use crate::task::{Comm, Pid, RunQueue};
+use crate::task::{Pid, RunQueue};
 
 /// Who holds `run_queue`'s CPU while `victim` starves there. Normally the running task; but
 /// when that is stalld itself (the fair server lets it run there now and then, and its own
@@ -33,7 +33,7 @@ pub fn describe(pid: Pid) -> Option<Culprit> {
     if pid <= 0 {
         return None;
     }
-    let comm = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
+    let comm = crate::procfs::read_comm(pid)?;
     let attr = sys::sched_getattr(pid).ok()?;
     let priority = match attr.policy {
         sys::SCHED_FIFO | sys::SCHED_RR => attr.rt_priority as i32,
@@ -41,8 +41,7 @@ pub fn describe(pid: Pid) -> Option<Culprit> {
     };
     Some(Culprit {
         pid,
-        // The kernel ends the name with a newline; the name itself may hold one.
-        comm: Comm::new(comm.strip_suffix(b"\n").unwrap_or(&comm)),
+        comm,
         policy: attr.policy,
         priority,
         cgroup: std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
@@ -72,6 +71,7 @@ fn cgroup_path(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::Comm;
 
     #[test]
     fn cgroup_prefers_the_unified_hierarchy() {

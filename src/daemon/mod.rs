@@ -32,6 +32,7 @@ use crate::clock;
 use crate::config::{Config, Mode};
 use crate::detect::{Detector, Starving};
 use crate::event::{Event, TaskName};
+use crate::procfs;
 use crate::sys::{self, SchedAttr};
 use crate::task::{Comm, MonoTime, Pid, RunQueue, WaitingTask};
 pub use guardian::main as guardian_main;
@@ -618,14 +619,10 @@ fn task_name(task: &WaitingTask) -> TaskName {
 /// The name of the process a thread belongs to (`/proc/<tgid>/comm`), as upstream prints it.
 fn process_name(pid: Pid, tgid: Option<Pid>) -> Option<Comm> {
     let tgid = tgid.or_else(|| {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("Tgid:")?.trim().parse().ok())
+        let status = procfs::read_thread_status(pid)?;
+        Pid::try_from(procfs::status_number(&status, "Tgid:")?).ok()
     })?;
-    let comm = std::fs::read(format!("/proc/{tgid}/comm")).ok()?;
-    // The kernel ends the name with a newline; the name itself may hold one.
-    Some(Comm::new(comm.strip_suffix(b"\n").unwrap_or(&comm)))
+    procfs::read_comm(tgid)
 }
 
 #[cfg(test)]

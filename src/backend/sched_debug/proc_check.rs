@@ -6,7 +6,7 @@
 //! nothing in them can be forged by the task's name (the name is the one field between the
 //! first `(` and the last `)` of `stat`).
 
-use crate::procfs::{read_thread_stat, ThreadStat};
+use crate::procfs::{read_thread_stat, read_thread_status, status_number, ThreadStat};
 use crate::task::{Comm, Pid};
 
 /// The fields of a task that a sched_debug line claims.
@@ -26,7 +26,7 @@ pub struct ProcTask {
 impl ProcTask {
     pub fn read(pid: Pid) -> Option<ProcTask> {
         let stat = read_thread_stat(pid)?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).ok()?;
+        let status = read_thread_status(pid)?;
         ProcTask::parse(&stat, &status)
     }
 
@@ -36,20 +36,13 @@ impl ProcTask {
         state(&ThreadStat::parse(&read_thread_stat(pid)?)?)
     }
 
-    fn parse(stat: &[u8], status: &str) -> Option<ProcTask> {
+    fn parse(stat: &[u8], status: &[u8]) -> Option<ProcTask> {
         let stat = ThreadStat::parse(stat)?;
         let comm = Comm::new(stat.comm()?);
         let state = state(&stat)?;
         let priority: i32 = stat.field(18)?.parse().ok()?;
         let cpu = stat.field(39)?.parse().ok()?;
-        let count = |key: &str| -> Option<u64> {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(key))?
-                .trim()
-                .parse()
-                .ok()
-        };
+        let count = |key: &str| status_number(status, key);
         let switches = count("voluntary_ctxt_switches:")? + count("nonvoluntary_ctxt_switches:")?;
         Some(ProcTask {
             comm,
@@ -73,7 +66,7 @@ mod tests {
     fn parses_stat_and_status_with_a_hostile_name() {
         let stat = b"4242 (a) R (\n<0>) S 1 4242 4242 0 -1 4194560 10 0 0 0 3 1 0 0 -6 0 1 0 1234 1000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 -1 1 0 0 0 0 0\n";
         let status =
-            "Name:\ta) R (\\n<0>\nvoluntary_ctxt_switches:\t40\nnonvoluntary_ctxt_switches:\t2\n";
+            b"Name:\ta) R (\\n<0>\xff\nvoluntary_ctxt_switches:\t40\nnonvoluntary_ctxt_switches:\t2\n";
         assert_eq!(
             ProcTask::parse(stat, status),
             Some(ProcTask {
@@ -85,7 +78,7 @@ mod tests {
             })
         );
         assert_eq!(ProcTask::parse(b"4242 (x", status), None);
-        assert_eq!(ProcTask::parse(stat, "Name:\tx\n"), None);
+        assert_eq!(ProcTask::parse(stat, b"Name:\tx\n"), None);
     }
 
     #[test]
