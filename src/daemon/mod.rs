@@ -525,7 +525,14 @@ impl Monitor<'_> {
             waited: starving.waited,
             culprit: run_queue.and_then(|rq| culprit::on(rq, task.pid)),
         });
-        if self.config.log_only || self.denied(task) {
+        if self.config.log_only {
+            return;
+        }
+        // Read once: before the boost only if `-I` needs it, else after (the boost first).
+        let process = (!self.config.ignore_processes.is_empty())
+            .then(|| process_name(task.pid, task.tgid))
+            .flatten();
+        if self.denied(task, process) {
             return;
         }
         if let Some(guardian) = &mut self.guardian {
@@ -536,7 +543,7 @@ impl Monitor<'_> {
             Ok(_) => Event::Boosted {
                 cpu,
                 task: task_name(task),
-                process: process_name(task.pid, task.tgid),
+                process: process.or_else(|| process_name(task.pid, task.tgid)),
                 policy,
             },
             Err(BoostError::AlreadyDeadline) => Event::AlreadyDeadline {
@@ -553,8 +560,8 @@ impl Monitor<'_> {
         self.logger.event(&outcome);
     }
 
-    /// `-i` matches the thread's name, `-I` its process's name.
-    fn denied(&self, task: &WaitingTask) -> bool {
+    /// `-i` matches the thread's name, `-I` its `process` name.
+    fn denied(&self, task: &WaitingTask, process: Option<Comm>) -> bool {
         let comm = task.comm;
         if self.config.ignore_threads.matches(&comm.to_str_lossy()) {
             self.logger.log(&format!(
@@ -565,7 +572,7 @@ impl Monitor<'_> {
         if self.config.ignore_processes.is_empty() {
             return false;
         }
-        match process_name(task.pid, task.tgid) {
+        match process {
             Some(process)
                 if self
                     .config
