@@ -9,15 +9,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{
-    policy_of, read_rt_runtime, Daemon, KmsgReader, StarvationSession, Starver, SyslogReceiver,
+    last_cpu, policy_of, read_rt_runtime, Daemon, KmsgReader, StarvationSession, Starver,
+    SyslogReceiver,
 };
-use stalld::cpuset::configured_cpus;
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
-
-fn last_cpu() -> String {
-    (configured_cpus() - 1).to_string()
-}
 
 fn start_daemon(extra: &[&str]) -> Daemon {
     let mut args = vec!["-f", "-v"];
@@ -29,12 +25,6 @@ fn start_daemon(extra: &[&str]) -> Daemon {
     daemon
 }
 
-fn wait_line(daemon: &Daemon, needle: &str) -> String {
-    daemon
-        .wait_for_line(|line| line.contains(needle), LINE_WAIT)
-        .unwrap_or_else(|| panic!("no line containing {needle:?}: {:#?}", daemon.lines()))
-}
-
 fn mode_boosts_a_starving_victim(mode: &str) {
     let Some(_session) = StarvationSession::begin(&format!("mode {mode}")) else {
         return;
@@ -44,12 +34,11 @@ fn mode_boosts_a_starving_victim(mode: &str) {
     let starver = Starver::spawn(&["--duration", "15"]);
     let pid = starver.victim_pids()[0];
     if mode != "-O" {
-        wait_line(
-            &daemon,
-            &format!("victim0-{pid} might starve on CPU {cpu} (waiting for 1 seconds)"),
-        );
+        daemon.wait_line(&format!(
+            "victim0-{pid} might starve on CPU {cpu} (waiting for 1 seconds)"
+        ));
     }
-    wait_line(&daemon, &format!("boosted pid {pid} "));
+    daemon.wait_line(&format!("boosted pid {pid} "));
     let ran = starver.wait_event("victim_ran", LINE_WAIT);
     assert_eq!(ran["policy_when_ran"], "SCHED_DEADLINE");
     assert_eq!(daemon.terminate().and_then(|s| s.code()), Some(0));
@@ -82,10 +71,9 @@ fn force_fifo_boosts_with_fifo_98_and_restores() {
     ]);
     let starver = Starver::spawn(&["--duration", "15", "--linger", "4"]);
     let pid = starver.victim_pids()[0];
-    wait_line(
-        &daemon,
-        &format!("boosted pid {pid} (stalld-starve) (cpu {cpu}) using SCHED_FIFO"),
-    );
+    daemon.wait_line(&format!(
+        "boosted pid {pid} (stalld-starve) (cpu {cpu}) using SCHED_FIFO"
+    ));
     let ran = starver.wait_event("victim_ran", LINE_WAIT);
     assert_eq!(
         (
@@ -95,7 +83,7 @@ fn force_fifo_boosts_with_fifo_98_and_restores() {
         (Some("SCHED_FIFO"), Some(98)),
         "{ran}"
     );
-    wait_line(&daemon, &format!("restored pid {pid} to SCHED_FIFO"));
+    daemon.wait_line(&format!("restored pid {pid} to SCHED_FIFO"));
     assert_eq!(policy_of(pid), ("SCHED_FIFO".to_owned(), 5));
     assert_eq!(daemon.terminate().and_then(|s| s.code()), Some(0));
 }
@@ -109,11 +97,8 @@ fn ignore_threads_skips_matching_threads_and_boosts_the_others() {
     let mut daemon = start_daemon(&["-i", "nomatch,^victim0$", "-t", "2", "-d", "1", "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "8", "--victims", "2"]);
     let pids = starver.victim_pids();
-    wait_line(
-        &daemon,
-        "Ignoring the thread victim0 from consideration for boosting",
-    );
-    wait_line(&daemon, &format!("boosted pid {} ", pids[1]));
+    daemon.wait_line("Ignoring the thread victim0 from consideration for boosting");
+    daemon.wait_line(&format!("boosted pid {} ", pids[1]));
     starver.wait_event("victim_starved", LINE_WAIT);
     assert!(!daemon
         .lines()
@@ -131,8 +116,7 @@ fn ignore_processes_skips_threads_of_matching_processes() {
     let mut daemon = start_daemon(&["-I", "^stalld-sta", "-t", "2", "-d", "1", "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "6"]);
     let pid = starver.victim_pids()[0];
-    wait_line(
-        &daemon,
+    daemon.wait_line(
         "Ignoring the thread victim0 (spawned by stalld-starve) from consideration for boosting",
     );
     starver.wait_event("victim_starved", LINE_WAIT);
@@ -445,7 +429,7 @@ fn affinity_pins_stalld_itself() {
         return;
     };
     let mut daemon = start_daemon(&["-l", "-a", "0"]);
-    wait_line(&daemon, "self-affinity: adding cpu 0");
+    daemon.wait_line("self-affinity: adding cpu 0");
     let status =
         fs::read_to_string(format!("/proc/{}/status", daemon.process.program_pid())).unwrap();
     let allowed = status
@@ -468,8 +452,7 @@ fn reservation_runs_stalld_itself_as_sched_deadline() {
         return;
     };
     let mut daemon = start_daemon(&["-l", "-R", "20", "-g", "2"]);
-    wait_line(
-        &daemon,
+    daemon.wait_line(
         "successfully set 20% SCHED_DEADLINE reservation runtime/period = 400000000/2000000000",
     );
     let attr = common::sched_attr_of(daemon.process.program_pid());

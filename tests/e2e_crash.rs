@@ -14,16 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use common::{policy_of, read_rt_runtime, Daemon, StarvationSession, Starver};
-use stalld::cpuset::configured_cpus;
+use common::{last_cpu, policy_of, read_rt_runtime, Daemon, StarvationSession, Starver};
 use stalld::task::Pid;
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
 const STALLD: &str = env!("CARGO_BIN_EXE_stalld");
-
-fn last_cpu() -> String {
-    (configured_cpus() - 1).to_string()
-}
 
 fn fifo5() -> (String, u32) {
     ("SCHED_FIFO".to_owned(), 5)

@@ -20,12 +20,6 @@ const HOSTILE_NAMES: [&str; 6] = [
     "n\n 99 1.0 E 1.0",
 ];
 
-fn wait_line(daemon: &Daemon, needle: &str) -> String {
-    daemon
-        .wait_for_line(|line| line.contains(needle), LINE_WAIT)
-        .unwrap_or_else(|| panic!("no line containing {needle:?}: {:#?}", daemon.lines()))
-}
-
 /// Before the parser read names that span lines, one such thread anywhere on the machine made
 /// every read of sched_debug fail ("name field is not 15 columns wide"): the daemon refused to
 /// start, or, when the thread came later, monitored nothing. Here hostile threads sit in the
@@ -59,16 +53,15 @@ fn hostile_thread_names_do_not_blind_the_sched_debug_backend() {
         "-c",
         &cpu,
     ]);
-    wait_line(&daemon, "using sched_debug backend");
+    daemon.wait_line("using sched_debug backend");
     // The victim's name comes from /proc (its record spans lines), escaped.
-    wait_line(
-        &daemon,
-        &format!("v\\x0a R  forged-{victim} starved on CPU {cpu} for "),
-    );
-    wait_line(&daemon, &format!("boosted pid {victim} (stalld-starve)"));
+    daemon.wait_line(&format!(
+        "v\\x0a R  forged-{victim} starved on CPU {cpu} for "
+    ));
+    daemon.wait_line(&format!("boosted pid {victim} (stalld-starve)"));
     let ran = starver.wait_event("victim_ran", LINE_WAIT);
     assert_eq!(ran["policy_when_ran"], "SCHED_DEADLINE", "{ran}");
-    wait_line(&daemon, &format!("restored pid {victim} to SCHED_FIFO"));
+    daemon.wait_line(&format!("restored pid {victim} to SCHED_FIFO"));
     assert_eq!(policy_of(victim), ("SCHED_FIFO".to_owned(), 5));
     let lines = daemon.lines();
     assert!(
@@ -121,12 +114,12 @@ fn a_hostile_victim_name_cannot_forge_log_lines_in_any_sink() {
         ],
     );
     let escaped = format!("x\\x0a<0>FAKE-{victim} starved on CPU {cpu} for ");
-    let starved = wait_line(&daemon, &escaped);
+    let starved = daemon.wait_line(&escaped);
     assert!(starved.starts_with("<6>stalld: "), "{starved}");
-    wait_line(&daemon, &format!("boosted pid {victim} (stalld-starve)"));
+    daemon.wait_line(&format!("boosted pid {victim} (stalld-starve)"));
     let ran = starver.wait_event("victim_ran", LINE_WAIT);
     assert_eq!(ran["policy_when_ran"], "SCHED_DEADLINE", "{ran}");
-    wait_line(&daemon, &format!("restored pid {victim} to SCHED_FIFO"));
+    daemon.wait_line(&format!("restored pid {victim} to SCHED_FIFO"));
 
     let mut packets = Vec::new();
     syslog.receive_until(&mut packets, LINE_WAIT, |p| {

@@ -510,6 +510,12 @@ impl Daemon {
         self.process.wait_for_line(timeout, predicate)
     }
 
+    /// The first line containing `needle`, waiting up to 15 s; panics with the output if none.
+    pub fn wait_line(&self, needle: &str) -> String {
+        self.wait_for_line(|line| line.contains(needle), Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("no line containing {needle:?}: {:#?}", self.lines()))
+    }
+
     pub fn wait_for_regex(&self, pattern: &str, timeout: Duration) -> Option<String> {
         let re =
             regex::Regex::new(pattern).unwrap_or_else(|err| panic!("bad regex {pattern:?}: {err}"));
