@@ -40,7 +40,7 @@
  *      stalld was last switched in: user space sleeps 50 us before each scan, so that is
  *      microseconds earlier) with bpf_ktime_get_ns().
  *      User space converts with it (rq_clock.rs, which also states the error bound).
- *    This holds, unchanged in meaning, from 5.8 (the first iter/task) to 6.18 (checked here);
+ *    This holds, unchanged in meaning, from 5.8 (the first iter/task) to 7.2 (checked here);
  *    bpf_get_current_task_btf() needs 5.11, which queue_track requires anyway.
  *
  * 2. qt_scan_tracepoints (forced with STALLD_QUEUE_TRACK_STAMPS=tracepoints, and the fallback
@@ -75,11 +75,28 @@ const volatile u64 monitored[QT_BITMAP_WORDS] = {};
 struct qt_record _qt_record_type = {};
 struct qt_clock _qt_clock_type = {};
 
+/*
+ * An integer field of a kernel struct, read directly (the pointer is BTF-typed, so this works
+ * under lockdown=confidentiality too) with the size, offset and signedness the running kernel's
+ * BTF gives it, not the ones declared in vmlinux_min.h. A plain `p->field` is relocated in
+ * offset only: libbpf narrows its load for unsigned fields but refuses a signed one whose size
+ * changed, and Linux 7.2 turned task_struct.on_cpu and on_rq from int into u8 ("accesses field
+ * incorrectly"). Every integer the programs read goes through this, so a field that shrinks,
+ * grows or changes signedness in a later kernel still loads. (libbpf's BITFIELD macro reads
+ * plain integer fields as well: a whole field is a bitfield that starts at bit 0.)
+ */
+#define READ_INT(obj, field)                                                                \
+	({                                                                                  \
+		/* The library macro's own locals include `p`: no argument may be named so. */ \
+		typeof(obj) qt_obj_ = (obj);                                                \
+		BPF_CORE_READ_BITFIELD(qt_obj_, field);                                     \
+	})
+
 static __always_inline u32 task_cpu(const struct task_struct *p)
 {
 	if (bpf_core_field_exists(p->thread_info.cpu))
-		return p->thread_info.cpu;
-	return ((const struct task_struct___pre_5_16 *)p)->cpu;
+		return READ_INT(p, thread_info.cpu);
+	return READ_INT((const struct task_struct___pre_5_16 *)p, cpu);
 }
 
 static __always_inline bool cpu_monitored(s64 cpu)
@@ -105,16 +122,28 @@ static __always_inline bool cpu_monitored(s64 cpu)
  */
 static __always_inline bool queued(const struct task_struct *p)
 {
-	if (!p->on_rq)
+	if (!READ_INT(p, on_rq))
 		return false;
-	if (bpf_core_field_exists(p->se.sched_delayed) && p->se.sched_delayed)
+	if (bpf_core_field_exists(p->se.sched_delayed) && READ_INT(p, se.sched_delayed))
 		return false;
 	return true;
 }
 
+/*
+ * Running on its CPU now (or being switched there or away). task_struct.on_cpu existed only
+ * with CONFIG_SMP before it became unconditional; on a uniprocessor kernel without it, the
+ * task on the one CPU is the one running this iterator: stalld itself.
+ */
+static __always_inline bool running_now(const struct task_struct *p)
+{
+	if (bpf_core_field_exists(p->on_cpu))
+		return READ_INT(p, on_cpu);
+	return p == bpf_get_current_task_btf();
+}
+
 static __always_inline u64 switches(const struct task_struct *p)
 {
-	return p->nvcsw + p->nivcsw;
+	return READ_INT(p, nvcsw) + READ_INT(p, nivcsw);
 }
 
 /*
@@ -127,17 +156,17 @@ static __always_inline bool describe(struct seq_file *seq, struct task_struct *p
 {
 	u32 cpu;
 
-	if (!p->pid)
+	if (!READ_INT(p, pid))
 		return false;
 	cpu = task_cpu(p);
 	if (!cpu_monitored(cpu))
 		return false;
 
 	rec->cpu = cpu;
-	rec->pid = p->pid;
-	rec->tgid = p->tgid;
-	rec->prio = p->prio;
-	if (p->on_cpu) {
+	rec->pid = READ_INT(p, pid);
+	rec->tgid = READ_INT(p, tgid);
+	rec->prio = READ_INT(p, prio);
+	if (running_now(p)) {
 		rec->kind = QT_CURRENT;
 		bpf_seq_write(seq, rec, sizeof(*rec));
 		return false;
@@ -165,13 +194,13 @@ int qt_scan_sched_info(struct bpf_iter__task *ctx)
 		struct qt_clock clock = { .kind = QT_CLOCK };
 
 		/* In this order: the monotonic reading must not precede the arrival. */
-		clock.rq_clock = self->sched_info.last_arrival;
+		clock.rq_clock = READ_INT(self, sched_info.last_arrival);
 		clock.monotonic = bpf_ktime_get_ns();
 		bpf_seq_write(seq, &clock, sizeof(clock));
 	}
 	if (!p || !describe(seq, p, &rec))
 		return 0;
-	rec.queued_at = p->sched_info.last_queued;
+	rec.queued_at = READ_INT(p, sched_info.last_queued);
 	bpf_seq_write(seq, &rec, sizeof(rec));
 	return 0;
 }
@@ -245,7 +274,7 @@ int BPF_PROG(qt_switch, bool preempt, struct task_struct *prev, struct task_stru
 	struct stamp *s;
 
 	/* The idle task counts as queued; it never waits. */
-	if (!prev->on_rq || !prev->pid)
+	if (!READ_INT(prev, on_rq) || !READ_INT(prev, pid))
 		return 0;
 	if (!cpu_monitored(task_cpu(prev)) || !queued(prev))
 		return 0;
