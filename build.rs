@@ -128,9 +128,16 @@ mod bpf {
             println!("cargo:rerun-if-changed={DIR}/{file}");
         }
         let out = out.join("stalld.skel.rs");
+        // The object is for the target's kernel: its byte order (s390x is big-endian), not the
+        // build machine's, which is what libbpf-cargo's `-target bpf` alone would give. (The
+        // architecture's __TARGET_ARCH_ comes from CARGO_CFG_TARGET_ARCH in libbpf-cargo.)
+        let endian = match std::env::var("CARGO_CFG_TARGET_ENDIAN").as_deref() {
+            Ok("big") => "-mbig-endian",
+            _ => "-mlittle-endian",
+        };
         if let Err(err) = libbpf_cargo::SkeletonBuilder::new()
             .source(format!("{DIR}/stalld.bpf.c"))
-            .clang_args(["-I", DIR, "-Wall", "-Werror"])
+            .clang_args(["-I", DIR, "-Wall", "-Werror", endian])
             .build_and_generate(&out)
         {
             // The chain carries clang's own diagnostics; without it the cause is lost.
