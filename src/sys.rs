@@ -24,7 +24,9 @@ pub const SCHED_DEADLINE: u32 = 6;
 /// The child of a fork does not inherit the boost (and a DEADLINE task may fork at all).
 pub const SCHED_FLAG_RESET_ON_FORK: u64 = 0x01;
 
-/// `struct sched_attr` as of SCHED_ATTR_SIZE_VER1 (with utilization clamps): 56 bytes.
+/// `struct sched_attr` as of SCHED_ATTR_SIZE_VER1 (with utilization clamps): 56 bytes, the
+/// same on every architecture (all `__u32`/`__u64`/`__s32`, laid out without padding, so
+/// i686's 4-byte alignment of 64-bit integers changes nothing; checked below).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SchedAttr {
@@ -41,6 +43,12 @@ pub struct SchedAttr {
 }
 
 const SCHED_ATTR_SIZE: u32 = std::mem::size_of::<SchedAttr>() as u32;
+const _: () = {
+    use std::mem::offset_of;
+    assert!(SCHED_ATTR_SIZE == 56);
+    assert!(offset_of!(SchedAttr, flags) == 8 && offset_of!(SchedAttr, nice) == 16);
+    assert!(offset_of!(SchedAttr, runtime) == 24 && offset_of!(SchedAttr, util_min) == 48);
+};
 
 impl SchedAttr {
     pub fn new(policy: u32) -> SchedAttr {
@@ -550,9 +558,14 @@ mod tests {
             std::mem::size_of::<libc::cpu_set_t>()
         );
         assert_eq!(small[0], 0b1001);
+        // In the kernel's `unsigned long` words: 32 bits on i686, 64 elsewhere.
+        let bits = libc::c_ulong::BITS as usize;
         let big = affinity_mask(&set("1,1024,4095"));
-        assert_eq!(big.len(), 4096 / 64);
-        assert_eq!((big[0], big[16], big[63]), (2, 1, 1 << 63));
+        assert_eq!(big.len(), 4096 / bits);
+        assert_eq!(
+            (big[0], big[1024 / bits], big[4095 / bits]),
+            (2, 1, 1 << (4095 % bits))
+        );
     }
 
     #[test]

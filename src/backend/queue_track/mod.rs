@@ -13,7 +13,7 @@
 //! read its (small) output, close it.
 //!
 //! Needs kernel BTF and `bpf_get_current_task_btf()` (5.11; the tracepoint source also needs
-//! task-local storage for tracing programs, 5.11 too); below that, [`QueueTrack::new`] fails
+//! task-local storage in tracing programs, 5.12); below that, [`QueueTrack::new`] fails
 //! with the reason and the daemon falls back to sched_debug. There is no raw_tp variant:
 //! every kernel with task storage has tp_btf (5.5), and raw_tp pointers cannot be passed to
 //! bpf_task_storage_get() nor read without bpf_probe_read_kernel(), which
@@ -52,7 +52,8 @@ pub use libbpf_log::set_libbpf_verbose;
 
 const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 /// One read normally takes all records (56 bytes each); the kernel hands out at most its
-/// seq_file buffer (32 KiB) per read anyway.
+/// seq_file buffer (8 pages: 32 KiB, or 512 KiB with 64 KiB pages) per read, and the reading
+/// loop grows the buffer for whatever comes.
 const READ_CHUNK: usize = 64 * 1024;
 /// Long enough that the sleep really blocks (its timer cannot fire before schedule()), short
 /// enough not to matter for a check.
@@ -279,7 +280,9 @@ fn load_error(what: &str, err: &libbpf_rs::Error) -> anyhow::Error {
         msg.push_str(&format!(" (libbpf: {detail})"));
     }
     if MapType::TaskStorage.is_supported().ok() == Some(false) {
-        msg.push_str("; the kernel lacks BPF task storage (needs Linux 5.11 or later)");
+        msg.push_str(
+            "; the kernel lacks BPF task storage: queue_track needs Linux 5.11 or later (5.12 for its tracepoint stamps)",
+        );
     } else if err.kind() == libbpf_rs::ErrorKind::PermissionDenied {
         msg.push_str("; the verifier rejected it (-v shows its log)");
     }

@@ -13,6 +13,19 @@ use crate::task::{Comm, MonoTime, RunQueue, WaitingTask};
 
 pub(super) const RECORD_SIZE: usize = size_of::<Record>();
 const _: () = assert!(size_of::<Clock>() == RECORD_SIZE);
+// The layout the BPF programs write (the BPF target: 64-bit, u64 8-aligned), which the types
+// generated for this target must match: on i686, u64 is 4-aligned, and only intf.h's explicit
+// padding keeps the offsets equal. Checked at build time, so a cross build cannot drift. The
+// byte order is the target's on both sides (build.rs compiles the object for it), hence
+// `from_ne_bytes` below.
+const _: () = assert!(
+    RECORD_SIZE == 56
+        && offset_of!(Record, switches) == 24
+        && offset_of!(Record, queued_at) == 32
+        && offset_of!(Record, comm) == 40
+        && offset_of!(Clock, rq_clock) == 8
+        && offset_of!(Clock, monotonic) == 16
+);
 
 /// What a QT_WAITING record's `queued_at` means, which depends on the scan program loaded.
 #[derive(Debug)]
