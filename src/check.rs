@@ -307,6 +307,7 @@ fn summarize(values: impl Iterator<Item = (u32, String)>) -> String {
 fn check_rt_throttling(report: &mut Report) {
     match rt_runtime::read() {
         Ok(-1) => report.add("rt_throttling", Verdict::Warn, "off (sched_rt_runtime_us = -1): without a running stalld an RT hog can hang a CPU; stalld turns it off only while it runs"),
+        Ok(runtime) if rt_runtime::read_period().is_ok_and(|period| rt_runtime::is_unlimited(runtime, period)) => report.add("rt_throttling", Verdict::Ok, format!("no RT limit (sched_rt_runtime_us = {runtime} = sched_rt_period_us, as Linux 7.2 boots), but SCHED_DEADLINE admission control is on, which refuses boosts of per-CPU threads: stalld sets -1 while it runs (the unit: throttlectl)")),
         Ok(runtime) => report.add("rt_throttling", Verdict::Ok, format!("on (sched_rt_runtime_us = {runtime}); stalld turns it off while it runs (the unit: throttlectl)")),
         Err(error) => report.add("rt_throttling", Verdict::Unknown, format!("{}: {error}", rt_runtime::PATH)),
     }
