@@ -3,6 +3,9 @@
 #   make                      cargo build --release (dynamic: libelf and zlib from the system)
 #   make static               the static binary the rpm and the container image ship
 #                             (target/static/<triple>/release; `make static-dir` prints it)
+#   make cross [ARCHS="aarch64 s390x"]   the same static binaries for other architectures
+#                             (target/cross/<triple>/release; scripts/cross-build, in a cached
+#                             root of Debian unstable; default: aarch64 s390x ppc64le riscv64 i686)
 #   make install DESTDIR=/tmp/stage   stages every file; `make deb` and `make rpm` package
 #                             exactly that tree, so a file added here is packaged everywhere
 #   make deb                  target/debian/stalld_<version>-1_<arch>.deb (packaging/deb.sh)
@@ -46,7 +49,7 @@ endif
 MANPAGES ?= $(BUILT)/man/stalld.8
 COMPLETIONSDIR ?= $(BUILT)/completions
 
-.PHONY: all static install uninstall deb rpm version static-dir
+.PHONY: all static cross install uninstall deb rpm version static-dir
 
 # Cargo runs make for the vendored libbpf: it must not inherit this make's command line
 # (MAKEFLAGS carries DESTDIR=..., and libbpf would install itself into the package tree).
@@ -65,6 +68,10 @@ static:
 	$(CARGO_ENV) $(CARGO) build --release --locked --target $(TRIPLE) --target-dir $(STATIC_TARGET_DIR) \
 		--features libbpf-rs/static \
 		$(addprefix --bin ,$(STATIC_BINS))
+
+ARCHS ?=
+cross:
+	$(CARGO_ENV) scripts/cross-build $(ARCHS)
 
 # stalld-guardian is a hard link, not a symbolic one: the guardian process runs from it, and
 # /proc/PID/exe must not name stalld (`pidof stalld` lists the daemon alone).
