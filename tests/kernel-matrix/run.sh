@@ -14,12 +14,17 @@
 # Exit status: the number of FAIL lines.
 #
 # Parameters come from the kernel command line (kmatrix.NAME=VALUE):
-#   kmatrix.mode=normal|lockdown   lockdown: default backend must be queue_track and boost;
-#                                  -b sched_debug must work, or be refused naming the cause
+#   kmatrix.mode=normal|lockdown|fallback
+#                                  lockdown: default backend must be queue_track and boost;
+#                                  -b sched_debug must work, or be refused naming the cause.
+#                                  fallback (a kernel queue_track cannot load on): the default
+#                                  must fall back to sched_debug saying why, and boost; -b
+#                                  queue_track must refuse to start, saying why
 #   kmatrix.backends=a,b           cases: auto (no -b), queue_track, sched_debug, or
 #                                  queue_track:tracepoints (STALLD_QUEUE_TRACK_STAMPS forced)
 #   kmatrix.stamps=S               the stamp source the default must choose (the host reads
 #                                  CONFIG_SCHED_INFO from the kernel's config)
+#   kmatrix.reason=WORD            fallback: what the reason stalld gives must name
 #   kmatrix.other=0|1              also starve a SCHED_OTHER victim (kernels without fair server)
 #   kmatrix.threshold=S            stalld's -t
 #   kmatrix.runtime=T              stalld's -r (default 1ms: see tests/kernel-matrix.md)
@@ -39,10 +44,13 @@ THRESHOLD=$(param threshold)
 RUNTIME=$(param runtime)
 DURATION=$(param duration)
 EXPECT_STAMPS=$(param stamps)
+EXPECT_REASON=$(param reason)
 : "${MODE:=normal}" "${BACKENDS:=queue_track queue_track:tracepoints sched_debug}" "${OTHER:=0}"
 : "${THRESHOLD:=3}" "${EXPECT_STAMPS:=sched_info}"
 : "${RUNTIME:=1ms}" "${DURATION:=2}"
 KREL=$(uname -r)
+# The kernel's page size (4 kB, 64 kB, ...), from the mappings of this shell.
+PAGE=$(sed -n 's/^KernelPageSize: *\([0-9]*\) kB$/\1k/p' /proc/self/smaps 2>/dev/null | head -n 1)
 FAILED=0
 RT_RUNTIME_AT_BOOT=$(cat /proc/sys/kernel/sched_rt_runtime_us)
 
@@ -298,7 +306,7 @@ starve_case() {
 
 # report CASE RESULT WAIT EXTRA...: the line the host collects, for the last starve_case.
 report() {
-	echo "KMATRIX kernel=$KREL case=$1 backend=${CASE_USED:-${1%%:*}} stamps=$CASE_STAMPS tp_links=$CASE_TP_LINKS result=$2 wait_beyond_threshold_s=$3${4:+ $4}"
+	echo "KMATRIX arch=$(uname -m) kernel=$KREL case=$1 backend=${CASE_USED:-${1%%:*}} stamps=$CASE_STAMPS tp_links=$CASE_TP_LINKS result=$2 wait_beyond_threshold_s=$3${4:+ $4} rt_runtime_us=$RT_RUNTIME_AT_BOOT page=${PAGE:-NA}"
 	[ "$2" = PASS ] || FAILED=$((FAILED + 1))
 }
 
@@ -384,6 +392,66 @@ lockdown_mode() {
 	fi
 }
 
+# The reason stalld gave for falling back, from its log, made safe for a quoted field.
+fallback_reason() {
+	sed -n 's/^stalld: queue_track backend: \(.*\); falling back to sched_debug$/\1/p' "$1" |
+		head -n 1 | tr '"' "'"
+}
+
+fallback_mode() {
+	# 1. The default: queue_track cannot load, so sched_debug, with the reason logged; and it
+	#    must boost like anywhere else.
+	policies=fifo
+	[ "$OTHER" = 1 ] && policies="fifo other"
+	result=PASS detail="" worst="" why=""
+	for policy in $policies; do
+		if starve_case auto "$policy"; then
+			worst=$(awk -v a="${worst:--1e9}" -v b="$CASE_WAIT" 'BEGIN { printf "%.3f", (b > a ? b : a) }')
+		else
+			result=FAIL
+			why="${why:+$why; }$policy: $CASE_WHY"
+		fi
+		detail="${detail:+$detail,}$policy:$CASE_WAIT"
+		reason=$(fallback_reason "$slog")
+		if [ "$CASE_USED" != sched_debug ] || [ -z "$reason" ]; then
+			result=FAIL
+			why="${why:+$why; }$policy: chose '$CASE_USED' $([ -n "$reason" ] && echo "saying '$reason'" || echo "without a fallback line")"
+		elif [ -n "$EXPECT_REASON" ] && ! echo "$reason" | grep -q -F -- "$EXPECT_REASON"; then
+			result=FAIL
+			why="${why:+$why; }$policy: the reason does not name $EXPECT_REASON"
+		fi
+	done
+	[ "$result" = PASS ] || worst=NA
+	report auto "$result" "$worst" "victims=$detail chose=$CASE_USED reason=\"$reason\"${why:+ why=\"$why\"}"
+	# 2. -b queue_track: no fallback asked for, so stalld must refuse to start, saying why.
+	section "queue_track forced: stalld -f -v -c 1 -b queue_track"
+	CASE_USED="" CASE_STAMPS=- CASE_TP_LINKS=NA
+	slog=/tmp/stalld-forced.log
+	stalld -f -v -t "$THRESHOLD" -c 1 -b queue_track >"$slog" 2>&1 &
+	spid=$!
+	i=0
+	while alive "$spid" && [ "$i" -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if alive "$spid"; then
+		stop_stalld "$spid"
+		report queue_track FAIL NA "why=\"-b queue_track kept running where it cannot load\""
+	else
+		wait "$spid"
+		src=$?
+		show_file "$slog"
+		said=$(grep -v '^libbpf:' "$slog" | grep -i -m 1 -e 'queue_track' -e 'BPF' | tr '"' "'")
+		if [ "$src" -ne 0 ] && [ -n "$said" ]; then
+			report queue_track PASS NA "outcome=refused exit=$src said=\"$said\""
+		else
+			report queue_track FAIL NA "why=\"exit $src, said '$said'\""
+		fi
+	fi
+	# 3. -b sched_debug works as anywhere.
+	run_case sched_debug
+}
+
 facts
 for bin in stalld stalld-starve; do
 	if [ ! -x "/test/$bin" ]; then
@@ -394,6 +462,8 @@ done
 
 if [ "$MODE" = lockdown ]; then
 	lockdown_mode
+elif [ "$MODE" = fallback ]; then
+	fallback_mode
 else
 	for case_name in $BACKENDS; do
 		run_case "$case_name"
