@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,8 +20,10 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(1);
 /// After a failed accept (out of descriptors under a flood, say): a pause, not a spin.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Binds a unix stream socket at `path` with `mode`. A socket file nobody answers on (left by
-/// a daemon that died) is replaced; one a live process answers on is not (`AddrInUse`).
+/// Binds a unix stream socket at `path` with `mode` (set on the socket before the file
+/// exists: nothing is changed through the path, see [`sys::bind_unix_listener`]). A socket
+/// file nobody answers on (left by a daemon that died) is replaced; one a live process answers
+/// on is not (`AddrInUse`), nor is anything else.
 pub fn bind_unix(path: &Path, mode: u32) -> io::Result<UnixListener> {
     if let Ok(metadata) = std::fs::symlink_metadata(path) {
         if !metadata.file_type().is_socket() {
@@ -41,9 +43,7 @@ pub fn bind_unix(path: &Path, mode: u32) -> io::Result<UnixListener> {
         }
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    Ok(listener)
+    sys::bind_unix_listener(path, mode)
 }
 
 /// Starts a listener thread named `name`, SCHED_OTHER before it does anything.
@@ -137,5 +137,49 @@ impl Drop for Release {
         let (count, freed) = &*self.0;
         *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
         freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("stalld-listen-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        dir
+    }
+
+    /// The socket file is created with its mode: nothing is changed through its path
+    /// afterwards (a chmod there would follow a link planted in between to any file).
+    #[test]
+    fn a_unix_socket_gets_its_mode_without_a_chmod_through_its_path() {
+        let dir = scratch("mode");
+        let path = dir.join("metrics.sock");
+        let (listener, changed) = sys::attributes_changed_during(&dir, || bind_unix(&path, 0o600));
+        let _listener = listener.unwrap();
+        assert!(changed.is_empty(), "changed through the path: {changed:?}");
+        let metadata = std::fs::symlink_metadata(&path).unwrap();
+        assert!(metadata.file_type().is_socket());
+        // 0600 less the umask's bits: never more.
+        assert_eq!(metadata.mode() & 0o7777 & !0o600, 0);
+        assert_eq!(metadata.mode() & 0o077, 0);
+        // A second bind while it answers is refused; a link planted at a path is refused, and
+        // its target left alone.
+        assert_eq!(
+            bind_unix(&path, 0o600).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
+        let target = dir.join("target");
+        std::fs::write(&target, "x").unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().mode();
+        let before = mode(&target);
+        let link = dir.join("link.sock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(bind_unix(&link, 0o600).is_err());
+        assert_eq!(mode(&target), before);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
