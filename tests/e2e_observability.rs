@@ -878,6 +878,118 @@ fn a_flood_of_metrics_connections_does_not_delay_the_boost() {
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
+/// The value of the sample `name` (with its labels, as printed) in an exposition.
+fn sample(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.split_ascii_whitespace().next()?.parse().ok()
+    })
+}
+
+/// `GET /metrics` until the listener answers (the daemon is up), for at most `LINE_WAIT`.
+fn first_scrape(address: &str) -> String {
+    let deadline = Instant::now() + LINE_WAIT;
+    loop {
+        match http_get(address, "/metrics") {
+            Ok((200, body)) => return body,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            other => panic!("no metrics at {address}: {other:?}"),
+        }
+    }
+}
+
+/// Fills the pipe whose write end is `writer` until it takes nothing more, through a file
+/// description of its own (O_NONBLOCK there leaves the daemon's description blocking).
+fn fill(writer: &std::io::PipeWriter) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut own = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/self/fd/{}", writer.as_raw_fd()))
+        .unwrap();
+    let chunk = [b'#'; 4096];
+    while own.write(&chunk).is_ok_and(|n| n > 0) {}
+}
+
+/// A log reader that stopped (a stalled container log reader, a terminal on hold): stderr
+/// (`-v`'s per-check lines) or stdout (`-M`'s tables) lead to a full pipe. The loop must go on
+/// checking (the checks count in /metrics keeps growing, not only the listener answering),
+/// and what it cannot write is dropped and counted. No task starves here.
+#[test]
+fn a_full_stderr_or_stdout_pipe_does_not_stop_the_checks() {
+    let Some(_session) = StarvationSession::begin("a_full_stderr_or_stdout_pipe") else {
+        return;
+    };
+    for (mode, sink) in [("-O", "stderr"), ("-M", "stdout")] {
+        let address = format!("127.0.0.1:{}", free_port());
+        let (stderr_reader, stderr_writer) = std::io::pipe().unwrap();
+        let (stdout_reader, stdout_writer) = std::io::pipe().unwrap();
+        let child = std::process::Command::new("timeout")
+            .args(["-s", "KILL", "60", STALLD, "-f", "-v", "-l", "-N", mode])
+            .args([
+                "-t",
+                "1",
+                "-d",
+                "1",
+                "-c",
+                &last_cpu(),
+                "--metrics",
+                &address,
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(stdout_writer.try_clone().unwrap())
+            .stderr(stderr_writer.try_clone().unwrap())
+            .spawn()
+            .unwrap();
+        // Killed with its `timeout` whatever the outcome.
+        struct Kill(std::process::Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = stalld::sys::kill(-(self.0.id() as i32), libc::SIGKILL);
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut child = Kill(child);
+        first_scrape(&address);
+        fill(&stderr_writer);
+        fill(&stdout_writer);
+        let checks = || {
+            let (code, body) = http_get(&address, "/metrics").unwrap();
+            assert_eq!(code, 200);
+            sample(&body, "stalld_check_duration_seconds_count").unwrap()
+        };
+        // The next line the loop writes meets a full pipe.
+        std::thread::sleep(Duration::from_millis(1500));
+        let before = checks();
+        std::thread::sleep(Duration::from_secs(3));
+        let after = checks();
+        let (_, body) = http_get(&address, "/metrics").unwrap();
+        let dropped = sample(
+            &body,
+            &format!("stalld_log_dropped_total{{sink=\"{sink}\"}}"),
+        );
+        assert!(
+            after >= before + 2.0,
+            "{mode}: {before} checks, then {after} 3 s later: the loop is stuck on {sink}"
+        );
+        assert!(
+            dropped.is_some_and(|n| n > 0.0),
+            "{mode}: {sink} dropped {dropped:?}"
+        );
+        // It still ends when told to, whatever it had to say.
+        stalld::sys::kill(child.0.id() as i32, libc::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = child.0.try_wait().unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{mode}: exit");
+        drop((stderr_reader, stdout_reader));
+    }
+}
+
 /// `stalld check` where debugfs and securityfs are not mounted: it still answers, and the
 /// mounts it needed stay its own (run inside a mount namespace where they are unmounted, the
 /// shell that ran it sees no new mount afterwards).

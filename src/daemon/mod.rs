@@ -18,6 +18,7 @@ mod pidfile;
 mod rt_throttle;
 mod rundir;
 mod sched_features;
+mod shared_dir;
 mod signals;
 mod status;
 mod telemetry;
@@ -56,7 +57,7 @@ pub fn run(config: Config) -> Result<()> {
     }
     // Locked before anything is changed and before daemonizing, so a second instance exits
     // non-zero on the terminal it was started from; the lock passes to the final daemon.
-    let mut pidfile = lock_pidfile(&config)?;
+    let mut pidfile = lock_pidfile(&config, &logger)?;
     let logger = with_structured_sinks(logger, &config)?;
     if let Some(affinity) = &config.affinity {
         for cpu in affinity.iter() {
@@ -196,7 +197,7 @@ fn with_structured_sinks(logger: Logger, config: &Config) -> Result<Logger> {
     let logger = match &config.events {
         Some(target) => logger
             .with_events_file(target)
-            .with_context(|| format!("--events: cannot open {}", target.display()))?,
+            .with_context(|| format!("--events: cannot open {target}"))?,
         None => logger,
     };
     let drops = logger.drops();
@@ -233,11 +234,11 @@ fn start_listeners(
 
 /// `-P`: the pid file, locked (its pid is written after daemonizing). A relative path is
 /// resolved now, before daemonizing moves to /, so it means what the operator meant.
-fn lock_pidfile(config: &Config) -> Result<Option<pidfile::PidFile>> {
+fn lock_pidfile(config: &Config, logger: &Logger) -> Result<Option<pidfile::PidFile>> {
     let Some(path) = &config.pidfile else {
         return Ok(None);
     };
-    pidfile::PidFile::lock(&std::path::absolute(path)?).map(Some)
+    pidfile::PidFile::lock(&std::path::absolute(path)?, logger).map(Some)
 }
 
 /// `-R`: stalld's own thread becomes SCHED_DEADLINE with `percent` of a period of the

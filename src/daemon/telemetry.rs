@@ -332,7 +332,7 @@ fn config_json(config: &Config) -> Value {
         "ignore_processes": regexes(&config.ignore_processes),
         "systemd": config.systemd,
         "pidfile": config.pidfile.as_ref().map(|p| p.display().to_string()),
-        "events": config.events.as_ref().map(|p| p.display().to_string()),
+        "events": config.events.as_ref().map(ToString::to_string),
         "metrics": config.metrics.as_ref().map(ToString::to_string),
     })
 }
