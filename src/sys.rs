@@ -236,24 +236,33 @@ pub fn wait_any<const N: usize>(
         events,
         revents: 0,
     });
+    match poll(&mut pollfds, timeout)? {
+        0 => Ok(None),
+        _ => Ok(pollfds.iter().position(|p| p.revents != 0)),
+    }
+}
+
+/// `ppoll(2)` of `fds` for at most `timeout`: how many have `revents` set (0 after the timeout
+/// or a signal). An entry whose fd is negative is ignored; one that is not open reports
+/// `POLLNVAL`.
+pub fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<usize> {
     let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
-    // SAFETY: `pollfds` holds `N` valid pollfd structs the kernel may write `revents` into, and
-    // the timespec is valid; no signal mask. All outlive the call.
+    // SAFETY: `fds` holds `fds.len()` valid pollfd structs the kernel may write `revents`
+    // into, and the timespec is valid; no signal mask. All outlive the call.
     let ready = check(unsafe {
         libc::ppoll(
-            pollfds.as_mut_ptr(),
-            pollfds.len() as libc::nfds_t,
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
             &ts,
             std::ptr::null(),
         )
     } as libc::c_long);
     match ready {
-        Ok(0) => Ok(None),
-        Ok(_) => Ok(pollfds.iter().position(|p| p.revents != 0)),
-        Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(None),
+        Ok(n) => Ok(n as usize),
+        Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(0),
         Err(error) => Err(error),
     }
 }

@@ -878,6 +878,92 @@ fn a_flood_of_metrics_connections_does_not_delay_the_boost() {
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
+/// A liveness probe as the DaemonSet's (`GET /metrics`), allowed `limit` for all of it.
+fn probe(address: &str, limit: Duration) -> std::io::Result<u32> {
+    let address: std::net::SocketAddr = address.parse().unwrap();
+    let mut stream = TcpStream::connect_timeout(&address, limit)?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: probe\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    Ok(text
+        .split_ascii_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Slow clients cannot take the metrics port down (Kubernetes would restart stalld in a loop
+/// for failed liveness probes): 8 clients each sending a byte every 0.5 s, while a probe runs
+/// every 0.5 s with 1 s to be answered. Every probe is answered, and no slow client keeps its
+/// connection past its time for a request. Nothing starves here.
+#[test]
+fn slow_metrics_clients_fail_no_scrape_and_no_liveness_probe() {
+    let Some(_session) = StarvationSession::begin("slow_metrics_clients") else {
+        return;
+    };
+    let mut daemon = Daemon::start(
+        &[],
+        "queue_track",
+        &[
+            "-l",
+            "-t",
+            "60",
+            "-c",
+            &last_cpu(),
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+    );
+    let address = metrics_address(&daemon);
+    let started = Instant::now();
+    let slow: Vec<_> = (0..8)
+        .map(|_| {
+            let address = address.clone();
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(&address).unwrap();
+                while started.elapsed() < Duration::from_secs(8) {
+                    if stream.write_all(b"G").is_err() {
+                        return Some(started.elapsed());
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                None
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut probes = Vec::new();
+    while started.elapsed() < Duration::from_secs(6) {
+        let asked = Instant::now();
+        let outcome = probe(&address, Duration::from_secs(1));
+        probes.push((outcome.as_ref().ok().copied(), asked.elapsed()));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let closed: Vec<_> = slow.into_iter().map(|t| t.join().unwrap()).collect();
+    let failed: Vec<_> = probes
+        .iter()
+        .filter(|(code, _)| *code != Some(200))
+        .collect();
+    let _ = writeln!(
+        std::io::stderr(),
+        "slow clients: {} probes, {} failed, slowest {:?}; slow clients closed at {closed:?}",
+        probes.len(),
+        failed.len(),
+        probes.iter().map(|(_, took)| *took).max()
+    );
+    assert!(failed.is_empty(), "probes failed: {failed:?} of {probes:?}");
+    assert!(
+        closed
+            .iter()
+            .all(|at| at.is_some_and(|at| at < Duration::from_secs(4))),
+        "slow clients kept their connections: {closed:?}"
+    );
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+}
+
 /// The value of the sample `name` (with its labels, as printed) in an exposition.
 fn sample(exposition: &str, name: &str) -> Option<f64> {
     exposition.lines().find_map(|line| {
