@@ -161,6 +161,8 @@ pub struct Config {
     /// Started by systemd (`-S`): RT throttling must already be off; stalld does not touch it.
     pub systemd: bool,
     pub pidfile: Option<PathBuf>,
+    /// `--allow_other_instances`: boost even when another stalld boosts on this host.
+    pub allow_other_instances: bool,
     /// `--events FILE|fifo:PATH|-`: every event as a JSON line.
     pub events: Option<EventsTarget>,
     /// `--metrics ADDR`: serve Prometheus metrics there.

@@ -1124,6 +1124,7 @@ fn check_gives_a_verdict_and_leaves_nothing_mounted() {
         "rcu_stall",
         "hrtick",
         "isolated_cpus",
+        "other_instances",
     ] {
         let verdict = item(name)["verdict"].as_str().unwrap().to_owned();
         assert!(

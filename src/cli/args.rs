@@ -145,6 +145,9 @@ pub struct Args {
     #[arg(short = 'P', long = "pidfile", value_name = "file", help_heading = STARTUP,
           help = "write daemon pid to specified file (locked, removed at exit)")]
     pub pidfile: Option<String>,
+    #[arg(long = "allow_other_instances", help_heading = STARTUP,
+          help = "boost even when another stalld (ours or the C one) boosts on this host")]
+    pub allow_other_instances: bool,
     #[arg(short = 'S', long = "systemd", help_heading = STARTUP,
           help = "started by systemd: RT throttling must already be off")]
     pub systemd: bool,

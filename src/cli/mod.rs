@@ -278,6 +278,7 @@ where
         backend,
         systemd: args.systemd,
         pidfile: args.pidfile.map(Into::into),
+        allow_other_instances: args.allow_other_instances,
         events,
         metrics,
     })))

@@ -9,6 +9,7 @@ mod checks;
 mod culprit;
 mod guardian;
 mod idle;
+mod instances;
 mod ledger;
 mod listen;
 mod log;
@@ -38,6 +39,7 @@ use crate::sys::{self, SchedAttr};
 use crate::task::{Comm, MonoTime, Pid, RunQueue, WaitingTask};
 pub use guardian::main as guardian_main;
 pub use guardian::NAME as GUARDIAN_NAME;
+pub use instances::{boosting_instances, exit_code, FoundBy, OtherInstance, EXIT_ANOTHER_INSTANCE};
 pub use log::journal::{Journal, SOCKET_ENV as JOURNAL_SOCKET_ENV};
 pub use log::{Delivery, Logger, SYSLOG_SOCKET_ENV};
 pub use rt_throttle::{restore_leftovers, throttlectl};
@@ -58,6 +60,11 @@ pub fn run(config: Config) -> Result<()> {
     // Locked before anything is changed and before daemonizing, so a second instance exits
     // non-zero on the terminal it was started from; the lock passes to the final daemon.
     let mut pidfile = lock_pidfile(&config, &logger)?;
+    // Before anything is changed: a second boosting stalld would fight the first over RT
+    // throttling and the boosts.
+    if !config.log_only && !config.allow_other_instances {
+        instances::refuse_if_another_boosts()?;
+    }
     let logger = with_structured_sinks(logger, &config)?;
     if let Some(affinity) = &config.affinity {
         for cpu in affinity.iter() {

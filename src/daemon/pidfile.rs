@@ -20,8 +20,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
+use super::instances::AnotherInstance;
 use super::log::Logger;
 use super::shared_dir::{self, Found};
 use crate::task::escape_name;
@@ -85,11 +86,12 @@ impl PidFile {
                 Some((_, found)) => return Err(refuse(found.refusal())),
             };
             if file.try_lock().is_err() {
-                bail!(
+                return Err(AnotherInstance(format!(
                     "another stalld (pid {}) holds the pidfile {}",
                     holder(&mut file),
                     path.display()
-                );
+                ))
+                .into());
             }
             // Replaced meanwhile (this one is no longer at the path): look again.
             if shared_dir::still_names(path, &file) {
