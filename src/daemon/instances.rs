@@ -271,9 +271,7 @@ mod tests {
 
     #[test]
     fn a_pid_file_names_a_pid_or_nothing() {
-        let dir = std::env::temp_dir().join(format!("stalld-instances-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
+        let dir = crate::daemon::shared_dir::scratch("instances-pid-file");
         for (text, pid) in [
             ("42\n", Some(42)),
             ("42", Some(42)),
@@ -294,10 +292,7 @@ mod tests {
     #[test]
     fn a_process_named_stalld_is_found_unless_it_only_logs() {
         use std::os::unix::fs::PermissionsExt;
-        let dir =
-            std::env::temp_dir().join(format!("stalld-instances-proc-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
+        let dir = crate::daemon::shared_dir::scratch("instances-process");
         let fake = dir.join("stalld");
         std::fs::write(&fake, "#!/bin/sh\nread line\n").unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();

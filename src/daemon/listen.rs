@@ -290,14 +290,8 @@ fn evict_one<S>(clients: &mut Vec<Client<S>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::shared_dir::scratch;
     use std::os::unix::fs::MetadataExt;
-
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("stalld-listen-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        dir
-    }
 
     /// A listener answering `ok` to any request ending in a blank line, in a thread of its own
     /// for the rest of the test process: its address.
@@ -375,7 +369,7 @@ mod tests {
     /// afterwards (a chmod there would follow a link planted in between to any file).
     #[test]
     fn a_unix_socket_gets_its_mode_without_a_chmod_through_its_path() {
-        let dir = scratch("mode");
+        let dir = scratch("listen-mode");
         let path = dir.join("metrics.sock");
         let (listener, changed) = sys::attributes_changed_during(&dir, || bind_unix(&path, 0o600));
         let _listener = listener.unwrap();

@@ -184,23 +184,16 @@ impl Drop for PidFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::shared_dir::scratch;
     use std::os::unix::fs::MetadataExt;
 
     fn quiet() -> Logger {
         Logger::new(false)
     }
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("stalld-pidfile-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn locks_writes_and_refuses_a_second_holder() {
-        let dir = scratch("lock");
+        let dir = scratch("pidfile-lock");
         let path = dir.join("stalld.pid");
         let mut first = PidFile::lock(&path, &quiet()).unwrap();
         first.write_pid().unwrap();
@@ -227,7 +220,7 @@ mod tests {
 
     #[test]
     fn refuses_symlinks_and_other_file_types_and_escapes_what_it_quotes() {
-        let dir = scratch("hostile");
+        let dir = scratch("pidfile-hostile");
         let target = dir.join("target");
         let link = dir.join("link.pid");
         std::os::unix::fs::symlink(&target, &link).unwrap();
@@ -260,16 +253,12 @@ mod tests {
     /// symbolic link. Without the sticky bit, anyone could replace ours too: refused.
     #[test]
     fn what_others_planted_in_a_shared_directory_is_replaced_not_taken_over() {
-        if !crate::sys::is_root() {
-            eprintln!("SKIPPED: planting another user's pid file needs root");
-            return;
-        }
         use std::os::unix::fs::PermissionsExt;
-        let dir = scratch("shared");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        let planted = dir.join("planted.pid");
-        std::fs::write(&planted, "1\n").unwrap();
-        std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+        let Some((dir, planted)) =
+            shared_dir::planted_by_another_user("pidfile-shared", "planted.pid", "1\n")
+        else {
+            return;
+        };
         let theirs = File::open(&planted).unwrap();
         theirs.lock().unwrap();
         let check = |path: &Path, pidfile: &PidFile| {
@@ -289,7 +278,7 @@ mod tests {
         let error = PidFile::lock(&planted, &quiet()).err().expect("ours holds");
         assert!(error.to_string().contains("another stalld"), "{error}");
 
-        let elsewhere = scratch("elsewhere").join("precious");
+        let elsewhere = scratch("pidfile-elsewhere").join("precious");
         std::fs::write(&elsewhere, "keep me").unwrap();
         let linked = dir.join("linked.pid");
         std::fs::hard_link(&elsewhere, &linked).unwrap();

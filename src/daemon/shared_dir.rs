@@ -135,21 +135,45 @@ pub fn still_names(path: &Path, file: &File) -> bool {
     at_path.dev() == ours.dev() && at_path.ino() == ours.ino()
 }
 
+/// For tests: an empty directory of this process's own under the temporary directory (the
+/// caller removes it).
+#[cfg(test)]
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("stalld-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    dir
+}
+
+/// For tests: a scratch directory others can write (mode 1777, as /tmp) holding `file`, a
+/// file of `nobody` (uid 65534) with `content`; `None` (the test skipped, loudly) without the
+/// root needed to give a file away.
+#[cfg(test)]
+pub fn planted_by_another_user(
+    name: &str,
+    file: &str,
+    content: &str,
+) -> Option<(PathBuf, PathBuf)> {
+    use std::os::unix::fs::PermissionsExt;
+    if !crate::sys::is_root() {
+        eprintln!("SKIPPED: planting another user's file needs root");
+        return None;
+    }
+    let dir = scratch(name);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let planted = dir.join(file);
+    std::fs::write(&planted, content).unwrap();
+    std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+    Some((dir, planted))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    pub(crate) fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("stalld-shared-dir-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn what_a_path_holds_is_told_without_opening_it() {
-        let dir = scratch("inspect");
+        let dir = scratch("shared-dir-inspect");
         let found = |name: &str| inspect(&dir.join(name)).unwrap().map(|(_, found)| found);
         assert_eq!(found("missing"), None);
         std::fs::write(dir.join("file"), "x").unwrap();
@@ -173,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_file_of_another_user_counts_as_planted_only_where_others_can_write() {
-        let dir = scratch("classify");
+        let dir = scratch("shared-dir-classify");
         let file = dir.join("file");
         std::fs::write(&file, "x").unwrap();
         let mut metadata = std::fs::metadata(&file).unwrap();

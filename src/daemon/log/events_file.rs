@@ -95,15 +95,8 @@ fn open_fifo(path: &Path) -> io::Result<std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::shared_dir::scratch;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    use std::path::PathBuf;
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("stalld-events-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        dir
-    }
 
     fn mkfifo(path: &Path) {
         let status = std::process::Command::new("mkfifo")
@@ -115,7 +108,7 @@ mod tests {
 
     #[test]
     fn lines_are_appended_to_a_file_created_new_or_found() {
-        let dir = scratch("append");
+        let dir = scratch("events-append");
         let path = dir.join("events.jsonl");
         let target = EventsTarget::File(path.clone());
         let mut events = open(&target).unwrap();
@@ -140,7 +133,7 @@ mod tests {
     /// written, nothing blocked.
     #[test]
     fn links_and_fifos_not_asked_for_are_refused() {
-        let dir = scratch("hostile");
+        let dir = scratch("events-hostile");
         let secret = dir.join("secret");
         std::fs::write(&secret, "secret\n").unwrap();
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -176,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_fifo_asked_for_is_written_without_blocking() {
-        let dir = scratch("fifo");
+        let dir = scratch("events-fifo");
         let fifo = dir.join("events.fifo");
         mkfifo(&fifo);
         let target = EventsTarget::Fifo(fifo.clone());
@@ -202,15 +195,11 @@ mod tests {
 
     #[test]
     fn a_file_of_another_user_in_a_shared_directory_is_refused() {
-        if !crate::sys::is_root() {
-            eprintln!("SKIPPED: planting another user's file needs root");
+        let Some((dir, planted)) =
+            shared_dir::planted_by_another_user("events-shared", "events.jsonl", "")
+        else {
             return;
-        }
-        let dir = scratch("shared");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        let planted = dir.join("events.jsonl");
-        std::fs::write(&planted, "").unwrap();
-        std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+        };
         let error = open(&EventsTarget::File(planted.clone())).unwrap_err();
         assert!(error.to_string().contains("uid 65534"), "{error}");
         assert_eq!(std::fs::read_to_string(&planted).unwrap(), "");
