@@ -241,11 +241,18 @@ pub fn serve_forever<L: Listen>(listener: L, mut answer: impl Answer<L::Stream>)
             !done
         });
         if ready.last() == Some(&true) {
+            // Room is made only from clients that had their chance to speak: the rest of a
+            // burst waits in the backlog for the next round.
+            let round = Instant::now();
             loop {
+                let full = clients.len() >= MAX_CLIENTS;
+                if full && evictable(&clients, round).is_none() {
+                    break;
+                }
                 match listener.accept_nonblocking() {
                     Ok(stream) => {
-                        if clients.len() >= MAX_CLIENTS {
-                            evict_one(&mut clients);
+                        if let Some(index) = evictable(&clients, round).filter(|_| full) {
+                            clients.remove(index);
                         }
                         clients.push(Client {
                             stream,
@@ -267,24 +274,20 @@ pub fn serve_forever<L: Listen>(listener: L, mut answer: impl Answer<L::Stream>)
     }
 }
 
-/// Makes room: the oldest client still sending its request, else the oldest.
-fn evict_one<S>(clients: &mut Vec<Client<S>>) {
-    let oldest_sending = clients
-        .iter()
-        .enumerate()
-        .filter(|(_, client)| client.answer.is_none())
-        .min_by_key(|(_, client)| client.accepted)
-        .map(|(index, _)| index);
-    let index = oldest_sending.or_else(|| {
+/// Which client makes room for a new one: the oldest accepted before `round` that is still
+/// sending its request, else the oldest accepted before `round`; none when every client came
+/// in this round (none has been read yet).
+fn evictable<S>(clients: &[Client<S>], round: Instant) -> Option<usize> {
+    let oldest = |sending_only: bool| {
         clients
             .iter()
             .enumerate()
+            .filter(|(_, client)| client.accepted < round)
+            .filter(|(_, client)| !sending_only || client.answer.is_none())
             .min_by_key(|(_, client)| client.accepted)
             .map(|(index, _)| index)
-    });
-    if let Some(index) = index {
-        clients.remove(index);
-    }
+    };
+    oldest(true).or_else(|| oldest(false))
 }
 
 #[cfg(test)]
