@@ -200,7 +200,8 @@ print_arch_table() {
 		echo "| ${arch:-x86_64} | $kernel | $(preemption_of "$kernel") | $(field page "$line") | $(backend_cells "$line") | $(field result "$line") |"
 	done
 	echo
-	sed -n 's/^# time: \([^ ]*\) \([0-9]*\) s.*/\1 took \2 s (build and boots, TCG on a shared 2-CPU host)./p' "$RESULTS" | paste -sd' '
+	echo "Wall time of each boot (all its cases), TCG on a shared 2-CPU host: $(sed -n 's/^# boot \([^ ]*\) [^ ]*: .*, \([0-9.]*\) s$/\1 \2 s/p' "$RESULTS" | paste -sd',' | sed 's/,/, /g')."
+	sed -n 's/^# time: \([^ ]*\) \([0-9]*\) s.*/\1 took \2 s (build and boots)./p' "$RESULTS" | paste -sd' '
 }
 
 print_table() {
