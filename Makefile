@@ -25,6 +25,7 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 SYSCONFDIR ?= /etc
+# UNITDIR, DOCDIR, LICENSEDIR empty: not installed (a package's helpers install them).
 # The environment file the unit reads: /etc/sysconfig/stalld (Fedora/RHEL, the C stalld's) or
 # /etc/default/stalld (Debian). The unit reads both; each is optional.
 ENVFILE ?= $(SYSCONFDIR)/sysconfig/stalld
@@ -79,7 +80,7 @@ install:
 	install -D -m 0755 $(BUILT)/stalld $(DESTDIR)$(BINDIR)/stalld
 	ln -sf stalld $(DESTDIR)$(BINDIR)/throttlectl
 	ln -f $(DESTDIR)$(BINDIR)/stalld $(DESTDIR)$(BINDIR)/stalld-guardian
-	install -D -m 0644 systemd/stalld.service $(DESTDIR)$(UNITDIR)/stalld.service
+	if [ -n "$(UNITDIR)" ]; then install -D -m 0644 systemd/stalld.service $(DESTDIR)$(UNITDIR)/stalld.service; fi
 	install -D -m 0644 systemd/stalld.conf $(DESTDIR)$(ENVFILE)
 	for page in $(MANPAGES); do \
 		section=$${page##*.}; \
@@ -98,7 +99,7 @@ install:
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/stalld $(DESTDIR)$(BINDIR)/throttlectl $(DESTDIR)$(BINDIR)/stalld-guardian
-	rm -f $(DESTDIR)$(UNITDIR)/stalld.service
+	if [ -n "$(UNITDIR)" ]; then rm -f $(DESTDIR)$(UNITDIR)/stalld.service; fi
 	rm -f $(DESTDIR)$(MANDIR)/man8/stalld.8 $(DESTDIR)$(MANDIR)/man8/throttlectl.8 $(DESTDIR)$(MANDIR)/man8/stalld-guardian.8
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/stalld $(DESTDIR)$(ZSHCOMPDIR)/_stalld $(DESTDIR)$(FISHCOMPDIR)/stalld.fish
 	rm -rf $(DESTDIR)$(DOCDIR)
