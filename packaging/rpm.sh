@@ -41,6 +41,7 @@ options=(
 	--define "_rpmdir $OUT"
 	--define "_srcrpmdir $OUT"
 	--define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm"
+	--define "packager $MAINTAINER"
 	--define "use_source_date_epoch_as_buildtime 1"
 	--define "clamp_mtime_to_source_date_epoch 1"
 )

@@ -128,7 +128,7 @@ build_rootfs() {
 # hook, the static stalld-starve and qexit, the test and its unit.
 build_payload() {
 	local payload=$WORK/payload deb
-	deb=$(find "$ROOT/target/debian" -maxdepth 1 -name 'stalld_*.deb' | sort | tail -n 1)
+	deb=$(find "$ROOT/target/debian" -maxdepth 1 -name 'stalld_*.deb' 2>/dev/null | sort | tail -n 1)
 	[ -n "$deb" ] || die "no target/debian/stalld_*.deb: run make deb (or drop --no-build)"
 	rm -rf "$payload"
 	mkdir -p "$payload/test/repo" "$payload/etc/systemd/system/multi-user.target.wants"
@@ -137,6 +137,10 @@ build_payload() {
 	mv "$payload"/test/standin/stalld_1.29-*.deb "$payload/test/repo/"
 	(cd "$payload/test/repo" && dpkg-scanpackages --multiversion . /dev/null >Packages 2>/dev/null) ||
 		die "dpkg-scanpackages failed"
+	# A flat repository's Release (unsigned: the source line trusts it).
+	printf 'Origin: stand-in\nLabel: stand-in\nSuite: stand-in\nDate: %s\nSHA256:\n %s %s Packages\n' \
+		"$(date -u -R)" "$(sha256sum <"$payload/test/repo/Packages" | cut -d' ' -f1)" \
+		"$(stat -c %s "$payload/test/repo/Packages")" >"$payload/test/repo/Release"
 	echo "deb [trusted=yes] file:/test/repo ./" >"$payload/test/repo.list"
 	# The hook's script, as the DaemonSet's YAML block holds it.
 	awk '/^ *preStop:/ { hook = 1 } hook && /- \|$/ { block = 1; next }
