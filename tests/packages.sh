@@ -76,8 +76,8 @@ timed() {
 }
 if [ "$BUILD" = 1 ]; then
 	timed make --no-print-directory dist
-	STALLD_REUSE_DIST=1 timed make --no-print-directory rpm
 	STALLD_REUSE_DIST=1 timed make --no-print-directory deb
+	STALLD_REUSE_DIST=1 timed make --no-print-directory rpm
 fi
 for file in "$TARBALL" "$SRPM" "$RPM" "$DEB" "$DSC" "$CHANGES"; do
 	[ -f "$file" ] || die "no $file (drop --no-build)"
@@ -176,7 +176,7 @@ why=""
 for file in /usr/bin/stalld /usr/bin/throttlectl /usr/bin/stalld-guardian /lib/systemd/system/stalld.service \
 	/etc/default/stalld /usr/share/man/man8/stalld.8.gz /usr/share/man/man8/throttlectl.8.gz \
 	/usr/share/doc/stalld/copyright /usr/share/doc/stalld/changelog.Debian.gz /usr/share/doc/stalld/changelog.gz \
-	/usr/share/doc/stalld/README.md /usr/share/bash-completion/completions/stalld \
+	/usr/share/doc/stalld/README.md.gz /usr/share/bash-completion/completions/stalld \
 	/usr/share/zsh/vendor-completions/_stalld /usr/share/fish/vendor_completions.d/stalld.fish; do
 	[ -e "$WORK/deb$file" ] || [ -L "$WORK/deb$file" ] || why="${why}$file "
 done
@@ -196,8 +196,13 @@ cat "$WORK/deb-control"/{postinst,prerm,postrm} >"$WORK/maint.txt" 2>/dev/null
 grep -q 'daemon-reload' "$WORK/maint.txt" || why="no daemon-reload; "
 grep -qE 'deb-systemd-invoke .*(restart|\$_dh_action)' "$WORK/maint.txt" || why="${why}no restart on upgrade; "
 grep -qE "deb-systemd-invoke stop" "$WORK/maint.txt" || why="${why}no stop before removal; "
-grep -vE '^[[:space:]]*#' "$WORK/maint.txt" | grep -qE '(deb-systemd-helper|systemctl)[^#]*\benable\b' &&
-	why="${why}a maintainer script enables the service"
+# dh_installsystemd --no-enable re-creates only the links of a unit that was enabled before
+# (an upgrade keeps the administrator's choice); any other enable is a fault.
+grep -vE '^[[:space:]]*#' "$WORK/maint.txt" | grep -E '(deb-systemd-helper|systemctl)[^#]*\benable\b' |
+	grep -vqE "^[[:space:]]*deb-systemd-helper enable 'stalld.service'" &&
+	why="${why}a maintainer script enables the service; "
+grep -B2 "deb-systemd-helper enable" "$WORK/maint.txt" | grep -q 'was-enabled' ||
+	! grep -q "deb-systemd-helper enable" "$WORK/maint.txt" || why="${why}an enable not guarded by was-enabled"
 check "deb maintainer scripts (dh_installsystemd --no-enable)" "$why"
 check "deb build ran the unit tests" "$(grep -q '^test result: ok\. [1-9]' target/debian/build.log ||
 	echo "no passing 'test result' in target/debian/build.log")"

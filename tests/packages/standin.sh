@@ -31,16 +31,26 @@ while :; do sleep 3600; done
 SCRIPT
 	cat >"$dir/usr/bin/throttlectl" <<'SCRIPT'
 #!/bin/sh
-# Stand-in for the C stalld's throttlectl: saves sched_rt_runtime_us and turns it off, or puts
-# it back.
+# Stand-in for the C stalld's throttlectl: `off` saves sched_rt_period_us and
+# sched_rt_runtime_us in /run/stalld/rtthrottle-XXXXXXX as the C tool does, then turns RT
+# throttling off; `on` puts the saved values back (the kernel's defaults without a file).
 set -e
 mkdir -p /run/stalld
+k=/proc/sys/kernel
 case "$1" in
-off) cat /proc/sys/kernel/sched_rt_runtime_us >/run/stalld/rtthrottle.standin
-	echo -1 >/proc/sys/kernel/sched_rt_runtime_us ;;
-on) cat /run/stalld/rtthrottle.standin 2>/dev/null >/proc/sys/kernel/sched_rt_runtime_us ||
-	echo 950000 >/proc/sys/kernel/sched_rt_runtime_us
-	rm -f /run/stalld/rtthrottle.standin ;;
+off)
+	rm -f /run/stalld/rtthrottle*
+	save=$(mktemp /run/stalld/rtthrottle-XXXXXXX)
+	printf 'period=%s\nruntime=%s\n' "$(cat $k/sched_rt_period_us)" "$(cat $k/sched_rt_runtime_us)" >"$save"
+	echo -1 >$k/sched_rt_runtime_us ;;
+on)
+	period=1000000 runtime=950000
+	for save in /run/stalld/rtthrottle-*; do
+		[ -f "$save" ] && . "$save"
+	done
+	echo "$period" >$k/sched_rt_period_us
+	echo "$runtime" >$k/sched_rt_runtime_us
+	rm -f /run/stalld/rtthrottle* ;;
 esac
 SCRIPT
 	chmod 0755 "$dir/usr/bin/stalld" "$dir/usr/bin/throttlectl"

@@ -247,6 +247,11 @@ result 0-upgrade "$why" "$detail"
 [ -z "$why" ] || finish
 systemctl stop stalld
 log "/etc/default/stalld: $(grep -E '^(THRESH|BR|BD|BE)=' /etc/default/stalld | tr '\n' ' ')"
+# The distribution's stalld turned RT throttling off and saved the value in its own file
+# (/run/stalld/rtthrottle-*), which ours does not read: reported, then put back by hand so
+# that the steps below see a host with RT throttling on.
+log "sched_rt_runtime_us after the distribution's stalld was replaced and ours stopped: $(rt_runtime) (saved by theirs: $(cat /run/stalld/rtthrottle-* 2>/dev/null | tr '\n' ' '))"
+echo 950000 >/proc/sys/kernel/sched_rt_runtime_us
 RT_BEFORE=$(rt_runtime)
 
 # ---------------------------------------------------------------- 1: systemctl start
