@@ -89,7 +89,7 @@ cp -a "$ROOT/debian" "$tree/debian"
 	"$ROOT/packaging/bundled.py" debian-copyright "$tree"
 } >>"$tree/debian/copyright" || pkg_die "listing the vendored crates' copyright failed"
 
-# The build: a private mount namespace (its mounts vanish with it), no network, the root
+# The build: a private mount namespace (its mounts vanish with it), no network but loopback, the root
 # seen through an overlay whose changes land in $WORK/overlay and are thrown away.
 rm -rf "$WORK/overlay"
 mkdir -p "$WORK/overlay/upper" "$WORK/overlay/work" "$WORK/overlay/merged"
@@ -97,6 +97,8 @@ start=$SECONDS
 pkg_note "dpkg-buildpackage -us -uc in the clean root (no network)"
 unshare --mount --net --pid --fork --propagation private sh -euc '
 	root=$1 work=$2 src=$3
+	# Loopback only (unit tests talk to themselves over 127.0.0.1), as sbuild gives.
+	ip link set lo up
 	mount -t overlay overlay -o "lowerdir=$root,upperdir=$work/upper,workdir=$work/work" "$work/merged"
 	mount -t proc proc "$work/merged/proc"
 	mount --rbind /dev "$work/merged/dev"
