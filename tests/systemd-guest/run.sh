@@ -541,16 +541,20 @@ prestop_case() {
 	at_hook=$BOOSTED
 	guardian=$(for p in $(stalld_pids); do [ "$p" != "$pod" ] && echo "$p"; done)
 	[ "$how" = stuck ] && kill -STOP "$pod" $guardian
+	log "$how: victim $VICTIM boosted by stalld $pod (guardian ${guardian:-none}); running the preStop hook"
 	took=$SECONDS
-	timeout 60 sh /test/prestop.sh >/tmp/prestop-$how.log 2>&1
+	timeout 60 sh -x /test/prestop.sh >/tmp/prestop-$how.log 2>&1
 	took=$((SECONDS - took))
 	after=$(policy_of "$VICTIM")
 	rt=$(rt_runtime)
 	[ "$how" = stuck ] && kill -CONT $guardian 2>/dev/null
+	# Still there and not a zombie: the hook did not stop it (then killed here, bounded).
+	sched_fields "$pod" && [ "$(cut -d' ' -f3 "/proc/$pod/stat" 2>/dev/null)" != Z ] && left=1 || left=0
+	[ "$left" = 0 ] || kill -KILL "$pod" $guardian 2>/dev/null
 	wait "$pod" 2>/dev/null
 	DETAIL="$how: hook took $took s, victim $VICTIM policy $at_hook -> $after, sched_rt_runtime_us $rt"
-	if kill -0 "$pod" 2>/dev/null; then
-		WHY="$how: stalld $pod still runs after the hook"
+	if [ "$left" = 1 ]; then
+		WHY="$how: stalld $pod still ran after the hook"
 	elif [ "$after" != 1 ]; then
 		WHY="$how: victim $VICTIM has policy $after after the hook, not 1 (SCHED_FIFO)"
 	elif [ "$rt" != "$RT_BEFORE" ]; then
