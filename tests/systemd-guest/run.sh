@@ -543,7 +543,7 @@ prestop_case() {
 	[ "$how" = stuck ] && kill -STOP "$pod" $guardian
 	log "$how: victim $VICTIM boosted by stalld $pod (guardian ${guardian:-none}); running the preStop hook"
 	took=$SECONDS
-	timeout 60 sh -x /test/prestop.sh >/tmp/prestop-$how.log 2>&1
+	timeout 90 sh -x /test/prestop.sh >/tmp/prestop-$how.log 2>&1
 	took=$((SECONDS - took))
 	after=$(policy_of "$VICTIM")
 	rt=$(rt_runtime)
