@@ -278,8 +278,14 @@ echo 0 >$T/tracing_on
 echo 0 >$T/events/sched/sched_switch/enable
 pid=$(main_pid)
 ready=$(systemctl show -p ActiveEnterTimestampMonotonic --value stalld)
-first_line=$(journalctl -u stalld -o json --no-pager --after-cursor="$(cat "$CURSOR")" _PID="$pid" 2>/dev/null |
-	head -n 1 | sed -n 's/.*"__MONOTONIC_TIMESTAMP":"\([0-9]*\)".*/\1/p')
+# journald may write stalld's first entry a little after READY: waited for (30 s at most).
+first_line=""
+for ((i = 0; i < 150; i++)); do
+	first_line=$(journalctl -u stalld -o json --no-pager --after-cursor="$(cat "$CURSOR")" _PID="$pid" 2>/dev/null |
+		head -n 1 | sed -n 's/.*"__MONOTONIC_TIMESTAMP":"\([0-9]*\)".*/\1/p')
+	[ -n "$first_line" ] && break
+	sleep 0.2
+done
 # "<ts>: sched_switch: ... next_pid=N next_prio=P": the prios before READY, and the one at the
 # first log line.
 read -r switches wrong at_line < <(awk -v pid="$pid" -v ready="${ready:-0}" -v line="${first_line:-0}" '
