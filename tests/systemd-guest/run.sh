@@ -258,8 +258,8 @@ RT_BEFORE=$(rt_runtime)
 save_cursor "$CURSOR"
 why=""
 detail=""
-# stalld's own priority from exec on, from the scheduler's own record: every switch to
-# stalld's main thread (sched:sched_switch, next_comm stalld, CLOCK_MONOTONIC stamps) from
+# stalld's own priority from exec on, from the scheduler's own record: every switch to or
+# from stalld's main thread (sched:sched_switch, comm stalld, CLOCK_MONOTONIC stamps) from
 # its exec until READY (ActiveEnterTimestampMonotonic: under Type=notify after the BPF load
 # and the first check, where the C unit's ExecStartPost chrt had not run yet) must carry
 # prio 89, i.e. SCHED_FIFO 10 (a SCHED_OTHER task is 120), the last one before its first
@@ -270,7 +270,7 @@ echo 0 >$T/tracing_on
 echo mono >$T/trace_clock
 echo 16384 >$T/buffer_size_kb
 : >$T/trace
-echo 'next_comm == "stalld"' >$T/events/sched/sched_switch/filter
+echo 'next_comm == "stalld" || prev_comm == "stalld"' >$T/events/sched/sched_switch/filter
 echo 1 >$T/events/sched/sched_switch/enable
 echo 1 >$T/tracing_on
 systemctl start stalld
@@ -288,12 +288,16 @@ for ((i = 0; i < 150; i++)); do
 done
 # "<ts>: sched_switch: ... next_pid=N next_prio=P": the prios before READY, and the one at the
 # first log line.
+# A switch to stalld (next_prio) or from it (prev_prio): its prio then.
 read -r switches wrong at_line < <(awk -v pid="$pid" -v ready="${ready:-0}" -v line="${first_line:-0}" '
-	/sched_switch:/ && $0 ~ ("next_pid=" pid " ") {
+	/sched_switch:/ && ($0 ~ ("next_pid=" pid " ") || $0 ~ ("prev_pid=" pid " ")) {
 		ts = $0; sub(/: sched_switch:.*/, "", ts); sub(/.* /, "", ts); ts *= 1000000
-		prio = $0; sub(/.*next_prio=/, "", prio); prio += 0
+		prio = $0
+		if ($0 ~ ("next_pid=" pid " ")) sub(/.*next_prio=/, "", prio); else { sub(/.*prev_prio=/, "", prio); sub(/ .*/, "", prio) }
+		prio += 0
 		if (ts <= ready) { n++; if (prio != 89) bad++ }
-		if (ts <= line) last = prio
+		# The prio around the first journal line: the last switch before it, else the first after.
+		if (ts <= line || last == "") last = prio
 	}
 	END { printf "%d %d %s\n", n, bad, (last == "" ? "none" : last) }' $T/trace)
 log "stalld $pid: $switches switches to it before READY, $wrong of them not at prio 89 (SCHED_FIFO 10); prio $at_line at its first journal line"
