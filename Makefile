@@ -6,10 +6,15 @@
 #   make cross [ARCHS="aarch64 s390x"]   the same static binaries for other architectures
 #                             (target/cross/<triple>/release; scripts/cross-build, in a cached
 #                             root of Debian unstable; default: aarch64 s390x ppc64le riscv64 i686)
-#   make install DESTDIR=/tmp/stage   stages every file; `make deb` and `make rpm` package
-#                             exactly that tree, so a file added here is packaged everywhere
-#   make deb                  target/debian/stalld_<version>-1_<arch>.deb (packaging/deb.sh)
-#   make rpm                  target/rpm/stalld-<version>-1.<arch>.rpm (packaging/rpm.sh)
+#   make install DESTDIR=/tmp/stage   installs what `make` (or `make static STATIC=1`) built:
+#                             it never builds, installs packages or needs the network
+#   make dist                 target/dist/stalld-<version>.tar.gz, the release tarball with
+#                             every crate vendored (offline builds), and stalld.spec beside it
+#   make rpm                  the source and binary rpms, `rpmbuild -ba` from that tarball
+#                             (packaging/rpm.sh)
+#   make deb                  the Debian source package and .deb, dpkg-buildpackage in a
+#                             clean Debian root, offline, from that tarball (packaging/deb.sh)
+# Neither build target installs build dependencies: scripts/install-deps does.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
 PREFIX ?= /usr
@@ -17,12 +22,13 @@ BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/stalld
-# Empty: the license is not installed as a file of its own (Debian: doc/stalld/copyright).
+# Empty: not installed (Debian: doc/stalld/copyright; the rpm spec's %license and %doc).
 LICENSEDIR ?= $(PREFIX)/share/licenses/stalld
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 SYSCONFDIR ?= /etc
+# UNITDIR, DOCDIR, LICENSEDIR empty: not installed (a package's helpers install them).
 # The environment file the unit reads: /etc/sysconfig/stalld (Fedora/RHEL, the C stalld's) or
 # /etc/default/stalld (Debian). The unit reads both; each is optional.
 ENVFILE ?= $(SYSCONFDIR)/sysconfig/stalld
@@ -49,20 +55,18 @@ endif
 MANPAGES ?= $(BUILT)/man/stalld.8
 COMPLETIONSDIR ?= $(BUILT)/completions
 
-.PHONY: all static cross install uninstall deb rpm version static-dir
+.PHONY: all static cross install uninstall dist deb rpm version static-dir
 
 # Cargo runs make for the vendored libbpf: it must not inherit this make's command line
 # (MAKEFLAGS carries DESTDIR=..., and libbpf would install itself into the package tree).
 CARGO_ENV = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u DESTDIR
 
 all:
-	scripts/install-deps
 	$(CARGO_ENV) $(CARGO) build --release
 
 # glibc with +crt-static; libbpf-rs's `static` feature links libbpf, libelf and zlib in. With
 # --target, RUSTFLAGS do not reach build scripts and proc macros, which stay dynamic.
 static:
-	scripts/install-deps
 	RUSTFLAGS="-C target-feature=+crt-static" \
 	LIBBPF_SYS_LIBRARY_PATH=/usr/lib/$(shell uname -m)-linux-gnu \
 	$(CARGO_ENV) $(CARGO) build --release --locked --target $(TRIPLE) --target-dir $(STATIC_TARGET_DIR) \
@@ -75,11 +79,15 @@ cross:
 
 # stalld-guardian is a hard link, not a symbolic one: the guardian process runs from it, and
 # /proc/PID/exe must not name stalld (`pidof stalld` lists the daemon alone).
-install: $(BUILD_TARGET)
+# Installs what was built and nothing else: a package build runs it as its install step.
+install:
+	@for built in $(BUILT)/stalld $(MANPAGES) $(COMPLETIONSDIR)/stalld.bash; do \
+		[ -e "$$built" ] || { echo "make install: no $$built: build it first (make $(BUILD_TARGET))" >&2; exit 1; }; \
+	done
 	install -D -m 0755 $(BUILT)/stalld $(DESTDIR)$(BINDIR)/stalld
 	ln -sf stalld $(DESTDIR)$(BINDIR)/throttlectl
 	ln -f $(DESTDIR)$(BINDIR)/stalld $(DESTDIR)$(BINDIR)/stalld-guardian
-	install -D -m 0644 systemd/stalld.service $(DESTDIR)$(UNITDIR)/stalld.service
+	if [ -n "$(UNITDIR)" ]; then install -D -m 0644 systemd/stalld.service $(DESTDIR)$(UNITDIR)/stalld.service; fi
 	install -D -m 0644 systemd/stalld.conf $(DESTDIR)$(ENVFILE)
 	for page in $(MANPAGES); do \
 		section=$${page##*.}; \
@@ -90,17 +98,22 @@ install: $(BUILD_TARGET)
 	install -D -m 0644 $(COMPLETIONSDIR)/stalld.bash $(DESTDIR)$(BASHCOMPDIR)/stalld
 	install -D -m 0644 $(COMPLETIONSDIR)/_stalld $(DESTDIR)$(ZSHCOMPDIR)/_stalld
 	install -D -m 0644 $(COMPLETIONSDIR)/stalld.fish $(DESTDIR)$(FISHCOMPDIR)/stalld.fish
-	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
-	install -D -m 0644 CHANGELOG.md $(DESTDIR)$(DOCDIR)/changelog
+	if [ -n "$(DOCDIR)" ]; then \
+		install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md && \
+		install -D -m 0644 CHANGELOG.md $(DESTDIR)$(DOCDIR)/changelog; \
+	fi
 	if [ -n "$(LICENSEDIR)" ]; then install -D -m 0644 COPYING $(DESTDIR)$(LICENSEDIR)/COPYING; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/stalld $(DESTDIR)$(BINDIR)/throttlectl $(DESTDIR)$(BINDIR)/stalld-guardian
-	rm -f $(DESTDIR)$(UNITDIR)/stalld.service
+	if [ -n "$(UNITDIR)" ]; then rm -f $(DESTDIR)$(UNITDIR)/stalld.service; fi
 	rm -f $(DESTDIR)$(MANDIR)/man8/stalld.8 $(DESTDIR)$(MANDIR)/man8/throttlectl.8 $(DESTDIR)$(MANDIR)/man8/stalld-guardian.8
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/stalld $(DESTDIR)$(ZSHCOMPDIR)/_stalld $(DESTDIR)$(FISHCOMPDIR)/stalld.fish
 	rm -rf $(DESTDIR)$(DOCDIR)
 	if [ -n "$(LICENSEDIR)" ]; then rm -rf $(DESTDIR)$(LICENSEDIR); fi
+
+dist:
+	packaging/dist.sh
 
 deb:
 	packaging/deb.sh

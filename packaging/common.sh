@@ -1,14 +1,19 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # shellcheck shell=bash disable=SC2034 # sourced: the variables are for the caller
-# Shared by packaging/deb.sh and packaging/rpm.sh (sourced): the version, and the staging
-# tree that `make install` fills. Every file of a package comes from that tree; the
-# packaging scripts add only their format's metadata.
+# Shared by packaging/dist.sh, deb.sh and rpm.sh (sourced): the version scheme, the
+# packager, the changelog date and small helpers.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VERSION=$(make -C "$ROOT" --no-print-directory -s version)
 [ -n "$VERSION" ] || { echo "packaging: no version in Cargo.toml" >&2; exit 2; }
 # The packages' own revision: raise it for a packaging-only change of the same version.
 RELEASE=${PACKAGE_RELEASE:-1}
+# The version scheme: epoch 1, i.e. 1:0.1.0-1. The distributions' stalld is the C one at
+# 1.x, epoch 0; any epoch-1 version is above all of them, so ours upgrades it in place (same
+# name, same files, rpm -U / dpkg -i / dnf and apt install), no later 1.x (or 2.x) update of
+# theirs replaces it, and going back is an ordinary downgrade to their version. The upstream
+# version (Cargo.toml, stalld --version) stays 0.x. Never lower it again: an epoch is forever.
+EPOCH=1
 MAINTAINER=${PACKAGE_MAINTAINER:-stalld maintainers <stalld@example.org>}
 SUMMARY="boosts threads that starve on a CPU run queue"
 
@@ -30,8 +35,8 @@ need_tools() {
 	[ "${#missing[@]}" -eq 0 ] && return 0
 	[ "$(id -u)" -eq 0 ] || pkg_die "missing ${missing[*]}: install them (apt-get install ${missing[*]})"
 	pkg_note "installing ${missing[*]}"
-	apt-get update -qq >/dev/null 2>&1 || true
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+	apt-get -o DPkg::Lock::Timeout=900 update -qq >/dev/null 2>&1 || true
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 		pkg_die "apt-get install ${missing[*]} failed"
 }
 
@@ -47,24 +52,4 @@ changelog_date() {
 	esac
 	line=${line#*(}
 	echo "${line%)}"
-}
-
-# stage DIR MAKE-VARIABLES...: `make install` into DIR, with the distribution's paths (and
-# STATIC=1 or not), then strips the binary as the distributions' helpers do.
-stage() {
-	local dir=$1
-	shift
-	rm -rf "$dir"
-	mkdir -p "$dir"
-	pkg_note "make install DESTDIR=${dir#"$ROOT"/} $*"
-	make -C "$ROOT" --no-print-directory install DESTDIR="$dir" "$@" >"$dir.make.log" 2>&1 || {
-		tail -n 40 "$dir.make.log" >&2
-		pkg_die "make install failed; full log in $dir.make.log"
-	}
-	strip --remove-section=.comment --remove-section=.note --strip-unneeded "$dir/usr/bin/stalld"
-	# strip writes a new file: the guardian's hard link must name the stripped one again.
-	ln -f "$dir/usr/bin/stalld" "$dir/usr/bin/stalld-guardian"
-	local built
-	built=$("$dir/usr/bin/stalld" --version) || pkg_die "the staged stalld does not run"
-	[ "$built" = "$VERSION" ] || pkg_die "the staged stalld says version '$built', Cargo.toml says $VERSION"
 }

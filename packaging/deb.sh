@@ -1,116 +1,120 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# make deb: target/debian/stalld_<version>-<release>_<arch>.deb from `make install`'s tree,
-# with Debian's paths (/etc/default/stalld, /lib/systemd/system as bookworm's policy and
-# lintian want), compressed man pages and changelogs, a machine-readable copyright file, the
-# conffiles and the maintainer scripts of packaging/debian/ (daemon-reload; the service is
-# neither enabled nor started on install).
+# make deb: the Debian source package and its .deb, built as Debian builds them: the release
+# tarball (make dist) becomes stalld_<version>.orig.tar.gz, debian/ (with the copyright
+# stanzas of the vendored crates appended from Cargo.lock) its Debian part, and
+# `dpkg-buildpackage -us -uc` builds both in a clean Debian root of this machine's release
+# (mmdebstrap: essential, build-essential and debian/control's Build-Depends, cached under
+# /var/cache/stalld-ci/deb-build/ keyed by its recipe), without network. Out, in
+# target/debian/: stalld_<version>-<release>.dsc, .debian.tar.xz, .orig.tar.gz,
+# _<arch>.deb, .changes, .buildinfo (and the -dbgsym package).
 #
-# The binary is linked dynamically against Debian's libelf and zlib (Depends computed by
-# dpkg-shlibdeps), so their security updates reach stalld; lintian rejects a static zlib
-# (embedded-library). The rpm and the container image ship the static build instead.
+# The build runs in a private mount namespace over a copy-on-write view of the cached root
+# (overlayfs), so the cache stays clean and nothing stays mounted. Needs root.
+#   STALLD_REUSE_DIST=1          use target/dist's tarball as it is instead of running make dist
+#   DEB_BUILD_CACHE=DIR          where the root is cached
+#   DEB_BUILD_OPTIONS=nocheck    skip the unit tests, as for any Debian build
 set -euo pipefail
 PKG_TAG="make deb"
 # shellcheck source=packaging/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-need_tools dpkg-dev:dpkg-shlibdeps binutils:strip
-ARCH=$(dpkg --print-architecture)
-DEB_VERSION=$VERSION-$RELEASE
+[ "$(id -u)" = 0 ] || pkg_die "needs root (mmdebstrap, the build root's mounts)"
+need_tools mmdebstrap:mmdebstrap dpkg-dev:dpkg-source
+CACHE=${DEB_BUILD_CACHE:-/var/cache/stalld-ci/deb-build}
 OUT=$ROOT/target/debian
-STAGE=$OUT/root
-DEB=$OUT/stalld_${DEB_VERSION}_${ARCH}.deb
-DATE=$(changelog_date)
-SOURCE_DATE_EPOCH=$(date -u -d "$DATE" +%s)
+WORK=$ROOT/target/deb-build
+DIST=$ROOT/target/dist
+CODENAME=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+[ -n "$CODENAME" ] || pkg_die "cannot tell this machine's Debian release from /etc/os-release"
+DEB_VERSION=$EPOCH:$VERSION-$RELEASE
 
-mkdir -p "$OUT"
-stage "$STAGE" STATIC=0 UNITDIR=/lib/systemd/system ENVFILE=/etc/default/stalld LICENSEDIR= \
-	ZSHCOMPDIR=/usr/share/zsh/vendor-completions
-# Only now: cargo (inside make install) must build with the same environment every time.
-export SOURCE_DATE_EPOCH
+# debian/changelog names the version the packages get: it must be this one.
+changelog_version=$(dpkg-parsechangelog -l "$ROOT/debian/changelog" -S Version)
+[ "$changelog_version" = "$DEB_VERSION" ] ||
+	pkg_die "debian/changelog's newest entry is $changelog_version, not $DEB_VERSION (Cargo.toml, epoch $EPOCH, PACKAGE_RELEASE): add an entry"
 
-DOC=$STAGE/usr/share/doc/stalld
-# Debian's own files: the copyright (the GPL itself is /usr/share/common-licenses/GPL-2) and
-# the packaging changelog; upstream's changelog is changelog.gz beside it.
-cat >"$DOC/copyright" <<COPYRIGHT
-Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
-Upstream-Name: stalld
-Comment: built from the stalld (Rust) tree with \`make deb\`.
+# build_root: prints the cached clean root (a directory), building it if needed.
+build_root() {
+	local depends key dir sources
+	depends=$(sed -n '/^Build-Depends:/,/^[^ ]/p' "$ROOT/debian/control" | sed -e '$d' -e 's/^Build-Depends://' | tr -s ' \n' ' ' | sed -e 's/^ *//' -e 's/[ ,]*$//')
+	key=$( {
+		echo "$CODENAME $depends"
+		sed -n '/^build_root() {/,/^}/p' "$0"
+	} | sha256sum | cut -c1-16)
+	dir=$CACHE/root-$CODENAME-$key
+	if [ -f "$dir/.complete" ]; then
+		echo "$dir"
+		return 0
+	fi
+	mkdir -p "$CACHE" "$WORK"
+	sources=$WORK/root.sources
+	"$ROOT/scripts/host-apt-sources" "$CODENAME" >"$sources"
+	[ -s "$sources" ] || pkg_die "found no apt sources for $CODENAME in /etc/apt"
+	rm -rf "$CACHE"/root-* "$CACHE/.build"
+	pkg_note "building the clean build root ($CODENAME, buildd + Build-Depends) with mmdebstrap"
+	local start=$SECONDS
+	# apt-get satisfy: alternatives and versions as dpkg-checkbuilddeps reads them (on
+	# bookworm `cargo (>= 1.89)` is cargo-web, which provides it).
+	# shellcheck disable=SC2016 # $1 is mmdebstrap's, expanded by its hook shell
+	mmdebstrap --mode=root --variant=buildd \
+		--customize-hook="chroot \"\$1\" apt-get satisfy -y --no-install-recommends '${depends//\'/}'" \
+		--customize-hook='chroot "$1" apt-get clean' \
+		--customize-hook='rm -rf "$1"/var/lib/apt/lists/*' \
+		"$CODENAME" "$CACHE/.build" "$sources" >"$WORK/mmdebstrap.log" 2>&1 || {
+		tail -n 40 "$WORK/mmdebstrap.log" >&2
+		pkg_die "mmdebstrap failed; full log in $WORK/mmdebstrap.log"
+	}
+	touch "$CACHE/.build/.complete"
+	mv "$CACHE/.build" "$dir"
+	pkg_note "build root ready in $((SECONDS - start)) s ($(du -sh "$dir" | cut -f1))"
+	echo "$dir"
+}
 
-Files: *
-Copyright: ${DATE%%-*} the stalld (Rust) developers
-License: GPL-2+
+if [ "${STALLD_REUSE_DIST:-0}" != 1 ] || [ ! -f "$DIST/stalld-$VERSION.tar.gz" ]; then
+	"$ROOT/packaging/dist.sh"
+fi
+root=$(build_root)
 
-License: GPL-2+
- This program is free software; you can redistribute it and/or modify it under the terms of
- the GNU General Public License as published by the Free Software Foundation; either version
- 2 of the License, or (at your option) any later version.
- .
- This program is distributed in the hope that it will be useful, but WITHOUT ANY WARRANTY;
- without even the implied warranty of MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.
- See the GNU General Public License for more details.
- .
- On Debian systems, the complete text of the GNU General Public License version 2 can be
- found in "/usr/share/common-licenses/GPL-2".
-COPYRIGHT
-cat >"$DOC/changelog.Debian" <<CHANGELOG
-stalld ($DEB_VERSION) unstable; urgency=medium
+# The source tree: the orig tarball unpacked, debian/ beside it, the copyright completed.
+rm -rf "$WORK/src" "$OUT"
+mkdir -p "$WORK/src" "$OUT"
+cp "$DIST/stalld-$VERSION.tar.gz" "$WORK/src/stalld_$VERSION.orig.tar.gz"
+tar -C "$WORK/src" -xzf "$WORK/src/stalld_$VERSION.orig.tar.gz"
+tree=$WORK/src/stalld-$VERSION
+cp -a "$ROOT/debian" "$tree/debian"
+{
+	echo
+	"$ROOT/packaging/bundled.py" debian-copyright "$tree"
+} >>"$tree/debian/copyright" || pkg_die "listing the vendored crates' copyright failed"
 
-  * Built from the upstream tree with \`make deb\`; upstream's changes are in
-    changelog.gz.
-
- -- $MAINTAINER  $(date -u -R -d "$DATE")
-CHANGELOG
-
-# As dh_compress: man pages and changelogs gzip'd (-n: no name or time, reproducible), and
-# links to a compressed page pointed at the .gz.
-find "$STAGE/usr/share/man" "$DOC" -type f \( -path '*/man/man*' -o -name 'changelog*' \) -exec gzip -9nf {} +
-find "$STAGE/usr/share/man" -type l | while read -r link; do
-	target=$(readlink "$link")
-	rm "$link"
-	ln -s "$target.gz" "$link.gz"
-done
-
-# The control area.
-CONTROL=$STAGE/DEBIAN
-mkdir -p "$CONTROL"
-install -m 0755 "$ROOT"/packaging/debian/{postinst,prerm,postrm} "$CONTROL/"
-(cd "$STAGE" && find etc -type f -printf '/%p\n' | sort) >"$CONTROL/conffiles"
-# Depends: the packages of the shared libraries the binary links, at the versions it needs.
-mkdir -p "$OUT/shlibdeps/debian"
-printf 'Source: stalld\n\nPackage: stalld\nArchitecture: any\n' >"$OUT/shlibdeps/debian/control"
-depends=$(cd "$OUT/shlibdeps" && dpkg-shlibdeps -O "$STAGE/usr/bin/stalld" 2>"$OUT/shlibdeps.log" |
-	sed -n 's/^shlibs:Depends=//p') || true
-[ -n "$depends" ] || pkg_die "dpkg-shlibdeps found no dependencies for usr/bin/stalld (see $OUT/shlibdeps.log)"
-cat >"$CONTROL/control" <<CONTROLFILE
-Package: stalld
-Version: $DEB_VERSION
-Architecture: $ARCH
-Maintainer: $MAINTAINER
-Installed-Size: $(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)
-Depends: $depends
-Section: admin
-Priority: optional
-Description: $SUMMARY
- On real-time and CPU-isolated machines one busy-looping, high-priority task
- can keep the kernel threads that must still run on its CPU (kworkers,
- ksoftirqd, RCU) waiting until the system stalls. stalld watches the run
- queues and lends a task that waited longer than a threshold a short
- SCHED_DEADLINE reservation for a few seconds, then restores its own policy.
- .
- A drop-in replacement for the C stalld (same options, unit and environment
- file), with a BPF backend that needs no debugfs. The service is not started
- on install: configure /etc/default/stalld, then systemctl enable --now stalld.
-CONTROLFILE
-(cd "$STAGE" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$CONTROL/md5sums"
-chmod 0644 "$CONTROL"/{control,conffiles,md5sums}
-
-# Modes as the distributions ship them, whatever the umask of the build.
-find "$STAGE" -type d -exec chmod 0755 {} +
-find "$STAGE" -path "$CONTROL" -prune -o -type f ! -perm -u+x -exec chmod 0644 {} +
-find "$STAGE" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-
-rm -f "$OUT"/stalld_*.deb
-dpkg-deb --root-owner-group -Zxz --build "$STAGE" "$DEB" >/dev/null
-pkg_note "built ${DEB#"$ROOT"/} ($(du -h "$DEB" | cut -f1))"
+# The build: a private mount namespace (its mounts vanish with it), no network but loopback, the root
+# seen through an overlay whose changes land in $WORK/overlay and are thrown away.
+rm -rf "$WORK/overlay"
+mkdir -p "$WORK/overlay/upper" "$WORK/overlay/work" "$WORK/overlay/merged"
+start=$SECONDS
+pkg_note "dpkg-buildpackage -us -uc in the clean root (no network)"
+unshare --mount --net --pid --fork --propagation private sh -euc '
+	root=$1 work=$2 src=$3
+	# Loopback only (unit tests talk to themselves over 127.0.0.1), as sbuild gives.
+	ip link set lo up
+	mount -t overlay overlay -o "lowerdir=$root,upperdir=$work/upper,workdir=$work/work" "$work/merged"
+	mount -t proc proc "$work/merged/proc"
+	mount --rbind /dev "$work/merged/dev"
+	mkdir -p "$work/merged/build"
+	mount --bind "$src" "$work/merged/build"
+	exec chroot "$work/merged" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/build \
+		LANG=C.UTF-8 DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-}" \
+		sh -c "cd /build/stalld-$4 && dpkg-buildpackage -us -uc"
+' sh "$root" "$WORK/overlay" "$WORK/src" "$VERSION" >"$OUT/build.log" 2>&1 || {
+	tail -n 60 "$OUT/build.log" >&2
+	rm -rf "$WORK/overlay"
+	pkg_die "dpkg-buildpackage failed; full log in $OUT/build.log"
+}
+rm -rf "$WORK/overlay"
+find "$WORK/src" -maxdepth 1 -type f -exec mv {} "$OUT/" \;
+ARCH=$(dpkg --print-architecture)
+DEB=$OUT/stalld_${VERSION}-${RELEASE}_$ARCH.deb
+[ -f "$DEB" ] || pkg_die "dpkg-buildpackage left no $DEB (see $OUT/build.log)"
+pkg_note "built ${DEB#"$ROOT"/} ($(du -h "$DEB" | cut -f1)) and the source package in $((SECONDS - start)) s"

@@ -3,6 +3,8 @@
 #
 # Validates deploy/kubernetes/ offline, and the Containerfile's binary without a container
 # engine:
+#   - kustomization.yaml renders (`kubectl kustomize`, Debian's kubectl, extracted): the
+#     Namespace first, every manifest of the folder in it;
 #   - the built-in kinds against the Kubernetes schemas, strict (unknown fields rejected), for
 #     the oldest and newest Kubernetes versions we claim (PyPI kubernetes-validate);
 #   - ServiceMonitor and PrometheusRule against their CRDs' schemas (npm
@@ -10,7 +12,9 @@
 #   - the PrometheusRule's expressions with promtool (from Debian's prometheus package,
 #     extracted, not installed), and its alerts' unit tests (deploy/kubernetes/tests/);
 #   - the pieces agree: image tag = Cargo.toml's version, the --metrics port = the container
-#     port = the Service's, selectors match the pod labels;
+#     port = the Service's = the NetworkPolicy's, selectors match the pod labels, JSON events
+#     on stdout and no --verbose, the preStop hook (stop, stalld restore, throttlectl on)
+#     within the grace period, the image's stalld-guardian hard link;
 #   - broken copies of the manifests are rejected by each validator (the checks can fail);
 #   - `make static`, the Containerfile's build step, gives a static binary with the version.
 # Tools are cached in .cache/manifests. Prints one "manifests: <check> PASS|FAIL" line per
@@ -25,7 +29,7 @@ KUBERNETES_VALIDATE=kubernetes-validate==1.37.0
 MODELS=@kubernetes-models/prometheus-operator@6.0.0
 # OpenShift 4.16 is Kubernetes 1.29; the newest schemas the validator has.
 KUBERNETES_VERSIONS=(1.29.0 1.37.0)
-BUILT_IN=("$DIR"/namespace.yaml "$DIR"/rbac.yaml "$DIR"/daemonset.yaml "$DIR"/service.yaml)
+BUILT_IN=("$DIR"/namespace.yaml "$DIR"/rbac.yaml "$DIR"/daemonset.yaml "$DIR"/service.yaml "$DIR"/networkpolicy.yaml)
 CUSTOM=("$DIR"/servicemonitor.yaml "$DIR"/prometheusrule.yaml)
 BUILD=1
 [ "${1:-}" = --no-build ] && BUILD=0
@@ -77,6 +81,17 @@ if [ ! -x "$PROMTOOL" ]; then
 	rm -f "$CACHE"/prometheus_*.deb
 fi
 PY=$CACHE/venv/bin/python
+# kubectl for `kubectl kustomize` (renders locally, talks to no cluster), from Debian's
+# kubernetes-client, extracted, not installed.
+KUBECTL=$CACHE/usr/bin/kubectl
+if [ ! -x "$KUBECTL" ]; then
+	(cd "$CACHE" && apt-get download -q kubernetes-client >"$WORK/apt.log" 2>&1) ||
+		{ apt-get -o DPkg::Lock::Timeout=900 update -qq >/dev/null 2>&1; (cd "$CACHE" && apt-get download -q kubernetes-client >"$WORK/apt.log" 2>&1); } ||
+		{ cat "$WORK/apt.log" >&2; die "apt-get download kubernetes-client failed"; }
+	dpkg-deb --fsys-tarfile "$CACHE"/kubernetes-client_*.deb | tar -x -C "$CACHE" ./usr/bin/kubectl ||
+		die "extracting kubectl failed"
+	rm -f "$CACHE"/kubernetes-client_*.deb
+fi
 
 # yaml2json FILE OUT: every document of FILE as one JSON array (PyYAML comes with the validator).
 yaml2json() {
@@ -116,7 +131,31 @@ yaml.safe_dump({"groups": rule["spec"]["groups"]}, open(sys.argv[2], "w"))' "$1"
 	out=$(cd "$WORK" && "$PROMTOOL" test rules alerts.test.yaml 2>&1) || echo "promtool test rules: $(tr '\n' ' ' <<<"$out")"
 }
 
+# kustomize_check DIR: renders DIR's kustomization; prints why not, or nothing.
+kustomize_check() {
+	local out
+	out=$("$KUBECTL" kustomize "$1" 2>&1 >"$WORK/rendered.yaml") || { echo "kubectl kustomize: $(tr '\n' ' ' <<<"$out")"; return; }
+	"$PY" - "$1" "$WORK/rendered.yaml" <<'EOF'
+import os, sys, yaml
+folder, rendered = sys.argv[1], sys.argv[2]
+kustomization = yaml.safe_load(open(f"{folder}/kustomization.yaml"))
+listed = kustomization.get("resources", [])
+manifests = sorted(f for f in os.listdir(folder) if f.endswith(".yaml") and f != "kustomization.yaml")
+problems = [f"{m} is not in kustomization.yaml" for m in manifests if m not in listed]
+problems += [f"kustomization.yaml lists {r}, which is not there" for r in listed if r not in manifests]
+objects = [d for d in yaml.safe_load_all(open(rendered)) if d]
+if not objects or objects[0]["kind"] != "Namespace":
+    problems.append(f"the first object applied is {objects[0]['kind'] if objects else 'nothing'}, not the Namespace")
+if listed and listed[0] != "namespace.yaml":
+    problems.append("namespace.yaml is not the first resource")
+if len(objects) != sum(len([d for d in yaml.safe_load_all(open(f"{folder}/{m}")) if d]) for m in manifests):
+    problems.append(f"it renders {len(objects)} objects, the manifests hold a different number")
+print("; ".join(problems))
+EOF
+}
+
 # ------------------------------------------------------------------ the manifests
+check "kustomization.yaml renders (kubectl kustomize), Namespace first, every manifest in it" "$(kustomize_check "$DIR")"
 check "built-in kinds (kubernetes-validate --strict ${KUBERNETES_VERSIONS[*]})" "$(builtin_check "${BUILT_IN[@]}")"
 check "ServiceMonitor, PrometheusRule (CRD schemas)" "$(crd_check "${CUSTOM[@]}")"
 check "PrometheusRule expressions and alert tests (promtool)" "$(rules_check "$DIR/prometheusrule.yaml")"
@@ -126,7 +165,7 @@ agree=$("$PY" - "$DIR" "$(make --no-print-directory -s version)" <<'EOF'
 import sys, yaml
 folder, version = sys.argv[1], sys.argv[2]
 docs = {}
-for name in ("daemonset", "service", "servicemonitor", "namespace", "rbac"):
+for name in ("daemonset", "service", "servicemonitor", "namespace", "rbac", "networkpolicy"):
     for doc in yaml.safe_load_all(open(f"{folder}/{name}.yaml")):
         docs[doc["kind"]] = doc
 ds, svc, sm = docs["DaemonSet"], docs["Service"], docs["ServiceMonitor"]
@@ -161,6 +200,31 @@ if not spec.get("nodeSelector") or not spec.get("tolerations"):
     problems.append("no nodeSelector or tolerations for the RT nodes")
 if "cpu" in container.get("resources", {}).get("limits", {}):
     problems.append("a CPU limit would let CFS throttle stalld")
+for image in yaml.safe_load(open(f"{folder}/kustomization.yaml")).get("images", []):
+    if image.get("newTag") != version:
+        problems.append(f"kustomization.yaml tags the image {image.get('newTag')}, not {version} (Cargo.toml)")
+args = container.get("args", [])
+if "--events=-" not in args:
+    problems.append("the events are not JSON lines on stdout (--events=-)")
+if any(a in ("--verbose", "-v") for a in args):
+    problems.append("--verbose would add per-check chatter to the logs")
+hook = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+script = hook[-1] if hook else ""
+for needed in ("/usr/bin/stalld restore", "/usr/bin/throttlectl on", "kill -TERM", "/run/stalld/stalld.pid"):
+    if needed not in script:
+        problems.append(f"the preStop hook does not run '{needed}'")
+if f"--pidfile=/run/stalld/stalld.pid" not in args:
+    problems.append("the preStop hook reads /run/stalld/stalld.pid, which stalld is not told to write")
+if spec.get("terminationGracePeriodSeconds", 30) < 25:
+    problems.append("terminationGracePeriodSeconds leaves the preStop hook (20 s + restore) no time")
+netpol = docs["NetworkPolicy"]
+if any(labels.get(k) != v for k, v in netpol["spec"]["podSelector"]["matchLabels"].items()):
+    problems.append("the NetworkPolicy does not select the pods")
+allowed = [p["port"] for rule in netpol["spec"].get("ingress", []) for p in rule.get("ports", [])]
+if allowed != ["metrics"] or not all(rule.get("from") for rule in netpol["spec"]["ingress"]):
+    problems.append(f"the NetworkPolicy must open the metrics port (only) to named peers only, opens {allowed}")
+if netpol["spec"].get("policyTypes") != ["Ingress"]:
+    problems.append("the NetworkPolicy does not restrict ingress")
 namespaces = {d["metadata"].get("namespace") for d in docs.values() if d["kind"] != "Namespace"}
 if namespaces != {docs["Namespace"]["metadata"]["name"]}:
     problems.append(f"the objects are in namespaces {namespaces}")
@@ -174,6 +238,11 @@ sed -e 's/hostPID: true/hostPID: "yes"/' -e 's/readOnlyRootFilesystem: true/read
 	"$DIR/daemonset.yaml" >"$WORK/daemonset.yaml"
 why=$(builtin_check "$WORK/daemonset.yaml")
 check "a broken DaemonSet is rejected" "$([ -n "$why" ] || echo "kubernetes-validate accepted hostPID: \"yes\" and a misspelt field")"
+mkdir -p "$WORK/kustomize"
+cp "$DIR"/*.yaml "$WORK/kustomize/"
+sed -i -e '/- networkpolicy.yaml/d' "$WORK/kustomize/kustomization.yaml"
+why=$(kustomize_check "$WORK/kustomize")
+check "a kustomization missing a manifest is rejected" "$([ -n "$why" ] || echo "accepted a kustomization without networkpolicy.yaml")"
 sed -e 's/interval: 30s/interval: fast/' "$DIR/servicemonitor.yaml" >"$WORK/servicemonitor.yaml"
 why=$(crd_check "$WORK/servicemonitor.yaml")
 check "a broken ServiceMonitor is rejected" "$([ -n "$why" ] || echo "the CRD schema accepted interval: fast")"
@@ -188,8 +257,11 @@ binary=$(make --no-print-directory -s static-dir)/stalld
 why=""
 grep -q "make static" Containerfile && grep -q "$binary" Containerfile ||
 	why="the Containerfile no longer builds with make static / copies $binary; "
+# The final stage (after the last FROM) makes the guardian's hard link.
+sed -n '/^FROM /h; /^FROM /!H; ${x; p}' Containerfile | grep -qE '^RUN ln /usr/bin/stalld /usr/bin/stalld-guardian' ||
+	why="${why}the image's last stage does not hard-link /usr/bin/stalld-guardian; "
 if [ "$BUILD" = 1 ]; then
-	make --no-print-directory static STATIC_BINS=stalld >"$WORK/static.log" 2>&1 ||
+	{ scripts/install-deps --static && make --no-print-directory static STATIC_BINS=stalld; } >"$WORK/static.log" 2>&1 ||
 		why="${why}make static failed: $(tail -n 5 "$WORK/static.log" | tr '\n' ' ')"
 fi
 if [ ! -x "$binary" ]; then

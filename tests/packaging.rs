@@ -68,6 +68,18 @@ fn the_unit_and_the_shipped_config_make_a_valid_command_line() {
     assert!(unit
         .lines()
         .any(|l| l.starts_with("ExecStart=") && l.split_whitespace().any(|w| w == "$BE")));
+    // SCHED_FIFO 10 from exec on, set by systemd (tests/systemd-guest.sh checks it at the
+    // first log line), not a chrt after start: under Type=notify that ran only after READY.
+    assert!(
+        unit.contains("\nCPUSchedulingPolicy=fifo\n")
+            && unit.contains("\nCPUSchedulingPriority=10\n")
+    );
+    assert!(
+        !unit
+            .lines()
+            .any(|l| !l.starts_with('#') && l.contains("chrt")),
+        "the unit still runs chrt"
+    );
     // stalld sends READY=1 and pings the watchdog from its loop (tests/e2e_observability.rs).
     assert!(unit.contains("\nType=notify\n") && unit.contains("\nNotifyAccess=main\n"));
     assert!(unit.contains("\nWatchdogSec=60s\n"));

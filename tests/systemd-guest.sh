@@ -3,10 +3,17 @@
 #
 # stalld under a real systemd: boots the kernel matrix's Debian 6.12 kernel under qemu (TCG)
 # with a small Debian root filesystem (mmdebstrap, systemd as PID 1, cached in
-# .cache/systemd-guest), installs `make deb`'s package in it with dpkg, and runs, as a user
-# would (systemctl, journalctl, /etc/default/stalld, a drop-in):
+# .cache/systemd-guest), installs the .deb that `make deb` builds from source in it with dpkg,
+# and runs, as a user would (systemctl, journalctl, /etc/default/stalld, a drop-in):
 #   install       dpkg -i: daemon-reload done, the service neither enabled nor started
-#   1-start       systemctl start stalld: active, journal says "using queue_track backend"
+#   purge         dpkg --purge: nothing of ours left
+#   0-upgrade     the distribution's stalld 1.28 (tests/packages/standin.sh) with an edited
+#                 /etc/default/stalld, enabled and running; ours installed over it: the edit
+#                 kept and used, the service restarted as ours; apt (a local repository)
+#                 does not take the distribution's 1.29 over ours
+#   1-start       systemctl start stalld: stalld is SCHED_FIFO 10 from exec on (before READY,
+#                 and at its first journal line), `pidof stalld` one pid, `chrt -ap` FIFO 10
+#                 for every thread; journal says "using queue_track backend"
 #   2-boost       a SCHED_FIFO victim starving behind a hog on CPU 1 is boosted and restored,
 #                 and the journal has the lines
 #   3-kill        systemctl kill -s KILL stalld during a boost, then the same with the unit's
@@ -14,11 +21,18 @@
 #                 nothing is left boosted and RT throttling is off while stalld runs
 #   4-stop        systemctl stop stalld: sched_rt_runtime_us back, no stalld process left
 #   5-drop-in     a drop-in's EnvironmentFile with BE="-b sched_debug" is honoured
+#   6-prestop     stalld run as the DaemonSet runs it, a victim boosted, then the manifest's
+#                 preStop hook: stalld stopped, the victim and RT throttling restored, also
+#                 with stalld and its guardian stuck (SIGSTOP); its stdout is JSON lines
+#   7-downgrade   the distribution's 1.28 installed back over a running ours: the edit kept,
+#                 their service running, nothing of ours left
 # Prints one "systemd: <step> PASS|FAIL" line per step (tests/systemd-guest/run.sh) and exits
 # 0 only if all passed. Needs root (apt-get, mmdebstrap); the starvation only ever runs
 # inside the guest. One guest at a time, bounded by timeout(1).
 #
-#   tests/systemd-guest.sh [--offline] [--no-build] [--rebuild-rootfs]
+#   tests/systemd-guest.sh [--offline] [--no-build] [--reuse-deb] [--rebuild-rootfs]
+#     --reuse-deb   take target/debian's .deb as it is (tests/packages.sh built it), still
+#                   build stalld-starve
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,9 +41,9 @@ KERNEL_CACHE=${KERNEL_MATRIX_CACHE:-$ROOT/.cache/kernels}
 ROOTFS_CACHE=${SYSTEMD_GUEST_CACHE:-$ROOT/.cache/systemd-guest}
 WORK=$ROOT/target/systemd-guest
 LOG_TAG="systemd-guest"
-BOOT_TIMEOUT=${SYSTEMD_GUEST_BOOT_TIMEOUT:-900}
+BOOT_TIMEOUT=${SYSTEMD_GUEST_BOOT_TIMEOUT:-1200}
 KERNEL_FLAVOUR=6.12
-HOST_PACKAGES=(qemu-system-x86 cpio mmdebstrap gcc libc6-dev make pkg-config clang libelf-dev zlib1g-dev)
+HOST_PACKAGES=(qemu-system-x86 cpio mmdebstrap gcc libc6-dev make pkg-config clang libelf-dev zlib1g-dev dpkg-dev)
 # shellcheck source=tests/lib/qemu-guest.sh
 . "$ROOT/tests/lib/qemu-guest.sh"
 
@@ -46,11 +60,13 @@ ROOTFS_REMOVED="/usr/share/doc /usr/share/man /usr/share/info /usr/share/locale 
 
 OFFLINE=0
 BUILD=1
+REUSE_DEB=0
 REBUILD_ROOTFS=0
 while [ "$#" -gt 0 ]; do
 	case "$1" in
 	--offline) OFFLINE=1 ;;
 	--no-build) BUILD=0 ;;
+	--reuse-deb) REUSE_DEB=1 ;;
 	--rebuild-rootfs) REBUILD_ROOTFS=1 ;;
 	-h | --help) sed -n '3,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument: $1 (see --help)" ;;
@@ -59,21 +75,6 @@ while [ "$#" -gt 0 ]; do
 done
 [ "$(uname -m)" = x86_64 ] || die "the guest boots an x86_64 kernel: run it on x86_64"
 [ "$(id -u)" -eq 0 ] || die "needs root (apt-get, mmdebstrap building the guest's root filesystem)"
-
-# host_sources CODENAME: the host's own deb822 apt sources for CODENAME (and its -updates
-# and -security suites), for the guest: the same mirror as the host, whatever it is.
-host_sources() {
-	local codename=$1 file
-	for file in /etc/apt/sources.list.d/*.sources; do
-		[ -r "$file" ] || continue
-		awk -v c="$codename" 'BEGIN { RS = ""; ORS = "\n\n" }
-			tolower($0) ~ /\nenabled: *no/ { next }
-			$0 ~ ("Suites:[^\n]*[ \t]" c "([ \t-]|$|\n)") { print }' "$file"
-	done
-	if [ -r /etc/apt/sources.list ]; then
-		grep -E "^deb [^#]*[[:space:]]$codename(-updates|-security)?[[:space:]]" /etc/apt/sources.list || true
-	fi
-}
 
 # build_rootfs: prints the path of the cached root filesystem cpio, building it if needed.
 build_rootfs() {
@@ -93,7 +94,7 @@ build_rootfs() {
 	[ "$OFFLINE" = 1 ] && die "no cached root filesystem $cpio and --offline was given"
 	mkdir -p "$ROOTFS_CACHE"
 	sources=$WORK/guest.sources
-	host_sources "$codename" >"$sources"
+	"$ROOT/scripts/host-apt-sources" "$codename" >"$sources"
 	[ -s "$sources" ] || die "found no apt sources for $codename in /etc/apt to build the guest from"
 	dir=$ROOTFS_CACHE/.build
 	rm -rf "$dir"
@@ -122,15 +123,30 @@ build_rootfs() {
 	echo "$cpio"
 }
 
-# build_payload: the second cpio, merged over the rootfs by the kernel: the .deb, the static
-# stalld-starve and qexit, the test and its unit.
+# build_payload: the second cpio, merged over the rootfs by the kernel: the .deb, the
+# distribution's stand-ins and a local apt repository with its 1.29, the DaemonSet's preStop
+# hook, the static stalld-starve and qexit, the test and its unit.
 build_payload() {
 	local payload=$WORK/payload deb
-	deb=$(find "$ROOT/target/debian" -maxdepth 1 -name 'stalld_*.deb' | sort | tail -n 1)
+	deb=$(find "$ROOT/target/debian" -maxdepth 1 -name 'stalld_*.deb' 2>/dev/null | sort | tail -n 1)
 	[ -n "$deb" ] || die "no target/debian/stalld_*.deb: run make deb (or drop --no-build)"
 	rm -rf "$payload"
-	mkdir -p "$payload/test" "$payload/etc/systemd/system/multi-user.target.wants"
+	mkdir -p "$payload/test/repo" "$payload/etc/systemd/system/multi-user.target.wants"
 	install -m 0644 "$deb" "$payload/test/"
+	"$ROOT/tests/packages/standin.sh" deb "$payload/test/standin" 1.28 1.29 || die "building the stand-in packages failed"
+	mv "$payload"/test/standin/stalld_1.29-*.deb "$payload/test/repo/"
+	(cd "$payload/test/repo" && dpkg-scanpackages --multiversion . /dev/null >Packages 2>/dev/null) ||
+		die "dpkg-scanpackages failed"
+	# A flat repository's Release (unsigned: the source line trusts it).
+	printf 'Origin: stand-in\nLabel: stand-in\nSuite: stand-in\nDate: %s\nSHA256:\n %s %s Packages\n' \
+		"$(date -u -R)" "$(sha256sum <"$payload/test/repo/Packages" | cut -d' ' -f1)" \
+		"$(stat -c %s "$payload/test/repo/Packages")" >"$payload/test/repo/Release"
+	echo "deb [trusted=yes] file:/test/repo ./" >"$payload/test/repo.list"
+	# The hook's script, as the DaemonSet's YAML block holds it.
+	awk '/^ *preStop:/ { hook = 1 } hook && /- \|$/ { block = 1; next }
+		block { if ($0 !~ /^ *$/) { n = match($0, /[^ ]/); if (!indent) indent = n; if (n < indent) exit }
+			print substr($0, indent) }' "$ROOT/deploy/kubernetes/daemonset.yaml" >"$payload/test/prestop.sh"
+	grep -q 'stalld restore' "$payload/test/prestop.sh" || die "found no preStop script in deploy/kubernetes/daemonset.yaml"
 	install -m 0755 "$STATIC_OUT/stalld-starve" "$HERE/run.sh" "$HERE/init" "$payload/test/"
 	build_qexit "$payload/test/qexit"
 	install -m 0644 "$HERE/stalld-guest-test.service" "$payload/etc/systemd/system/"
@@ -147,11 +163,13 @@ release=$(fetch_kernel "$KERNEL_FLAVOUR")
 rootfs=$(build_rootfs)
 ROOTFS_READY=$SECONDS
 if [ "$BUILD" = 1 ]; then
-	note "make deb"
-	make -C "$ROOT" --no-print-directory deb >"$WORK/make-deb.log" 2>&1 || {
-		tail -n 40 "$WORK/make-deb.log" >&2
-		die "make deb failed; full log in $WORK/make-deb.log"
-	}
+	if [ "$REUSE_DEB" = 0 ]; then
+		note "make deb (the source package, built in a clean root)"
+		make -C "$ROOT" --no-print-directory deb >"$WORK/make-deb.log" 2>&1 || {
+			tail -n 40 "$WORK/make-deb.log" >&2
+			die "make deb failed; full log in $WORK/make-deb.log"
+		}
+	fi
 	build_static_binaries stalld-starve
 fi
 build_payload
@@ -167,7 +185,7 @@ qemu_boot "$KERNEL_CACHE/$release/boot/vmlinuz-$release" "$WORK/initrd.gz" \
 	"$log" "$BOOT_TIMEOUT" 2048
 mapfile -t results < <(tr -d '\r' <"$log" | grep -E '^systemd: [^ ]+ (PASS|FAIL)' || true)
 printf '%s\n' "${results[@]}"
-expected=(install 1-start 2-boost 3-kill 4-stop 5-drop-in)
+expected=(install purge 0-upgrade 1-start 2-boost 3-kill 4-stop 5-drop-in 6-prestop 7-downgrade)
 failed=0
 for step in "${expected[@]}"; do
 	line=$(printf '%s\n' "${results[@]}" | grep -E "^systemd: $step " || true)

@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Runs inside the systemd guest (tests/systemd-guest.sh), started by stalld-guest-test.service
-# on CPU 0 once the system is up. Does what a user does with the package (dpkg -i, edit
-# /etc/default/stalld, systemctl, journalctl, a drop-in) and prints one line per step:
+# on CPU 0 once the system is up. Does what a user does with the package (dpkg -i, upgrade
+# from and downgrade to the distribution's stalld, edit /etc/default/stalld, systemctl,
+# journalctl, a drop-in, the DaemonSet's preStop hook) and prints one line per step:
 #   systemd: <step> PASS|FAIL[: what was found]
 # then hands the number of failed steps to the host through qexit and powers off.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/test
@@ -38,14 +39,24 @@ rt_runtime() {
 	cat /proc/sys/kernel/sched_rt_runtime_us
 }
 
-# policy_of TID: the scheduling policy number (field 41 of /proc/TID/stat; the comm may
-# contain blanks), or "gone". Shell builtins only: under TCG every fork costs milliseconds,
-# and step 3 must act within the boost.
+# sched_fields TID: the fields of /proc/TID/stat after the comm (which may contain blanks)
+# in FIELDS (field 40 rt_priority is FIELDS[37], 41 policy FIELDS[38]); false when the task
+# is gone. Shell builtins only: under TCG every fork costs milliseconds, and step 3 must act
+# within the boost.
+sched_fields() {
+	local stat
+	read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+	read -ra FIELDS <<<"${stat##*) }"
+}
+
+# policy_of TID: the scheduling policy number, or "gone".
 policy_of() {
-	local stat fields
-	read -r stat 2>/dev/null <"/proc/$1/stat" || { echo gone; return; }
-	read -ra fields <<<"${stat##*) }"
-	echo "${fields[38]}"
+	sched_fields "$1" && echo "${FIELDS[38]}" || echo gone
+}
+
+# sched_of TID: "policy priority", or "gone".
+sched_of() {
+	sched_fields "$1" && echo "${FIELDS[38]} ${FIELDS[37]}" || echo gone
 }
 
 # deadline_tasks: every thread of the system that is SCHED_DEADLINE now, as "tid(comm)".
@@ -58,6 +69,11 @@ deadline_tasks() {
 		read -ra fields <<<"${line##*) }"
 		[ "${fields[38]}" = 6 ] && printf '%s(%s) ' "${line%% *}" "$comm"
 	done
+}
+
+# main_pid: the service's main pid (0 when none).
+main_pid() {
+	systemctl show -p MainPID --value stalld
 }
 
 # stalld_pids: every process running /usr/bin/stalld (the daemon and its guardian).
@@ -150,7 +166,7 @@ else
 		why="the service is '$state' right after dpkg -i: it must not be started on install"
 	elif [ "$enabled" != disabled ]; then
 		why="the service is '$enabled' after dpkg -i: it must not be enabled on install"
-	elif [ "${package%-*}" != "$binary" ]; then
+	elif upstream=${package#*:} && [ "${upstream%-*}" != "$binary" ]; then
 		why="stalld --version says '$binary', the package is $package"
 	fi
 	detail="package $package, stalld --version $binary, service $state and $enabled"
@@ -158,25 +174,163 @@ fi
 result install "$why" "$detail"
 [ -z "$why" ] || finish
 
-# As a user tunes it for this machine: a short threshold, and (under TCG's slow emulation) a
-# 1 ms runtime (see tests/kernel-matrix.md) and a boost as long as stalld allows (the
-# threshold), so that step 3 can kill the unit during it.
-sed -i -e "s/^THRESH=.*/THRESH=\"-t $THRESHOLD\"/" -e 's/^BR=.*/BR="-r 1ms"/' -e "s/^BD=.*/BD=\"-d $THRESHOLD\"/" \
-	/etc/default/stalld
+# Removed and purged, as a user going back would: nothing of ours is left.
+why=""
+dpkg --purge stalld >/tmp/dpkg.log 2>&1 || why="dpkg --purge stalld failed: $(tail -n 3 /tmp/dpkg.log | tr '\n' ' ')"
+left=$(ls /usr/bin/stalld /usr/bin/throttlectl /usr/bin/stalld-guardian /etc/default/stalld \
+	/lib/systemd/system/stalld.service 2>/dev/null | tr '\n' ' ')
+[ -z "$left" ] || why="${why:+$why; }left after the purge: $left"
+systemctl cat stalld >/dev/null 2>&1 && why="${why:+$why; }systemd still knows stalld.service after the purge"
+result purge "$why" ""
+
+# ---------------------------------------------------------------- 0: upgrade from the distribution's
+# The distribution's stalld 1.28 (a stand-in with its paths, unit and conffile), tuned by the
+# administrator for this machine (a short threshold and, under TCG's slow emulation, a 1 ms
+# runtime (tests/kernel-matrix.md) and a boost as long as stalld allows, so that step 3 can
+# kill the unit during it), enabled and running. Then ours installed over it as an update
+# would be: the edits must be kept and used, the service restarted as ours.
+save_cursor "$CURSOR"
+why=""
+detail=""
+SOURCE_EDITS=(-e "s/^THRESH=.*/THRESH=\"-t $THRESHOLD\"/" -e 's/^BR=.*/BR="-r 1ms"/' -e "s/^BD=.*/BD=\"-d $THRESHOLD\"/")
+if ! dpkg -i /test/standin/stalld_1.28-1_*.deb >/tmp/dpkg.log 2>&1; then
+	why="dpkg -i of the distribution's stalld 1.28 failed: $(tail -n 3 /tmp/dpkg.log | tr '\n' ' ')"
+else
+	sed -i "${SOURCE_EDITS[@]}" /etc/default/stalld
+	systemctl enable --now stalld >/dev/null 2>&1
+	old_main=$(main_pid)
+	old_cmd=$(tr '\0' ' ' <"/proc/$old_main/cmdline" 2>/dev/null)
+	log "distribution's 1.28 running: pid $old_main: $old_cmd"
+	grep -q -- "-t $THRESHOLD " <<<"$old_cmd" || why="the distribution's stalld does not run with the edited threshold: $old_cmd"
+	# An unattended upgrade keeps a changed configuration file (--force-confold), as apt does.
+	if [ -n "$why" ]; then :
+	elif ! dpkg --force-confold -i "$deb" >/tmp/dpkg.log 2>&1; then
+		why="dpkg -i of ours over 1.28 failed: $(tail -n 5 /tmp/dpkg.log | tr '\n' ' ')"
+	else
+		package=$(dpkg-query -W -f='${Version}' stalld)
+		new_main=""
+		for ((i = 0; i < 150; i++)); do
+			new_main=$(main_pid)
+			[ "$new_main" != 0 ] && [ "$new_main" != "$old_main" ] && [ "$(systemctl is-active stalld)" = active ] && break
+			sleep 0.2
+		done
+		new_cmd=$(tr '\0' ' ' <"/proc/$new_main/cmdline" 2>/dev/null)
+		if [ "$package" != "$(dpkg-deb -f "$deb" Version)" ]; then
+			why="dpkg-query says $package after the upgrade"
+		elif ! [ "/proc/$new_main/exe" -ef /usr/bin/stalld ] || grep -q stand-in /usr/bin/stalld; then
+			why="the service's main process ($new_main: $new_cmd) is not our stalld: not restarted by the upgrade"
+		elif ! grep -qx "THRESH=\"-t $THRESHOLD\"" /etc/default/stalld; then
+			why="the administrator's edit of /etc/default/stalld is lost: $(grep '^THRESH' /etc/default/stalld)"
+		elif ! grep -q -- "-t $THRESHOLD " <<<"$new_cmd"; then
+			why="ours does not run with the edited threshold: $new_cmd"
+		elif [ ! -f /etc/default/stalld.dpkg-dist ]; then
+			why="no /etc/default/stalld.dpkg-dist with our defaults beside the kept file"
+		fi
+		detail="1.28 -> $package, restarted as ours (pid $new_main: $new_cmd), edit kept"
+	fi
+fi
+# The distribution's next update (1.29) is not taken over ours.
+if [ -z "$why" ]; then
+	apt_local=(-o Dir::Etc::SourceList=/test/repo.list -o Dir::Etc::SourceParts=/dev/null -o APT::Get::List-Cleanup=0)
+	if ! apt-get "${apt_local[@]}" update >/tmp/apt.log 2>&1; then
+		why="apt-get update of the local repository failed: $(tail -n 3 /tmp/apt.log | tr '\n' ' ')"
+	else
+		candidate=$(apt-cache "${apt_local[@]}" policy stalld | sed -n 's/^ *Candidate: //p')
+		upgrades=$(apt-get "${apt_local[@]}" -s upgrade 2>&1 | grep -c '^Inst stalld')
+		[ "$candidate" = "$package" ] && [ "$upgrades" = 0 ] ||
+			why="apt would replace ours with the distribution's 1.29: candidate $candidate, $upgrades upgrade(s) of stalld"
+		detail="$detail; apt upgrade keeps it over the distribution's 1.29 (candidate $candidate)"
+	fi
+fi
+[ -z "$why" ] || show_journal "$CURSOR"
+result 0-upgrade "$why" "$detail"
+[ -z "$why" ] || finish
+systemctl stop stalld
 log "/etc/default/stalld: $(grep -E '^(THRESH|BR|BD|BE)=' /etc/default/stalld | tr '\n' ' ')"
+# The distribution's stalld turned RT throttling off and saved the value in its own file
+# (/run/stalld/rtthrottle-*), which ours does not read: reported, then put back by hand so
+# that the steps below see a host with RT throttling on.
+log "sched_rt_runtime_us after the distribution's stalld was replaced and ours stopped: $(rt_runtime) (saved by theirs: $(cat /run/stalld/rtthrottle-* 2>/dev/null | tr '\n' ' '))"
+echo 950000 >/proc/sys/kernel/sched_rt_runtime_us
 RT_BEFORE=$(rt_runtime)
 
 # ---------------------------------------------------------------- 1: systemctl start
 save_cursor "$CURSOR"
 why=""
 detail=""
+# stalld's own priority from exec on, from the scheduler's own record: every switch to or
+# from stalld's main thread (sched:sched_switch, comm stalld, CLOCK_MONOTONIC stamps) from
+# its exec until READY (ActiveEnterTimestampMonotonic: under Type=notify after the BPF load
+# and the first check, where the C unit's ExecStartPost chrt had not run yet) must carry
+# prio 89, i.e. SCHED_FIFO 10 (a SCHED_OTHER task is 120), the last one before its first
+# journal line included.
+T=/sys/kernel/tracing
+[ -e $T/trace ] || mount -t tracefs nodev $T
+echo 0 >$T/tracing_on
+echo mono >$T/trace_clock
+echo 16384 >$T/buffer_size_kb
+: >$T/trace
+echo 'next_comm == "stalld" || prev_comm == "stalld"' >$T/events/sched/sched_switch/filter
+echo 1 >$T/events/sched/sched_switch/enable
+echo 1 >$T/tracing_on
 systemctl start stalld
-if [ "$(systemctl is-active stalld)" != active ]; then
+echo 0 >$T/tracing_on
+echo 0 >$T/events/sched/sched_switch/enable
+pid=$(main_pid)
+ready=$(systemctl show -p ActiveEnterTimestampMonotonic --value stalld)
+# journald may write stalld's first entry a little after READY: waited for (30 s at most).
+first_line=""
+for ((i = 0; i < 150; i++)); do
+	first_line=$(journalctl -u stalld -o json --no-pager --after-cursor="$(cat "$CURSOR")" _PID="$pid" 2>/dev/null |
+		head -n 1 | sed -n 's/.*"__MONOTONIC_TIMESTAMP":"\([0-9]*\)".*/\1/p')
+	[ -n "$first_line" ] && break
+	sleep 0.2
+done
+# "<ts>: sched_switch: ... next_pid=N next_prio=P": the prios before READY, and the one at the
+# first log line.
+# A switch to stalld (next_prio) or from it (prev_prio): its prio then.
+read -r switches wrong at_line < <(awk -v pid="$pid" -v ready="${ready:-0}" -v line="${first_line:-0}" '
+	/sched_switch:/ && ($0 ~ ("next_pid=" pid " ") || $0 ~ ("prev_pid=" pid " ")) {
+		ts = $0; sub(/: sched_switch:.*/, "", ts); sub(/.* /, "", ts); ts *= 1000000
+		prio = $0
+		if ($0 ~ ("next_pid=" pid " ")) sub(/.*next_prio=/, "", prio); else { sub(/.*prev_prio=/, "", prio); sub(/ .*/, "", prio) }
+		prio += 0
+		if (ts <= ready) { n++; if (prio != 89) bad++ }
+		# The prio around the first journal line: the last switch before it, else the first after.
+		if (ts <= line || last == "") last = prio
+	}
+	END { printf "%d %d %s\n", n, bad, (last == "" ? "none" : last) }' $T/trace)
+log "stalld $pid: $switches switches to it before READY, $wrong of them not at prio 89 (SCHED_FIFO 10); prio $at_line at its first journal line"
+if [ "${switches:-0}" = 0 ]; then
+	why="the trace has no switch to stalld $pid before READY (ready at ${ready:-?} us)"
+elif [ "$wrong" != 0 ]; then
+	why="$wrong of $switches switches to stalld $pid before READY ran it below SCHED_FIFO 10 (prio 89)"
+elif [ "$at_line" != 89 ]; then
+	why="stalld $pid ran at prio $at_line at its first journal line, not 89 (SCHED_FIFO 10)"
+fi
+# What OpenShift's tests check: `pidof stalld` is one pid, SCHED_FIFO 10 (chrt -ap); its
+# listener threads (stalld-status, stalld-metrics) are SCHED_OTHER by design.
+pids=$(pidof stalld)
+threads=$(chrt -ap "$pids" 2>&1)
+count=0
+for task in /proc/"$pids"/task/*; do
+	read -r comm <"$task/comm"
+	case "$comm" in stalld-status | stalld-metrics) continue ;; esac
+	count=$((count + 1))
+	tid=${task##*/}
+	grep -q "pid $tid's current scheduling policy: SCHED_FIFO" <<<"$threads" &&
+		grep -q "pid $tid's current scheduling priority: 10$" <<<"$threads" ||
+		why="${why:+$why; }chrt -ap $pids: thread $tid ($comm) is not SCHED_FIFO 10: $(tr '\n' ' ' <<<"$threads")"
+done
+[ "$pids" = "$pid" ] || why="${why:+$why; }pidof stalld says '$pids', the main pid is $pid"
+detail="$switches switches to stalld before READY all at SCHED_FIFO 10, also at its first log line; pidof stalld = $pids, chrt -ap: its $count threads but the listeners SCHED_FIFO 10"
+if [ -n "$why" ]; then :
+elif [ "$(systemctl is-active stalld)" != active ]; then
 	why="systemctl start stalld: the service is $(systemctl is-active stalld)"
 elif ! wait_journal "$CURSOR" 'using queue_track backend' 60; then
 	why="journalctl -u stalld has no 'using queue_track backend' within 60 s"
 else
-	detail="active, journal: $(journal_since "$CURSOR" | grep -m 1 -E 'using .* backend')"
+	detail="$detail; active, journal: $(journal_since "$CURSOR" | grep -m 1 -E 'using .* backend')"
 	rt_running=$(rt_runtime)
 	[ "$rt_running" = -1 ] || why="sched_rt_runtime_us is $rt_running while stalld runs, not -1"
 	# Each message once: the native entry, not also the stderr stream's or /dev/log's twin
@@ -200,7 +354,7 @@ result 1-start "$why" "$detail"
 # ---------------------------------------------------------------- 2: a starving victim
 save_cursor "$CURSOR"
 why=""
-start_starvation 40 $((THRESHOLD + 5))
+start_starvation 40 $((THRESHOLD + 15))
 policy_after=""
 if [ -z "$VICTIM" ]; then
 	why="stalld-starve reported no victim: $(cat /tmp/starve.err)"
@@ -235,6 +389,27 @@ fi
 [ -z "$why" ] || show_journal "$CURSOR"
 result 2-boost "$why" "$detail"
 
+# starve_until_boosted: start_starvation 90 60 (the victim lingers 60 s after it ran, so
+# nothing boosts it again later), then waits until stalld has boosted the victim, watching
+# its policy itself (no forks); BOOSTED is its policy then. False, with WHY set and the
+# starvation stopped, when that did not happen within 30 s.
+starve_until_boosted() {
+	local i
+	start_starvation 90 60
+	if [ -z "$VICTIM" ]; then
+		WHY="stalld-starve reported no victim: $(cat /tmp/starve.err)"
+		return 1
+	fi
+	for ((i = 0; i < 300; i++)); do
+		BOOSTED=$(policy_of "$VICTIM")
+		[ "$BOOSTED" = 6 ] && return 0
+		sleep 0.1
+	done
+	WHY="stalld did not boost victim $VICTIM within 30 s (policy $BOOSTED)"
+	stop_starvation
+	return 1
+}
+
 # ---------------------------------------------------------------- 3: SIGKILL of the whole unit
 # kill_during_boost HOW: starves a victim, kills every process of the unit with HOW while the
 # victim is boosted, waits for systemd's automatic restart, and checks that nothing is left
@@ -254,23 +429,10 @@ kill_during_boost() {
 	cgroup=/sys/fs/cgroup$(systemctl show -p ControlGroup --value stalld)
 	# The victim lingers (asleep) for 60 s after it ran, so nothing re-boosts it after the
 	# restart: whatever policy it has then is what the killed instance left.
-	start_starvation 90 60
-	if [ -z "$VICTIM" ]; then
-		WHY="stalld-starve reported no victim: $(cat /tmp/starve.err)"
-		return
-	fi
-	# The kill must land inside the boost: watch the victim's policy itself (no forks).
+	# The kill must land inside the boost.
+	starve_until_boosted || return
+	at_kill=$BOOSTED
 	pids=$(stalld_pids)
-	for ((i = 0; i < 300; i++)); do
-		at_kill=$(policy_of "$VICTIM")
-		[ "$at_kill" = 6 ] && break
-		sleep 0.1
-	done
-	if [ "$at_kill" != 6 ]; then
-		WHY="stalld did not boost victim $VICTIM within 30 s (policy $at_kill), nothing to kill during"
-		stop_starvation
-		return
-	fi
 	case "$how" in
 	systemctl) systemctl kill -s KILL stalld ;;
 	cgroup) echo 1 >"$cgroup/cgroup.kill" ;;
@@ -365,5 +527,100 @@ systemctl daemon-reload
 [ "$(rt_runtime)" = "$RT_BEFORE" ] || why="${why:+$why; }sched_rt_runtime_us is $(rt_runtime) after the stop, not $RT_BEFORE"
 [ -z "$why" ] || show_journal "$CURSOR"
 result 5-drop-in "$why" "$detail"
+
+# ---------------------------------------------------------------- 6: the pod's preStop hook
+# stalld as the DaemonSet's container runs it (its arguments: no systemd, JSON events on
+# stdout, the pid file in /run/stalld), a victim boosted, then the manifest's preStop hook
+# (/test/prestop.sh, extracted from deploy/kubernetes/daemonset.yaml):
+#   graceful  the hook stops stalld; the victim and RT throttling are restored
+#   stuck     stalld and its guardian stopped (SIGSTOP: a daemon that cannot act on SIGTERM):
+#             the hook kills stalld after its 20 s and restores from the ledger itself
+# Sets WHY and DETAIL.
+prestop_case() {
+	local how=$1 pod guardian at_hook after rt i took json
+	WHY=""
+	DETAIL=""
+	chrt --fifo 10 stalld --foreground --events=- --pidfile=/run/stalld/stalld.pid \
+		-t "$THRESHOLD" -r 1ms -d "$THRESHOLD" >/tmp/pod-$how.json 2>/tmp/pod-$how.err &
+	pod=$!
+	if ! starve_until_boosted; then
+		WHY="$how: $WHY"
+		kill -TERM "$pod"
+		return
+	fi
+	at_hook=$BOOSTED
+	guardian=$(for p in $(stalld_pids); do [ "$p" != "$pod" ] && echo "$p"; done)
+	[ "$how" = stuck ] && kill -STOP "$pod" $guardian
+	log "$how: victim $VICTIM boosted by stalld $pod (guardian ${guardian:-none}); running the preStop hook"
+	took=$SECONDS
+	timeout 90 sh -x /test/prestop.sh >/tmp/prestop-$how.log 2>&1
+	took=$((SECONDS - took))
+	after=$(policy_of "$VICTIM")
+	rt=$(rt_runtime)
+	[ "$how" = stuck ] && kill -CONT $guardian 2>/dev/null
+	# Still there and not a zombie: the hook did not stop it (then killed here, bounded).
+	sched_fields "$pod" && [ "$(cut -d' ' -f3 "/proc/$pod/stat" 2>/dev/null)" != Z ] && left=1 || left=0
+	[ "$left" = 0 ] || kill -KILL "$pod" $guardian 2>/dev/null
+	wait "$pod" 2>/dev/null
+	DETAIL="$how: hook took $took s, victim $VICTIM policy $at_hook -> $after, sched_rt_runtime_us $rt"
+	if [ "$left" = 1 ]; then
+		WHY="$how: stalld $pod still ran after the hook"
+	elif [ "$after" != 1 ]; then
+		WHY="$how: victim $VICTIM has policy $after after the hook, not 1 (SCHED_FIFO)"
+	elif [ "$rt" != "$RT_BEFORE" ]; then
+		WHY="$how: sched_rt_runtime_us is $rt after the hook, was $RT_BEFORE"
+	elif [ "$(stalld restore 2>&1)" != "nothing left to restore" ]; then
+		WHY="$how: the ledger still holds something after the hook: $(stalld restore 2>&1)"
+	fi
+	# The container's log: JSON lines only on stdout, the boost among them.
+	json=$(grep -vc '^{.*}$' /tmp/pod-$how.json)
+	if [ -z "$WHY" ] && { [ "$json" != 0 ] || ! grep -q '"event":"boosted"' /tmp/pod-$how.json; }; then
+		WHY="$how: stdout has $json lines that are not JSON, or no boosted event: $(head -c 300 /tmp/pod-$how.json)"
+	fi
+	stop_starvation
+	[ -z "$WHY" ] || sed 's/^/    hook: /' /tmp/prestop-$how.log
+}
+why=""
+detail=""
+for how in graceful stuck; do
+	prestop_case "$how"
+	[ -z "$WHY" ] || why="${why:+$why; }$WHY"
+	detail="${detail:+$detail; }$DETAIL"
+done
+result 6-prestop "$why" "$detail"
+
+# ---------------------------------------------------------------- 7: back to the distribution's
+# Going back: the distribution's 1.28 installed over ours while ours runs, as a downgrade;
+# the edits kept, the service restarted as theirs, nothing of ours left.
+save_cursor "$CURSOR"
+why=""
+systemctl start stalld
+if ! dpkg --force-confold -i /test/standin/stalld_1.28-1_*.deb >/tmp/dpkg.log 2>&1; then
+	why="dpkg -i of the distribution's 1.28 over ours failed: $(tail -n 5 /tmp/dpkg.log | tr '\n' ' ')"
+else
+	for ((i = 0; i < 150; i++)); do
+		main=$(main_pid)
+		cmd=$(tr '\0' ' ' <"/proc/$main/cmdline" 2>/dev/null)
+		grep -q '/bin/sh /usr/bin/stalld' <<<"$cmd" && break
+		sleep 0.2
+	done
+	package=$(dpkg-query -W -f='${Version}' stalld)
+	if [ "$package" != 1.28-1 ]; then
+		why="dpkg-query says $package after the downgrade"
+	elif [ "$(systemctl is-active stalld)" != active ] || ! grep -q '/bin/sh /usr/bin/stalld' <<<"$cmd"; then
+		why="the service does not run the distribution's stalld after the downgrade: $(systemctl is-active stalld), pid $main: $cmd"
+	elif ! grep -q -- "-t $THRESHOLD " <<<"$cmd"; then
+		why="the distribution's stalld does not run with the edited threshold: $cmd"
+	elif [ -e /usr/bin/stalld-guardian ]; then
+		why="our /usr/bin/stalld-guardian is left behind"
+	elif [ -n "$(deadline_tasks)" ]; then
+		why="tasks left SCHED_DEADLINE: $(deadline_tasks)"
+	fi
+	detail="$package running (pid $main: $cmd), edit kept"
+fi
+systemctl disable --now stalld >/dev/null 2>&1
+[ "$(rt_runtime)" = "$RT_BEFORE" ] || why="${why:+$why; }sched_rt_runtime_us is $(rt_runtime) after the distribution's stalld stopped, not $RT_BEFORE"
+[ -z "$why" ] || show_journal "$CURSOR"
+result 7-downgrade "$why" "$detail"
 
 finish
