@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeCounterValue, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -154,8 +154,16 @@ impl Collector for SnapshotCollector {
         )?;
         counters(
             &mut encoder,
+            "boosted_cpu_seconds",
+            "CPU time boosted tasks received while they held a boost, by the CPU they starved on: what boosts cost that CPU's other tasks",
+            s.boosted_cpu
+                .iter()
+                .map(|(cpu, seconds)| (vec![("cpu", cpu.to_string())], *seconds)),
+        )?;
+        counters(
+            &mut encoder,
             "restores",
-            "Ended boosts by result (restored, exited, changed_meanwhile, failed)",
+            "Ended boosts by result (restored, no_cpu: restored but the boost gave the task no CPU, exited, changed_meanwhile, failed: held or left to the ledger)",
             s.restores
                 .iter()
                 .map(|(result, n)| (vec![("result", (*result).to_owned())], *n)),
@@ -207,6 +215,13 @@ impl Collector for SnapshotCollector {
         )?;
         gauge(
             &mut encoder,
+            "held_tasks",
+            "Tasks whose restore keeps failing: they may hold a boost still, and are retried while stalld runs",
+            None,
+            s.held.len() as f64,
+        )?;
+        gauge(
+            &mut encoder,
             "rt_throttling_disabled",
             "1 while RT throttling is off (by stalld, or already)",
             None,
@@ -246,11 +261,11 @@ impl Collector for SnapshotCollector {
     }
 }
 
-fn counters(
+fn counters<V: EncodeCounterValue>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    rows: impl Iterator<Item = (Labels, u64)>,
+    rows: impl Iterator<Item = (Labels, V)>,
 ) -> Result<(), std::fmt::Error> {
     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, value) in rows {
@@ -334,6 +349,8 @@ mod tests {
             "stalld_restores_total",
             "stalld_starvation_wait_seconds",
             "stalld_boosted_tasks",
+            "stalld_held_tasks",
+            "stalld_boosted_cpu_seconds_total",
             "stalld_check_duration_seconds",
             "stalld_backend_info",
             "stalld_rt_throttling_disabled",

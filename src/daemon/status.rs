@@ -122,6 +122,15 @@ pub fn report(s: &Snapshot) -> Value {
             "since": b.since,
             "until": b.until,
         })).collect::<Vec<_>>(),
+        "held": s.held.values().map(|h| json!({
+            "pid": h.pid,
+            "comm": h.comm,
+            "cpu": h.cpu,
+            "policy": h.policy,
+            "boosted_at": h.boosted_at,
+            "held_since": h.held_since,
+            "error": h.error,
+        })).collect::<Vec<_>>(),
         "counters": {
             "starving_events": s.starving.values().sum::<u64>(),
             "starving_events_by_cpu": map(&mut s.starving.iter().map(|(cpu, n)| (cpu.to_string(), *n))),
@@ -131,6 +140,12 @@ pub fn report(s: &Snapshot) -> Value {
                 "fifo_fallback": by_result("fifo_fallback"),
             },
             "restores": map(&mut s.restores.iter().map(|(k, n)| ((*k).to_owned(), *n))),
+            "boosted_cpu_s_by_cpu": Value::Object(
+                s.boosted_cpu
+                    .iter()
+                    .map(|(cpu, seconds)| (cpu.to_string(), Value::from(*seconds)))
+                    .collect::<Map<_, _>>(),
+            ),
             "events": map(&mut s.events.iter().map(|(k, n)| ((*k).to_owned(), *n))),
             "log_dropped": map(&mut s.drops.counts().into_iter().map(|(k, n)| (k.to_owned(), n))),
             "checks": s.checks.count,
@@ -245,6 +260,24 @@ pub fn render_text(d: &Value) -> String {
             (b["until"].as_f64().unwrap_or(now) - now).max(0.0)
         );
     }
+    let held = d["held"].as_array().cloned().unwrap_or_default();
+    if !held.is_empty() {
+        out += &format!(
+            "held (restore failing, retried while stalld runs): {}\n",
+            held.len()
+        );
+    }
+    for h in &held {
+        out += &format!(
+            "  pid {} ({}) on CPU {} may still hold {}, held for {:.1} s: {}\n",
+            text(&h["pid"]),
+            text(&h["comm"]),
+            text(&h["cpu"]),
+            text(&h["policy"]),
+            now - h["held_since"].as_f64().unwrap_or(now),
+            text(&h["error"])
+        );
+    }
     let counters = &d["counters"];
     let pairs = |v: &Value| -> String {
         v.as_object()
@@ -263,6 +296,20 @@ pub fn render_text(d: &Value) -> String {
         pairs(&counters["boosts"]),
         pairs(&counters["restores"]),
         text(&counters["checks"]),
+    );
+    let cpu_time = counters["boosted_cpu_s_by_cpu"]
+        .as_object()
+        .map(|by_cpu| {
+            by_cpu
+                .iter()
+                .map(|(cpu, seconds)| format!("CPU {cpu} {:.6} s", seconds.as_f64().unwrap_or(0.0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "none".into());
+    out += &format!(
+        "CPU time boosted tasks received (taken from each CPU's other tasks): {cpu_time}\n"
     );
     out += &format!(
         "log messages dropped: {}\n",

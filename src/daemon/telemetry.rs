@@ -87,6 +87,22 @@ pub struct BoostedTask {
     pub until: f64,
 }
 
+/// A task whose restore failed [`crate::boost::RESTORE_ATTEMPTS`] times: it may hold the
+/// boost still, and the daemon keeps retrying.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeldTask {
+    pub pid: Pid,
+    pub comm: String,
+    pub cpu: u32,
+    /// The boost policy it may still hold.
+    pub policy: &'static str,
+    /// Wall-clock seconds since the epoch: when it was boosted, and when it was found held.
+    pub boosted_at: f64,
+    pub held_since: f64,
+    /// Why the last attempt failed.
+    pub error: String,
+}
+
 /// Everything the listeners may show, as of one moment of the loop.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -107,6 +123,11 @@ pub struct Snapshot {
     pub waits: BTreeMap<u32, Histogram>,
     pub checks: Histogram,
     pub boosted: BTreeMap<Pid, BoostedTask>,
+    /// Tasks whose restore keeps failing (`stalld_held_tasks`).
+    pub held: BTreeMap<Pid, HeldTask>,
+    /// `stalld_boosted_cpu_seconds_total{cpu}`: the CPU time boosted tasks received, by the
+    /// CPU they starved on.
+    pub boosted_cpu: BTreeMap<u32, f64>,
     pub rt_throttling_disabled: bool,
     pub last_event_at: Option<f64>,
     /// The last [`RECENT_EVENTS`] events, as their JSON lines.
@@ -115,6 +136,25 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A boost is over: counted by `result` (unless it was already), with the CPU time it
+    /// gave its task.
+    fn ended(
+        &mut self,
+        result: Option<&'static str>,
+        cpu: u32,
+        tid: Pid,
+        cpu_time: Option<Duration>,
+    ) {
+        if let Some(result) = result {
+            *self.restores.entry(result).or_default() += 1;
+        }
+        self.boosted.remove(&tid);
+        self.held.remove(&tid);
+        if let Some(cpu_time) = cpu_time {
+            *self.boosted_cpu.entry(cpu).or_default() += cpu_time.as_secs_f64();
+        }
+    }
+
     /// Boosts with `result` (`ok`, `failed`, `fifo_fallback`) on every CPU.
     pub fn boosts_with(&self, result: &str) -> u64 {
         self.boosts
@@ -128,10 +168,14 @@ impl Snapshot {
     pub fn summary(&self) -> String {
         let total = |result: &str| self.boosts_with(result);
         format!(
-            "{} backend ({} stamps); {} boosted now; {} starving events, {} boosts, {} failed",
+            "{} backend ({} stamps); {} boosted now{}; {} starving events, {} boosts, {} failed",
             self.backend.unwrap_or("no"),
             self.stamps.unwrap_or("no"),
             self.boosted.len(),
+            match self.held.len() {
+                0 => String::new(),
+                held => format!(", {held} held (restore failing)"),
+            },
             self.starving.values().sum::<u64>(),
             total("ok"),
             total("failed"),
@@ -164,6 +208,8 @@ impl Telemetry {
             waits: BTreeMap::new(),
             checks: Histogram::new(CHECK_BUCKETS),
             boosted: BTreeMap::new(),
+            held: BTreeMap::new(),
+            boosted_cpu: BTreeMap::new(),
             rt_throttling_disabled: false,
             last_event_at: None,
             recent: VecDeque::with_capacity(RECENT_EVENTS),
@@ -215,10 +261,6 @@ impl Telemetry {
             state.recent.pop_front();
         }
         state.recent.push_back(json);
-        let mut restore = |result: &'static str, tid: &Pid| {
-            *state.restores.entry(result).or_default() += 1;
-            state.boosted.remove(tid);
-        };
         match event {
             Event::Starved { cpu, waited, .. } => {
                 *state.starving.entry(*cpu).or_default() += 1;
@@ -262,10 +304,51 @@ impl Telemetry {
                     boosted.policy = BoostPolicy::Fifo.sched_name();
                 }
             }
-            Event::Restored { tid, .. } => restore("restored", tid),
-            Event::ExitedWhileBoosted { tid, .. } => restore("exited", tid),
-            Event::ChangedMeanwhile { tid, .. } => restore("changed_meanwhile", tid),
-            Event::RestoreFailed { tid, .. } => restore("failed", tid),
+            Event::Restored {
+                cpu, tid, cpu_time, ..
+            } => state.ended(Some("restored"), *cpu, *tid, *cpu_time),
+            Event::BoostWithoutCpu { cpu, tid, .. } => {
+                state.ended(Some("no_cpu"), *cpu, *tid, Some(Duration::ZERO))
+            }
+            Event::ExitedWhileBoosted { cpu, tid, cpu_time } => {
+                state.ended(Some("exited"), *cpu, *tid, *cpu_time)
+            }
+            Event::ChangedMeanwhile {
+                cpu, tid, cpu_time, ..
+            } => state.ended(Some("changed_meanwhile"), *cpu, *tid, *cpu_time),
+            Event::RestoreFailed {
+                cpu,
+                tid,
+                error,
+                retry: Some(_),
+                ..
+            } => {
+                *state.restores.entry("failed").or_default() += 1;
+                let boosted = state.boosted.remove(tid);
+                state.held.insert(
+                    *tid,
+                    HeldTask {
+                        pid: *tid,
+                        comm: boosted.as_ref().map(|b| b.comm.clone()).unwrap_or_default(),
+                        cpu: *cpu,
+                        policy: boosted.as_ref().map_or("", |b| b.policy),
+                        boosted_at: boosted.as_ref().map_or(now, |b| b.since),
+                        held_since: now,
+                        error: error.clone(),
+                    },
+                );
+            }
+            Event::RestoreFailed {
+                cpu,
+                tid,
+                retry: None,
+                cpu_time,
+                ..
+            } => {
+                // The last attempt, at exit: a held task was counted when it was found held.
+                let result = (!state.held.contains_key(tid)).then_some("failed");
+                state.ended(result, *cpu, *tid, *cpu_time);
+            }
             Event::RtThrottlingDisabled { .. } => state.rt_throttling_disabled = true,
             Event::RtThrottlingRestored { .. } => state.rt_throttling_disabled = false,
             _ => {}
@@ -422,6 +505,8 @@ mod tests {
                 cpu: 1,
                 tid: 42,
                 policy: 0,
+                cpu_time: Some(Duration::from_micros(25)),
+                undone: None,
             },
             json,
             SystemTime::now(),
