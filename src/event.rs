@@ -883,7 +883,7 @@ impl Event {
             }
             Event::BoostWithoutCpu { tid, policy, .. } => write!(
                 out,
-                "the boost of pid {tid} gave it no CPU time: restored to {}; its next boost starts with SCHED_FIFO held longer",
+                "the boost of pid {tid} gave it no CPU time: restored to {}; its next boost starts with SCHED_FIFO",
                 sys::policy_name(*policy)
             ),
             Event::ExitedWhileBoosted { tid, .. } => write!(out, "pid {tid} exited while boosted"),
@@ -1079,7 +1079,7 @@ mod tests {
                     tid: 87,
                     policy: sys::SCHED_FIFO,
                 },
-                "the boost of pid 87 gave it no CPU time: restored to SCHED_FIFO; its next boost starts with SCHED_FIFO held longer",
+                "the boost of pid 87 gave it no CPU time: restored to SCHED_FIFO; its next boost starts with SCHED_FIFO",
             ),
             (
                 Event::FifoPhaseExtended {

@@ -365,6 +365,30 @@ mod tests {
     }
 
     #[test]
+    fn held_tasks_and_the_cpu_time_boosts_cost_are_exposed() {
+        let mut snapshot = (*snapshot()).clone();
+        snapshot.boosted_cpu.insert(3, 0.000_025);
+        snapshot.held.insert(
+            42,
+            crate::daemon::telemetry::HeldTask {
+                pid: 42,
+                comm: "victim".into(),
+                cpu: 3,
+                policy: "SCHED_DEADLINE",
+                boosted_at: 1.0,
+                held_since: 2.0,
+                error: "e".into(),
+            },
+        );
+        let text = render(&Arc::new(snapshot));
+        assert!(text.contains("stalld_held_tasks 1.0\n"), "{text}");
+        assert!(
+            text.contains("stalld_boosted_cpu_seconds_total{cpu=\"3\"} 0.000025\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn every_metric_is_documented() {
         let readme = include_str!("../../README.md");
         let man = include_str!("../../man/observability.roff");
@@ -374,6 +398,37 @@ mod tests {
                 man.contains(&format!("\\fB{name}")),
                 "man/observability.roff lacks {name}"
             );
+        }
+    }
+
+    /// The shipped alert rules and their tests use only series the daemon emits, with label
+    /// values the README documents for them.
+    #[test]
+    fn the_shipped_alerts_use_only_series_the_daemon_emits() {
+        let names = metric_names(&render(&snapshot()));
+        let readme = include_str!("../../README.md");
+        let series = regex::Regex::new(r#"(stalld_[a-z_]+)(\{[^}]*\})?"#).unwrap();
+        let result = regex::Regex::new(r#"result="([a-z_]+)""#).unwrap();
+        for text in [
+            include_str!("../../deploy/kubernetes/prometheusrule.yaml"),
+            include_str!("../../deploy/kubernetes/tests/alerts.test.yaml"),
+        ] {
+            for found in series.captures_iter(text) {
+                let name = &found[1];
+                assert!(names.iter().any(|n| n == name), "{name} is not emitted");
+                let row = readme
+                    .lines()
+                    .find(|line| line.starts_with(&format!("| `{name}")))
+                    .unwrap_or_else(|| panic!("README has no row for {name}"));
+                let labels = found.get(2).map_or("", |labels| labels.as_str());
+                for value in result.captures_iter(labels) {
+                    assert!(
+                        row.contains(&format!("`{}`", &value[1])),
+                        "{name}: result {} is not one the README documents",
+                        &value[1]
+                    );
+                }
+            }
         }
     }
 

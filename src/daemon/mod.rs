@@ -791,6 +791,71 @@ mod tests {
         );
     }
 
+    /// The events a boost's steps become, driven through a booster on a fake kernel.
+    #[test]
+    fn how_a_boost_ended_is_told_by_what_it_gave_the_task() {
+        let Ok(crate::cli::Command::Run(config)) =
+            crate::cli::parse(["-f", "-t", "1", "-d", "1", "-c", "1"])
+        else {
+            panic!("test options rejected");
+        };
+        let fifo5 = SchedAttr {
+            rt_priority: 5,
+            ..SchedAttr::new(sys::SCHED_FIFO)
+        };
+        let ended = |runs: bool| {
+            let world = world();
+            world.borrow_mut().spawn(87, 1, fifo5);
+            world.borrow_mut().measure(87, 1_000, 3);
+            let mut booster = Booster::with(
+                config.boost,
+                Box::new(FakeSched(world.clone())),
+                Box::new(FakeLedger(world.clone())),
+            );
+            let start = MonoTime(1_000_000_000_000);
+            booster.boost(87, 1, start).unwrap();
+            if runs {
+                world.borrow_mut().switch_in(87);
+                world.borrow_mut().run_for(87, 30_000);
+            }
+            let mut events = Vec::new();
+            let mut now = start;
+            while let Some(next) = booster.next_event() {
+                now = next.max(now);
+                booster.advance(now, |boost, step| events.push(step_event(boost, step)));
+            }
+            events
+        };
+        assert_eq!(
+            ended(true),
+            [Event::Restored {
+                cpu: 1,
+                tid: 87,
+                policy: sys::SCHED_FIFO,
+                cpu_time: Some(Duration::from_micros(30)),
+                undone: None,
+            }]
+        );
+        let nothing = ended(false);
+        assert_eq!(nothing[0], Event::FifoFallback { cpu: 1, tid: 87 });
+        assert!(matches!(
+            nothing[1],
+            Event::FifoPhaseExtended {
+                cpu: 1,
+                tid: 87,
+                ..
+            }
+        ));
+        assert_eq!(
+            nothing.last(),
+            Some(&Event::BoostWithoutCpu {
+                cpu: 1,
+                tid: 87,
+                policy: sys::SCHED_FIFO
+            })
+        );
+    }
+
     #[test]
     fn retries_back_off_up_to_a_cap() {
         assert_eq!(retry_delay(1), Duration::from_millis(200));

@@ -323,3 +323,50 @@ pub fn render_text(d: &Value) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::telemetry::{HeldTask, Telemetry};
+
+    #[test]
+    fn held_tasks_and_the_cpu_time_per_cpu_are_shown() {
+        let config = match crate::cli::parse(["-t", "5"]) {
+            Ok(crate::cli::Command::Run(config)) => *config,
+            other => panic!("{other:?}"),
+        };
+        let mut snapshot = Telemetry::new(&config, Arc::default()).current().clone();
+        snapshot.boosted_cpu.insert(3, 0.000_125);
+        let now = unix_seconds(SystemTime::now());
+        snapshot.held.insert(
+            42,
+            HeldTask {
+                pid: 42,
+                comm: "victim".into(),
+                cpu: 3,
+                policy: "SCHED_DEADLINE",
+                boosted_at: now - 9.0,
+                held_since: now - 5.0,
+                error: "Operation not permitted".into(),
+            },
+        );
+        let document = report(&snapshot);
+        assert_eq!(document["held"][0]["pid"], 42);
+        assert_eq!(document["counters"]["boosted_cpu_s_by_cpu"]["3"], 0.000_125);
+        let text = render_text(&document);
+        assert!(
+            text.contains("held (restore failing, retried while stalld runs): 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  pid 42 (victim) on CPU 3 may still hold SCHED_DEADLINE, held for 5.0 s: Operation not permitted\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("CPU 3 0.000125 s"), "{text}");
+        // Nothing held: no such line.
+        snapshot.held.clear();
+        assert!(!render_text(&report(&snapshot)).contains("held ("));
+    }
+}

@@ -535,4 +535,79 @@ mod tests {
         assert_eq!(recent.len(), RECENT_EVENTS);
         assert_eq!(*recent[0], Value::from(5));
     }
+
+    #[test]
+    fn a_held_task_is_listed_until_its_restore_works_and_cpu_time_is_summed_per_cpu() {
+        let mut telemetry = Telemetry::new(&config(), Arc::default());
+        let task = |tid| TaskName {
+            tid,
+            tgid: Some(tid),
+            comm: Comm::new(b"victim"),
+        };
+        let json = Arc::new(Value::Null);
+        let mut record = |event: Event| telemetry.record(&event, json.clone(), SystemTime::now());
+        for tid in [42, 43, 44] {
+            record(Event::Boosted {
+                cpu: 1,
+                task: task(tid),
+                process: None,
+                policy: BoostPolicy::Deadline,
+            });
+        }
+        record(Event::RestoreFailed {
+            cpu: 1,
+            tid: 42,
+            error: "e".into(),
+            retry: Some(Duration::from_millis(1_600)),
+            cpu_time: None,
+        });
+        record(Event::BoostWithoutCpu {
+            cpu: 1,
+            tid: 43,
+            policy: 1,
+        });
+        record(Event::Restored {
+            cpu: 1,
+            tid: 44,
+            policy: 1,
+            cpu_time: Some(Duration::from_micros(20)),
+            undone: None,
+        });
+        let state = telemetry.current().clone();
+        assert_eq!(state.held.keys().collect::<Vec<_>>(), [&42]);
+        assert_eq!(state.held[&42].comm, "victim");
+        assert!(state.boosted.is_empty());
+        assert_eq!(state.restores.get("failed"), Some(&1));
+        assert_eq!(state.restores.get("no_cpu"), Some(&1));
+        assert!(state
+            .summary()
+            .contains("0 boosted now, 1 held (restore failing)"));
+        // Restored at last: no longer held, its CPU time counted, not a second failure.
+        let mut record = |event: Event| telemetry.record(&event, json.clone(), SystemTime::now());
+        record(Event::Restored {
+            cpu: 1,
+            tid: 42,
+            policy: 1,
+            cpu_time: Some(Duration::from_micros(30)),
+            undone: None,
+        });
+        let state = telemetry.current();
+        assert!(state.held.is_empty());
+        assert_eq!(state.restores.get("restored"), Some(&2));
+        assert!((state.boosted_cpu[&1] - 50e-6).abs() < 1e-12);
+        // At exit, a held task's last failure is not counted twice.
+        let mut telemetry = Telemetry::new(&config(), Arc::default());
+        let mut record = |event: Event| telemetry.record(&event, json.clone(), SystemTime::now());
+        for retry in [Some(Duration::from_secs(1)), None] {
+            record(Event::RestoreFailed {
+                cpu: 1,
+                tid: 42,
+                error: "e".into(),
+                retry,
+                cpu_time: Some(Duration::from_micros(7)),
+            });
+        }
+        assert_eq!(telemetry.current().restores.get("failed"), Some(&1));
+        assert!(telemetry.current().held.is_empty());
+    }
 }
