@@ -676,27 +676,18 @@ fn a_restore_that_keeps_failing_is_retried_and_the_task_shown_held() {
     let env = [(stalld::daemon::STATUS_SOCKET_ENV, socket.to_str().unwrap())];
     let cpu = last_cpu();
     let setting = format!("{}={}", env[0].0, env[0].1);
-    let mut daemon = Daemon::spawn_program(
-        "unshare",
-        &[
-            "--mount",
-            "--propagation",
-            "private",
-            "env",
-            &setting,
-            STALLD,
-            "-f",
-            "-v",
-            "-t",
-            "2",
-            "-d",
-            "1",
-            "-c",
-            &cpu,
-            "--metrics",
-            "127.0.0.1:0",
-        ],
-    );
+    // In a mount namespace of its own, where the test can hide a /proc entry from it alone.
+    let options = format!("-f -v -t 2 -d 1 -c {cpu} --metrics 127.0.0.1:0");
+    let mut argv = vec![
+        "--mount",
+        "--propagation",
+        "private",
+        "env",
+        &setting,
+        STALLD,
+    ];
+    argv.extend(options.split(' '));
+    let mut daemon = Daemon::spawn_program("unshare", &argv);
     let target = metrics_address(&daemon);
     let daemon_pid = daemon.process.program_pid().to_string();
     let starver = Starver::spawn(&["--duration", "30", "--linger", "25"]);

@@ -533,7 +533,7 @@ impl Booster {
                     }
                     i += 1;
                 }
-                Err(Restore::Retry { error, .. }) | Err(Restore::Failed(error)) => {
+                Err(Restore::Failed(error)) => {
                     let attempt = boost.failed_restores + 1;
                     let delay = retry_delay(attempt);
                     let later = ActiveBoost {
@@ -569,12 +569,7 @@ impl Booster {
     pub fn restore_all(&mut self, mut report: impl FnMut(&ActiveBoost, Step)) {
         while !self.active.is_empty() {
             let mut boost = self.active[0];
-            let outcome = match self.give_back(&mut boost) {
-                Restore::Retry { error, .. } | Restore::Held { error, .. } => {
-                    Restore::Failed(error)
-                }
-                outcome => outcome,
-            };
+            let outcome = self.give_back(&mut boost);
             self.active[0] = boost;
             self.finish(0, outcome, &mut report);
         }
