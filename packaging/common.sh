@@ -37,9 +37,10 @@ need_tools() {
 
 # The newest CHANGELOG.md entry's date ("## 0.1.0 (2026-12-01)"), which must be this version's:
 # the packages' changelogs and file times come from it, so a rebuild gives the same package.
+# An "## Unreleased" entry above it (changes not in a release yet) is not one.
 changelog_date() {
 	local line
-	line=$(grep -m 1 '^## ' "$ROOT/CHANGELOG.md") || pkg_die "CHANGELOG.md has no '## VERSION (DATE)' entry"
+	line=$(grep -m 1 '^## [0-9]' "$ROOT/CHANGELOG.md") || pkg_die "CHANGELOG.md has no '## VERSION (DATE)' entry"
 	case "$line" in
 	"## $VERSION ("*")") ;;
 	*) pkg_die "CHANGELOG.md's newest entry is '$line', not version $VERSION from Cargo.toml: add an entry" ;;

@@ -132,7 +132,35 @@ pub fn run(config: &Config) -> Report {
     check_rcu_stall(&mut report, config, queue_track);
     check_hrtick(&mut report, config, debugfs.as_deref(), lockdown);
     check_isolated(&mut report, config);
+    check_other_instances(&mut report, config);
     report
+}
+
+/// Another stalld that boosts here: a daemon with these options would refuse to start (two
+/// would fight over RT throttling and the boosts).
+fn check_other_instances(report: &mut Report, config: &Config) {
+    let others = crate::daemon::boosting_instances(&[]);
+    if others.is_empty() {
+        report.add(
+            "other_instances",
+            Verdict::Ok,
+            "no other stalld boosts on this host",
+        );
+        return;
+    }
+    let list: Vec<String> = others.iter().map(ToString::to_string).collect();
+    let list = list.join("; ");
+    if config.log_only {
+        report.add(
+            "other_instances",
+            Verdict::Ok,
+            format!("a stalld boosts here ({list}); with -l this one only logs beside it"),
+        );
+    } else if config.allow_other_instances {
+        report.add("other_instances", Verdict::Warn, format!("a stalld boosts here ({list}); --allow_other_instances starts this one too: give them disjoint CPUs (-c) and leave RT throttling to the unit (-S)"));
+    } else {
+        report.add("other_instances", Verdict::Fail, format!("a stalld boosts here already ({list}): another would refuse to start (exit {}); stop it, or pass --allow_other_instances", crate::daemon::EXIT_ANOTHER_INSTANCE));
+    }
 }
 
 /// BTF and whether queue_track loads (and with which stamp source). Returns whether it would

@@ -100,6 +100,40 @@ impl std::fmt::Display for MetricsAddr {
     }
 }
 
+/// Where `--events` writes its JSON lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventsTarget {
+    /// `-`: standard output.
+    Stdout,
+    /// `PATH`: a regular file, appended to (created if missing); never a link or a FIFO.
+    File(PathBuf),
+    /// `fifo:PATH`: an existing named pipe, and only that (never created).
+    Fifo(PathBuf),
+}
+
+impl EventsTarget {
+    /// `-`, `fifo:PATH` or a file name.
+    pub fn parse(text: &str) -> EventsTarget {
+        match text {
+            "-" => EventsTarget::Stdout,
+            _ => match text.strip_prefix("fifo:") {
+                Some(path) => EventsTarget::Fifo(path.into()),
+                None => EventsTarget::File(text.into()),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for EventsTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventsTarget::Stdout => f.write_str("-"),
+            EventsTarget::File(path) => write!(f, "{}", path.display()),
+            EventsTarget::Fifo(path) => write!(f, "fifo:{}", path.display()),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Detect and log only; never boost, never touch RT throttling or sched features.
@@ -127,8 +161,10 @@ pub struct Config {
     /// Started by systemd (`-S`): RT throttling must already be off; stalld does not touch it.
     pub systemd: bool,
     pub pidfile: Option<PathBuf>,
-    /// `--events FILE|-`: every event as a JSON line (`-` = stdout).
-    pub events: Option<PathBuf>,
+    /// `--allow_other_instances`: boost even when another stalld boosts on this host.
+    pub allow_other_instances: bool,
+    /// `--events FILE|fifo:PATH|-`: every event as a JSON line.
+    pub events: Option<EventsTarget>,
     /// `--metrics ADDR`: serve Prometheus metrics there.
     pub metrics: Option<MetricsAddr>,
 }

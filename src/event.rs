@@ -1205,6 +1205,34 @@ mod tests {
         }
     }
 
+    /// Line and paragraph separators and bidirectional controls in names are escaped in the
+    /// text line and in every field, the structured sinks' input.
+    #[test]
+    fn separators_and_bidirectional_controls_are_escaped_everywhere() {
+        let event = Event::Starved {
+            cpu: 1,
+            task: task("a\u{2028}b\u{202e}c".as_bytes()),
+            waited: Duration::from_secs(3),
+            culprit: Some(Culprit {
+                pid: 7,
+                comm: Comm::new("h\u{2066}og".as_bytes()),
+                policy: sys::SCHED_FIFO,
+                priority: 10,
+                cgroup: Some("/a\u{2029}b".into()),
+            }),
+        };
+        let hidden = |c: char| c.is_control() || crate::task::is_format_char(c);
+        let text = event.text();
+        assert!(!text.contains(hidden), "{text:?}");
+        assert!(
+            text.contains("a\\xe2\\x80\\xa8b\\xe2\\x80\\xaec"),
+            "{text:?}"
+        );
+        for (name, value) in event.fields() {
+            assert!(!value.to_string().contains(hidden), "{name}: {value}");
+        }
+    }
+
     #[test]
     fn kinds_severities_and_subjects() {
         let event = Event::FifoFallback { cpu: 3, tid: 9 };

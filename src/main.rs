@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 say(&format!("stalld: {error:#}"));
-                ExitCode::FAILURE
+                ExitCode::from(stalld::daemon::exit_code(&error))
             }
         },
         Err(UsageError(message)) => {

@@ -236,24 +236,33 @@ pub fn wait_any<const N: usize>(
         events,
         revents: 0,
     });
+    match poll(&mut pollfds, timeout)? {
+        0 => Ok(None),
+        _ => Ok(pollfds.iter().position(|p| p.revents != 0)),
+    }
+}
+
+/// `ppoll(2)` of `fds` for at most `timeout`: how many have `revents` set (0 after the timeout
+/// or a signal). An entry whose fd is negative is ignored; one that is not open reports
+/// `POLLNVAL`.
+pub fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<usize> {
     let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
-    // SAFETY: `pollfds` holds `N` valid pollfd structs the kernel may write `revents` into, and
-    // the timespec is valid; no signal mask. All outlive the call.
+    // SAFETY: `fds` holds `fds.len()` valid pollfd structs the kernel may write `revents`
+    // into, and the timespec is valid; no signal mask. All outlive the call.
     let ready = check(unsafe {
         libc::ppoll(
-            pollfds.as_mut_ptr(),
-            pollfds.len() as libc::nfds_t,
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
             &ts,
             std::ptr::null(),
         )
     } as libc::c_long);
     match ready {
-        Ok(0) => Ok(None),
-        Ok(_) => Ok(pollfds.iter().position(|p| p.revents != 0)),
-        Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(None),
+        Ok(n) => Ok(n as usize),
+        Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(0),
         Err(error) => Err(error),
     }
 }
@@ -435,6 +444,66 @@ fn memfd_create_with(name: &str, flags: libc::c_uint) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd as RawFd) })
 }
 
+/// `path` as a unix socket address (`InvalidInput` when it is too long for one).
+fn unix_address(path: &Path) -> io::Result<libc::sockaddr_un> {
+    // SAFETY: an all-zero sockaddr_un is valid (AF_UNSPEC, empty path) before we fill it.
+    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.is_empty() || bytes.len() >= address.sun_path.len() {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    for (slot, byte) in address.sun_path.iter_mut().zip(bytes) {
+        *slot = *byte as libc::c_char;
+    }
+    Ok(address)
+}
+
+/// A listening unix stream socket bound at `path`, whose file is created with `mode` (less
+/// the umask's bits): the socket's own mode is set (`fchmod`) before `bind` creates the file
+/// from it, so nothing is ever changed through the path, where a symbolic link could have
+/// been planted meanwhile. `bind` itself never follows a link (`EADDRINUSE` if anything is
+/// at the path).
+pub fn bind_unix_listener(path: &Path, mode: u32) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::fd::{AsRawFd as _, OwnedFd};
+    let address = unix_address(path)?;
+    // SAFETY: socket takes plain integers and returns a new descriptor or -1.
+    let fd = check(
+        unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) }
+            as libc::c_long,
+    )?;
+    // SAFETY: socket just returned this descriptor, owned by nobody else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    // SAFETY: fchmod takes a descriptor of ours and a mode; it touches no memory.
+    check(unsafe { libc::fchmod(socket.as_raw_fd(), mode as libc::mode_t) } as libc::c_long)?;
+    // SAFETY: `address` is a valid sockaddr_un of the size given, alive across the call.
+    check(unsafe {
+        libc::bind(
+            socket.as_raw_fd(),
+            &address as *const libc::sockaddr_un as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        )
+    } as libc::c_long)?;
+    // SAFETY: listen takes a descriptor of ours and a backlog.
+    check(unsafe { libc::listen(socket.as_raw_fd(), 128) } as libc::c_long)?;
+    Ok(std::os::unix::net::UnixListener::from(socket))
+}
+
+/// `send(2)` of `data` on socket `fd` without blocking and without SIGPIPE: how many bytes
+/// went (`WouldBlock` when none could).
+pub fn send_nonblocking(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: `data` is readable for its length during the call.
+    let sent = check(unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            data.as_ptr() as *const libc::c_void,
+            data.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    } as libc::c_long)?;
+    Ok(sent as usize)
+}
+
 /// Sends descriptor `fd` with an empty payload to the datagram socket at `path`, without
 /// blocking (`WouldBlock` when the receiver's queue is full).
 pub fn send_fd_nonblocking(
@@ -443,16 +512,7 @@ pub fn send_fd_nonblocking(
     fd: std::os::fd::BorrowedFd<'_>,
 ) -> io::Result<()> {
     use std::os::fd::AsRawFd as _;
-    // SAFETY: an all-zero sockaddr_un is valid (AF_UNSPEC, empty path) before we fill it.
-    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let bytes = path.as_os_str().as_bytes();
-    if bytes.len() >= address.sun_path.len() {
-        return Err(io::ErrorKind::InvalidInput.into());
-    }
-    for (slot, byte) in address.sun_path.iter_mut().zip(bytes) {
-        *slot = *byte as libc::c_char;
-    }
+    let mut address = unix_address(path)?;
     let raw_fd: RawFd = fd.as_raw_fd();
     // SAFETY: CMSG_SPACE only computes a size.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
@@ -597,6 +657,44 @@ pub fn become_user_in_this_thread(id: u32) -> io::Result<()> {
 /// helper threads that must never compete with the detect-and-boost loop.
 pub fn become_sched_other() -> io::Result<()> {
     sched_setattr(0, &SchedAttr::new(SCHED_OTHER))
+}
+
+/// For tests: the names in directory `dir` whose attributes (mode, owner) were changed while
+/// `during` ran, as inotify reports them (`IN_ATTRIB`): whether something was changed through
+/// a path, where a link could have been planted.
+#[cfg(test)]
+pub fn attributes_changed_during<T>(dir: &Path, during: impl FnOnce() -> T) -> (T, Vec<String>) {
+    let dir = CString::new(dir.as_os_str().as_bytes()).expect("no NUL in a test path");
+    // SAFETY: inotify_init1 takes flags and returns a new descriptor or -1.
+    let fd =
+        check(unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) } as libc::c_long)
+            .expect("inotify_init1");
+    // SAFETY: inotify_init1 just returned this descriptor, owned by nobody else.
+    let inotify = unsafe { File::from_raw_fd(fd as RawFd) };
+    // SAFETY: `dir` is NUL-terminated and outlives the call.
+    check(
+        unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), dir.as_ptr(), libc::IN_ATTRIB) }
+            as libc::c_long,
+    )
+    .expect("inotify_add_watch");
+    let result = during();
+    let mut names = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let n = std::io::Read::read(&mut &inotify, &mut buffer).unwrap_or(0);
+    let header = std::mem::size_of::<libc::inotify_event>();
+    let mut at = 0;
+    while at + header <= n {
+        // SAFETY: the kernel wrote a whole inotify_event header at `at` (checked in bounds);
+        // read_unaligned copes with the byte buffer's alignment.
+        let event: libc::inotify_event = unsafe {
+            std::ptr::read_unaligned(buffer[at..].as_ptr() as *const libc::inotify_event)
+        };
+        let name = &buffer[at + header..(at + header + event.len as usize).min(n)];
+        let name = name.split(|&b| b == 0).next().unwrap_or_default();
+        names.push(String::from_utf8_lossy(name).into_owned());
+        at += header + event.len as usize;
+    }
+    (result, names)
 }
 
 #[cfg(test)]

@@ -76,8 +76,12 @@ impl fmt::Debug for Comm {
 
 /// A name chosen by whoever started the task (any user can rename a thread with
 /// `prctl(PR_SET_NAME)`), made safe to print: control characters (a newline would start a new
-/// journal entry or syslog record, `<0>` after it an emergency one), backslashes and bytes that
-/// are not UTF-8 become `\xNN`, so the text is one line and the escape cannot be imitated.
+/// journal entry or syslog record, `<0>` after it an emergency one), the Unicode line and
+/// paragraph separators (which some viewers break lines at), the invisible formatting
+/// characters that reorder or hide text ([`is_format_char`]: a bidirectional override can make
+/// a line read as something else, CVE-2021-42574's class), backslashes and bytes that are not
+/// UTF-8 become `\xNN` (each byte of the character), so the text is one line that shows what
+/// it holds, and the escape cannot be imitated.
 pub fn escape_name(raw: &[u8]) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(raw.len());
@@ -88,7 +92,7 @@ pub fn escape_name(raw: &[u8]) -> String {
     };
     for chunk in raw.utf8_chunks() {
         for c in chunk.valid().chars() {
-            if c.is_control() || c == '\\' {
+            if c.is_control() || c == '\\' || is_format_char(c) {
                 escape(&mut out, c.encode_utf8(&mut [0; 4]).as_bytes());
             } else {
                 out.push(c);
@@ -97,6 +101,27 @@ pub fn escape_name(raw: &[u8]) -> String {
         escape(&mut out, chunk.invalid());
     }
     out
+}
+
+/// Characters that change how the text around them is laid out or read, without showing
+/// themselves: the line and paragraph separators (U+2028, U+2029), the bidirectional marks,
+/// embeddings, overrides and isolates (U+061C, U+200E, U+200F, U+202A-U+202E,
+/// U+2066-U+2069), and the other invisible format characters of Unicode's Cf category that
+/// hide text or join it (zero-width spaces and joiners, word joiner, invisible operators,
+/// deprecated format controls, the byte order mark, interlinear annotation, tag characters).
+pub fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{e0000}'..='\u{e007f}'
+    )
 }
 
 /// A task that is runnable on a CPU but is not the one running there.
@@ -146,5 +171,30 @@ mod tests {
             "caf\u{e9} \\xc2\\x85"
         );
         assert_eq!(Comm::new(b"x\n<0>FAKE").to_string(), "x\\x0a<0>FAKE");
+    }
+
+    #[test]
+    fn separators_and_bidirectional_controls_are_escaped() {
+        // A line separator, then a right-to-left override that shows "exe.txt" reversed.
+        assert_eq!(
+            escape_name("a\u{2028}b\u{202e}txt.exe".as_bytes()),
+            "a\\xe2\\x80\\xa8b\\xe2\\x80\\xaetxt.exe"
+        );
+        for c in [
+            '\u{2029}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{2066}', '\u{2067}',
+            '\u{2068}', '\u{2069}', '\u{200e}', '\u{200f}', '\u{061c}', '\u{200b}', '\u{feff}',
+        ] {
+            let text = escape_name(c.encode_utf8(&mut [0; 4]).as_bytes());
+            assert!(text.starts_with("\\x") && text.is_ascii(), "{c:?}: {text}");
+        }
+        // Letters of right-to-left scripts are names, not formatting: kept.
+        assert_eq!(
+            escape_name("\u{5e9}\u{5dc}\u{5d5}\u{5dd}".as_bytes()),
+            "\u{5e9}\u{5dc}\u{5d5}\u{5dd}"
+        );
+        assert_eq!(
+            Comm::new("x\u{2028}y".as_bytes()).to_string(),
+            "x\\xe2\\x80\\xa8y"
+        );
     }
 }

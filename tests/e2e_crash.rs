@@ -668,3 +668,80 @@ fn the_guardian_follows_the_daemons_policy_and_is_respawned_when_it_dies() {
     }
     assert_eq!(read_rt_runtime(), session.rt_runtime.saved());
 }
+
+/// `stalld throttle COMMAND` (what the unit runs as `throttlectl`): its report line.
+fn throttle(command: &str) -> String {
+    let out = Command::new(STALLD)
+        .args(["throttle", command])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "throttle {command}: {out:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// RT throttling comes back exactly as the operator left it: off (-1, as tuned's realtime
+/// profiles leave it), the 7.x default (runtime = period) or this kernel's own, through the
+/// unit's `throttlectl off`, a daemon and its guardian killed together, `stalld restore` and
+/// `throttlectl on`, and through a daemon that turned it off itself, killed or stopped.
+/// Nothing starves here: no hog runs, the threshold is a minute.
+#[test]
+fn rt_throttling_comes_back_exactly_as_the_operator_left_it() {
+    let Some(session) = StarvationSession::begin("rt_throttling_as_the_operator_left_it") else {
+        return;
+    };
+    let cpu = last_cpu();
+    let mut originals = vec![-1, 1_000_000, session.rt_runtime.saved()];
+    originals.dedup();
+    for original in originals {
+        stalld::rt_runtime::write(original).unwrap();
+        // Nothing saved yet: `on` leaves the value alone (the C tool wrote 950000).
+        throttle("on");
+        assert_eq!(read_rt_runtime(), original, "on with nothing saved");
+
+        // As the unit runs it: `throttlectl off`, `stalld -S`, killed with its guardian,
+        // then `stalld restore` and `throttlectl on`.
+        throttle("off");
+        assert_eq!(read_rt_runtime(), -1);
+        assert!(
+            throttle("show").contains(&format!("saved={original}")),
+            "{original}"
+        );
+        // A restart of the unit runs `off` again: what the first one found stands.
+        throttle("off");
+        assert!(throttle("show").contains(&format!("saved={original}")));
+        let daemon = start_daemon(&["-S", "-t", "60", "-c", &cpu]);
+        let daemon_pid = daemon.process.program_pid();
+        kill_together(&[guardian_of(daemon_pid), daemon_pid]);
+        let out = Command::new(STALLD).arg("restore").output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        throttle("on");
+        assert_eq!(read_rt_runtime(), original, "unit path, {original}");
+        drop(daemon);
+
+        // A daemon that turns RT throttling off itself, killed with its guardian.
+        let daemon = start_daemon(&["-t", "60", "-c", &cpu]);
+        assert_eq!(read_rt_runtime(), -1);
+        let daemon_pid = daemon.process.program_pid();
+        kill_together(&[guardian_of(daemon_pid), daemon_pid]);
+        throttle("on");
+        assert_eq!(read_rt_runtime(), original, "daemon killed, {original}");
+        drop(daemon);
+
+        // The same daemon stopped in order.
+        let mut daemon = start_daemon(&["-t", "60", "-c", &cpu]);
+        assert_eq!(read_rt_runtime(), -1);
+        assert_eq!(daemon.terminate().and_then(|s| s.code()), Some(0));
+        assert_eq!(read_rt_runtime(), original, "daemon stopped, {original}");
+        throttle("on");
+        assert_eq!(
+            read_rt_runtime(),
+            original,
+            "on after the daemon, {original}"
+        );
+    }
+    drop(session);
+}

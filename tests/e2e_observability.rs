@@ -987,6 +987,204 @@ fn a_flood_of_metrics_connections_does_not_delay_the_boost() {
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
+/// A liveness probe as the DaemonSet's (`GET /metrics`), allowed `limit` for all of it.
+fn probe(address: &str, limit: Duration) -> std::io::Result<u32> {
+    let address: std::net::SocketAddr = address.parse().unwrap();
+    let mut stream = TcpStream::connect_timeout(&address, limit)?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: probe\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    Ok(text
+        .split_ascii_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Slow clients cannot take the metrics port down (Kubernetes would restart stalld in a loop
+/// for failed liveness probes): 8 clients each sending a byte every 0.5 s, while a probe runs
+/// every 0.5 s with 1 s to be answered. Every probe is answered, and no slow client keeps its
+/// connection past its time for a request. Nothing starves here.
+#[test]
+fn slow_metrics_clients_fail_no_scrape_and_no_liveness_probe() {
+    let Some(_session) = StarvationSession::begin("slow_metrics_clients") else {
+        return;
+    };
+    let mut daemon = Daemon::start(
+        &[],
+        "queue_track",
+        &[
+            "-l",
+            "-t",
+            "60",
+            "-c",
+            &last_cpu(),
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+    );
+    let address = metrics_address(&daemon);
+    let started = Instant::now();
+    let slow: Vec<_> = (0..8)
+        .map(|_| {
+            let address = address.clone();
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(&address).unwrap();
+                while started.elapsed() < Duration::from_secs(8) {
+                    if stream.write_all(b"G").is_err() {
+                        return Some(started.elapsed());
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                None
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut probes = Vec::new();
+    while started.elapsed() < Duration::from_secs(6) {
+        let asked = Instant::now();
+        let outcome = probe(&address, Duration::from_secs(1));
+        probes.push((outcome.as_ref().ok().copied(), asked.elapsed()));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let closed: Vec<_> = slow.into_iter().map(|t| t.join().unwrap()).collect();
+    let failed: Vec<_> = probes
+        .iter()
+        .filter(|(code, _)| *code != Some(200))
+        .collect();
+    let _ = writeln!(
+        std::io::stderr(),
+        "slow clients: {} probes, {} failed, slowest {:?}; slow clients closed at {closed:?}",
+        probes.len(),
+        failed.len(),
+        probes.iter().map(|(_, took)| *took).max()
+    );
+    assert!(failed.is_empty(), "probes failed: {failed:?} of {probes:?}");
+    assert!(
+        closed
+            .iter()
+            .all(|at| at.is_some_and(|at| at < Duration::from_secs(4))),
+        "slow clients kept their connections: {closed:?}"
+    );
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+}
+
+/// The value of the sample `name` (with its labels, as printed) in an exposition.
+fn sample(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.split_ascii_whitespace().next()?.parse().ok()
+    })
+}
+
+/// `GET /metrics` until the listener answers (the daemon is up), for at most `LINE_WAIT`.
+fn first_scrape(address: &str) -> String {
+    let deadline = Instant::now() + LINE_WAIT;
+    loop {
+        match http_get(address, "/metrics") {
+            Ok((200, body)) => return body,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            other => panic!("no metrics at {address}: {other:?}"),
+        }
+    }
+}
+
+/// Fills the pipe whose write end is `writer` until it takes nothing more, through a file
+/// description of its own (O_NONBLOCK there leaves the daemon's description blocking).
+fn fill(writer: &std::io::PipeWriter) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut own = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/self/fd/{}", writer.as_raw_fd()))
+        .unwrap();
+    let chunk = [b'#'; 4096];
+    while own.write(&chunk).is_ok_and(|n| n > 0) {}
+}
+
+/// A log reader that stopped (a stalled container log reader, a terminal on hold): stderr
+/// (`-v`'s per-check lines) or stdout (`-M`'s tables) lead to a full pipe. The loop must go on
+/// checking (the checks count in /metrics keeps growing, not only the listener answering),
+/// and what it cannot write is dropped and counted. No task starves here.
+#[test]
+fn a_full_stderr_or_stdout_pipe_does_not_stop_the_checks() {
+    let Some(_session) = StarvationSession::begin("a_full_stderr_or_stdout_pipe") else {
+        return;
+    };
+    for (mode, sink) in [("-O", "stderr"), ("-M", "stdout")] {
+        let address = format!("127.0.0.1:{}", free_port());
+        let (stderr_reader, stderr_writer) = std::io::pipe().unwrap();
+        let (stdout_reader, stdout_writer) = std::io::pipe().unwrap();
+        let child = std::process::Command::new("timeout")
+            .args(["-s", "KILL", "60", STALLD, "-f", "-v", "-l", "-N", mode])
+            .args([
+                "-t",
+                "1",
+                "-d",
+                "1",
+                "-c",
+                &last_cpu(),
+                "--metrics",
+                &address,
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(stdout_writer.try_clone().unwrap())
+            .stderr(stderr_writer.try_clone().unwrap())
+            .spawn()
+            .unwrap();
+        // Killed with its `timeout` whatever the outcome.
+        struct Kill(std::process::Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = stalld::sys::kill(-(self.0.id() as i32), libc::SIGKILL);
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut child = Kill(child);
+        first_scrape(&address);
+        fill(&stderr_writer);
+        fill(&stdout_writer);
+        let checks = || {
+            let (code, body) = http_get(&address, "/metrics").unwrap();
+            assert_eq!(code, 200);
+            sample(&body, "stalld_check_duration_seconds_count").unwrap()
+        };
+        // The next line the loop writes meets a full pipe.
+        std::thread::sleep(Duration::from_millis(1500));
+        let before = checks();
+        std::thread::sleep(Duration::from_secs(3));
+        let after = checks();
+        let (_, body) = http_get(&address, "/metrics").unwrap();
+        let dropped = sample(
+            &body,
+            &format!("stalld_log_dropped_total{{sink=\"{sink}\"}}"),
+        );
+        assert!(
+            after >= before + 2.0,
+            "{mode}: {before} checks, then {after} 3 s later: the loop is stuck on {sink}"
+        );
+        assert!(
+            dropped.is_some_and(|n| n > 0.0),
+            "{mode}: {sink} dropped {dropped:?}"
+        );
+        // It still ends when told to, whatever it had to say.
+        stalld::sys::kill(child.0.id() as i32, libc::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = child.0.try_wait().unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{mode}: exit");
+        drop((stderr_reader, stdout_reader));
+    }
+}
+
 /// `stalld check` where debugfs and securityfs are not mounted: it still answers, and the
 /// mounts it needed stay its own (run inside a mount namespace where they are unmounted, the
 /// shell that ran it sees no new mount afterwards).
@@ -1035,6 +1233,7 @@ fn check_gives_a_verdict_and_leaves_nothing_mounted() {
         "rcu_stall",
         "hrtick",
         "isolated_cpus",
+        "other_instances",
     ] {
         let verdict = item(name)["verdict"].as_str().unwrap().to_owned();
         assert!(

@@ -117,7 +117,8 @@ fn everyone_runnable(text: &[u8], format: Format) -> (Vec<u8>, Vec<Task>) {
         }
         if skip > 0 {
             skip -= 1;
-        } else if in_table && line.iter().all(|&b| b == b' ') {
+        } else if in_table && (line.iter().all(|&b| b == b' ') || line.starts_with(b"cpu#")) {
+            // A blank line ends a table; in a pasted excerpt, the next section's header may.
             in_table = false;
         } else if in_table {
             let current = line[0]
@@ -310,6 +311,34 @@ fn linux_6_18_hostile_names() {
         assert!(got.contains(&expected), "{expected:?} not in {got:?}");
     }
     assert_eq!(got.len(), 4 + sleeping.len(), "{got:?}");
+}
+
+/// An excerpt edited as people paste them into mails and bug reports: a few lines of each
+/// CPU, no blank line anywhere, so each task table ends with the next `cpu#` header. No CPU
+/// is lost, and every task stays with its own CPU.
+#[test]
+fn linux_6_18_edited_excerpt_no_blank_lines() {
+    let name = "linux-6.18-edited-excerpt-no-blank-lines.txt";
+    let expected = [
+        (0, Some(9230), Some(0), vec![]),
+        (
+            1,
+            Some(9244),
+            Some(0),
+            vec![task(9220, "rustc", 120, 130, b'R')],
+        ),
+    ];
+    let strict = parse_full(name);
+    check(name, &strict, Format::F5, &expected);
+    assert!(
+        strict.skipped_lines.is_empty(),
+        "{:?}",
+        strict.skipped_lines
+    );
+    let mut lenient = SchedDebug::default();
+    parse_excerpt_into(&read(name), &mut lenient).unwrap();
+    check(name, &lenient, Format::F5, &expected);
+    check_every_line(name, Format::F5, 7);
 }
 
 #[test]
@@ -545,6 +574,7 @@ fn every_fixture_is_tested_and_replays() {
         "linux-6.11-tip-custom-slice-excerpt.txt",
         "linux-6.12-format-tip-excerpt.txt",
         "linux-6.18-custom-slice-and-space-comm.txt",
+        "linux-6.18-edited-excerpt-no-blank-lines.txt",
         "linux-6.18-hostile-names.txt",
         "linux-6.18-idle.txt",
         "linux-6.18-live-waiting-task.txt",

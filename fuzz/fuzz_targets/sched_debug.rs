@@ -36,7 +36,8 @@ fn f5_row(state: &str, comm: &[u8], pid: i32) -> Vec<u8> {
     line
 }
 
-/// The first bytes of `data` as a thread name, among ordinary tasks of a two-CPU file.
+/// The first bytes of `data` as a thread name, among ordinary tasks of a two-CPU file, with
+/// and without the blank line that ends the first table (pasted excerpts lose it).
 fn hostile_name(data: &[u8]) {
     let end = data.iter().take(15).position(|&b| b == 0).unwrap_or(data.len().min(15));
     let comm = &data[..end];
@@ -44,6 +45,12 @@ fn hostile_name(data: &[u8]) {
     if comm.is_empty() || comm[0] == b' ' || comm[comm.len() - 1] == b' ' {
         return;
     }
+    for blank in [true, false] {
+        hostile_name_in_table(comm, blank);
+    }
+}
+
+fn hostile_name_in_table(comm: &[u8], blank: bool) {
     let header = b"runnable tasks:\n S            task   PID       vruntime   eligible    deadline             slice          sum-exec      switches  prio         wait-time        sum-sleep       sum-block  node   group-id  group-path\n-----\n";
     let mut text = b"cpu#0\n\n".to_vec();
     text.extend_from_slice(header);
@@ -51,7 +58,10 @@ fn hostile_name(data: &[u8]) {
     text.extend(f5_row("R", comm, 11));
     text.extend(f5_row("S", comm, 12));
     text.extend(f5_row("R", b"after", 13));
-    text.extend_from_slice(b"\ncpu#1\n\n");
+    if blank {
+        text.push(b'\n');
+    }
+    text.extend_from_slice(b"cpu#1\n\n");
     text.extend_from_slice(header);
     text.extend(f5_row("R", b"other", 14));
     text.push(b'\n');

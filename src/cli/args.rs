@@ -91,6 +91,29 @@ privilege (SCHED_FIFO 98 to 97, SCHED_DEADLINE to SCHED_OTHER), is undone with t
 a change that takes CAP_SYS_NICE is kept. A restore that fails is retried, with pauses of up to
 10 s, for as long as stalld runs (after five failures the task is reported held); what still
 fails at exit stays in the ledger. SIGHUP is ignored.
+.PP
+\fBthrottlectl off\fR saves the \fIsched_rt_runtime_us\fR it finds, whatever it is (\-1 too, on
+a host that keeps RT throttling off), and \fBthrottlectl on\fR writes exactly that back, or
+nothing when nothing was saved; stalld itself saves and restores the value only when it turns
+RT throttling off.
+.SH OTHER INSTANCES
+A stalld that boosts refuses to start, before it changes anything, when another stalld boosts
+on the host (ours or the C one, found by its process or by \fI/run/stalld/stalld.pid\fR or
+\fI/run/stalld.pid\fR): the first to exit would put RT throttling back under the other, and
+both would boost and restore the same tasks. It names the other and exits with status 16.
+\fB\-l\fR instances, the subcommands and \fBthrottlectl\fR do not count.
+\fB\-\-allow_other_instances\fR starts it anyway (give the instances disjoint \fB\-c\fR lists
+and leave RT throttling to the unit, \fB\-S\fR). \fBstalld check\fR names them
+(\fBother_instances\fR).
+.SH SAFE PATHS AND NAMES
+A pid file (\fB\-P\fR) and an events file (\fB\-\-events\fR) are never opened through a
+symbolic link; a new one is created with O_EXCL. In a directory others can write (/tmp), what
+another user put at the pid file's path (a file of theirs, locked or not, a link) is replaced by
+a locked file of stalld's, and such a directory without the sticky bit is refused. Thread and
+process names are escaped in every sink: control characters, backslashes, bytes that are not
+UTF\-8, the Unicode line and paragraph separators and the invisible format characters
+(bidirectional marks, embeddings, overrides and isolates, zero\-width characters) become
+\fB\\x\fR\fINN\fR, one per byte.
 .SH FILES
 .I /etc/sysconfig/stalld
 or
@@ -105,7 +128,8 @@ or
 .I /usr/bin/stalld\-guardian
 (a hard link to \fBstalld\fR that the guardian process runs from).
 .SH EXIT STATUS
-0 on a normal end, 1 on an error while running, 22 (EINVAL) on a command-line error.
+0 on a normal end, 1 on an error while running, 16 (EBUSY) when another stalld is in the way
+(one that boosts, or one that holds the pid file), 22 (EINVAL) on a command-line error.
 .SH LICENSE
 GPL-2.0-or-later.
 "#;
@@ -144,7 +168,7 @@ pub struct Args {
 
     #[arg(long = "events", value_name = "file|-", allow_hyphen_values = true,
           help_heading = LOGGING,
-          help = "also write every event as a JSON line to this file (- = stdout)")]
+          help = "also write every event as a JSON line to this file (- = stdout, fifo:PATH = that named pipe)")]
     pub events: Option<String>,
     #[arg(long = "metrics", value_name = "host:port|unix:path", help_heading = LOGGING,
           help = "serve Prometheus metrics at http://ADDR/metrics (host:port or unix:path)")]
@@ -154,8 +178,11 @@ pub struct Args {
           help = "run in foreground [implied with -v]")]
     pub foreground: bool,
     #[arg(short = 'P', long = "pidfile", value_name = "file", help_heading = STARTUP,
-          help = "write daemon pid to specified file (locked, removed at exit)")]
+          help = "write daemon pid to specified file (locked, removed at exit; a second instance exits 16)")]
     pub pidfile: Option<String>,
+    #[arg(long = "allow_other_instances", help_heading = STARTUP,
+          help = "boost even when another stalld (ours or the C one) boosts on this host")]
+    pub allow_other_instances: bool,
     #[arg(short = 'S', long = "systemd", help_heading = STARTUP,
           help = "started by systemd: RT throttling must already be off")]
     pub systemd: bool,
@@ -309,8 +336,8 @@ pub fn takes_value(arg: &clap::Arg) -> bool {
 /// The subcommands. Each variant's doc comment is its help line.
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
-    /// turn RT throttling off (saving sched_rt_runtime_us), back on, or show it (also
-    /// installed as throttlectl, which the unit runs)
+    /// turn RT throttling off (saving sched_rt_runtime_us, whatever it is), put back exactly
+    /// what off saved, or show it (also installed as throttlectl, which the unit runs)
     Throttle {
         #[arg(value_parser = ["off", "on", "show"], value_name = "off|on|show")]
         command: String,

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
-use crate::config::{BackendChoice, BoostParams, BoostPolicy, Config, Denylist, MetricsAddr, Mode};
+use crate::config::{
+    BackendChoice, BoostParams, BoostPolicy, Config, Denylist, EventsTarget, MetricsAddr, Mode,
+};
 use crate::cpuset::{configured_cpus, CpuSet};
 
 pub mod args;
@@ -217,9 +219,13 @@ where
         Some(other) => return Err(UsageError(format!("unknown backend {other}"))),
     };
     let metrics = args.metrics.as_deref().map(metrics_addr).transpose()?;
-    if args.events.as_deref() == Some("") {
+    let events = args.events.as_deref().map(EventsTarget::parse);
+    if matches!(
+        &events,
+        Some(EventsTarget::File(path) | EventsTarget::Fifo(path)) if path.as_os_str().is_empty()
+    ) {
         return Err(UsageError(
-            "--events needs a file name, or - for stdout".into(),
+            "--events needs a file name, fifo:PATH, or - for stdout".into(),
         ));
     }
     let mode = if args.aggressive_mode {
@@ -272,7 +278,8 @@ where
         backend,
         systemd: args.systemd,
         pidfile: args.pidfile.map(Into::into),
-        events: args.events.map(Into::into),
+        allow_other_instances: args.allow_other_instances,
+        events,
         metrics,
     })))
 }
@@ -516,7 +523,7 @@ mod tests {
     #[test]
     fn events_and_metrics() {
         let config = run(&["--events", "-", "--metrics", "127.0.0.1:9772"]).unwrap();
-        assert_eq!(config.events, Some("-".into()));
+        assert_eq!(config.events, Some(EventsTarget::Stdout));
         assert_eq!(
             config.metrics,
             Some(MetricsAddr::Tcp("127.0.0.1:9772".into()))
@@ -533,9 +540,19 @@ mod tests {
                 format!("--metrics: expected host:port or unix:PATH, not '{bad}'")
             );
         }
+        for empty in ["", "fifo:"] {
+            assert_eq!(
+                error(&["--events", empty]),
+                "--events needs a file name, fifo:PATH, or - for stdout"
+            );
+        }
         assert_eq!(
-            error(&["--events", ""]),
-            "--events needs a file name, or - for stdout"
+            run(&["--events", "fifo:/run/ship.fifo"]).unwrap().events,
+            Some(EventsTarget::Fifo("/run/ship.fifo".into()))
+        );
+        assert_eq!(
+            run(&["--events", "./fifo:x"]).unwrap().events,
+            Some(EventsTarget::File("./fifo:x".into()))
         );
     }
 

@@ -9,12 +9,14 @@
 //! the `<priority>`-prefixed stderr lines systemd would otherwise store), the `--events` JSON
 //! lines ([`events_file`]), and the daemon's [`Telemetry`] (metrics, `stalld status`).
 //!
-//! No sink blocks the loop: syslog and journal datagrams are sent non-blocking and the events
-//! file is written non-blocking; what cannot be written at once is dropped and counted
-//! ([`Drops`], exposed as `stalld_log_dropped_total{sink}`).
+//! No sink blocks the loop: syslog and journal datagrams are sent non-blocking, and stderr,
+//! stdout and the events file or pipe are written without waiting ([`stream`]); what cannot
+//! be written at once is dropped and counted ([`Drops`], exposed as
+//! `stalld_log_dropped_total{sink}`).
 
 pub mod events_file;
 pub mod journal;
+pub mod stream;
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
@@ -28,9 +30,10 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 
 use super::telemetry::{unix_seconds, Telemetry};
+use crate::config::EventsTarget;
 use crate::event::{Event, FieldValue, Severity};
-use events_file::EventsFile;
 use journal::Journal;
+use stream::LineWriter;
 
 const SYSLOG_SOCKET: &str = "/dev/log";
 /// For tests only: the syslog socket to send to instead of /dev/log.
@@ -72,18 +75,29 @@ pub struct Drops {
     pub syslog: AtomicU64,
     pub kmsg: AtomicU64,
     pub events: AtomicU64,
+    pub stderr: AtomicU64,
+    pub stdout: AtomicU64,
 }
 
 impl Drops {
     /// `(sink, count)` for every sink.
-    pub fn counts(&self) -> [(&'static str, u64); 4] {
+    pub fn counts(&self) -> [(&'static str, u64); 6] {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         [
             ("journal", get(&self.journal)),
             ("syslog", get(&self.syslog)),
             ("kmsg", get(&self.kmsg)),
             ("events", get(&self.events)),
+            ("stderr", get(&self.stderr)),
+            ("stdout", get(&self.stdout)),
         ]
+    }
+
+    /// Counts a message `written` false (dropped) in `counter`.
+    fn count_written(counter: &AtomicU64, written: bool) {
+        if !written {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn count(counter: &AtomicU64, delivery: Delivery) -> Delivery {
@@ -102,7 +116,7 @@ pub struct Logger {
     kmsg: bool,
     syslog: Option<Arc<(UnixDatagram, PathBuf)>>,
     journal: Option<Arc<Journal>>,
-    events: Option<Arc<Mutex<EventsFile>>>,
+    events: Option<Arc<Mutex<LineWriter>>>,
     /// `--events -`: stdout carries only JSON lines, so the `-v` tables go to stderr.
     tables_on_stderr: bool,
     telemetry: Option<Arc<Mutex<Telemetry>>>,
@@ -156,10 +170,10 @@ impl Logger {
         self
     }
 
-    /// `--events FILE|-`: every event as a JSON line.
-    pub fn with_events_file(mut self, target: &Path) -> io::Result<Logger> {
-        self.events = Some(Arc::new(Mutex::new(EventsFile::open(target)?)));
-        self.tables_on_stderr = target == Path::new("-");
+    /// `--events FILE|fifo:PATH|-`: every event as a JSON line.
+    pub fn with_events_file(mut self, target: &EventsTarget) -> io::Result<Logger> {
+        self.events = Some(Arc::new(Mutex::new(events_file::open(target)?)));
+        self.tables_on_stderr = *target == EventsTarget::Stdout;
         Ok(self)
     }
 
@@ -229,9 +243,8 @@ impl Logger {
         let json = Arc::new(event_json(event, &text, &fields, at));
         if let Some(events) = &self.events {
             let mut events = events.lock().unwrap_or_else(|p| p.into_inner());
-            if !events.write_line(&json.to_string()) {
-                self.drops.events.fetch_add(1, Ordering::Relaxed);
-            }
+            let line = format!("{json}\n");
+            Drops::count_written(&self.drops.events, events.write(line.as_bytes()));
         }
         if let Some(mut telemetry) = self.telemetry() {
             telemetry.record(event, json, at);
@@ -270,13 +283,7 @@ impl Logger {
     /// the C stalld's `info()`; never kmsg, syslog, the event stream or the native journal.
     pub fn verbose(&self, message: &str) {
         if self.verbose {
-            let level = Severity::Info as u8;
-            let line = if self.journal_stream {
-                format!("<{level}>stalld: {message}\n")
-            } else {
-                format!("stalld: {message}\n")
-            };
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            self.stderr_line(Severity::Info, message);
         }
     }
 
@@ -287,13 +294,22 @@ impl Logger {
             return;
         }
         if self.tables_on_stderr {
-            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            Drops::count_written(&self.drops.stderr, stream::stderr(text.as_bytes()));
         } else {
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout
-                .write_all(text.as_bytes())
-                .and_then(|()| stdout.flush());
+            Drops::count_written(&self.drops.stdout, stream::stdout(text.as_bytes()));
         }
+    }
+
+    /// One line on stderr (`<level>` first when journald reads the stream), never waiting for
+    /// its reader.
+    fn stderr_line(&self, severity: Severity, message: &str) {
+        // One write per line keeps lines whole when several processes share the terminal.
+        let line = if self.journal_stream {
+            format!("<{}>stalld: {message}\n", severity as u8)
+        } else {
+            format!("stalld: {message}\n")
+        };
+        Drops::count_written(&self.drops.stderr, stream::stderr(line.as_bytes()));
     }
 
     /// Sends one message to every sink; `extra` are journald fields beyond the message and
@@ -324,13 +340,7 @@ impl Logger {
         });
         // The native entry replaces the stream line journald would store as a twin.
         if to_stderr && !(journaled && self.journal_stream) {
-            // One write per line keeps lines whole when several processes share the terminal.
-            let line = if self.journal_stream {
-                format!("<{level}>stalld: {message}\n")
-            } else {
-                format!("stalld: {message}\n")
-            };
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            self.stderr_line(severity, message);
         }
         if self.kmsg {
             // The kernel rate-limits each open file to 10 records per 5 s: a fresh open per

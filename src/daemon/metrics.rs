@@ -5,7 +5,7 @@
 //! the HTTP side is the few lines a `GET /metrics` needs (one request per connection, bounded
 //! in size and time), so no HTTP framework or async runtime comes into a root daemon.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -24,8 +24,6 @@ use super::Logger;
 use crate::config::MetricsAddr;
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// A request larger than this is not a scrape.
-const MAX_REQUEST: usize = 8 * 1024;
 
 pub enum MetricsServer {
     Tcp(TcpListener),
@@ -65,26 +63,19 @@ impl MetricsServer {
     }
 }
 
-fn handler<S: Read + Write>(
+fn handler<S>(
     published: Arc<ArcSwap<Snapshot>>,
-) -> impl Fn(S) + Clone + Send + 'static {
-    move |stream| {
-        let _ = serve(stream, &published);
-    }
+) -> impl FnMut(&[u8], bool, &S) -> Option<Vec<u8>> + Send + 'static {
+    move |request, ended, _| answer(request, ended, &published)
 }
 
-/// Answers one HTTP request: `GET /metrics` (any query) with the exposition, anything else
-/// with 404 or 405.
-fn serve(mut stream: impl Read + Write, published: &ArcSwap<Snapshot>) -> io::Result<()> {
-    let mut request = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && !request.windows(2).any(|w| w == b"\n\n")
-    {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 || request.len() + n > MAX_REQUEST {
-            break;
-        }
-        request.extend_from_slice(&chunk[..n]);
+/// The answer to an HTTP request read so far (`ended`: no more will come), once its head is
+/// complete: `GET /metrics` (any query) with the exposition, anything else with 404 or 405.
+fn answer(request: &[u8], ended: bool, published: &ArcSwap<Snapshot>) -> Option<Vec<u8>> {
+    let complete =
+        request.windows(4).any(|w| w == b"\r\n\r\n") || request.windows(2).any(|w| w == b"\n\n");
+    if !complete && !ended {
+        return None;
     }
     let line = request.split(|&b| b == b'\n').next().unwrap_or_default();
     let mut words = line.split(|&b| b == b' ');
@@ -106,9 +97,7 @@ fn serve(mut stream: impl Read + Write, published: &ArcSwap<Snapshot>) -> io::Re
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
-    stream.flush()
+    Some([head.into_bytes(), body.into_bytes()].concat())
 }
 
 /// The OpenMetrics text of one snapshot.
@@ -436,13 +425,8 @@ mod tests {
     fn only_get_metrics_is_served() {
         let published = ArcSwap::new(snapshot());
         let ask = |request: &str| {
-            let mut stream = std::io::Cursor::new(request.as_bytes().to_vec());
-            let mut conversation = Conversation {
-                input: &mut stream,
-                output: Vec::new(),
-            };
-            serve(&mut conversation, &published).unwrap();
-            String::from_utf8(conversation.output).unwrap()
+            let answer = answer(request.as_bytes(), true, &published).unwrap();
+            String::from_utf8(answer).unwrap()
         };
         let ok = ask("GET /metrics?x=1 HTTP/1.1\r\nHost: h\r\n\r\n");
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
@@ -450,25 +434,7 @@ mod tests {
         assert!(ask("GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
         assert!(ask("POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
         assert!(ask("").starts_with("HTTP/1.1 405"));
-    }
-
-    struct Conversation<'a> {
-        input: &'a mut std::io::Cursor<Vec<u8>>,
-        output: Vec<u8>,
-    }
-
-    impl Read for &mut Conversation<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            self.input.read(buf)
-        }
-    }
-
-    impl Write for &mut Conversation<'_> {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.output.write(buf)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
+        // Not answered before the request's head is complete, unless the client is done.
+        assert!(answer(b"GET /metrics HTTP/1.1\r\n", false, &published).is_none());
     }
 }

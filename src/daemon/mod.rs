@@ -9,6 +9,7 @@ mod checks;
 mod culprit;
 mod guardian;
 mod idle;
+mod instances;
 mod ledger;
 mod listen;
 mod log;
@@ -18,6 +19,7 @@ mod pidfile;
 mod rt_throttle;
 mod rundir;
 mod sched_features;
+mod shared_dir;
 mod signals;
 mod status;
 mod telemetry;
@@ -37,6 +39,7 @@ use crate::sys::{self, SchedAttr};
 use crate::task::{Comm, MonoTime, Pid, RunQueue, WaitingTask};
 pub use guardian::main as guardian_main;
 pub use guardian::NAME as GUARDIAN_NAME;
+pub use instances::{boosting_instances, exit_code, FoundBy, OtherInstance, EXIT_ANOTHER_INSTANCE};
 pub use log::journal::{Journal, SOCKET_ENV as JOURNAL_SOCKET_ENV};
 pub use log::{Delivery, Logger, SYSLOG_SOCKET_ENV};
 pub use rt_throttle::{restore_leftovers, throttlectl};
@@ -56,7 +59,12 @@ pub fn run(config: Config) -> Result<()> {
     }
     // Locked before anything is changed and before daemonizing, so a second instance exits
     // non-zero on the terminal it was started from; the lock passes to the final daemon.
-    let mut pidfile = lock_pidfile(&config)?;
+    let mut pidfile = lock_pidfile(&config, &logger)?;
+    // Before anything is changed: a second boosting stalld would fight the first over RT
+    // throttling and the boosts.
+    if !config.log_only && !config.allow_other_instances {
+        instances::refuse_if_another_boosts()?;
+    }
     let logger = with_structured_sinks(logger, &config)?;
     if let Some(affinity) = &config.affinity {
         for cpu in affinity.iter() {
@@ -203,7 +211,7 @@ fn with_structured_sinks(logger: Logger, config: &Config) -> Result<Logger> {
     let logger = match &config.events {
         Some(target) => logger
             .with_events_file(target)
-            .with_context(|| format!("--events: cannot open {}", target.display()))?,
+            .with_context(|| format!("--events: cannot open {target}"))?,
         None => logger,
     };
     let drops = logger.drops();
@@ -240,11 +248,11 @@ fn start_listeners(
 
 /// `-P`: the pid file, locked (its pid is written after daemonizing). A relative path is
 /// resolved now, before daemonizing moves to /, so it means what the operator meant.
-fn lock_pidfile(config: &Config) -> Result<Option<pidfile::PidFile>> {
+fn lock_pidfile(config: &Config, logger: &Logger) -> Result<Option<pidfile::PidFile>> {
     let Some(path) = &config.pidfile else {
         return Ok(None);
     };
-    pidfile::PidFile::lock(&std::path::absolute(path)?).map(Some)
+    pidfile::PidFile::lock(&std::path::absolute(path)?, logger).map(Some)
 }
 
 /// `-R`: stalld's own thread becomes SCHED_DEADLINE with `percent` of a period of the

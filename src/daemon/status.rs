@@ -6,7 +6,7 @@
 //! The protocol: the client sends `status\n`; the daemon answers one JSON document and
 //! closes. The client prints it, or renders it for a person.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +22,9 @@ use super::Logger;
 use crate::sys;
 
 pub const SOCKET_NAME: &str = "stalld.sock";
+
+/// The request is one short line; longer is not one.
+const MAX_REQUEST: usize = 64;
 
 /// For tests only: the socket path instead of /run/stalld/stalld.sock, for daemon and client
 /// alike (the directory is then the test's, and the peer-credential check stands alone).
@@ -62,9 +65,12 @@ impl StatusServer {
             return Ok(());
         };
         listen::spawn("stalld-status", logger, move || {
-            listen::serve_forever(listener, move |stream| {
-                let _ = answer(stream, &published);
-            })
+            listen::serve_forever(
+                listener,
+                move |request: &[u8], ended, stream: &UnixStream| {
+                    answer(request, ended, stream, &published)
+                },
+            )
         })
     }
 }
@@ -75,21 +81,29 @@ impl Drop for StatusServer {
     }
 }
 
-fn answer(mut stream: UnixStream, published: &ArcSwap<Snapshot>) -> io::Result<()> {
-    // Read first: closing on an unread request would reset the connection, and the client
-    // would see that instead of the refusal.
-    let mut request = String::new();
-    BufReader::new((&stream).take(64)).read_line(&mut request)?;
-    // The directory already keeps others out; the kernel's word on who connected is the check.
-    if sys::peer_uid(&stream)? != 0 {
-        let refusal = json!({"error": "permission denied: stalld status needs root"});
-        return writeln!(stream, "{refusal}");
-    }
-    let reply = match request.trim() {
-        "status" => report(&published.load_full()),
-        other => json!({"error": format!("unknown request {other:?}")}),
+/// The answer to the request read so far (`ended`: no more will come), once it is a line
+/// (`status\n`) or as long as a request can be: one JSON document.
+fn answer(
+    request: &[u8],
+    ended: bool,
+    stream: &UnixStream,
+    published: &ArcSwap<Snapshot>,
+) -> Option<Vec<u8>> {
+    let line = match request.iter().position(|&b| b == b'\n') {
+        Some(end) => &request[..end],
+        None if ended || request.len() >= MAX_REQUEST => request,
+        None => return None,
     };
-    writeln!(stream, "{reply}")
+    // The directory already keeps others out; the kernel's word on who connected is the check.
+    let reply = if !sys::peer_uid(stream).is_ok_and(|uid| uid == 0) {
+        json!({"error": "permission denied: stalld status needs root"})
+    } else {
+        match String::from_utf8_lossy(line).trim() {
+            "status" => report(&published.load_full()),
+            other => json!({"error": format!("unknown request {other:?}")}),
+        }
+    };
+    Some(format!("{reply}\n").into_bytes())
 }
 
 /// The status document.

@@ -414,8 +414,9 @@ fn config_json(config: &Config) -> Value {
         "ignore_threads": regexes(&config.ignore_threads),
         "ignore_processes": regexes(&config.ignore_processes),
         "systemd": config.systemd,
+        "allow_other_instances": config.allow_other_instances,
         "pidfile": config.pidfile.as_ref().map(|p| p.display().to_string()),
-        "events": config.events.as_ref().map(|p| p.display().to_string()),
+        "events": config.events.as_ref().map(ToString::to_string),
         "metrics": config.metrics.as_ref().map(ToString::to_string),
     })
 }

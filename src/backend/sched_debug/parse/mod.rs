@@ -14,11 +14,16 @@
 //!   ([`line::decode_spanning`]), and no piece of a name is ever read as a line of its own
 //!   (a task line, a `cpu#` header, the blank line that ends a table);
 //! * any other damaged line inside a table costs that one task: it is skipped (its number is
-//!   kept in [`SchedDebug::skipped_lines`]) and the table goes on. Only a blank line ends a
-//!   table, as in every kernel's output: a `cpu#` header inside a table is damage too (a
-//!   piece of a split line), never a section. A record whose name spans lines and that is
-//!   damaged as well may cost the rest of its table (an empty line among its pieces reads as
-//!   the table's end);
+//!   kept in [`SchedDebug::skipped_lines`]) and the table goes on. Kernels end every table
+//!   with a blank line; excerpts pasted into mails and bug reports often lose it, so a `cpu#N`
+//!   header inside a table also ends it, but only when it cannot be a piece of a damaged line:
+//!   the line before it was read whole, N comes after the last CPU, and CPU N's own
+//!   `runnable tasks:` line follows before any other header or task line (see
+//!   `header_ending_table`). Otherwise it is damage too, never a section. A record whose name
+//!   spans lines and that is damaged as well may cost the rest of its table (an empty line
+//!   among its pieces reads as the table's end). (A cgroup path, the last column, could hold
+//!   newlines on old kernels, before cgroup names refused them: lines forged that way are not
+//!   defended against);
 //! * what a task line says is only believed on its own when the line stands alone: the first
 //!   task after a skipped line, and a record whose name spans lines, are marked
 //!   [`ParsedTask::verify`], and the backend checks their pid, state, CPU and switch count
@@ -284,9 +289,15 @@ impl<'o> Parser<'o> {
                 if self.bare {
                     return Err(self.error("not a task line"));
                 }
-                // Kernels end a table only with an empty line: anything else here is damage
-                // (maybe a piece of a split line, which may look like a `cpu#` header), and
-                // the table goes on.
+                if let Some(cpu) = self.header_ending_table(line, terminated, record) {
+                    // A table pasted without the blank line that ends it: the next CPU.
+                    self.state = State::Outside;
+                    self.resync = false;
+                    self.open_cpu(cpu)?;
+                    return Ok(None);
+                }
+                // Anything else here is damage (maybe a piece of a split line, which may look
+                // like a `cpu#` header), and the table goes on.
                 self.skip();
                 return Ok(None);
             }
@@ -294,6 +305,39 @@ impl<'o> Parser<'o> {
         }
         self.outside(line, terminated)?;
         Ok(None)
+    }
+
+    /// A `cpu#N` header that ends the table it stands in, as in an excerpt pasted without the
+    /// blank line every kernel ends a table with. A piece of a damaged line may look like a
+    /// header too, so it counts only when the line before it was read whole (a name's pieces
+    /// are never lines: [`line::decode_spanning`] reads them with their record), when CPU N
+    /// comes after the last one, and when CPU N's own `runnable tasks:` table follows before
+    /// any other header or task line (what follows a piece of a split line is the rest of
+    /// its table, or the blank line that ends it and the next real section).
+    fn header_ending_table(&self, line: &[u8], terminated: bool, record: &[u8]) -> Option<u32> {
+        if !terminated || self.resync || self.anonymous {
+            return None;
+        }
+        let cpu = cpu_header(line)?;
+        if self.last_cpu.is_some_and(|last| cpu <= last) {
+            return None;
+        }
+        let after = &record[find_newline(record)? + 1..];
+        for next in after.split(|&b| b == b'\n') {
+            let next = next.strip_suffix(b"\r").unwrap_or(next);
+            if cpu_header(next).is_some() {
+                return None;
+            }
+            if trim_end(next) == b"runnable tasks:" {
+                return Some(cpu);
+            }
+            if line::is_task_shaped(next, self.layout)
+                && line::decode(next, self.layout, self.align).is_ok()
+            {
+                return None;
+            }
+        }
+        None
     }
 
     fn skip(&mut self) {

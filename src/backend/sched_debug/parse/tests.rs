@@ -294,6 +294,58 @@ fn what_follows_a_damaged_line_cannot_forge_the_current_task_or_a_section() {
     assert_eq!(e.line, cut.lines().count(), "{e}");
 }
 
+/// Excerpts pasted into mails lose the blank line that ends a table: the next `cpu#` header
+/// starts its CPU again, with its own tasks, after a table with rows or an empty one.
+#[test]
+fn a_table_ended_by_the_next_cpu_header_loses_no_cpu() {
+    let row = |comm, pid| f5_row(" R", comm, pid, 1, 120, ' ');
+    for first in [row("one", 8), String::new()] {
+        let text = (f5_cpu(0, &first) + &f5_cpu(1, &row("two", 9)) + &f5_cpu(3, &row("three", 10)))
+            .replace("\n\ncpu#", "\ncpu#");
+        let mut strict = SchedDebug::default();
+        let mut lenient = SchedDebug::default();
+        parse_into(text.as_bytes(), &mut strict).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        parse_excerpt_into(text.as_bytes(), &mut lenient).unwrap();
+        for out in [&strict, &lenient] {
+            let got: Vec<_> = out.cpus.iter().map(|cpu| (cpu.cpu, waiting(cpu))).collect();
+            let first: Vec<_> = (!first.is_empty())
+                .then(|| (8, b"one".to_vec(), false))
+                .into_iter()
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    (0, first),
+                    (1, vec![(9, b"two".to_vec(), false)]),
+                    (3, vec![(10, b"three".to_vec(), false)])
+                ],
+                "{text}"
+            );
+            assert!(out.skipped_lines.is_empty(), "{:?}", out.skipped_lines);
+            assert_eq!(out.cpus[1].rt_nr_running, Some(0));
+        }
+    }
+}
+
+/// A header that may be a piece of a damaged line starts no CPU: one right after a skipped
+/// line (its next CPU's table then reads as a second table of the same CPU, an error, not a
+/// section made up), and one followed by the rest of its table.
+#[test]
+fn a_header_that_may_be_a_piece_of_a_damaged_line_starts_no_cpu() {
+    let row = |comm, pid| f5_row(" R", comm, pid, 1, 120, ' ');
+    let after_damage = (f5_cpu(0, &(row("one", 8) + " R garbage\n")) + &f5_cpu(1, &row("two", 9)))
+        .replace("\n\ncpu#", "\ncpu#");
+    let e = parse_err(&after_damage);
+    assert!(e.message.contains("second runnable tasks table"), "{e}");
+    let inside = row("one", 8) + "cpu#1, 2100.000 MHz\n" + &row("two", 9);
+    let out = parse_ok(&(f5_cpu(0, &inside) + &f5_cpu(1, &row("three", 10))));
+    assert_eq!(
+        waiting(&out.cpus[0]),
+        [(8, b"one".to_vec(), false), (9, b"two".to_vec(), true)]
+    );
+    assert_eq!(out.cpus.iter().map(|c| c.cpu).collect::<Vec<_>>(), [0, 1]);
+}
+
 #[test]
 fn unknown_header_is_an_error() {
     let e = parse_err("cpu#0\nrunnable tasks:\n S   task PID  foo bar\n");
