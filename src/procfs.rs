@@ -29,6 +29,27 @@ pub fn status_number(status: &[u8], key: &str) -> Option<u64> {
     std::str::from_utf8(line).ok()?.trim().parse().ok()
 }
 
+/// The text after `key` (e.g. `Uid:`) in a `status` text, split at blanks and tabs.
+fn status_words<'a>(status: &'a [u8], key: &str) -> Option<Vec<&'a str>> {
+    let line = status
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(key.as_bytes()))?;
+    Some(std::str::from_utf8(line).ok()?.split_whitespace().collect())
+}
+
+/// The effective user id in a `status` text (the second number of its `Uid:` line), as this
+/// process's user namespace sees it.
+pub fn status_effective_uid(status: &[u8]) -> Option<u32> {
+    status_words(status, "Uid:")?.get(1)?.parse().ok()
+}
+
+/// The effective capability set in a `status` text (`CapEff:`, hexadecimal), relative to the
+/// task's own user namespace.
+pub fn status_effective_capabilities(status: &[u8]) -> Option<u64> {
+    let words = status_words(status, "CapEff:")?;
+    u64::from_str_radix(words.first()?, 16).ok()
+}
+
 /// The name of thread `pid` (`/proc/PID/comm`), without the newline the kernel ends it with
 /// (the name itself may hold one).
 pub fn read_comm(pid: Pid) -> Option<Comm> {
@@ -123,6 +144,15 @@ mod tests {
         assert_eq!(stat.field(2), None);
         assert!(ThreadStat::parse(b"42 (no close paren R 1").is_none());
         assert_eq!(ThreadStat::parse(b"42 ) R").unwrap().comm(), None);
+    }
+
+    #[test]
+    fn uid_and_capabilities_are_read_from_status() {
+        let status = b"Name:\tUid: 0\nUid:\t1000\t0\t0\t0\nCapEff:\t000001ffffffffff\n";
+        assert_eq!(status_effective_uid(status), Some(0));
+        assert_eq!(status_effective_capabilities(status), Some(0x1ff_ffff_ffff));
+        assert_eq!(status_effective_uid(b"Uid:\t5\n"), None);
+        assert_eq!(status_effective_capabilities(b"CapEff:\tzz\n"), None);
     }
 
     #[test]

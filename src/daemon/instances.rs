@@ -15,10 +15,11 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{self, Command};
-use crate::procfs::ThreadStat;
+use crate::procfs::{self, ThreadStat};
 use crate::task::{escape_name, Pid};
 
 /// The exit status of a daemon that refuses to start because another one boosts (EBUSY; a
@@ -132,7 +133,7 @@ pub fn boosting_instances(ignore: &[Pid]) -> Vec<OtherInstance> {
 fn examine(pid: Pid, found_by: FoundBy) -> Option<OtherInstance> {
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     let state = ThreadStat::parse(&stat)?.field(3)?.to_owned();
-    if matches!(state.as_str(), "Z" | "X" | "x") {
+    if matches!(state.as_str(), "Z" | "X" | "x") || !could_boost(pid) {
         return None;
     }
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -162,6 +163,27 @@ fn examine(pid: Pid, found_by: FoundBy) -> Option<OtherInstance> {
         found_by,
         command: command.join(" "),
     })
+}
+
+/// Whether process `pid` holds the privilege boosting needs: it is root as this process's user
+/// namespace sees it, or has CAP_SYS_NICE in this very user namespace. Any user can start a
+/// process named stalld, and give it uid 0 and every capability inside a user namespace of
+/// its own; such a process can change no other task's policy, and must not keep the real
+/// stalld from starting.
+fn could_boost(pid: Pid) -> bool {
+    const CAP_SYS_NICE: u64 = 1 << 23;
+    let Ok(status) = std::fs::read(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    if procfs::status_effective_uid(&status) == Some(0) {
+        return true;
+    }
+    let identity = |path: String| std::fs::metadata(path).map(|m| (m.dev(), m.ino())).ok();
+    let same_user_namespace = identity(format!("/proc/{pid}/ns/user"))
+        .is_some_and(|theirs| identity("/proc/self/ns/user".into()) == Some(theirs));
+    same_user_namespace
+        && procfs::status_effective_capabilities(&status)
+            .is_some_and(|caps| caps & CAP_SYS_NICE != 0)
 }
 
 /// Whether a process run as `program` with `args` boosts.
@@ -293,50 +315,94 @@ mod tests {
     }
 
     /// A process named stalld (a shell script of that name, waiting on its stdin) is found,
-    /// with what it was started with; run with `-l` it is not (it only logs); this process and
-    /// its ancestors never are.
+    /// with what it was started with, when it runs as root; run with `-l` it is not (it only
+    /// logs); nor is one any user could start (an unprivileged user's, also when it is root with
+    /// every capability in a user namespace of its own: it could boost nothing, and must not
+    /// keep stalld from starting); this process and its ancestors never are.
     #[test]
-    fn a_process_named_stalld_is_found_unless_it_only_logs() {
+    fn a_privileged_process_named_stalld_is_found_unless_it_only_logs() {
         use std::os::unix::fs::PermissionsExt;
         let dir = crate::daemon::shared_dir::scratch("instances-process");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let fake = dir.join("stalld");
         std::fs::write(&fake, "#!/bin/sh\nread line\n").unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let start = |args: &[&str]| {
-            let child = std::process::Command::new(&fake)
+        // `launcher` runs the fake with `args`; None once it has run as stalld (exec done).
+        let start = |launcher: &[&str], args: &[&str]| {
+            let mut command = match launcher.split_first() {
+                Some((program, rest)) => {
+                    let mut command = std::process::Command::new(program);
+                    command.args(rest).arg(&fake);
+                    command
+                }
+                None => std::process::Command::new(&fake),
+            };
+            let child = command
                 .args(args)
                 .stdin(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
-            // Once it runs as stalld (exec done).
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
             while std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap_or_default()
                 != "stalld\n"
-                && std::time::Instant::now() < deadline
             {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{launcher:?} never ran the fake stalld"
+                );
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             child
         };
-        let mut boosting = start(&["-t", "20"]);
-        let found = boosting_instances(&[]);
-        let ours = found.iter().find(|other| other.pid == boosting.id() as Pid);
-        assert!(ours.is_some(), "{found:?}");
-        assert!(ours.unwrap().command.ends_with("/stalld -t 20"), "{ours:?}");
-        assert_eq!(ours.unwrap().found_by, FoundBy::Process);
-        assert!(!boosting_instances(&[boosting.id() as Pid])
-            .iter()
-            .any(|other| other.pid == boosting.id() as Pid));
-        let _ = boosting.kill();
-        let _ = boosting.wait();
-        let mut logging = start(&["-t", "20", "-l"]);
-        let found = boosting_instances(&[]);
-        assert!(
-            !found.iter().any(|other| other.pid == logging.id() as Pid),
-            "{found:?}"
-        );
-        let _ = logging.kill();
-        let _ = logging.wait();
+        let is_found = |child: &std::process::Child| {
+            boosting_instances(&[])
+                .iter()
+                .any(|other| other.pid == child.id() as Pid)
+        };
+        let stop = |mut child: std::process::Child| {
+            let _ = child.kill();
+            let _ = child.wait();
+        };
+        let unprivileged: &[&str] = &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ];
+        if crate::sys::is_root() {
+            let boosting = start(&[], &["-t", "20"]);
+            let found = boosting_instances(&[]);
+            let ours = found.iter().find(|other| other.pid == boosting.id() as Pid);
+            assert!(ours.is_some(), "{found:?}");
+            assert!(ours.unwrap().command.ends_with("/stalld -t 20"), "{ours:?}");
+            assert_eq!(ours.unwrap().found_by, FoundBy::Process);
+            assert!(!boosting_instances(&[boosting.id() as Pid])
+                .iter()
+                .any(|other| other.pid == boosting.id() as Pid));
+            stop(boosting);
+            let logging = start(&[], &["-t", "20", "-l"]);
+            assert!(!is_found(&logging), "a -l instance counted as boosting");
+            stop(logging);
+            let nobody = start(unprivileged, &["-t", "20"]);
+            assert!(!is_found(&nobody), "an unprivileged user's process counted");
+            stop(nobody);
+            let in_own_namespace =
+                [unprivileged, &["unshare", "--user", "--map-root-user"]].concat();
+            let namespaced = start(&in_own_namespace, &["-t", "20"]);
+            assert!(
+                !is_found(&namespaced),
+                "root of a user namespace of its own counted"
+            );
+            stop(namespaced);
+        } else {
+            eprintln!(
+                "SKIPPED (not root): a root process named stalld being found; only an unprivileged one being ignored is checked"
+            );
+            let mine = start(&[], &["-t", "20"]);
+            assert!(!is_found(&mine), "an unprivileged user's process counted");
+            stop(mine);
+        }
         assert!(!boosting_instances(&[])
             .iter()
             .any(|other| other.pid == std::process::id() as Pid));

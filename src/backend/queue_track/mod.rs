@@ -291,12 +291,8 @@ fn load_error(what: &str, err: &libbpf_rs::Error) -> anyhow::Error {
 fn has_bpf_capabilities() -> bool {
     const SYS_ADMIN: u64 = 1 << 21;
     const BPF_AND_PERFMON: u64 = (1 << 39) | (1 << 38);
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return true;
-    };
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+    std::fs::read("/proc/self/status")
+        .ok()
+        .and_then(|status| crate::procfs::status_effective_capabilities(&status))
         .is_none_or(|eff| eff & SYS_ADMIN != 0 || eff & BPF_AND_PERFMON == BPF_AND_PERFMON)
 }
