@@ -132,7 +132,8 @@ fn log_only_power_mode_reports_one_task_per_cpu_and_check(backend: &str) {
         backend,
         &["-l", "-t", "3", "-g", "1", "-d", "1", "-c", &cpu],
     );
-    let starver = Starver::spawn(&["--duration", "8", "--victims", "2"]);
+    // As long as the cadence test above: sched_debug sees a wait up to a granularity late.
+    let starver = Starver::spawn(&["--duration", "9", "--victims", "2"]);
     let pids = starver.victim_pids();
     starver.wait_event("victim_starved", LINE_WAIT);
     let reports: Vec<(i32, u64)> = pids
