@@ -117,6 +117,19 @@ impl Detector {
     }
 }
 
+/// Keeps, of the starving tasks of each CPU, the one that has waited longest (on a tie, the
+/// lowest pid, so that tasks that started waiting together give the same one every time):
+/// what the C stalld reports per CPU and check in its power mode.
+pub fn keep_longest_per_cpu(starving: &mut Vec<Starving>) {
+    starving.sort_by(|a, b| {
+        a.cpu
+            .cmp(&b.cpu)
+            .then(b.waited.cmp(&a.waited))
+            .then(a.task.pid.cmp(&b.task.pid))
+    });
+    starving.dedup_by_key(|task| task.cpu);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,5 +360,43 @@ mod tests {
             .map(|r| r.0 / SECOND)
             .collect();
         assert_eq!(at, vec![3, 6, 9]);
+    }
+
+    #[test]
+    fn per_cpu_only_the_longest_wait_is_kept_ties_by_lowest_pid() {
+        let starving = |cpu, pid, ms| Starving {
+            cpu,
+            task: task(pid, 1, None),
+            waited: Duration::from_millis(ms),
+        };
+        let mut found = vec![
+            starving(1, 50, 3_000),
+            starving(2, 60, 4_000),
+            starving(1, 40, 3_500),
+            starving(1, 30, 3_500),
+            starving(2, 61, 4_100),
+        ];
+        keep_longest_per_cpu(&mut found);
+        let kept: Vec<(u32, Pid)> = found.iter().map(|s| (s.cpu, s.task.pid)).collect();
+        assert_eq!(kept, [(1, 30), (2, 61)]);
+        let mut none = Vec::new();
+        keep_longest_per_cpu(&mut none);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn two_tasks_that_wait_together_give_one_report_per_check_with_a_growing_wait() {
+        // `-l` in power mode: a report every poll (the repeat is the granularity).
+        let mut detector =
+            Detector::new(Duration::from_secs(3)).repeating_every(Duration::from_secs(1));
+        let mut reports = Vec::new();
+        for second in 0..7 {
+            let snapshot = vec![queue(1, vec![task(42, 7, None), task(41, 3, None)])];
+            let mut found = Vec::new();
+            detector.observe(MonoTime(second * SECOND), &snapshot, &mut found);
+            keep_longest_per_cpu(&mut found);
+            reports.extend(found.iter().map(|s| (s.task.pid, s.waited.as_secs())));
+        }
+        assert_eq!(reports, [(41, 3), (41, 4), (41, 5), (41, 6)]);
     }
 }

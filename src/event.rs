@@ -92,8 +92,27 @@ pub enum Event {
         cpu: u32,
         tid: Pid,
     },
+    /// A SCHED_FIFO phase did not run its task within its hold: the task is held at FIFO 98
+    /// longer, up to `hold` in this phase and the boost's later ones.
+    FifoPhaseExtended {
+        cpu: u32,
+        tid: Pid,
+        hold: Duration,
+    },
     /// A boost ended and the task has its own attributes back.
     Restored {
+        cpu: u32,
+        tid: Pid,
+        policy: u32,
+        /// The CPU time it received while it held the boost, when measured.
+        cpu_time: Option<Duration>,
+        /// The policy it had switched itself to during the boost (a change it could make
+        /// without privilege), undone.
+        undone: Option<u32>,
+    },
+    /// A boost ended having given its task no CPU at all; its own attributes are back, and
+    /// its next boost starts escalated.
+    BoostWithoutCpu {
         cpu: u32,
         tid: Pid,
         policy: u32,
@@ -101,17 +120,25 @@ pub enum Event {
     ExitedWhileBoosted {
         cpu: u32,
         tid: Pid,
+        cpu_time: Option<Duration>,
     },
-    /// Someone else changed the task's policy during its boost; their change is kept.
+    /// Someone with privilege changed the task's policy during its boost; their change is
+    /// kept.
     ChangedMeanwhile {
         cpu: u32,
         tid: Pid,
         policy: u32,
+        cpu_time: Option<Duration>,
     },
+    /// Restoring the task failed: with `retry`, [`crate::boost::RESTORE_ATTEMPTS`] times,
+    /// and the task is held (it may hold the boost still) while the daemon keeps retrying;
+    /// without, for the last time (at shutdown: its record stays in the ledger).
     RestoreFailed {
         cpu: u32,
         tid: Pid,
         error: String,
+        retry: Option<Duration>,
+        cpu_time: Option<Duration>,
     },
     /// A restore failed; it is tried again after `delay` (attempt `attempt` of `attempts`).
     RestoreRetry {
@@ -183,7 +210,9 @@ pub enum EventKind {
     AlreadyDeadline,
     BoostFailed,
     FifoFallback,
+    FifoPhaseExtended,
     Restored,
+    BoostWithoutCpu,
     ExitedWhileBoosted,
     ChangedMeanwhile,
     RestoreFailed,
@@ -202,7 +231,7 @@ pub enum EventKind {
 
 /// Every kind, in documentation order.
 impl EventKind {
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 25] = [
         EventKind::Started,
         EventKind::Stopping,
         EventKind::MightStarve,
@@ -211,7 +240,9 @@ impl EventKind {
         EventKind::AlreadyDeadline,
         EventKind::BoostFailed,
         EventKind::FifoFallback,
+        EventKind::FifoPhaseExtended,
         EventKind::Restored,
+        EventKind::BoostWithoutCpu,
         EventKind::ExitedWhileBoosted,
         EventKind::ChangedMeanwhile,
         EventKind::RestoreFailed,
@@ -287,10 +318,20 @@ impl EventKind {
                 "789c7153d7b74a5c8595339dad465917",
                 "a DEADLINE boost did not run its task and became a FIFO boost",
             ),
+            EventKind::FifoPhaseExtended => (
+                "fifo_phase_extended",
+                "3c85c575d9a64dd9980a6b9594adbe9f",
+                "a FIFO phase did not run its task within its hold; it is held at FIFO 98 longer",
+            ),
             EventKind::Restored => (
                 "restored",
                 "63115ea47a2f484f8f0debebc09c39f4",
-                "a boost ended; the task has its own attributes back",
+                "a boost ended; the task has its own attributes back (with the CPU time it got)",
+            ),
+            EventKind::BoostWithoutCpu => (
+                "boost_without_cpu",
+                "add50565fc0a41da91b2e4209520124d",
+                "a boost ended without the task getting any CPU; restored, next boost escalated",
             ),
             EventKind::ExitedWhileBoosted => (
                 "exited_while_boosted",
@@ -300,12 +341,12 @@ impl EventKind {
             EventKind::ChangedMeanwhile => (
                 "changed_meanwhile",
                 "84b5aa020130495e85b7606fdcaadd9e",
-                "someone changed the task's policy during its boost; kept",
+                "someone with privilege changed the task's policy during its boost; kept",
             ),
             EventKind::RestoreFailed => (
                 "restore_failed",
                 "f0068fa6a92e4cd9a8ef3813f2b2b1ca",
-                "giving the task its attributes back failed",
+                "giving the task its attributes back failed: held and retried, or left to the ledger at exit",
             ),
             EventKind::RestoreRetry => (
                 "restore_retry",
@@ -426,8 +467,26 @@ pub const FIELD_DOCS: &[(&str, &str)] = &[
     ),
     ("culprit_comm", "starved: its name (escaped)"),
     ("attempt", "restore_retry: which restore attempt failed"),
-    ("attempts", "restore_retry: how many are made before the task is left to the ledger"),
-    ("delay_ns", "restore_retry: the pause before the next attempt, in nanoseconds"),
+    (
+        "attempts",
+        "restore_retry: how many are made before the task is reported held (it is retried for as long as the daemon runs)",
+    ),
+    (
+        "delay_ns",
+        "restore_retry, restore_failed: the pause before the next attempt, in nanoseconds (restore_failed: only while the daemon keeps retrying)",
+    ),
+    (
+        "cpu_time_ns",
+        "restored, exited_while_boosted, changed_meanwhile, restore_failed: the CPU time the task received while it held the boost, in nanoseconds (taken from the CPU's other tasks); absent when it could not be measured",
+    ),
+    (
+        "undone_policy",
+        "restored: the policy the task had switched itself to during the boost, a change it could make without privilege, undone",
+    ),
+    (
+        "hold_ns",
+        "fifo_phase_extended: how long a FIFO phase may now hold the task without it running, in nanoseconds",
+    ),
     (
         "instance",
         "ledger_replayed: the dead stalld's records in /run/stalld (instance.PID.START)",
@@ -455,7 +514,9 @@ impl Event {
             Event::AlreadyDeadline { .. } => EventKind::AlreadyDeadline,
             Event::BoostFailed { .. } => EventKind::BoostFailed,
             Event::FifoFallback { .. } => EventKind::FifoFallback,
+            Event::FifoPhaseExtended { .. } => EventKind::FifoPhaseExtended,
             Event::Restored { .. } => EventKind::Restored,
+            Event::BoostWithoutCpu { .. } => EventKind::BoostWithoutCpu,
             Event::ExitedWhileBoosted { .. } => EventKind::ExitedWhileBoosted,
             Event::ChangedMeanwhile { .. } => EventKind::ChangedMeanwhile,
             Event::RestoreFailed { .. } => EventKind::RestoreFailed,
@@ -477,6 +538,8 @@ impl Event {
         match self {
             Event::BoostFailed { .. }
             | Event::FifoFallback { .. }
+            | Event::FifoPhaseExtended { .. }
+            | Event::BoostWithoutCpu { .. }
             | Event::RestoreFailed { .. }
             | Event::RestoreRetry { .. }
             | Event::LeftoverKept { .. }
@@ -508,7 +571,9 @@ impl Event {
             | Event::AlreadyDeadline { cpu, task, .. }
             | Event::BoostFailed { cpu, task, .. } => Some((*cpu, task.tid)),
             Event::FifoFallback { cpu, tid, .. }
+            | Event::FifoPhaseExtended { cpu, tid, .. }
             | Event::Restored { cpu, tid, .. }
+            | Event::BoostWithoutCpu { cpu, tid, .. }
             | Event::ExitedWhileBoosted { cpu, tid, .. }
             | Event::ChangedMeanwhile { cpu, tid, .. }
             | Event::RestoreFailed { cpu, tid, .. }
@@ -538,13 +603,18 @@ impl Event {
         };
         let nanos = |waited: &Duration| Int(i64::try_from(waited.as_nanos()).unwrap_or(i64::MAX));
         let policy = |name: &str| ("policy", Text(name.to_owned()));
+        let push_cpu_time = |out: &mut Fields, cpu_time: &Option<Duration>| {
+            if let Some(cpu_time) = cpu_time {
+                out.push(("cpu_time_ns", nanos(cpu_time)));
+            }
+        };
         match self {
             Event::Started { backend, boosting } => {
                 out.push(("backend", Text((*backend).to_owned())));
                 let boosting = boosting.map_or("log_only", BoostPolicy::sched_name);
                 out.push(("boosting", Text(boosting.to_owned())));
             }
-            Event::Stopping | Event::ExitedWhileBoosted { .. } => {}
+            Event::Stopping => {}
             Event::MightStarve {
                 task: victim,
                 waited,
@@ -604,12 +674,50 @@ impl Event {
                 out.push(("error", Text(error.clone())));
             }
             Event::FifoFallback { .. } => out.push(policy(BoostPolicy::Fifo.sched_name())),
-            Event::Restored { policy: to, .. } | Event::ChangedMeanwhile { policy: to, .. } => {
-                out.push(policy(sys::policy_name(*to)));
+            Event::FifoPhaseExtended { hold, .. } => {
+                out.push(policy(BoostPolicy::Fifo.sched_name()));
+                out.push(("hold_ns", nanos(hold)));
             }
-            Event::RestoreFailed { error, .. }
-            | Event::LeftoverKept { error, .. }
-            | Event::GuardianRespawnFailed { error } => out.push(("error", Text(error.clone()))),
+            Event::Restored {
+                policy: to,
+                cpu_time,
+                undone,
+                ..
+            } => {
+                out.push(policy(sys::policy_name(*to)));
+                push_cpu_time(&mut out, cpu_time);
+                if let Some(undone) = undone {
+                    out.push(("undone_policy", Text(sys::policy_name(*undone).to_owned())));
+                }
+            }
+            Event::BoostWithoutCpu { policy: to, .. } => {
+                out.push(policy(sys::policy_name(*to)));
+                out.push(("cpu_time_ns", Int(0)));
+            }
+            Event::ExitedWhileBoosted { cpu_time, .. } => push_cpu_time(&mut out, cpu_time),
+            Event::ChangedMeanwhile {
+                policy: to,
+                cpu_time,
+                ..
+            } => {
+                out.push(policy(sys::policy_name(*to)));
+                push_cpu_time(&mut out, cpu_time);
+            }
+            Event::RestoreFailed {
+                error,
+                retry,
+                cpu_time,
+                ..
+            } => {
+                out.push(("error", Text(error.clone())));
+                if let Some(retry) = retry {
+                    out.push(("delay_ns", nanos(retry)));
+                }
+                push_cpu_time(&mut out, cpu_time);
+            }
+            Event::LeftoverKept { error, .. } | Event::GuardianRespawnFailed { error } => {
+                out.push(("error", Text(error.clone())))
+            }
             Event::RestoreRetry {
                 attempt,
                 attempts,
@@ -742,19 +850,64 @@ impl Event {
                 out,
                 "pid {tid} did not run under SCHED_DEADLINE (the kernel kept it throttled from an earlier boost): boosting it with SCHED_FIFO instead"
             ),
-            Event::Restored { tid, policy, .. } => {
-                write!(out, "restored pid {tid} to {}", sys::policy_name(*policy))
+            Event::FifoPhaseExtended { tid, hold, .. } => write!(
+                out,
+                "pid {tid} did not get the CPU within its SCHED_FIFO phase: held at SCHED_FIFO {} for up to {} ms now",
+                crate::boost::FIFO_BOOST_PRIORITY,
+                hold.as_millis()
+            ),
+            Event::Restored {
+                tid,
+                policy,
+                cpu_time,
+                undone,
+                ..
+            } => {
+                write!(out, "restored pid {tid} to {}", sys::policy_name(*policy))?;
+                // After upstream's text, so that scripts matching it keep matching.
+                match (cpu_time, undone) {
+                    (Some(cpu_time), None) => write!(out, " (it ran {} boosted)", cpu_ms(*cpu_time)),
+                    (Some(cpu_time), Some(undone)) => write!(
+                        out,
+                        " (it ran {} boosted; its own switch to {} undone)",
+                        cpu_ms(*cpu_time),
+                        sys::policy_name(*undone)
+                    ),
+                    (None, Some(undone)) => write!(
+                        out,
+                        " (its own switch to {} undone)",
+                        sys::policy_name(*undone)
+                    ),
+                    (None, None) => Ok(()),
+                }
             }
+            Event::BoostWithoutCpu { tid, policy, .. } => write!(
+                out,
+                "the boost of pid {tid} gave it no CPU time: restored to {}; its next boost starts with SCHED_FIFO",
+                sys::policy_name(*policy)
+            ),
             Event::ExitedWhileBoosted { tid, .. } => write!(out, "pid {tid} exited while boosted"),
             Event::ChangedMeanwhile { tid, policy, .. } => write!(
                 out,
                 "pid {tid} was switched to {} during its boost: leaving it so",
                 sys::policy_name(*policy)
             ),
-            Event::RestoreFailed { tid, error, .. } => write!(
-                out,
-                "restore_policy: failed to restore sched policy for pid {tid}: {error}"
-            ),
+            Event::RestoreFailed {
+                tid, error, retry, ..
+            } => {
+                write!(
+                    out,
+                    "restore_policy: failed to restore sched policy for pid {tid}: {error}"
+                )?;
+                match retry {
+                    Some(retry) => write!(
+                        out,
+                        " (held: retried while stalld runs, next in {:.1} s)",
+                        retry.as_secs_f64()
+                    ),
+                    None => Ok(()),
+                }
+            }
             Event::RestoreRetry {
                 tid,
                 attempt,
@@ -811,6 +964,11 @@ impl Event {
             ),
         }
     }
+}
+
+/// A CPU time in milliseconds with microseconds (`0.021 ms`), as the text lines show it.
+fn cpu_ms(cpu_time: Duration) -> String {
+    format!("{:.3} ms", cpu_time.as_secs_f64() * 1e3)
 }
 
 /// `comm-pid (SCHED_FIFO 10)`, `comm-pid (SCHED_OTHER nice 0)`.
@@ -890,16 +1048,66 @@ mod tests {
                     cpu: 1,
                     tid: 87,
                     policy: sys::SCHED_FIFO,
+                    cpu_time: None,
+                    undone: None,
                 },
                 "restored pid 87 to SCHED_FIFO",
+            ),
+            (
+                Event::Restored {
+                    cpu: 1,
+                    tid: 87,
+                    policy: sys::SCHED_FIFO,
+                    cpu_time: Some(Duration::from_nanos(21_300)),
+                    undone: None,
+                },
+                "restored pid 87 to SCHED_FIFO (it ran 0.021 ms boosted)",
+            ),
+            (
+                Event::Restored {
+                    cpu: 1,
+                    tid: 87,
+                    policy: sys::SCHED_FIFO,
+                    cpu_time: Some(Duration::from_micros(1_500)),
+                    undone: Some(sys::SCHED_FIFO),
+                },
+                "restored pid 87 to SCHED_FIFO (it ran 1.500 ms boosted; its own switch to SCHED_FIFO undone)",
+            ),
+            (
+                Event::BoostWithoutCpu {
+                    cpu: 1,
+                    tid: 87,
+                    policy: sys::SCHED_FIFO,
+                },
+                "the boost of pid 87 gave it no CPU time: restored to SCHED_FIFO; its next boost starts with SCHED_FIFO",
+            ),
+            (
+                Event::FifoPhaseExtended {
+                    cpu: 1,
+                    tid: 87,
+                    hold: Duration::from_millis(20),
+                },
+                "pid 87 did not get the CPU within its SCHED_FIFO phase: held at SCHED_FIFO 98 for up to 20 ms now",
             ),
             (
                 Event::RestoreFailed {
                     cpu: 1,
                     tid: 87,
                     error: "Operation not permitted".into(),
+                    retry: None,
+                    cpu_time: None,
                 },
                 "restore_policy: failed to restore sched policy for pid 87: Operation not permitted",
+            ),
+            (
+                Event::RestoreFailed {
+                    cpu: 1,
+                    tid: 87,
+                    error: "Operation not permitted".into(),
+                    retry: Some(Duration::from_millis(1_600)),
+                    cpu_time: None,
+                },
+                "restore_policy: failed to restore sched policy for pid 87: Operation not permitted (held: retried while stalld runs, next in 1.6 s)",
             ),
             (
                 Event::RestoreRetry {
@@ -1136,21 +1344,40 @@ mod tests {
                 error: "e".into(),
             },
             Event::FifoFallback { cpu: 1, tid: 2 },
+            Event::FifoPhaseExtended {
+                cpu: 1,
+                tid: 2,
+                hold: Duration::from_millis(20),
+            },
             Event::Restored {
                 cpu: 1,
                 tid: 2,
                 policy: sys::SCHED_OTHER,
+                cpu_time: Some(Duration::from_micros(20)),
+                undone: Some(sys::SCHED_FIFO),
             },
-            Event::ExitedWhileBoosted { cpu: 1, tid: 2 },
+            Event::BoostWithoutCpu {
+                cpu: 1,
+                tid: 2,
+                policy: sys::SCHED_OTHER,
+            },
+            Event::ExitedWhileBoosted {
+                cpu: 1,
+                tid: 2,
+                cpu_time: Some(Duration::ZERO),
+            },
             Event::ChangedMeanwhile {
                 cpu: 1,
                 tid: 2,
                 policy: sys::SCHED_RR,
+                cpu_time: Some(Duration::from_micros(20)),
             },
             Event::RestoreFailed {
                 cpu: 1,
                 tid: 2,
                 error: "e".into(),
+                retry: Some(Duration::from_secs(1)),
+                cpu_time: Some(Duration::from_micros(20)),
             },
             Event::RestoreRetry {
                 cpu: 1,

@@ -1,5 +1,6 @@
 //! The one reader of a thread's `/proc/PID/task/PID/stat`, shared by the sched_debug backend's
-//! checks and the booster's task identity.
+//! checks and the booster's task identity, and of the few other `/proc` files of a thread that
+//! stalld reads (`status`, `comm`, `schedstat`).
 //!
 //! The kernel writes the file from the task itself; the only field the task controls is its
 //! name, which sits between the first `(` and the last `)` and may hold blanks, parentheses
@@ -54,6 +55,49 @@ pub fn status_effective_capabilities(status: &[u8]) -> Option<u64> {
 pub fn read_comm(pid: Pid) -> Option<Comm> {
     let comm = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
     Some(Comm::new(comm.strip_suffix(b"\n").unwrap_or(&comm)))
+}
+
+/// What a thread has run, from `/proc/PID/task/PID/schedstat` (CONFIG_SCHED_INFO).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Its `sum_exec_runtime`, in nanoseconds. The kernel brings it up to date when the
+    /// thread leaves the CPU (or its policy changes) and at ticks, not while it runs: a thread
+    /// that has just got the CPU may still show its old value.
+    pub cpu_ns: u64,
+    /// How many times it got a CPU after waiting on a run queue (`sched_info.pcount`):
+    /// counted the moment it is switched in, so it tells at once that a thread got the CPU.
+    pub arrivals: u64,
+}
+
+impl RunStats {
+    /// Whether the thread got a CPU since `earlier` was read.
+    pub fn ran_since(&self, earlier: &RunStats) -> bool {
+        self.arrivals != earlier.arrivals || self.cpu_ns != earlier.cpu_ns
+    }
+
+    /// The CPU time it received since `earlier` was read.
+    pub fn cpu_since(&self, earlier: &RunStats) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.cpu_ns.saturating_sub(earlier.cpu_ns))
+    }
+
+    /// `sum_exec_runtime run_delay pcount`; `None` for anything else.
+    pub fn parse(text: &[u8]) -> Option<RunStats> {
+        let text = std::str::from_utf8(text).ok()?;
+        let mut words = text.split_ascii_whitespace();
+        let cpu_ns = words.next()?.parse().ok()?;
+        let _run_delay: u64 = words.next()?.parse().ok()?;
+        let arrivals = words.next()?.parse().ok()?;
+        words
+            .next()
+            .is_none()
+            .then_some(RunStats { cpu_ns, arrivals })
+    }
+}
+
+/// The run statistics of thread `pid`; `None` when there is no such thread or no such file
+/// (a kernel without CONFIG_SCHED_INFO).
+pub fn read_run_stats(pid: Pid) -> Option<RunStats> {
+    RunStats::parse(&std::fs::read(format!("/proc/{pid}/task/{pid}/schedstat")).ok()?)
 }
 
 /// A `stat` line split at the end of the name.
@@ -117,6 +161,32 @@ mod tests {
         assert_eq!(status_number(status, "Tgid:"), Some(4242));
         assert_eq!(status_number(status, "voluntary_ctxt_switches:"), Some(7));
         assert_eq!(status_number(status, "nonvoluntary_ctxt_switches:"), None);
+    }
+
+    #[test]
+    fn run_stats_are_the_three_numbers_of_schedstat() {
+        let stats = RunStats::parse(b"237914898 15902142 378\n").unwrap();
+        assert_eq!(
+            stats,
+            RunStats {
+                cpu_ns: 237_914_898,
+                arrivals: 378
+            }
+        );
+        assert_eq!(RunStats::parse(b"1 2"), None);
+        assert_eq!(RunStats::parse(b"1 2 3 4"), None);
+        assert_eq!(RunStats::parse(b"x 2 3"), None);
+        let later = RunStats {
+            cpu_ns: 237_934_898,
+            ..stats
+        };
+        assert!(later.ran_since(&stats) && !stats.ran_since(&stats));
+        assert_eq!(later.cpu_since(&stats).as_micros(), 20);
+        assert_eq!(stats.cpu_since(&later), std::time::Duration::ZERO);
+        // Our own thread runs now: it got a CPU at least once.
+        let ours = read_run_stats(crate::sys::gettid()).expect("CONFIG_SCHED_INFO");
+        assert!(ours.arrivals >= 1, "{ours:?}");
+        assert_eq!(read_run_stats(-1), None);
     }
 
     #[test]

@@ -594,6 +594,73 @@ pub fn private_mount_namespace() -> io::Result<()> {
     Ok(())
 }
 
+/// The calling thread's timer slack (`PR_SET_TIMERSLACK`): how late the kernel may fire its
+/// sleeps' timers to batch wakeups (50 µs by default for a SCHED_OTHER thread, none for a
+/// real-time one).
+pub fn set_timer_slack(slack: Duration) -> io::Result<()> {
+    let nanos = libc::c_ulong::try_from(slack.as_nanos())
+        .unwrap_or(libc::c_ulong::MAX)
+        .max(1);
+    // SAFETY: PR_SET_TIMERSLACK takes the slack by value; no memory is passed.
+    check(unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, nanos, 0, 0, 0) } as libc::c_long)?;
+    Ok(())
+}
+
+/// The resource limits the booster reads of a task (see [`rlimit_of`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rlimit {
+    /// RLIMIT_RTPRIO: the highest real-time priority it may set itself.
+    RtPriority,
+    /// RLIMIT_NICE: how far it may lower its own nice value (as 20 - nice).
+    Nice,
+}
+
+/// The soft limit `which` of the process of thread `pid` (`prlimit(2)`, reading only; root
+/// may read anyone's).
+pub fn rlimit_of(pid: Pid, which: Rlimit) -> io::Result<u64> {
+    let resource = match which {
+        Rlimit::RtPriority => libc::RLIMIT_RTPRIO as libc::c_long,
+        Rlimit::Nice => libc::RLIMIT_NICE as libc::c_long,
+    };
+    // The kernel's `struct rlimit64`: the soft limit, then the hard one.
+    let mut limit = [0u64; 2];
+    // SAFETY: a null new limit makes prlimit64 only read; `limit` is a writable pair of u64,
+    // the layout of struct rlimit64, that outlives the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            pid as libc::c_long,
+            resource,
+            std::ptr::null::<u64>(),
+            limit.as_mut_ptr(),
+        )
+    })?;
+    Ok(limit[0])
+}
+
+/// The calling thread alone (not its process, as glibc's `setresuid` would make it) takes
+/// user and group `id`, losing root's capabilities: how `stalld-starve` makes an
+/// unprivileged victim.
+pub fn become_user_in_this_thread(id: u32) -> io::Result<()> {
+    // SAFETY: the raw system calls take three ids by value and change only the calling
+    // thread's credentials; no memory is passed.
+    unsafe {
+        check(libc::syscall(
+            libc::SYS_setresgid,
+            id as libc::c_long,
+            id as libc::c_long,
+            id as libc::c_long,
+        ))?;
+        check(libc::syscall(
+            libc::SYS_setresuid,
+            id as libc::c_long,
+            id as libc::c_long,
+            id as libc::c_long,
+        ))?;
+    }
+    Ok(())
+}
+
 /// The calling thread becomes SCHED_OTHER (nice 0), whatever the process runs with: for
 /// helper threads that must never compete with the detect-and-boost loop.
 pub fn become_sched_other() -> io::Result<()> {

@@ -545,6 +545,10 @@ fn an_unknown_stamp_source_is_an_error_not_a_fallback() {
 
 #[test]
 fn bad_options_exit_22_with_upstreams_message() {
+    // Under the lock of the starvation runs: for the instant before it exits, a stalld whose
+    // command line does not parse counts as another boosting instance (the C stalld's may not
+    // parse as ours), and a daemon starting then in another test refused to start.
+    let _lock = common::StarvationLock::acquire();
     let cases: &[(&[&str], &str)] = &[
         (
             &["-t", "0"],

@@ -33,23 +33,15 @@ fn a_hundred_victims_among_ten_thousand_threads_are_all_boosted_and_restored() {
         return;
     };
     let cpu = last_cpu();
-    // As deployed (the unit's chrt), so a busy CI CPU 0 does not decide the latency.
-    let mut daemon = Daemon::spawn_program(
-        "chrt",
-        &[
-            "-f",
-            "10",
-            env!("CARGO_BIN_EXE_stalld"),
-            "-f",
-            "-v",
-            "-t",
-            "3",
-            "-d",
-            "1",
-            "-c",
-            &cpu,
-        ],
-    );
+    // As deployed (the unit's chrt), so a busy CI CPU 0 does not decide the latency. 100 µs
+    // of runtime: on this virtual machine under load a victim sometimes needed more than the
+    // default 20 µs to get back from its sleep to user space (stalld measured 33 µs given, and
+    // its one 1 s boost ended before the next period), so its report came a whole threshold
+    // later, with the C stalld's boost as with ours. This test is about 100 boosts at once.
+    let options = format!("-f -v -t 3 -d 1 -r 100us -c {cpu}");
+    let mut argv = vec!["-f", "10", env!("CARGO_BIN_EXE_stalld")];
+    argv.extend(options.split(' '));
+    let mut daemon = Daemon::spawn_program("chrt", &argv);
     daemon
         .wait_for_line(|l| l.contains("started: "), Duration::from_secs(30))
         .unwrap_or_else(|| panic!("daemon did not start: {:#?}", daemon.lines()));
@@ -58,8 +50,10 @@ fn a_hundred_victims_among_ten_thousand_threads_are_all_boosted_and_restored() {
     let starver = Starver::spawn(&[
         "--duration",
         "60",
+        // Alive long after their restores: the test reads their policies then, and reading
+        // 100 victims' reports took more than 6 s with CPU 0 busy.
         "--linger",
-        "6",
+        "20",
         "--victims",
         &VICTIMS.to_string(),
         "--idle-threads",
@@ -90,7 +84,8 @@ fn a_hundred_victims_among_ten_thousand_threads_are_all_boosted_and_restored() {
     );
     assert!(
         waits[0] >= -0.05 && waits[VICTIMS - 1] <= SLACK_S,
-        "waits beyond the threshold (s): {waits:?}"
+        "waits beyond the threshold (s): {waits:?}\n{}",
+        daemon.process.transcript()
     );
 
     // Every boost ends in a restore while the victims still linger, asleep.

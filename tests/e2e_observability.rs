@@ -12,7 +12,9 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{last_cpu, only_victim, Daemon, StarvationSession, Starver, Stream, Supervised};
+use common::{
+    last_cpu, only_victim, policy_of, Daemon, StarvationSession, Starver, Stream, Supervised,
+};
 use serde_json::Value;
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
@@ -638,10 +640,18 @@ fn status_lists_the_boosted_victim_during_its_boost_and_nothing_after() {
         "{text}"
     );
 
-    wait_line(&daemon, &format!("restored pid {pid} "));
+    let restored = wait_line(&daemon, &format!("restored pid {pid} "));
+    assert!(restored.contains(" ms boosted)"), "{restored}");
     let after = status_json(&[]);
     assert!(boosted_pids(&after).is_empty(), "{after:#}");
     assert_eq!(after["counters"]["restores"]["restored"], 1);
+    // What the boost cost the victim's CPU: the CPU time the victim received.
+    let cost = after["counters"]["boosted_cpu_s_by_cpu"][&cpu]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no CPU time for CPU {cpu}: {after:#}"));
+    assert!(cost > 0.0 && cost < 0.1, "{cost} s");
+    let (_, text, _) = status(&[], None, false);
+    assert!(text.contains(&format!("CPU {cpu} {cost:.6} s")), "{text}");
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
     assert!(
         !stalld::daemon::status_socket_path().exists(),
@@ -649,6 +659,105 @@ fn status_lists_the_boosted_victim_during_its_boost_and_nothing_after() {
     );
     let (code, _, _) = status(&[], None, false);
     assert_eq!(code, 3);
+}
+
+/// A restore that keeps failing is not forgotten: the daemon keeps retrying while it runs,
+/// shows the task as held in `stalld status` and `stalld_held_tasks`, and once the restore
+/// works the task has its own policy back. The failure is real to the daemon: in its own mount
+/// namespace the victim's /proc stat is hidden (/dev/null bound over it), so the daemon cannot
+/// check that the pid still names the boosted task and must not touch it.
+#[test]
+fn a_restore_that_keeps_failing_is_retried_and_the_task_shown_held() {
+    let Some(_session) = StarvationSession::begin("a_restore_that_keeps_failing") else {
+        return;
+    };
+    let scratch = Scratch::new("held");
+    let socket = scratch.join("stalld.sock");
+    let env = [(stalld::daemon::STATUS_SOCKET_ENV, socket.to_str().unwrap())];
+    let cpu = last_cpu();
+    let setting = format!("{}={}", env[0].0, env[0].1);
+    // In a mount namespace of its own, where the test can hide a /proc entry from it alone.
+    let options = format!("-f -v -t 2 -d 1 -c {cpu} --metrics 127.0.0.1:0");
+    let mut argv = vec![
+        "--mount",
+        "--propagation",
+        "private",
+        "env",
+        &setting,
+        STALLD,
+    ];
+    argv.extend(options.split(' '));
+    let mut daemon = Daemon::spawn_program("unshare", &argv);
+    let target = metrics_address(&daemon);
+    let daemon_pid = daemon.process.program_pid().to_string();
+    let starver = Starver::spawn(&["--duration", "30", "--linger", "25"]);
+    let pid = only_victim(&starver);
+    wait_line(&daemon, &format!("boosted pid {pid} "));
+    let stat = format!("/proc/{pid}/task/{pid}/stat");
+    let in_daemon = |args: &[&str]| {
+        let status = std::process::Command::new("nsenter")
+            .args(["-t", &daemon_pid, "-m"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "nsenter {args:?}");
+    };
+    in_daemon(&["mount", "--bind", "/dev/null", &stat]);
+    let held = wait_line(&daemon, "(held: retried while stalld runs");
+    assert!(
+        held.contains(&format!("failed to restore sched policy for pid {pid}: ")),
+        "{held}"
+    );
+    // The attempts before were reported; the task still holds its boost.
+    assert_eq!(
+        daemon
+            .lines()
+            .iter()
+            .filter(|l| l.contains(&format!("for pid {pid}: ")) && l.contains(" of 5, retrying"))
+            .count(),
+        4
+    );
+    assert_eq!(policy_of(pid).0, "SCHED_DEADLINE");
+    // Still shown held well after: not forgotten.
+    std::thread::sleep(Duration::from_secs(3));
+    let during = status_json(&env);
+    let held: Vec<i64> = during["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["pid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(held, [i64::from(pid)], "{during:#}");
+    assert!(boosted_pids(&during).is_empty(), "{during:#}");
+    let (_, text, _) = status(&env, None, false);
+    assert!(text.contains("held (restore failing"), "{text}");
+    let (_, exposition) = http_get(&target, "/metrics").unwrap();
+    assert!(
+        exposition.contains("stalld_held_tasks 1.0\n"),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains("stalld_restores_total{result=\"failed\"} 1\n"),
+        "{exposition}"
+    );
+    // The daemon could act again: the next retry restores the task.
+    in_daemon(&["umount", &stat]);
+    wait_line(&daemon, &format!("restored pid {pid} to SCHED_FIFO"));
+    assert_eq!(policy_of(pid), ("SCHED_FIFO".to_owned(), 5));
+    let after = status_json(&env);
+    assert_eq!(after["held"].as_array().map(Vec::len), Some(0), "{after:#}");
+    let (_, exposition) = http_get(&target, "/metrics").unwrap();
+    assert!(
+        exposition.contains("stalld_held_tasks 0.0\n"),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains(&format!(
+            "stalld_boosted_cpu_seconds_total{{cpu=\"{cpu}\"}} "
+        )),
+        "{exposition}"
+    );
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
 #[test]

@@ -119,6 +119,49 @@ fn verbose_lines_and_log_only_cadence(backend: &str, mode: &str) {
     assert_eq!(daemon.terminate().and_then(|s| s.code()), Some(0));
 }
 
+/// `-l` in power mode reports as the C stalld does: per CPU and check only the task that has
+/// waited longest. Two tasks that start waiting together give one line per check, the same
+/// task each time with its wait growing (3, 4, 5, 6 s), never two lines with the same wait.
+fn log_only_power_mode_reports_one_task_per_cpu_and_check(backend: &str) {
+    let Some(_session) = StarvationSession::begin(&format!("one report per check {backend}"))
+    else {
+        return;
+    };
+    let cpu = last_cpu();
+    let mut daemon = start(
+        backend,
+        &["-l", "-t", "3", "-g", "1", "-d", "1", "-c", &cpu],
+    );
+    // As long as the cadence test above: sched_debug sees a wait up to a granularity late.
+    let starver = Starver::spawn(&["--duration", "9", "--victims", "2"]);
+    let pids = starver.victim_pids();
+    starver.wait_event("victim_starved", LINE_WAIT);
+    let reports: Vec<(i32, u64)> = pids
+        .iter()
+        .flat_map(|&pid| {
+            reported_waits(&daemon, pid)
+                .into_iter()
+                .map(move |w| (pid, w))
+        })
+        .collect();
+    let reported: Vec<i32> = reports.iter().map(|&(pid, _)| pid).collect();
+    let mut waits: Vec<u64> = reports.iter().map(|&(_, wait)| wait).collect();
+    waits.sort();
+    assert!(
+        waits.len() >= 4 && waits[..4] == [3, 4, 5, 6],
+        "reports {reports:?}\n{:#?}",
+        daemon.lines()
+    );
+    assert!(
+        reported.iter().all(|&pid| pid == reported[0]),
+        "two tasks reported: {reports:?}"
+    );
+    let mut unique = waits.clone();
+    unique.dedup();
+    assert_eq!(unique, waits, "one report per check: {reports:?}");
+    assert_eq!(daemon.terminate().and_then(|s| s.code()), Some(0));
+}
+
 /// A harness written for the C stalld: start it with `-v` and default settings, wait for a
 /// per-check line, then proceed. On an idle CPU the idle-detection lines follow.
 fn a_c_stalld_harness_proceeds(backend: &str) {
@@ -166,6 +209,7 @@ for_each_backend!(
     adaptive_mode(),
     aggressive_mode(),
     a_c_stalld_harness_proceeds(),
+    log_only_power_mode_reports_one_task_per_cpu_and_check(),
 );
 
 /// sched_debug's worst case: a hog that starts just after a check, while the CPU was idle. The

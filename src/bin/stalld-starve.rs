@@ -11,7 +11,8 @@
 //! - `{"event":"started","cpu":N,"hog_pid":TID,"hog_prio":P,"victims":[TID..],"idle":[TID..],
 //!   "hog_start_ns":..,"runnable_at_ns":..,"deadline_ns":..,"rt_runtime_us_saved":..|null}`
 //! - `{"event":"victim_ran","victim":i,"pid":TID,"runnable_at_ns":T,"ran_at_ns":R,"wait_s":..,
-//!   "policy_when_ran":"SCHED_DEADLINE","prio_when_ran":0[,"dl_runtime_ns":..,"dl_period_ns":..]}`
+//!   "policy_when_ran":"SCHED_DEADLINE","prio_when_ran":0[,"dl_runtime_ns":..,"dl_period_ns":..]
+//!   [,"set_itself":"SCHED_FIFO 97","set_itself_error":null|"..."]}`
 //! - `{"event":"victim_starved","victim":i,"pid":TID,"waited_s":..}`
 //! - `{"event":"done","hog_stopped_by":"watchdog"|"victims_done"|"signal"}`
 //!
@@ -113,6 +114,32 @@ struct Options {
     /// either way.)
     #[arg(long)]
     no_throttle_change: bool,
+
+    /// Each victim thread drops to this user (and group) id once it has its policy: an
+    /// unprivileged task, without CAP_SYS_NICE (the tool itself stays root).
+    #[arg(long)]
+    victim_uid: Option<u32>,
+
+    /// When it first runs, each victim switches itself to this policy, keeping
+    /// SCHED_RESET_ON_FORK if it has it: `fifo:PRIO` (SCHED_FIFO PRIO) or `other` (SCHED_OTHER
+    /// nice 0). What a boosted task may try, with --victim-uid without privilege.
+    #[arg(long, value_parser = parse_self_policy)]
+    victim_sets_itself: Option<SchedAttr>,
+}
+
+/// `fifo:PRIO` or `other`.
+fn parse_self_policy(text: &str) -> Result<SchedAttr, String> {
+    match text.split_once(':') {
+        Some(("fifo", priority)) => match priority.parse::<u32>() {
+            Ok(priority @ 1..=99) => Ok(SchedAttr {
+                rt_priority: priority,
+                ..SchedAttr::new(SCHED_FIFO)
+            }),
+            _ => Err(format!("{priority:?}: a SCHED_FIFO priority is 1 to 99")),
+        },
+        None if text == "other" => Ok(SchedAttr::new(SCHED_OTHER)),
+        _ => Err(format!("{text:?}: expected fifo:PRIO or other")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -134,6 +161,15 @@ struct Plan {
     linger: Duration,
     deadline: MonoTime,
     change_throttle: bool,
+    /// What each victim does to itself (see [`Options`]).
+    conduct: Conduct,
+}
+
+/// What a victim does to itself: drop to a user, switch its own policy when it first runs.
+#[derive(Clone, Copy, Debug, Default)]
+struct Conduct {
+    uid: Option<u32>,
+    sets_itself: Option<SchedAttr>,
 }
 
 /// What the worker threads tell the main thread, which alone writes stdout. Workers on the
@@ -153,6 +189,8 @@ enum Msg {
         tid: Pid,
         ran_at: MonoTime,
         attr: Option<SchedAttr>,
+        /// `--victim-sets-itself`: what it asked for, and the error if it was refused.
+        set_itself: Option<(SchedAttr, Option<String>)>,
     },
     VictimExited,
     HogStopped {
@@ -280,6 +318,10 @@ fn plan(options: &Options, start: MonoTime) -> Plan {
         linger,
         deadline: start.after(duration),
         change_throttle: !options.no_throttle_change,
+        conduct: Conduct {
+            uid: options.victim_uid,
+            sets_itself: options.victim_sets_itself,
+        },
     }
 }
 
@@ -342,7 +384,7 @@ fn run(plan: &Plan) -> Result<()> {
         let (go_tx, go_rx) = mpsc::channel::<Option<(MonoTime, MonoTime)>>();
         go_senders.push(go_tx);
         let (tx, shared, attr) = (tx.clone(), Arc::clone(&shared), plan.victim_attr);
-        let (cpu, linger, deadline) = (plan.cpu, plan.linger, plan.deadline);
+        let (cpu, linger, deadline, conduct) = (plan.cpu, plan.linger, plan.deadline, plan.conduct);
         let name = plan.victim_name.clone();
         handles.push(
             thread::Builder::new()
@@ -355,7 +397,8 @@ fn run(plan: &Plan) -> Result<()> {
                             return;
                         }
                     }
-                    victim_thread(victim, cpu, attr, linger, deadline, &shared, &tx, &go_rx)
+                    let place = Place { cpu, attr, conduct };
+                    victim_thread(victim, place, linger, deadline, &shared, &tx, &go_rx)
                 })
                 .context("starting a victim thread")?,
         );
@@ -494,6 +537,7 @@ fn supervise(
                 tid,
                 ran_at,
                 attr,
+                set_itself,
             }) => {
                 let i = victim as usize;
                 // A victim that only ran because the hog had stopped was starved, not boosted.
@@ -512,6 +556,11 @@ fn supervise(
                             event["dl_runtime_ns"] = attr.runtime.into();
                             event["dl_period_ns"] = attr.period.into();
                         }
+                    }
+                    if let Some((asked, error)) = set_itself {
+                        event["set_itself"] =
+                            format!("{} {}", policy_name(asked.policy), asked.rt_priority).into();
+                        event["set_itself_error"] = error.into();
                     }
                     emit(event);
                 }
@@ -620,11 +669,16 @@ fn hog_thread(
     let _ = tx.send(Msg::HogStopped { at, by });
 }
 
-#[allow(clippy::too_many_arguments)]
-fn victim_thread(
-    victim: u32,
+/// Where a victim runs, with what policy, and how it behaves.
+struct Place {
     cpu: u32,
     attr: SchedAttr,
+    conduct: Conduct,
+}
+
+fn victim_thread(
+    victim: u32,
+    place: Place,
     linger: Duration,
     deadline: MonoTime,
     shared: &Shared,
@@ -632,13 +686,21 @@ fn victim_thread(
     go: &Go,
 ) {
     let what = format!("victim {victim}");
-    let attr = match take_place(cpu, &attr, &what) {
+    let attr = match take_place(place.cpu, &place.attr, &what) {
         Ok(attr) => attr,
         Err(why) => {
             let _ = tx.send(Msg::SetupFailed(why));
             return;
         }
     };
+    if let Some(uid) = place.conduct.uid {
+        if let Err(err) = sys::become_user_in_this_thread(uid) {
+            let _ = tx.send(Msg::SetupFailed(format!(
+                "{what}: becoming user {uid}: {err}"
+            )));
+            return;
+        }
+    }
     let tid = gettid();
     let _ = tx.send(Msg::VictimReady { victim, tid, attr });
     if let Ok(Some((_, runnable_at))) = go.recv() {
@@ -648,11 +710,20 @@ fn victim_thread(
         let ran_at = now();
         shared.ran_at[victim as usize].store(ran_at.0, Ordering::Release);
         let attr = sched_getattr(0).ok();
+        // Switched at once, while it still holds whatever it was boosted with.
+        let set_itself = place.conduct.sets_itself.map(|asked| {
+            let asked = SchedAttr {
+                flags: attr.map_or(0, |a| a.flags & sys::SCHED_FLAG_RESET_ON_FORK),
+                ..asked
+            };
+            (asked, sched_setattr(0, &asked).err().map(|e| e.to_string()))
+        });
         let _ = tx.send(Msg::VictimRan {
             victim,
             tid,
             ran_at,
             attr,
+            set_itself,
         });
         if !shared.hog_stopped.load(Ordering::Acquire) && !shared.signalled.load(Ordering::Relaxed)
         {

@@ -1,11 +1,13 @@
-//! The booster's window on the kernel: the three things it asks of a task (its scheduling
-//! attributes, new ones, and which task the pid names), behind a trait so that every decision
-//! of the booster and of the ledger's replay is unit-tested with a fake.
+//! The booster's window on the kernel: what it asks of a task (its scheduling attributes, new
+//! ones, which task the pid names, what it has run, which limits it has), behind a trait so
+//! that every decision of the booster and of the ledger's replay is unit-tested with a fake.
 
 use std::io;
+use std::sync::OnceLock;
 
-use crate::procfs::{read_thread_stat, ThreadStat};
-use crate::sys::{self, SchedAttr};
+use super::rules::SelfLimits;
+use crate::procfs::{read_run_stats, read_thread_stat, RunStats, ThreadStat};
+use crate::sys::{self, Rlimit, SchedAttr};
 use crate::task::{MonoTime, Pid};
 
 pub trait SchedOps {
@@ -18,6 +20,15 @@ pub trait SchedOps {
     fn start_time(&self, pid: Pid) -> Option<u64>;
     /// CLOCK_MONOTONIC now: FIFO phases are timed from the moment the task got the boost.
     fn now(&self) -> MonoTime;
+    /// What thread `pid` has run so far, `None` when that cannot be told (no such thread, or
+    /// a kernel without CONFIG_SCHED_INFO): how every boost is verified and measured.
+    fn run_stats(&self, pid: Pid) -> Option<RunStats>;
+    /// The limits that widen what thread `pid` may set itself without privilege
+    /// ([`SelfLimits::UNKNOWN`] when they cannot be read).
+    fn limits(&self, pid: Pid) -> SelfLimits;
+    /// Whether thread `pid` is runnable (running or waiting for a CPU), `None` when that
+    /// cannot be read: a FIFO phase that did not run a sleeping task gave it all it wanted.
+    fn runnable(&self, pid: Pid) -> Option<bool>;
 }
 
 /// The real system calls.
@@ -40,6 +51,33 @@ impl SchedOps for Kernel {
     fn now(&self) -> MonoTime {
         crate::clock::now()
     }
+
+    fn run_stats(&self, pid: Pid) -> Option<RunStats> {
+        run_stats_work().then(|| read_run_stats(pid)).flatten()
+    }
+
+    fn limits(&self, pid: Pid) -> SelfLimits {
+        match (
+            sys::rlimit_of(pid, Rlimit::RtPriority),
+            sys::rlimit_of(pid, Rlimit::Nice),
+        ) {
+            (Ok(rt_priority), Ok(nice)) => SelfLimits { rt_priority, nice },
+            _ => SelfLimits::UNKNOWN,
+        }
+    }
+
+    fn runnable(&self, pid: Pid) -> Option<bool> {
+        let stat = read_thread_stat(pid)?;
+        Some(ThreadStat::parse(&stat)?.field(3)? == "R")
+    }
+}
+
+/// Whether `schedstat` says anything: kernels before 5.14 without delay accounting or
+/// schedstats enabled print zeros for every task, which would read as "never ran". Our own
+/// thread runs as it asks, so it got a CPU at least once. Asked once.
+fn run_stats_work() -> bool {
+    static WORK: OnceLock<bool> = OnceLock::new();
+    *WORK.get_or_init(|| read_run_stats(sys::gettid()).is_some_and(|ours| ours.arrivals > 0))
 }
 
 /// Field 22 of `/proc/PID/task/PID/stat` (clock ticks since boot). A thread's own entry: `pid`
@@ -65,7 +103,8 @@ pub mod fake {
     use std::rc::Rc;
 
     use super::SchedOps;
-    use crate::boost::{BoostLedger, BoostRecord};
+    use crate::boost::{BoostLedger, BoostRecord, SelfLimits};
+    use crate::procfs::RunStats;
     use crate::sys::SchedAttr;
     use crate::task::{MonoTime, Pid};
 
@@ -88,6 +127,16 @@ pub mod fake {
         pub clock: MonoTime,
         /// Live tasks whose start time cannot be read (as when /proc fails).
         pub unreadable_start: Vec<Pid>,
+        /// What each task has run; a task without an entry cannot be measured.
+        pub run_stats: HashMap<Pid, RunStats>,
+        /// Resource limits of tasks; [`SelfLimits::UNKNOWN`] for the others.
+        pub limits: HashMap<Pid, SelfLimits>,
+        /// Tasks (tid, start time) of which the ledger keeps a record a replay could not undo.
+        pub kept: Vec<(Pid, u64)>,
+        /// Every record the ledger was given, in order.
+        pub records: Vec<BoostRecord>,
+        /// Tasks asleep (not runnable).
+        pub sleeping: Vec<Pid>,
     }
 
     pub type Shared = Rc<RefCell<World>>;
@@ -103,6 +152,22 @@ pub mod fake {
 
         pub fn attr(&self, pid: Pid) -> SchedAttr {
             self.tasks[&pid].1
+        }
+
+        /// `pid` can be measured: it has run `cpu_ns` after `arrivals` turns on a CPU.
+        pub fn measure(&mut self, pid: Pid, cpu_ns: u64, arrivals: u64) {
+            self.run_stats.insert(pid, RunStats { cpu_ns, arrivals });
+        }
+
+        /// `pid` got the CPU: one more arrival, its CPU time not yet brought up to date (as
+        /// the kernel shows a running task).
+        pub fn switch_in(&mut self, pid: Pid) {
+            self.run_stats.get_mut(&pid).expect("measured").arrivals += 1;
+        }
+
+        /// `pid` has run `ns` more (as the kernel shows it once the task left the CPU).
+        pub fn run_for(&mut self, pid: Pid, ns: u64) {
+            self.run_stats.get_mut(&pid).expect("measured").cpu_ns += ns;
         }
 
         pub fn sets(&self) -> Vec<(Pid, SchedAttr)> {
@@ -154,6 +219,32 @@ pub mod fake {
         fn now(&self) -> MonoTime {
             self.0.borrow().clock
         }
+
+        fn run_stats(&self, pid: Pid) -> Option<RunStats> {
+            let world = self.0.borrow();
+            world
+                .tasks
+                .contains_key(&pid)
+                .then(|| world.run_stats.get(&pid).copied())
+                .flatten()
+        }
+
+        fn limits(&self, pid: Pid) -> SelfLimits {
+            let world = self.0.borrow();
+            world
+                .limits
+                .get(&pid)
+                .copied()
+                .unwrap_or(SelfLimits::UNKNOWN)
+        }
+
+        fn runnable(&self, pid: Pid) -> Option<bool> {
+            let world = self.0.borrow();
+            world
+                .tasks
+                .contains_key(&pid)
+                .then(|| !world.sleeping.contains(&pid))
+        }
     }
 
     pub struct FakeLedger(pub Shared);
@@ -162,6 +253,7 @@ pub mod fake {
         fn record(&mut self, record: &BoostRecord) -> io::Result<()> {
             let mut world = self.0.borrow_mut();
             world.calls.push(Call::Record(record.tid));
+            world.records.push(*record);
             match world.record_errors.pop_front() {
                 Some(errno) => Err(io::Error::from_raw_os_error(errno)),
                 None => Ok(()),
@@ -170,6 +262,10 @@ pub mod fake {
 
         fn forget(&mut self, record: &BoostRecord) {
             self.0.borrow_mut().calls.push(Call::Forget(record.tid));
+        }
+
+        fn kept(&self, tid: Pid, start: u64) -> bool {
+            self.0.borrow().kept.contains(&(tid, start))
         }
     }
 }

@@ -71,6 +71,13 @@ sched_info\fR, or \fB... from stalld's tracepoints\fR). Any other value is an er
 \fIcomm\fR\-\fIpid\fR might starve on CPU \fIn\fR (waiting for \fIs\fR seconds)
 .br
 boosted pid \fIpid\fR (\fIprocess\fR) (cpu \fIn\fR) using SCHED_DEADLINE
+.br
+restored pid \fIpid\fR to \fIpolicy\fR (it ran \fIms\fR ms boosted)
+.PP
+With \fB\-l\fR in power mode, each check reports per CPU the task that has waited longest.
+Every boost is verified by the CPU time its task received (\fI/proc/PID/task/TID/schedstat\fR);
+a SCHED_FIFO phase lasts until the task has run its runtime, at most 160 ms for a task that
+cannot get the CPU.
 .SH CRASH SAFETY
 Before a boost is applied, and before RT throttling is turned off, stalld writes it down in a
 ledger in \fI/run/stalld\fR (a root-only directory); a record goes once the change is undone.
@@ -79,7 +86,11 @@ A guardian process (\fBstalld\-guardian\fR, the same program under another name,
 both are killed together, the next \fBstalld\fR, \fBstalld restore\fR (the unit runs it when it
 stops, before \fBthrottlectl on\fR) or \fBthrottlectl on\fR does it, checking that each pid
 still names the same task and still holds the boost; running stalld instances are not
-touched. Failed restores are retried five times, then kept in the ledger. SIGHUP is ignored.
+touched. A policy the boosted task switched itself to, a change it could make without
+privilege (SCHED_FIFO 98 to 97, SCHED_DEADLINE to SCHED_OTHER), is undone with the boost; only
+a change that takes CAP_SYS_NICE is kept. A restore that fails is retried, with pauses of up to
+10 s, for as long as stalld runs (after five failures the task is reported held); what still
+fails at exit stays in the ledger. SIGHUP is ignored.
 .PP
 \fBthrottlectl off\fR saves the \fIsched_rt_runtime_us\fR it finds, whatever it is (\-1 too, on
 a host that keeps RT throttling off), and \fBthrottlectl on\fR writes exactly that back, or

@@ -137,6 +137,12 @@ fn examine(pid: Pid, found_by: FoundBy) -> Option<OtherInstance> {
         return None;
     }
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    // Empty: a process on its way out (its memory, where the command line lives, is gone
+    // before it is a zombie), e.g. a `stalld -h` of a test that ends right now; read as no
+    // arguments it would pass for a boosting daemon.
+    if cmdline.is_empty() {
+        return None;
+    }
     let argv: Vec<&[u8]> = cmdline
         .strip_suffix(b"\0")
         .unwrap_or(&cmdline)

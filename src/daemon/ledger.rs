@@ -10,7 +10,8 @@
 //!                                     when a daemon saved it; no owner: `throttlectl off`)
 //!   instance.PID.START/               one per daemon that boosts (PID and start time of its
 //!     lock                            first process), flock-held by it for its whole life:
-//!     boost.TID.START                 free means it is gone; one record per boost
+//!     boost.TID.START                 free means it is gone; one record per boost (rewritten
+//!                                     when a DEADLINE boost falls back to SCHED_FIFO)
 //! ```
 //!
 //! Files are opened with O_NOFOLLOW and replaced by rename, so a record is whole or absent.
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use super::log::Logger;
 use super::rundir;
 use crate::boost::{self, BoostLedger, BoostRecord, Restore, SchedOps, RESTORE_ATTEMPTS};
+use crate::config::BoostPolicy;
 use crate::event::Event;
 use crate::rt_runtime;
 use crate::sys::{self, SchedAttr};
@@ -104,14 +106,24 @@ fn valid_name(name: &str) -> Option<&str> {
 }
 
 fn record_name(record: &BoostRecord) -> String {
-    format!("{BOOST_PREFIX}{}.{}", record.tid, record.start)
+    record_file(record.tid, record.start)
+}
+
+/// The file of the record of task `tid` started at `start`.
+fn record_file(tid: crate::task::Pid, start: u64) -> String {
+    format!("{BOOST_PREFIX}{tid}.{start}")
 }
 
 fn record_text(r: &BoostRecord) -> String {
     let a = &r.saved;
+    let boost_policy = match r.policy {
+        BoostPolicy::Deadline => "deadline",
+        BoostPolicy::Fifo => "fifo",
+    };
     format!(
-        "tid={} start={} cpu={} boost_runtime={} boost_period={} policy={} flags={} nice={} \
-         rt_priority={} runtime={} deadline={} period={} util_min={} util_max={}\n",
+        "tid={} start={} cpu={} boost_runtime={} boost_period={} boost_policy={boost_policy} \
+         policy={} flags={} nice={} rt_priority={} runtime={} deadline={} period={} \
+         util_min={} util_max={}\n",
         r.tid,
         r.start,
         r.cpu,
@@ -143,6 +155,12 @@ fn parse_record(text: &str) -> Option<BoostRecord> {
         cpu: small("cpu")?,
         runtime_ns: unsigned("boost_runtime")?,
         period_ns: unsigned("boost_period")?,
+        // Anything but `deadline` (a record written before the field existed) reads as
+        // FIFO 98 possible, the wider reading.
+        policy: match fields.get("boost_policy").copied() {
+            Some("deadline") => BoostPolicy::Deadline,
+            _ => BoostPolicy::Fifo,
+        },
         saved: SchedAttr {
             flags: unsigned("flags")?,
             nice: i32::try_from(get("nice")?).ok()?,
@@ -419,7 +437,10 @@ impl Ledger {
                     outcome => {
                         let _ = fs::remove_file(&path);
                         report_leftover(&record, &outcome, logger);
-                        summary.restored += usize::from(matches!(outcome, Restore::Restored));
+                        summary.restored += usize::from(matches!(
+                            outcome,
+                            Restore::Restored | Restore::Undone { .. }
+                        ));
                     }
                 }
             }
@@ -481,6 +502,16 @@ impl Ledger {
         let _ = self.remove_rt_record();
     }
 
+    /// Whether any instance keeps a record of task `tid` started at `start` (a boost whose
+    /// restore failed; this daemon's own records included).
+    pub fn keeps(&self, tid: crate::task::Pid, start: u64) -> bool {
+        let name = record_file(tid, start);
+        self.instances()
+            .unwrap_or_default()
+            .iter()
+            .any(|instance| fs::symlink_metadata(self.dir.join(instance).join(&name)).is_ok())
+    }
+
     /// Dead instances that left boosts, without touching anything (for `-l`).
     pub fn leftovers(&self) -> usize {
         self.instances()
@@ -501,7 +532,7 @@ impl Ledger {
 fn report_leftover(record: &BoostRecord, outcome: &Restore, logger: &Logger) {
     let (cpu, tid) = (record.cpu, record.tid);
     match outcome {
-        Restore::Restored => logger.event(&Event::LeftoverRestored {
+        Restore::Restored | Restore::Undone { .. } => logger.event(&Event::LeftoverRestored {
             cpu,
             tid,
             policy: record.saved.policy,
@@ -513,7 +544,7 @@ fn report_leftover(record: &BoostRecord, outcome: &Restore, logger: &Logger) {
             "pid {tid}, left boosted by a stalld that is gone, no longer holds the boost ({}): left so",
             sys::policy_name(*policy)
         )),
-        Restore::Retry { .. } | Restore::Failed(_) => {}
+        Restore::Retry { .. } | Restore::Held { .. } | Restore::Failed(_) => {}
     }
 }
 
@@ -583,7 +614,10 @@ impl Instance {
 
     /// Where the booster writes its records.
     pub fn records(&self) -> InstanceRecords {
-        InstanceRecords { dir: self.dir() }
+        InstanceRecords {
+            dir: self.dir(),
+            ledger: self.ledger.clone(),
+        }
     }
 
     /// The end of the daemon: closes, saying so if records had to stay.
@@ -625,6 +659,7 @@ impl Drop for Instance {
 /// The booster's ledger: one file per boost in the instance directory.
 pub struct InstanceRecords {
     dir: PathBuf,
+    ledger: Ledger,
 }
 
 impl BoostLedger for InstanceRecords {
@@ -634,6 +669,10 @@ impl BoostLedger for InstanceRecords {
 
     fn forget(&mut self, record: &BoostRecord) {
         let _ = remove_if_present(&self.dir.join(record_name(record)));
+    }
+
+    fn kept(&self, tid: crate::task::Pid, start: u64) -> bool {
+        self.ledger.keeps(tid, start)
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeCounterValue, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -143,8 +143,16 @@ impl Collector for SnapshotCollector {
         )?;
         counters(
             &mut encoder,
+            "boosted_cpu_seconds",
+            "CPU time boosted tasks received while they held a boost, by the CPU they starved on: what boosts cost that CPU's other tasks",
+            s.boosted_cpu
+                .iter()
+                .map(|(cpu, seconds)| (vec![("cpu", cpu.to_string())], *seconds)),
+        )?;
+        counters(
+            &mut encoder,
             "restores",
-            "Ended boosts by result (restored, exited, changed_meanwhile, failed)",
+            "Ended boosts by result (restored, no_cpu: restored but the boost gave the task no CPU, exited, changed_meanwhile, failed: held or left to the ledger)",
             s.restores
                 .iter()
                 .map(|(result, n)| (vec![("result", (*result).to_owned())], *n)),
@@ -196,6 +204,13 @@ impl Collector for SnapshotCollector {
         )?;
         gauge(
             &mut encoder,
+            "held_tasks",
+            "Tasks whose restore keeps failing: they may hold a boost still, and are retried while stalld runs",
+            None,
+            s.held.len() as f64,
+        )?;
+        gauge(
+            &mut encoder,
             "rt_throttling_disabled",
             "1 while RT throttling is off (by stalld, or already)",
             None,
@@ -235,11 +250,11 @@ impl Collector for SnapshotCollector {
     }
 }
 
-fn counters(
+fn counters<V: EncodeCounterValue>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    rows: impl Iterator<Item = (Labels, u64)>,
+    rows: impl Iterator<Item = (Labels, V)>,
 ) -> Result<(), std::fmt::Error> {
     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, value) in rows {
@@ -323,6 +338,8 @@ mod tests {
             "stalld_restores_total",
             "stalld_starvation_wait_seconds",
             "stalld_boosted_tasks",
+            "stalld_held_tasks",
+            "stalld_boosted_cpu_seconds_total",
             "stalld_check_duration_seconds",
             "stalld_backend_info",
             "stalld_rt_throttling_disabled",
@@ -337,6 +354,30 @@ mod tests {
     }
 
     #[test]
+    fn held_tasks_and_the_cpu_time_boosts_cost_are_exposed() {
+        let mut snapshot = (*snapshot()).clone();
+        snapshot.boosted_cpu.insert(3, 0.000_025);
+        snapshot.held.insert(
+            42,
+            crate::daemon::telemetry::HeldTask {
+                pid: 42,
+                comm: "victim".into(),
+                cpu: 3,
+                policy: "SCHED_DEADLINE",
+                boosted_at: 1.0,
+                held_since: 2.0,
+                error: "e".into(),
+            },
+        );
+        let text = render(&Arc::new(snapshot));
+        assert!(text.contains("stalld_held_tasks 1.0\n"), "{text}");
+        assert!(
+            text.contains("stalld_boosted_cpu_seconds_total{cpu=\"3\"} 0.000025\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn every_metric_is_documented() {
         let readme = include_str!("../../README.md");
         let man = include_str!("../../man/observability.roff");
@@ -346,6 +387,37 @@ mod tests {
                 man.contains(&format!("\\fB{name}")),
                 "man/observability.roff lacks {name}"
             );
+        }
+    }
+
+    /// The shipped alert rules and their tests use only series the daemon emits, with label
+    /// values the README documents for them.
+    #[test]
+    fn the_shipped_alerts_use_only_series_the_daemon_emits() {
+        let names = metric_names(&render(&snapshot()));
+        let readme = include_str!("../../README.md");
+        let series = regex::Regex::new(r#"(stalld_[a-z_]+)(\{[^}]*\})?"#).unwrap();
+        let result = regex::Regex::new(r#"result="([a-z_]+)""#).unwrap();
+        for text in [
+            include_str!("../../deploy/kubernetes/prometheusrule.yaml"),
+            include_str!("../../deploy/kubernetes/tests/alerts.test.yaml"),
+        ] {
+            for found in series.captures_iter(text) {
+                let name = &found[1];
+                assert!(names.iter().any(|n| n == name), "{name} is not emitted");
+                let row = readme
+                    .lines()
+                    .find(|line| line.starts_with(&format!("| `{name}")))
+                    .unwrap_or_else(|| panic!("README has no row for {name}"));
+                let labels = found.get(2).map_or("", |labels| labels.as_str());
+                for value in result.captures_iter(labels) {
+                    assert!(
+                        row.contains(&format!("`{}`", &value[1])),
+                        "{name}: result {} is not one the README documents",
+                        &value[1]
+                    );
+                }
+            }
         }
     }
 

@@ -29,7 +29,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::backend::{self, Backend};
-use crate::boost::{ActiveBoost, BoostError, Booster, Kernel, Restore, RESTORE_ATTEMPTS};
+use crate::boost::{ActiveBoost, BoostError, Booster, Kernel, Restore, Step, RESTORE_ATTEMPTS};
 use crate::clock;
 use crate::config::{Config, Mode};
 use crate::detect::{Detector, Starving};
@@ -163,6 +163,13 @@ pub fn run(config: Config) -> Result<()> {
         ready.done();
     }
 
+    // A FIFO boost phase is looked at every few tens of µs until its task has run its
+    // runtime; each look that comes late is CPU taken from the workload. The default slack
+    // (50 µs for a SCHED_OTHER thread; the unit makes the daemon SCHED_FIFO, which has none)
+    // would add that much to every look.
+    if let Err(error) = sys::set_timer_slack(Duration::from_micros(1)) {
+        logger.warn(&format!("cannot lower the timer slack: {error}"));
+    }
     let mut booster = match &instance {
         Some(instance) => {
             Booster::with(config.boost, Box::new(Kernel), Box::new(instance.records()))
@@ -189,7 +196,7 @@ pub fn run(config: Config) -> Result<()> {
 
     monitor.notifier.stopping();
     logger.event(&Event::Stopping);
-    booster.restore_all(|boost, outcome| monitor.ended(boost, outcome));
+    booster.restore_all(|boost, step| monitor.report(boost, step));
     drop(rt_throttle);
     logger.publish_telemetry();
     if let Some(instance) = instance {
@@ -348,8 +355,14 @@ impl Monitor<'_> {
         let mut failures = 0u32;
         while !shutdown.requested() {
             self.notifier.tick(clock::now());
-            booster.advance(clock::now(), |boost, outcome| self.ended(boost, outcome));
-            let skip = match self.plan(booster, clock::now()) {
+            booster.advance(clock::now(), |boost, step| self.report(boost, step));
+            if self.next_check_or_report(clock::now()) > clock::now() {
+                // A wakeup for a boost alone (a FIFO phase is looked at every few tens of µs
+                // until its task has run) does only that: no /proc/stat sample, no check.
+                self.sleep_until(shutdown, self.next_wakeup(booster, clock::now()));
+                continue;
+            }
+            let skip = match self.plan(clock::now()) {
                 checks::Plan::Look { skip } => skip,
                 checks::Plan::AllIdle => {
                     let check_started = clock::now();
@@ -375,9 +388,7 @@ impl Monitor<'_> {
                     delay.as_millis()
                 ));
                 let retry = clock::now().after(delay);
-                let retry = booster
-                    .next_timed_event()
-                    .map_or(retry, |event| event.min(retry));
+                let retry = booster.next_event().map_or(retry, |event| event.min(retry));
                 self.sleep_until(shutdown, self.watchdog_bound(retry));
                 continue;
             }
@@ -385,18 +396,6 @@ impl Monitor<'_> {
             let now = clock::now();
             self.checks.looked(now, &skip);
             run_queues.retain(|run_queue| !skip.contains(&run_queue.cpu));
-            let never_ran = |pid, switches| {
-                run_queues
-                    .iter()
-                    .flat_map(|run_queue| &run_queue.waiting)
-                    .any(|task| task.pid == pid && task.switches == switches)
-            };
-            for boost in booster.verify(now, never_ran) {
-                self.logger.event(&Event::FifoFallback {
-                    cpu: boost.cpu,
-                    tid: boost.pid,
-                });
-            }
             if let Some(early) = &mut self.early {
                 starving.clear();
                 early.observe(now, &run_queues, &mut starving);
@@ -410,6 +409,11 @@ impl Monitor<'_> {
             }
             starving.clear();
             self.detector.observe(now, &run_queues, &mut starving);
+            if self.config.log_only && self.config.mode == Mode::Power {
+                // As the C stalld reports: per CPU and check, the task that has waited
+                // longest, so successive reports show its wait growing.
+                crate::detect::keep_longest_per_cpu(&mut starving);
+            }
             checks::print_look(
                 self.logger,
                 self.config.mode != Mode::Power,
@@ -455,40 +459,15 @@ impl Monitor<'_> {
         }
     }
 
-    /// A boost is over (or its restore failed and is retried): say how it ended.
-    fn ended(&mut self, boost: &ActiveBoost, outcome: Restore) {
-        let (cpu, tid) = (boost.cpu, boost.pid);
-        self.logger.event(&match outcome {
-            Restore::Restored => Event::Restored {
-                cpu,
-                tid,
-                policy: boost.saved.policy,
-            },
-            Restore::Exited => Event::ExitedWhileBoosted { cpu, tid },
-            Restore::ChangedMeanwhile { policy } => Event::ChangedMeanwhile { cpu, tid, policy },
-            Restore::Retry {
-                attempt,
-                delay,
-                error,
-            } => Event::RestoreRetry {
-                cpu,
-                tid,
-                attempt,
-                attempts: RESTORE_ATTEMPTS,
-                delay,
-                error: error.to_string(),
-            },
-            Restore::Failed(error) => Event::RestoreFailed {
-                cpu,
-                tid,
-                error: error.to_string(),
-            },
-        });
+    /// Something happened to a boost: say it.
+    fn report(&mut self, boost: &ActiveBoost, step: Step) {
+        self.logger.event(&step_event(boost, step));
     }
 
-    /// Samples idle time and decides what this wakeup does. A known wait due for a report or
-    /// a boost needing attention wants a fresh snapshot whatever idle detection says.
-    fn plan(&mut self, booster: &Booster, now: MonoTime) -> checks::Plan {
+    /// Samples idle time and decides what this wakeup does. A known wait due for a report
+    /// wants a fresh snapshot whatever idle detection says. (Boosts need none: they are
+    /// verified from the kernel's accounting of the boosted task.)
+    fn plan(&mut self, now: MonoTime) -> checks::Plan {
         if let Err(error) = self.checks.sample(now) {
             self.logger
                 .warn(&format!("fail reading sched stat file: {error}"));
@@ -497,7 +476,6 @@ impl Monitor<'_> {
         let forced = [
             self.detector.next_report(),
             self.early.as_ref().and_then(Detector::next_report),
-            booster.next_event(),
         ]
         .into_iter()
         .flatten()
@@ -547,12 +525,12 @@ impl Monitor<'_> {
             guardian.prepare(self.logger);
         }
         let policy = self.config.boost.policy;
-        let outcome = match booster.boost(task.pid, cpu, task.switches, now) {
-            Ok(_) => Event::Boosted {
+        let outcome = match booster.boost(task.pid, cpu, now) {
+            Ok(boost) => Event::Boosted {
                 cpu,
                 task: task_name(task),
                 process: process.or_else(|| process_name(task.pid, task.tgid)),
-                policy,
+                policy: boost.policy,
             },
             Err(BoostError::AlreadyDeadline) => Event::AlreadyDeadline {
                 cpu,
@@ -600,20 +578,92 @@ impl Monitor<'_> {
         }
     }
 
-    /// The next moment worth waking for: the next check (see `checks`), a known wait's next
-    /// report, or a boost's next event.
+    /// The next moment worth waking for: the next check or report, or a boost's next event.
     fn next_wakeup(&self, booster: &Booster, now: MonoTime) -> MonoTime {
+        booster
+            .next_event()
+            .map_or(self.next_check_or_report(now), |boost| {
+                boost.min(self.next_check_or_report(now))
+            })
+    }
+
+    /// The next moment the loop has more to do than boosts: the next check (see `checks`), a
+    /// known wait's next report, the watchdog.
+    fn next_check_or_report(&self, now: MonoTime) -> MonoTime {
         [
             Some(self.checks.next_wakeup(now)),
             self.detector.next_report(),
             self.early.as_ref().and_then(Detector::next_report),
-            booster.next_event(),
             self.notifier.deadline(),
         ]
         .into_iter()
         .flatten()
         .min()
         .unwrap_or(now)
+    }
+}
+
+/// The event that says `step` of `boost`: how a boost ended is told by what it gave the task.
+fn step_event(boost: &ActiveBoost, step: Step) -> Event {
+    let (cpu, tid) = (boost.cpu, boost.pid);
+    let cpu_time = boost.received();
+    match step {
+        Step::FifoFallback => Event::FifoFallback { cpu, tid },
+        Step::Escalated { hold } => Event::FifoPhaseExtended { cpu, tid, hold },
+        Step::Restore(Restore::Restored | Restore::Undone { .. }) if boost.gave_nothing() => {
+            Event::BoostWithoutCpu {
+                cpu,
+                tid,
+                policy: boost.saved.policy,
+            }
+        }
+        Step::Restore(Restore::Restored) => Event::Restored {
+            cpu,
+            tid,
+            policy: boost.saved.policy,
+            cpu_time,
+            undone: None,
+        },
+        Step::Restore(Restore::Undone { policy }) => Event::Restored {
+            cpu,
+            tid,
+            policy: boost.saved.policy,
+            cpu_time,
+            undone: Some(policy),
+        },
+        Step::Restore(Restore::Exited) => Event::ExitedWhileBoosted { cpu, tid, cpu_time },
+        Step::Restore(Restore::ChangedMeanwhile { policy }) => Event::ChangedMeanwhile {
+            cpu,
+            tid,
+            policy,
+            cpu_time,
+        },
+        Step::Restore(Restore::Retry {
+            attempt,
+            delay,
+            error,
+        }) => Event::RestoreRetry {
+            cpu,
+            tid,
+            attempt,
+            attempts: RESTORE_ATTEMPTS,
+            delay,
+            error: error.to_string(),
+        },
+        Step::Restore(Restore::Held { delay, error }) => Event::RestoreFailed {
+            cpu,
+            tid,
+            error: error.to_string(),
+            retry: Some(delay),
+            cpu_time: None,
+        },
+        Step::Restore(Restore::Failed(error)) => Event::RestoreFailed {
+            cpu,
+            tid,
+            error: error.to_string(),
+            retry: None,
+            cpu_time,
+        },
     }
 }
 
@@ -746,6 +796,71 @@ mod tests {
             calls.get() <= 8,
             "{} snapshots in 1.5 s: the loop spins",
             calls.get()
+        );
+    }
+
+    /// The events a boost's steps become, driven through a booster on a fake kernel.
+    #[test]
+    fn how_a_boost_ended_is_told_by_what_it_gave_the_task() {
+        let Ok(crate::cli::Command::Run(config)) =
+            crate::cli::parse(["-f", "-t", "1", "-d", "1", "-c", "1"])
+        else {
+            panic!("test options rejected");
+        };
+        let fifo5 = SchedAttr {
+            rt_priority: 5,
+            ..SchedAttr::new(sys::SCHED_FIFO)
+        };
+        let ended = |runs: bool| {
+            let world = world();
+            world.borrow_mut().spawn(87, 1, fifo5);
+            world.borrow_mut().measure(87, 1_000, 3);
+            let mut booster = Booster::with(
+                config.boost,
+                Box::new(FakeSched(world.clone())),
+                Box::new(FakeLedger(world.clone())),
+            );
+            let start = MonoTime(1_000_000_000_000);
+            booster.boost(87, 1, start).unwrap();
+            if runs {
+                world.borrow_mut().switch_in(87);
+                world.borrow_mut().run_for(87, 30_000);
+            }
+            let mut events = Vec::new();
+            let mut now = start;
+            while let Some(next) = booster.next_event() {
+                now = next.max(now);
+                booster.advance(now, |boost, step| events.push(step_event(boost, step)));
+            }
+            events
+        };
+        assert_eq!(
+            ended(true),
+            [Event::Restored {
+                cpu: 1,
+                tid: 87,
+                policy: sys::SCHED_FIFO,
+                cpu_time: Some(Duration::from_micros(30)),
+                undone: None,
+            }]
+        );
+        let nothing = ended(false);
+        assert_eq!(nothing[0], Event::FifoFallback { cpu: 1, tid: 87 });
+        assert!(matches!(
+            nothing[1],
+            Event::FifoPhaseExtended {
+                cpu: 1,
+                tid: 87,
+                ..
+            }
+        ));
+        assert_eq!(
+            nothing.last(),
+            Some(&Event::BoostWithoutCpu {
+                cpu: 1,
+                tid: 87,
+                policy: sys::SCHED_FIFO
+            })
         );
     }
 

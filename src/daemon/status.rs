@@ -136,6 +136,15 @@ pub fn report(s: &Snapshot) -> Value {
             "since": b.since,
             "until": b.until,
         })).collect::<Vec<_>>(),
+        "held": s.held.values().map(|h| json!({
+            "pid": h.pid,
+            "comm": h.comm,
+            "cpu": h.cpu,
+            "policy": h.policy,
+            "boosted_at": h.boosted_at,
+            "held_since": h.held_since,
+            "error": h.error,
+        })).collect::<Vec<_>>(),
         "counters": {
             "starving_events": s.starving.values().sum::<u64>(),
             "starving_events_by_cpu": map(&mut s.starving.iter().map(|(cpu, n)| (cpu.to_string(), *n))),
@@ -145,6 +154,12 @@ pub fn report(s: &Snapshot) -> Value {
                 "fifo_fallback": by_result("fifo_fallback"),
             },
             "restores": map(&mut s.restores.iter().map(|(k, n)| ((*k).to_owned(), *n))),
+            "boosted_cpu_s_by_cpu": Value::Object(
+                s.boosted_cpu
+                    .iter()
+                    .map(|(cpu, seconds)| (cpu.to_string(), Value::from(*seconds)))
+                    .collect::<Map<_, _>>(),
+            ),
             "events": map(&mut s.events.iter().map(|(k, n)| ((*k).to_owned(), *n))),
             "log_dropped": map(&mut s.drops.counts().into_iter().map(|(k, n)| (k.to_owned(), n))),
             "checks": s.checks.count,
@@ -259,6 +274,24 @@ pub fn render_text(d: &Value) -> String {
             (b["until"].as_f64().unwrap_or(now) - now).max(0.0)
         );
     }
+    let held = d["held"].as_array().cloned().unwrap_or_default();
+    if !held.is_empty() {
+        out += &format!(
+            "held (restore failing, retried while stalld runs): {}\n",
+            held.len()
+        );
+    }
+    for h in &held {
+        out += &format!(
+            "  pid {} ({}) on CPU {} may still hold {}, held for {:.1} s: {}\n",
+            text(&h["pid"]),
+            text(&h["comm"]),
+            text(&h["cpu"]),
+            text(&h["policy"]),
+            now - h["held_since"].as_f64().unwrap_or(now),
+            text(&h["error"])
+        );
+    }
     let counters = &d["counters"];
     let pairs = |v: &Value| -> String {
         v.as_object()
@@ -278,6 +311,20 @@ pub fn render_text(d: &Value) -> String {
         pairs(&counters["restores"]),
         text(&counters["checks"]),
     );
+    let cpu_time = counters["boosted_cpu_s_by_cpu"]
+        .as_object()
+        .map(|by_cpu| {
+            by_cpu
+                .iter()
+                .map(|(cpu, seconds)| format!("CPU {cpu} {:.6} s", seconds.as_f64().unwrap_or(0.0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "none".into());
+    out += &format!(
+        "CPU time boosted tasks received (taken from each CPU's other tasks): {cpu_time}\n"
+    );
     out += &format!(
         "log messages dropped: {}\n",
         pairs(&counters["log_dropped"])
@@ -289,4 +336,51 @@ pub fn render_text(d: &Value) -> String {
         out += &format!("  {ago:>8.1} s ago  {}\n", text(&event["message"]));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::telemetry::{HeldTask, Telemetry};
+
+    #[test]
+    fn held_tasks_and_the_cpu_time_per_cpu_are_shown() {
+        let config = match crate::cli::parse(["-t", "5"]) {
+            Ok(crate::cli::Command::Run(config)) => *config,
+            other => panic!("{other:?}"),
+        };
+        let mut snapshot = Telemetry::new(&config, Arc::default()).current().clone();
+        snapshot.boosted_cpu.insert(3, 0.000_125);
+        let now = unix_seconds(SystemTime::now());
+        snapshot.held.insert(
+            42,
+            HeldTask {
+                pid: 42,
+                comm: "victim".into(),
+                cpu: 3,
+                policy: "SCHED_DEADLINE",
+                boosted_at: now - 9.0,
+                held_since: now - 5.0,
+                error: "Operation not permitted".into(),
+            },
+        );
+        let document = report(&snapshot);
+        assert_eq!(document["held"][0]["pid"], 42);
+        assert_eq!(document["counters"]["boosted_cpu_s_by_cpu"]["3"], 0.000_125);
+        let text = render_text(&document);
+        assert!(
+            text.contains("held (restore failing, retried while stalld runs): 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  pid 42 (victim) on CPU 3 may still hold SCHED_DEADLINE, held for 5.0 s: Operation not permitted\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("CPU 3 0.000125 s"), "{text}");
+        // Nothing held: no such line.
+        snapshot.held.clear();
+        assert!(!render_text(&report(&snapshot)).contains("held ("));
+    }
 }

@@ -87,6 +87,22 @@ pub struct BoostedTask {
     pub until: f64,
 }
 
+/// A task whose restore failed [`crate::boost::RESTORE_ATTEMPTS`] times: it may hold the
+/// boost still, and the daemon keeps retrying.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeldTask {
+    pub pid: Pid,
+    pub comm: String,
+    pub cpu: u32,
+    /// The boost policy it may still hold.
+    pub policy: &'static str,
+    /// Wall-clock seconds since the epoch: when it was boosted, and when it was found held.
+    pub boosted_at: f64,
+    pub held_since: f64,
+    /// Why the last attempt failed.
+    pub error: String,
+}
+
 /// Everything the listeners may show, as of one moment of the loop.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -107,6 +123,11 @@ pub struct Snapshot {
     pub waits: BTreeMap<u32, Histogram>,
     pub checks: Histogram,
     pub boosted: BTreeMap<Pid, BoostedTask>,
+    /// Tasks whose restore keeps failing (`stalld_held_tasks`).
+    pub held: BTreeMap<Pid, HeldTask>,
+    /// `stalld_boosted_cpu_seconds_total{cpu}`: the CPU time boosted tasks received, by the
+    /// CPU they starved on.
+    pub boosted_cpu: BTreeMap<u32, f64>,
     pub rt_throttling_disabled: bool,
     pub last_event_at: Option<f64>,
     /// The last [`RECENT_EVENTS`] events, as their JSON lines.
@@ -115,6 +136,25 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A boost is over: counted by `result` (unless it was already), with the CPU time it
+    /// gave its task.
+    fn ended(
+        &mut self,
+        result: Option<&'static str>,
+        cpu: u32,
+        tid: Pid,
+        cpu_time: Option<Duration>,
+    ) {
+        if let Some(result) = result {
+            *self.restores.entry(result).or_default() += 1;
+        }
+        self.boosted.remove(&tid);
+        self.held.remove(&tid);
+        if let Some(cpu_time) = cpu_time {
+            *self.boosted_cpu.entry(cpu).or_default() += cpu_time.as_secs_f64();
+        }
+    }
+
     /// Boosts with `result` (`ok`, `failed`, `fifo_fallback`) on every CPU.
     pub fn boosts_with(&self, result: &str) -> u64 {
         self.boosts
@@ -128,10 +168,14 @@ impl Snapshot {
     pub fn summary(&self) -> String {
         let total = |result: &str| self.boosts_with(result);
         format!(
-            "{} backend ({} stamps); {} boosted now; {} starving events, {} boosts, {} failed",
+            "{} backend ({} stamps); {} boosted now{}; {} starving events, {} boosts, {} failed",
             self.backend.unwrap_or("no"),
             self.stamps.unwrap_or("no"),
             self.boosted.len(),
+            match self.held.len() {
+                0 => String::new(),
+                held => format!(", {held} held (restore failing)"),
+            },
             self.starving.values().sum::<u64>(),
             total("ok"),
             total("failed"),
@@ -164,6 +208,8 @@ impl Telemetry {
             waits: BTreeMap::new(),
             checks: Histogram::new(CHECK_BUCKETS),
             boosted: BTreeMap::new(),
+            held: BTreeMap::new(),
+            boosted_cpu: BTreeMap::new(),
             rt_throttling_disabled: false,
             last_event_at: None,
             recent: VecDeque::with_capacity(RECENT_EVENTS),
@@ -215,10 +261,6 @@ impl Telemetry {
             state.recent.pop_front();
         }
         state.recent.push_back(json);
-        let mut restore = |result: &'static str, tid: &Pid| {
-            *state.restores.entry(result).or_default() += 1;
-            state.boosted.remove(tid);
-        };
         match event {
             Event::Starved { cpu, waited, .. } => {
                 *state.starving.entry(*cpu).or_default() += 1;
@@ -262,10 +304,51 @@ impl Telemetry {
                     boosted.policy = BoostPolicy::Fifo.sched_name();
                 }
             }
-            Event::Restored { tid, .. } => restore("restored", tid),
-            Event::ExitedWhileBoosted { tid, .. } => restore("exited", tid),
-            Event::ChangedMeanwhile { tid, .. } => restore("changed_meanwhile", tid),
-            Event::RestoreFailed { tid, .. } => restore("failed", tid),
+            Event::Restored {
+                cpu, tid, cpu_time, ..
+            } => state.ended(Some("restored"), *cpu, *tid, *cpu_time),
+            Event::BoostWithoutCpu { cpu, tid, .. } => {
+                state.ended(Some("no_cpu"), *cpu, *tid, Some(Duration::ZERO))
+            }
+            Event::ExitedWhileBoosted { cpu, tid, cpu_time } => {
+                state.ended(Some("exited"), *cpu, *tid, *cpu_time)
+            }
+            Event::ChangedMeanwhile {
+                cpu, tid, cpu_time, ..
+            } => state.ended(Some("changed_meanwhile"), *cpu, *tid, *cpu_time),
+            Event::RestoreFailed {
+                cpu,
+                tid,
+                error,
+                retry: Some(_),
+                ..
+            } => {
+                *state.restores.entry("failed").or_default() += 1;
+                let boosted = state.boosted.remove(tid);
+                state.held.insert(
+                    *tid,
+                    HeldTask {
+                        pid: *tid,
+                        comm: boosted.as_ref().map(|b| b.comm.clone()).unwrap_or_default(),
+                        cpu: *cpu,
+                        policy: boosted.as_ref().map_or("", |b| b.policy),
+                        boosted_at: boosted.as_ref().map_or(now, |b| b.since),
+                        held_since: now,
+                        error: error.clone(),
+                    },
+                );
+            }
+            Event::RestoreFailed {
+                cpu,
+                tid,
+                retry: None,
+                cpu_time,
+                ..
+            } => {
+                // The last attempt, at exit: a held task was counted when it was found held.
+                let result = (!state.held.contains_key(tid)).then_some("failed");
+                state.ended(result, *cpu, *tid, *cpu_time);
+            }
             Event::RtThrottlingDisabled { .. } => state.rt_throttling_disabled = true,
             Event::RtThrottlingRestored { .. } => state.rt_throttling_disabled = false,
             _ => {}
@@ -423,6 +506,8 @@ mod tests {
                 cpu: 1,
                 tid: 42,
                 policy: 0,
+                cpu_time: Some(Duration::from_micros(25)),
+                undone: None,
             },
             json,
             SystemTime::now(),
@@ -450,5 +535,80 @@ mod tests {
         let recent = &telemetry.current().recent;
         assert_eq!(recent.len(), RECENT_EVENTS);
         assert_eq!(*recent[0], Value::from(5));
+    }
+
+    #[test]
+    fn a_held_task_is_listed_until_its_restore_works_and_cpu_time_is_summed_per_cpu() {
+        let mut telemetry = Telemetry::new(&config(), Arc::default());
+        let task = |tid| TaskName {
+            tid,
+            tgid: Some(tid),
+            comm: Comm::new(b"victim"),
+        };
+        let json = Arc::new(Value::Null);
+        let mut record = |event: Event| telemetry.record(&event, json.clone(), SystemTime::now());
+        for tid in [42, 43, 44] {
+            record(Event::Boosted {
+                cpu: 1,
+                task: task(tid),
+                process: None,
+                policy: BoostPolicy::Deadline,
+            });
+        }
+        record(Event::RestoreFailed {
+            cpu: 1,
+            tid: 42,
+            error: "e".into(),
+            retry: Some(Duration::from_millis(1_600)),
+            cpu_time: None,
+        });
+        record(Event::BoostWithoutCpu {
+            cpu: 1,
+            tid: 43,
+            policy: 1,
+        });
+        record(Event::Restored {
+            cpu: 1,
+            tid: 44,
+            policy: 1,
+            cpu_time: Some(Duration::from_micros(20)),
+            undone: None,
+        });
+        let state = telemetry.current().clone();
+        assert_eq!(state.held.keys().collect::<Vec<_>>(), [&42]);
+        assert_eq!(state.held[&42].comm, "victim");
+        assert!(state.boosted.is_empty());
+        assert_eq!(state.restores.get("failed"), Some(&1));
+        assert_eq!(state.restores.get("no_cpu"), Some(&1));
+        assert!(state
+            .summary()
+            .contains("0 boosted now, 1 held (restore failing)"));
+        // Restored at last: no longer held, its CPU time counted, not a second failure.
+        let mut record = |event: Event| telemetry.record(&event, json.clone(), SystemTime::now());
+        record(Event::Restored {
+            cpu: 1,
+            tid: 42,
+            policy: 1,
+            cpu_time: Some(Duration::from_micros(30)),
+            undone: None,
+        });
+        let state = telemetry.current();
+        assert!(state.held.is_empty());
+        assert_eq!(state.restores.get("restored"), Some(&2));
+        assert!((state.boosted_cpu[&1] - 50e-6).abs() < 1e-12);
+        // At exit, a held task's last failure is not counted twice.
+        let mut telemetry = Telemetry::new(&config(), Arc::default());
+        let mut record = |event: Event| telemetry.record(&event, json.clone(), SystemTime::now());
+        for retry in [Some(Duration::from_secs(1)), None] {
+            record(Event::RestoreFailed {
+                cpu: 1,
+                tid: 42,
+                error: "e".into(),
+                retry,
+                cpu_time: Some(Duration::from_micros(7)),
+            });
+        }
+        assert_eq!(telemetry.current().restores.get("failed"), Some(&1));
+        assert!(telemetry.current().held.is_empty());
     }
 }

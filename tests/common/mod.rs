@@ -434,11 +434,12 @@ impl Starver {
         })
     }
 
-    /// The victims' thread ids, from the `started` event (waited for up to 10 s).
+    /// The victims' thread ids, from the `started` event (waited for up to 30 s: 10,000 idle
+    /// threads took more than 10 s to start on this 2-CPU machine at a load average of 10).
     pub fn victim_pids(&self) -> Vec<Pid> {
         let started = self
             .process
-            .wait_until(Duration::from_secs(10), |lines| {
+            .wait_until(Duration::from_secs(30), |lines| {
                 Self::parse(lines)
                     .map(|(_, v)| v)
                     .find(|v| v["event"] == "started")

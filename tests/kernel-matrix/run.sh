@@ -278,7 +278,8 @@ starve_case() {
 		CASE_WHY="victim $vpid never ran"
 	elif [ "$when" != SCHED_DEADLINE ] && ! { [ "$when" = SCHED_FIFO ] && [ "$CASE_FALLBACK" = 1 ]; }; then
 		CASE_WHY="victim $vpid ran under $when, not under stalld's SCHED_DEADLINE boost (nor its SCHED_FIFO fallback)"
-	elif ! grep -q "^stalld: restored pid $vpid to $expect_name\$" "$slog"; then
+	# After the policy, the CPU time the boost gave the victim: "(it ran 0.021 ms boosted)".
+	elif ! grep -qE "^stalld: restored pid $vpid to $expect_name( \(it ran [0-9.]+ ms boosted\))?\$" "$slog"; then
 		CASE_WHY="no 'restored pid $vpid to $expect_name' line"
 	elif [ "$policy_after" != "$expect_num" ]; then
 		CASE_WHY="victim $vpid has policy '$policy_after' after the restore, expected $expect_num ($expect_name)"

@@ -39,11 +39,14 @@ fn record(tid: Pid, saved: SchedAttr) -> BoostRecord {
         saved,
         runtime_ns: 20_000,
         period_ns: 1_000_000_000,
+        policy: BoostPolicy::Deadline,
     }
 }
 
+/// Our DEADLINE boost, as the kernel reports it.
 fn deadline_boost() -> SchedAttr {
     SchedAttr {
+        flags: crate::sys::SCHED_FLAG_RESET_ON_FORK,
         runtime: 20_000,
         deadline: 1_000_000_000,
         period: 1_000_000_000,
@@ -320,5 +323,17 @@ impl SchedOps for FailFor {
 
     fn now(&self) -> crate::task::MonoTime {
         self.inner.now()
+    }
+
+    fn run_stats(&self, pid: Pid) -> Option<crate::boost::RunStats> {
+        self.inner.run_stats(pid)
+    }
+
+    fn limits(&self, pid: Pid) -> crate::boost::SelfLimits {
+        self.inner.limits(pid)
+    }
+
+    fn runnable(&self, pid: Pid) -> Option<bool> {
+        self.inner.runnable(pid)
     }
 }
