@@ -12,9 +12,12 @@
 //! Reading costs the same few system calls whatever the number of tasks: create an iterator,
 //! read its (small) output, close it.
 //!
-//! Needs kernel BTF and `bpf_get_current_task_btf()` (5.11; the tracepoint source also needs
-//! task-local storage in tracing programs, 5.12); below that, [`QueueTrack::new`] fails
-//! with the reason and the daemon falls back to sched_debug. There is no raw_tp variant:
+//! Needs kernel BTF and a kernel that loads the task iterator program (5.10 refuses it: 6.1 is
+//! the oldest proven); the tracepoint source also needs task-local storage in tracing
+//! programs (5.12). Below that, [`QueueTrack::new`] fails with the reason and the daemon falls
+//! back to sched_debug. No program calls a helper that a JIT inlines (see `bpf/stalld.bpf.c`),
+//! so they also load where the kernel runs BPF in its interpreter (riscv64's default). There
+//! is no raw_tp variant:
 //! every kernel with task storage has tp_btf (5.5), and raw_tp pointers cannot be passed to
 //! bpf_task_storage_get() nor read without bpf_probe_read_kernel(), which
 //! lockdown=confidentiality forbids.
@@ -43,6 +46,7 @@ use crate::backend::stamps::{StampChoice, StampSource};
 use crate::backend::Backend;
 use crate::clock;
 use crate::cpuset::CpuSet;
+use crate::sys;
 use crate::task::RunQueue;
 use records::Stamps;
 use rq_clock::StableStamps;
@@ -99,16 +103,16 @@ pub struct QueueTrack {
 }
 
 impl QueueTrack {
-    /// Loads the programs of the stamp source `stamps` resolves to, for the CPUs in
+    /// Loads the programs of the stamp source `choice` resolves to, for the CPUs in
     /// `monitored`. Tasks already waiting are found by the first
     /// [`snapshot`](Backend::snapshot): with the kernel's stamps since they were queued, with
     /// the tracepoint stamps from that first snapshot.
-    pub fn new(monitored: CpuSet, stamps: StampChoice) -> anyhow::Result<QueueTrack> {
+    pub fn new(monitored: CpuSet, choice: StampChoice) -> anyhow::Result<QueueTrack> {
         libbpf_log::install();
         if monitored.is_empty() {
             bail!("queue_track: no CPU to monitor");
         }
-        let source = stamp_source(stamps)?;
+        let source = stamp_source(choice)?;
         libbpf_log::clear();
 
         // The skeleton borrows the storage of its object handle for as long as it lives. The
@@ -247,11 +251,14 @@ impl Backend for QueueTrack {
     }
 
     fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> anyhow::Result<()> {
+        let mut reader_switches = None;
         if matches!(self.stamps, Stamps::RqClock(_)) {
-            // The scan pairs the clocks with stalld's own last switch-in (rq_clock.rs): a
+            // The scan pairs the clocks with this thread's last switch-in (rq_clock.rs): a
             // short sleep makes that switch-in now, whatever ran since the last one (start-up
-            // work, BPF loading, boost bookkeeping), so the pairing is microseconds old.
+            // work, BPF loading, boost bookkeeping), so the pairing is microseconds old. The
+            // switch count then tells the scan's records whether it stayed the last one.
             std::thread::sleep(FRESH_ARRIVAL_SLEEP);
+            reader_switches = sys::thread_context_switches().ok();
         }
         let len = self.scan()?;
         let read_at = clock::now();
@@ -259,6 +266,7 @@ impl Backend for QueueTrack {
             &self.buf[..len],
             &self.monitored,
             &mut self.stamps,
+            reader_switches,
             read_at,
             out,
         );
