@@ -3,8 +3,9 @@
 //! owns choosing the stamp source, loading, attaching and reading.
 //!
 //! The enqueue times come from the kernel's own `sched_info.last_queued` where the kernel's
-//! BTF has it (CONFIG_SCHED_INFO, every major distribution): then nothing is attached to any
-//! scheduler tracepoint and the scheduler's hot path pays nothing. Otherwise, or when
+//! BTF has it (CONFIG_SCHED_INFO, every major distribution) and that scan loads: then nothing
+//! is attached to any scheduler tracepoint and the scheduler's hot path pays nothing.
+//! Otherwise (and the daemon says why when it did not load), or when
 //! [`STAMPS_ENV`](crate::backend::STAMPS_ENV) forces it, programs on the scheduler
 //! tracepoints stamp every enqueue themselves (the previous design). Times reach the detector
 //! as CLOCK_MONOTONIC either way (kernel stamps converted by `rq_clock.rs`).
@@ -64,6 +65,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const FRESH_ARRIVAL_SLEEP: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// The stamp source `choice` resolves to on the running kernel, without loading anything.
+/// (Under `Auto`, [`QueueTrack::new`] goes on to the tracepoint stamps if this one does not
+/// load.)
 pub fn stamp_source(choice: StampChoice) -> anyhow::Result<StampSource> {
     choice.resolve(kernel_has_last_queued()?)
 }
@@ -99,24 +102,52 @@ pub struct QueueTrack {
     monitored: CpuSet,
     /// Also says the stamp source: [`Stamps::source`].
     stamps: Stamps,
+    /// The source tried first and why it did not load, when `Auto` went on to this one.
+    fallback: Option<(StampSource, String)>,
     buf: Vec<u8>,
 }
 
 impl QueueTrack {
     /// Loads the programs of the stamp source `choice` resolves to, for the CPUs in
-    /// `monitored`. Tasks already waiting are found by the first
-    /// [`snapshot`](Backend::snapshot): with the kernel's stamps since they were queued, with
-    /// the tracepoint stamps from that first snapshot.
+    /// `monitored`; under `Auto`, the tracepoint stamps if the kernel's do not load (a kernel
+    /// that lacks BPF task storage has neither: then the first error is the answer). Tasks
+    /// already waiting are found by the first [`snapshot`](Backend::snapshot): with the
+    /// kernel's stamps since they were queued, with the tracepoint stamps from that first
+    /// snapshot.
     pub fn new(monitored: CpuSet, choice: StampChoice) -> anyhow::Result<QueueTrack> {
         libbpf_log::install();
         if monitored.is_empty() {
             bail!("queue_track: no CPU to monitor");
         }
         let source = stamp_source(choice)?;
+        let first = match QueueTrack::load(&monitored, source) {
+            Ok(backend) => return Ok(backend),
+            Err(error) => error,
+        };
+        let Some(next) = choice.after_failure(source) else {
+            return Err(first);
+        };
+        if MapType::TaskStorage.is_supported().ok() == Some(false) {
+            return Err(first);
+        }
+        match QueueTrack::load(&monitored, next) {
+            Ok(mut backend) => {
+                backend.fallback = Some((source, format!("{first:#}")));
+                Ok(backend)
+            }
+            Err(second) => Err(anyhow::anyhow!(
+                "{first:#}; {} did not load either: {second:#}",
+                next.describe()
+            )),
+        }
+    }
+
+    /// Loads and attaches the programs of `source`.
+    fn load(monitored: &CpuSet, source: StampSource) -> anyhow::Result<QueueTrack> {
         libbpf_log::clear();
 
         // The skeleton borrows the storage of its object handle for as long as it lives. The
-        // handle is one pointer; leaking it per backend instance (one per daemon) is cheaper in
+        // handle is one pointer; leaking it per load (one or two per daemon) is cheaper in
         // clarity than a self-referential struct.
         let object: &'static mut MaybeUninit<OpenObject> =
             Box::leak(Box::new(MaybeUninit::uninit()));
@@ -195,8 +226,9 @@ impl QueueTrack {
             _hooks: hooks,
             scan,
             skel,
-            monitored,
+            monitored: monitored.clone(),
             stamps,
+            fallback: None,
             buf: vec![0; READ_CHUNK],
         })
     }
@@ -248,6 +280,12 @@ impl Backend for QueueTrack {
 
     fn stamps(&self) -> Option<StampSource> {
         Some(self.stamps.source())
+    }
+
+    fn stamps_fallback(&self) -> Option<(StampSource, &str)> {
+        self.fallback
+            .as_ref()
+            .map(|(failed, why)| (*failed, why.as_str()))
     }
 
     fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> anyhow::Result<()> {

@@ -57,7 +57,7 @@
  *    available". bpf_get_current_pid_tgid() and bpf_ktime_get_ns() run in the interpreter.
  *
  * 2. qt_scan_tracepoints (forced with STALLD_QUEUE_TRACK_STAMPS=tracepoints, and the fallback
- *    where the kernel has no sched_info.last_queued): stalld's own
+ *    where the kernel has no sched_info.last_queued or scan 1 does not load): stalld's own
  *    stamps, set by programs on sched_wakeup, sched_wakeup_new, sched_switch and
  *    sched_migrate_task and kept in task-local storage with the task's context-switch count
  *    at that moment. The kernel increments a task's count when it is switched *out*, before
