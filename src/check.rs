@@ -185,11 +185,22 @@ fn check_queue_track(report: &mut Report, config: &Config, root: bool) -> bool {
     }
     match backend::open(BackendChoice::QueueTrack, config.cpus.clone(), |_| {}) {
         Ok(backend) => {
-            report.add(
-                "queue_track",
-                Verdict::Ok,
-                format!("loads; stamp source: {}", backend.stamp_source()),
-            );
+            match backend.stamps_fallback() {
+                None => report.add(
+                    "queue_track",
+                    Verdict::Ok,
+                    format!("loads; stamp source: {}", backend.stamp_source()),
+                ),
+                // Still exact, but with programs on the scheduler's hot path.
+                Some((failed, why)) => report.add(
+                    "queue_track",
+                    Verdict::Warn,
+                    format!(
+                        "loads; stamp source: {} ({failed} did not load: {why})",
+                        backend.stamp_source()
+                    ),
+                ),
+            }
             true
         }
         Err(error) => {

@@ -187,6 +187,18 @@ pub fn gettid() -> Pid {
     unsafe { libc::gettid() }
 }
 
+/// How many times the calling thread has been switched out (voluntarily or not): the
+/// kernel's `nvcsw + nivcsw` of this thread, through `getrusage(RUSAGE_THREAD)`.
+pub fn thread_context_switches() -> io::Result<u64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage writes one struct rusage through the pointer, which points to storage
+    // of that type that lives across the call.
+    check(unsafe { libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) } as libc::c_long)?;
+    // SAFETY: getrusage succeeded, so it filled the whole struct.
+    let usage = unsafe { usage.assume_init() };
+    Ok(usage.ru_nvcsw as u64 + usage.ru_nivcsw as u64)
+}
+
 /// `mount -t <fstype> none <target>`.
 pub fn mount_pseudo_fs(fstype: &str, target: &Path) -> io::Result<()> {
     let source = CString::new("none").expect("no NUL");

@@ -31,6 +31,12 @@ pub trait Backend {
         None
     }
 
+    /// The stamp source that was tried first and why it did not load, when queue_track went
+    /// on to the one [`stamps`](Backend::stamps) names (`Auto` only).
+    fn stamps_fallback(&self) -> Option<(StampSource, &str)> {
+        None
+    }
+
     /// The same as `stalld_backend_info{stamps}`, `stalld status` and `stalld check` name it:
     /// `sched_info` (the kernel's own stamps), `tracepoints` (stalld's programs on the
     /// scheduler tracepoints) or `none` (a polling backend).

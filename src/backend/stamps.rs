@@ -1,6 +1,7 @@
 //! Where the queue_track backend gets the moment each task was queued, and how an operator
-//! (or a test, or a benchmark) forces one source. Pure: the kernel question ("does this
-//! kernel's BTF have `task_struct.sched_info.last_queued`?") is answered by the caller.
+//! (or a test, or a benchmark) forces one source. Pure: the kernel questions ("does this
+//! kernel's BTF have `task_struct.sched_info.last_queued`?", "did that source load?") are
+//! answered by the caller.
 
 use std::fmt;
 
@@ -14,7 +15,7 @@ pub const STAMPS_ENV: &str = "STALLD_QUEUE_TRACK_STAMPS";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StampSource {
     /// The kernel's own `sched_info.last_queued`, read by the task iterator: no program on
-    /// any scheduler tracepoint (the default where the kernel has the field).
+    /// any scheduler tracepoint (the default where the kernel has the field and it loads).
     SchedInfo,
     /// stalld's programs on the scheduler tracepoints stamp every enqueue (the fallback).
     Tracepoints,
@@ -49,7 +50,7 @@ impl fmt::Display for StampSource {
 /// What the operator asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum StampChoice {
-    /// The kernel's stamps where its BTF has them, else the tracepoints.
+    /// The kernel's stamps where its BTF has them and they load, else the tracepoints.
     #[default]
     Auto,
     Force(StampSource),
@@ -76,7 +77,7 @@ impl StampChoice {
         }
     }
 
-    /// The source to load, given whether the running kernel's BTF has
+    /// The source to load first, given whether the running kernel's BTF has
     /// `task_struct.sched_info.last_queued` (CONFIG_SCHED_INFO). Never by kernel version.
     pub fn resolve(self, kernel_has_last_queued: bool) -> anyhow::Result<StampSource> {
         match self {
@@ -87,6 +88,17 @@ impl StampChoice {
                  (built without CONFIG_SCHED_INFO)"
             ),
             StampChoice::Force(source) => Ok(source),
+        }
+    }
+
+    /// The source to load when `failed` did not: only `Auto` tries another, the tracepoint
+    /// stamps after the kernel's (a program that only the kernel's stamps have, or a helper
+    /// or field only they read, can fail where the tracepoints load). A forced source is what
+    /// the operator asked for: its failure is the answer.
+    pub fn after_failure(self, failed: StampSource) -> Option<StampSource> {
+        match (self, failed) {
+            (StampChoice::Auto, StampSource::SchedInfo) => Some(StampSource::Tracepoints),
+            _ => None,
         }
     }
 }
@@ -136,5 +148,23 @@ mod tests {
         assert_eq!(sched_info.resolve(true).unwrap(), StampSource::SchedInfo);
         let err = sched_info.resolve(false).unwrap_err().to_string();
         assert!(err.contains("CONFIG_SCHED_INFO"), "{err}");
+    }
+
+    #[test]
+    fn only_auto_tries_the_tracepoints_after_the_kernels_stamps_failed() {
+        assert_eq!(
+            StampChoice::Auto.after_failure(StampSource::SchedInfo),
+            Some(StampSource::Tracepoints)
+        );
+        // Nothing after the last resort, and nothing instead of what was forced.
+        assert_eq!(
+            StampChoice::Auto.after_failure(StampSource::Tracepoints),
+            None
+        );
+        for source in StampSource::ALL {
+            for failed in StampSource::ALL {
+                assert_eq!(StampChoice::Force(source).after_failure(failed), None);
+            }
+        }
     }
 }

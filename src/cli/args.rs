@@ -61,8 +61,10 @@ The first check is made at start.
 .TP
 .B STALLD_QUEUE_TRACK_STAMPS
 \fBsched_info\fR, \fBtracepoints\fR or \fBauto\fR (the default, also when unset): where
-queue_track takes enqueue times from. \fBtracepoints\fR forces stalld's own tracepoint
-programs (for tests and benchmarks); \fBsched_info\fR fails where the kernel lacks the field.
+queue_track takes enqueue times from. \fBauto\fR takes the kernel's where its BTF has the
+field, and stalld's tracepoint programs if those do not load (saying why). \fBtracepoints\fR
+forces stalld's own tracepoint programs (for tests and benchmarks); \fBsched_info\fR fails
+where the kernel lacks the field or its program does not load.
 \fB\-v\fR names the source in use (\fBqueue_track: enqueue times from the kernel's
 sched_info\fR, or \fB... from stalld's tracepoints\fR). Any other value is an error.
 .SH LOG LINES

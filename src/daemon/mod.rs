@@ -109,6 +109,13 @@ pub fn run(config: Config) -> Result<()> {
     logger.log(&format!("using {} backend", backend.name()));
     if let Some(stamps) = backend.stamps() {
         let name = backend.name();
+        if let Some((failed, why)) = backend.stamps_fallback() {
+            logger.warn(&format!(
+                "{name}: enqueue times from {} did not load: {why}; falling back to {}",
+                failed.describe(),
+                stamps.describe()
+            ));
+        }
         logger.log(&format!("{name}: enqueue times from {}", stamps.describe()));
     }
     logger.set_backend(backend.name());

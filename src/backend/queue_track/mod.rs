@@ -3,8 +3,9 @@
 //! owns choosing the stamp source, loading, attaching and reading.
 //!
 //! The enqueue times come from the kernel's own `sched_info.last_queued` where the kernel's
-//! BTF has it (CONFIG_SCHED_INFO, every major distribution): then nothing is attached to any
-//! scheduler tracepoint and the scheduler's hot path pays nothing. Otherwise, or when
+//! BTF has it (CONFIG_SCHED_INFO, every major distribution) and that scan loads: then nothing
+//! is attached to any scheduler tracepoint and the scheduler's hot path pays nothing.
+//! Otherwise (and the daemon says why when it did not load), or when
 //! [`STAMPS_ENV`](crate::backend::STAMPS_ENV) forces it, programs on the scheduler
 //! tracepoints stamp every enqueue themselves (the previous design). Times reach the detector
 //! as CLOCK_MONOTONIC either way (kernel stamps converted by `rq_clock.rs`).
@@ -12,9 +13,12 @@
 //! Reading costs the same few system calls whatever the number of tasks: create an iterator,
 //! read its (small) output, close it.
 //!
-//! Needs kernel BTF and `bpf_get_current_task_btf()` (5.11; the tracepoint source also needs
-//! task-local storage in tracing programs, 5.12); below that, [`QueueTrack::new`] fails
-//! with the reason and the daemon falls back to sched_debug. There is no raw_tp variant:
+//! Needs kernel BTF and a kernel that loads the task iterator program (5.10 refuses it: 6.1 is
+//! the oldest proven); the tracepoint source also needs task-local storage in tracing
+//! programs (5.12). Below that, [`QueueTrack::new`] fails with the reason and the daemon falls
+//! back to sched_debug. No program calls a helper that a JIT inlines (see `bpf/stalld.bpf.c`),
+//! so they also load where the kernel runs BPF in its interpreter (riscv64's default). There
+//! is no raw_tp variant:
 //! every kernel with task storage has tp_btf (5.5), and raw_tp pointers cannot be passed to
 //! bpf_task_storage_get() nor read without bpf_probe_read_kernel(), which
 //! lockdown=confidentiality forbids.
@@ -43,6 +47,7 @@ use crate::backend::stamps::{StampChoice, StampSource};
 use crate::backend::Backend;
 use crate::clock;
 use crate::cpuset::CpuSet;
+use crate::sys;
 use crate::task::RunQueue;
 use records::Stamps;
 use rq_clock::StableStamps;
@@ -60,6 +65,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const FRESH_ARRIVAL_SLEEP: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// The stamp source `choice` resolves to on the running kernel, without loading anything.
+/// (Under `Auto`, [`QueueTrack::new`] goes on to the tracepoint stamps if this one does not
+/// load.)
 pub fn stamp_source(choice: StampChoice) -> anyhow::Result<StampSource> {
     choice.resolve(kernel_has_last_queued()?)
 }
@@ -95,24 +102,52 @@ pub struct QueueTrack {
     monitored: CpuSet,
     /// Also says the stamp source: [`Stamps::source`].
     stamps: Stamps,
+    /// The source tried first and why it did not load, when `Auto` went on to this one.
+    fallback: Option<(StampSource, String)>,
     buf: Vec<u8>,
 }
 
 impl QueueTrack {
-    /// Loads the programs of the stamp source `stamps` resolves to, for the CPUs in
-    /// `monitored`. Tasks already waiting are found by the first
-    /// [`snapshot`](Backend::snapshot): with the kernel's stamps since they were queued, with
-    /// the tracepoint stamps from that first snapshot.
-    pub fn new(monitored: CpuSet, stamps: StampChoice) -> anyhow::Result<QueueTrack> {
+    /// Loads the programs of the stamp source `choice` resolves to, for the CPUs in
+    /// `monitored`; under `Auto`, the tracepoint stamps if the kernel's do not load (a kernel
+    /// that lacks BPF task storage has neither: then the first error is the answer). Tasks
+    /// already waiting are found by the first [`snapshot`](Backend::snapshot): with the
+    /// kernel's stamps since they were queued, with the tracepoint stamps from that first
+    /// snapshot.
+    pub fn new(monitored: CpuSet, choice: StampChoice) -> anyhow::Result<QueueTrack> {
         libbpf_log::install();
         if monitored.is_empty() {
             bail!("queue_track: no CPU to monitor");
         }
-        let source = stamp_source(stamps)?;
+        let source = stamp_source(choice)?;
+        let first = match QueueTrack::load(&monitored, source) {
+            Ok(backend) => return Ok(backend),
+            Err(error) => error,
+        };
+        let Some(next) = choice.after_failure(source) else {
+            return Err(first);
+        };
+        if MapType::TaskStorage.is_supported().ok() == Some(false) {
+            return Err(first);
+        }
+        match QueueTrack::load(&monitored, next) {
+            Ok(mut backend) => {
+                backend.fallback = Some((source, format!("{first:#}")));
+                Ok(backend)
+            }
+            Err(second) => Err(anyhow::anyhow!(
+                "{first:#}; {} did not load either: {second:#}",
+                next.describe()
+            )),
+        }
+    }
+
+    /// Loads and attaches the programs of `source`.
+    fn load(monitored: &CpuSet, source: StampSource) -> anyhow::Result<QueueTrack> {
         libbpf_log::clear();
 
         // The skeleton borrows the storage of its object handle for as long as it lives. The
-        // handle is one pointer; leaking it per backend instance (one per daemon) is cheaper in
+        // handle is one pointer; leaking it per load (one or two per daemon) is cheaper in
         // clarity than a self-referential struct.
         let object: &'static mut MaybeUninit<OpenObject> =
             Box::leak(Box::new(MaybeUninit::uninit()));
@@ -191,8 +226,9 @@ impl QueueTrack {
             _hooks: hooks,
             scan,
             skel,
-            monitored,
+            monitored: monitored.clone(),
             stamps,
+            fallback: None,
             buf: vec![0; READ_CHUNK],
         })
     }
@@ -246,12 +282,21 @@ impl Backend for QueueTrack {
         Some(self.stamps.source())
     }
 
+    fn stamps_fallback(&self) -> Option<(StampSource, &str)> {
+        self.fallback
+            .as_ref()
+            .map(|(failed, why)| (*failed, why.as_str()))
+    }
+
     fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> anyhow::Result<()> {
+        let mut reader_switches = None;
         if matches!(self.stamps, Stamps::RqClock(_)) {
-            // The scan pairs the clocks with stalld's own last switch-in (rq_clock.rs): a
+            // The scan pairs the clocks with this thread's last switch-in (rq_clock.rs): a
             // short sleep makes that switch-in now, whatever ran since the last one (start-up
-            // work, BPF loading, boost bookkeeping), so the pairing is microseconds old.
+            // work, BPF loading, boost bookkeeping), so the pairing is microseconds old. The
+            // switch count then tells the scan's records whether it stayed the last one.
             std::thread::sleep(FRESH_ARRIVAL_SLEEP);
+            reader_switches = sys::thread_context_switches().ok();
         }
         let len = self.scan()?;
         let read_at = clock::now();
@@ -259,6 +304,7 @@ impl Backend for QueueTrack {
             &self.buf[..len],
             &self.monitored,
             &mut self.stamps,
+            reader_switches,
             read_at,
             out,
         );

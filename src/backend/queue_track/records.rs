@@ -5,7 +5,7 @@
 
 use std::mem::{offset_of, size_of};
 
-use super::rq_clock::{ClockPair, StableStamps};
+use super::rq_clock::{ReaderClock, ScanClocks, StableStamps};
 use super::skel::types::{qt_clock as Clock, qt_kind as Kind, qt_record as Record};
 use crate::backend::stamps::StampSource;
 use crate::cpuset::CpuSet;
@@ -25,6 +25,7 @@ const _: () = assert!(
         && offset_of!(Record, comm) == 40
         && offset_of!(Clock, rq_clock) == 8
         && offset_of!(Clock, monotonic) == 16
+        && offset_of!(Clock, switches) == 24
 );
 
 /// What a QT_WAITING record's `queued_at` means, which depends on the scan program loaded.
@@ -47,13 +48,16 @@ impl Stamps {
 }
 
 /// Replaces `out` with one entry per CPU of `monitored`, in CPU order, filled from `bytes`, a
-/// scan that user space finished reading at `read_at`. Records for CPUs outside `monitored`
-/// (none are emitted, but the kernel side is not trusted to be perfect) are dropped; a
-/// trailing partial record is ignored.
+/// scan that user space finished reading at `read_at`. `reader_switches` is the reading
+/// thread's switch count read before the scan (for the kernel's stamps: see
+/// [`ScanClocks::pair`]). Records for CPUs outside `monitored` (none are emitted, but the
+/// kernel side is not trusted to be perfect) are dropped; a trailing partial record is
+/// ignored.
 pub(super) fn fill(
     bytes: &[u8],
     monitored: &CpuSet,
     stamps: &mut Stamps,
+    reader_switches: Option<u64>,
     read_at: MonoTime,
     out: &mut Vec<RunQueue>,
 ) {
@@ -66,17 +70,15 @@ pub(super) fn fill(
         rq.waiting.clear();
         out.push(rq);
     }
+    let mut reference = None;
     if let Stamps::RqClock(stable) = stamps {
         stable.begin_scan();
+        // The reader's record comes where the iteration met its thread: find it first.
+        reference = scan_clocks(bytes).pair(reader_switches);
     }
-    let mut reference = None;
     for rec in bytes.chunks_exact(RECORD_SIZE) {
         let kind = Kind(u32_at(rec, offset_of!(Record, kind)));
-        if kind == Kind::QT_CLOCK {
-            reference = Some(ClockPair {
-                rq_clock: u64_at(rec, offset_of!(Clock, rq_clock)),
-                monotonic: MonoTime(u64_at(rec, offset_of!(Clock, monotonic))),
-            });
+        if kind == Kind::QT_CLOCK || kind == Kind::QT_SCAN_START {
             continue;
         }
         let cpu = u32_at(rec, offset_of!(Record, cpu));
@@ -121,6 +123,26 @@ pub(super) fn fill(
     }
 }
 
+/// The clock records of a sched_info scan (the last of each kind, should one be repeated).
+fn scan_clocks(bytes: &[u8]) -> ScanClocks {
+    let mut clocks = ScanClocks::default();
+    for rec in bytes.chunks_exact(RECORD_SIZE) {
+        let monotonic = MonoTime(u64_at(rec, offset_of!(Clock, monotonic)));
+        match Kind(u32_at(rec, offset_of!(Clock, kind))) {
+            Kind::QT_SCAN_START => clocks.start = Some(monotonic),
+            Kind::QT_CLOCK => {
+                clocks.reader = Some(ReaderClock {
+                    last_arrival: u64_at(rec, offset_of!(Clock, rq_clock)),
+                    switches: u64_at(rec, offset_of!(Clock, switches)),
+                    monotonic,
+                });
+            }
+            _ => {}
+        }
+    }
+    clocks
+}
+
 fn u32_at(rec: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes(rec[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -160,6 +182,7 @@ mod tests {
         rec
     }
 
+    /// The reading thread's clock record, with switch count `READER_SWITCHES`.
     fn clock(rq_clock: u64, monotonic: u64) -> Vec<u8> {
         let mut rec = vec![0u8; RECORD_SIZE];
         put(
@@ -177,8 +200,30 @@ mod tests {
             offset_of!(Clock, monotonic),
             &monotonic.to_ne_bytes(),
         );
+        put(
+            &mut rec,
+            offset_of!(Clock, switches),
+            &READER_SWITCHES.to_ne_bytes(),
+        );
         rec
     }
+
+    fn scan_start(monotonic: u64) -> Vec<u8> {
+        let mut rec = vec![0u8; RECORD_SIZE];
+        put(
+            &mut rec,
+            offset_of!(Clock, kind),
+            &Kind::QT_SCAN_START.0.to_ne_bytes(),
+        );
+        put(
+            &mut rec,
+            offset_of!(Clock, monotonic),
+            &monotonic.to_ne_bytes(),
+        );
+        rec
+    }
+
+    const READER_SWITCHES: u64 = 77;
 
     fn waiting(out: &[RunQueue], pid: i32) -> WaitingTask {
         *out.iter()
@@ -193,6 +238,7 @@ mod tests {
         assert_eq!(offset_of!(Record, queued_at), 32);
         assert_eq!(offset_of!(Record, comm), 40);
         assert_eq!(offset_of!(Clock, monotonic), 16);
+        assert_eq!(offset_of!(Clock, switches), 24);
     }
 
     #[test]
@@ -215,6 +261,7 @@ mod tests {
             &bytes,
             &monitored,
             &mut Stamps::Monotonic,
+            None,
             MonoTime(u64::MAX),
             &mut out,
         );
@@ -234,28 +281,68 @@ mod tests {
     }
 
     #[test]
-    fn kernel_stamps_are_converted_with_the_scans_clock_record() {
+    fn kernel_stamps_are_converted_with_the_scans_clock_records() {
         let monitored = CpuSet::parse_list("0", 1).unwrap();
         let mut stamps = Stamps::RqClock(StableStamps::default());
         let read_at = MonoTime(30 * SECOND);
-        // The rq clock runs 5 s behind CLOCK_MONOTONIC.
-        let mut bytes = clock(20 * SECOND, 25 * SECOND);
+        // The rq clock runs 5 s behind CLOCK_MONOTONIC. The scan starts at monotonic 25 s and
+        // meets the reading thread, not switched since (its count is the one read before),
+        // 2 ms later, after the victim's record: the start pairs with its arrival.
+        let mut bytes = scan_start(25 * SECOND);
         bytes.extend(record(Kind::QT_WAITING, 0, 42, 18 * SECOND, "victim"));
+        bytes.extend(clock(20 * SECOND, 25 * SECOND + 2_000_000));
         bytes.extend(record(Kind::QT_WAITING, 0, 43, 0, "unstamped"));
         let mut out = Vec::new();
-        fill(&bytes, &monitored, &mut stamps, read_at, &mut out);
+        fill(
+            &bytes,
+            &monitored,
+            &mut stamps,
+            Some(READER_SWITCHES),
+            read_at,
+            &mut out,
+        );
         assert_eq!(
             waiting(&out, 42).queued_at,
             Some(MonoTime(23 * SECOND)),
             "18 s of rq clock is 23 s of CLOCK_MONOTONIC"
         );
         assert_eq!(waiting(&out, 43).queued_at, None);
+        assert_eq!(out[0].waiting.len(), 2, "clock records are not tasks");
 
         // The next scan's pairing is a little off (later read after the switch-in); the
         // victim's wait keeps the time it had, so the detector sees the same wait.
-        let mut bytes = clock(21 * SECOND, 26 * SECOND + 40_000);
+        let mut bytes = scan_start(26 * SECOND + 40_000);
+        bytes.extend(clock(21 * SECOND, 26 * SECOND + 90_000));
         bytes.extend(record(Kind::QT_WAITING, 0, 42, 18 * SECOND, "victim"));
-        fill(&bytes, &monitored, &mut stamps, read_at, &mut out);
+        fill(
+            &bytes,
+            &monitored,
+            &mut stamps,
+            Some(READER_SWITCHES),
+            read_at,
+            &mut out,
+        );
+        assert_eq!(waiting(&out, 42).queued_at, Some(MonoTime(23 * SECOND)));
+    }
+
+    #[test]
+    fn a_reader_switched_during_the_scan_pairs_with_its_own_reading() {
+        let monitored = CpuSet::parse_list("0", 1).unwrap();
+        let mut stamps = Stamps::RqClock(StableStamps::default());
+        // Its count changed since it was read before the scan: the arrival (rq 20 s) may be
+        // newer than the start, so it pairs with the reading at the record (monotonic 25 s).
+        let mut bytes = scan_start(24 * SECOND);
+        bytes.extend(clock(20 * SECOND, 25 * SECOND));
+        bytes.extend(record(Kind::QT_WAITING, 0, 42, 18 * SECOND, "victim"));
+        let mut out = Vec::new();
+        fill(
+            &bytes,
+            &monitored,
+            &mut stamps,
+            Some(READER_SWITCHES - 1),
+            MonoTime(30 * SECOND),
+            &mut out,
+        );
         assert_eq!(waiting(&out, 42).queued_at, Some(MonoTime(23 * SECOND)));
     }
 
@@ -263,9 +350,17 @@ mod tests {
     fn kernel_stamps_without_a_clock_record_count_from_the_first_snapshot() {
         let monitored = CpuSet::parse_list("0", 1).unwrap();
         let mut stamps = Stamps::RqClock(StableStamps::default());
-        let bytes = record(Kind::QT_WAITING, 0, 42, 18 * SECOND, "victim");
+        let mut bytes = scan_start(SECOND);
+        bytes.extend(record(Kind::QT_WAITING, 0, 42, 18 * SECOND, "victim"));
         let mut out = Vec::new();
-        fill(&bytes, &monitored, &mut stamps, MonoTime(SECOND), &mut out);
+        fill(
+            &bytes,
+            &monitored,
+            &mut stamps,
+            Some(READER_SWITCHES),
+            MonoTime(SECOND),
+            &mut out,
+        );
         assert_eq!(waiting(&out, 42).queued_at, None);
     }
 
@@ -288,6 +383,7 @@ mod tests {
             &bytes,
             &CpuSet::first_n(1),
             &mut Stamps::Monotonic,
+            None,
             MonoTime(u64::MAX),
             &mut out,
         );

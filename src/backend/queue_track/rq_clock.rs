@@ -3,16 +3,21 @@
 //! `sched_info.last_queued` is `rq_clock()`, i.e. `sched_clock_cpu()` of the task's CPU; stalld
 //! and its detector live on CLOCK_MONOTONIC, which NTP slews and sched_clock does not, so the
 //! two drift apart over uptime and no fixed offset will do. Every sched_info scan therefore
-//! starts with a fresh [`ClockPair`]: stalld's own `sched_info.last_arrival` (the rq clock when
-//! it was last switched in) and `bpf_ktime_get_ns()`, read in that order in the same program
-//! run. A stamp `s` converts to `monotonic - (rq_clock - s)`.
+//! yields a fresh [`ClockPair`] ([`ScanClocks::pair`]): stalld's own `sched_info.last_arrival`
+//! (the rq clock when its reading thread was last switched in), read when the iteration
+//! reaches that thread, and a `bpf_ktime_get_ns()` read after that switch-in: the one at the
+//! scan's start if the thread's switch count is still the one user space read before the
+//! scan (so the switch-in came before the scan), else the one read right after the arrival.
+//! A stamp `s` converts to `monotonic - (rq_clock - s)`.
 //!
 //! Error bound: converted − true = δ − drift ± skew, where
 //! - δ ≥ 0 is the time from stalld's last switch-in to the monotonic read. Every check first
-//!   sleeps 50 µs (`QueueTrack::snapshot`), so the switch-in is the wakeup from that sleep and
-//!   δ is the few microseconds of the iterator's start (more only if stalld is preempted in
-//!   between and not switched in again); δ only ever makes a wait look shorter, never longer,
-//!   so it can delay a boost by δ but never cause an early one;
+//!   sleeps 50 µs (`QueueTrack::snapshot`), so the switch-in is the wakeup from that sleep.
+//!   Usually stalld runs on from there into the scan, and δ is the few microseconds of the
+//!   iterator's start. If it is switched out and in again before the iteration reaches its
+//!   own thread, δ is the time from that switch-in to there: at most the part of one scan
+//!   that follows it. δ only ever makes a wait look shorter, never longer, so it can delay a
+//!   boost by δ but never cause an early one;
 //! - drift is how much CLOCK_MONOTONIC − sched_clock changed between the enqueue and the scan:
 //!   NTP's frequency correction is capped at 500 ppm (adjtimex), and a wait is converted only
 //!   once, when first seen (see [`StableStamps`]), so |drift| ≤ 0.0005 × the wait's age then
@@ -29,13 +34,56 @@ use std::mem;
 
 use crate::task::{MonoTime, Pid};
 
-/// The run-queue clock and CLOCK_MONOTONIC read together in one iterator run.
+/// A run-queue clock reading and a CLOCK_MONOTONIC reading taken after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClockPair {
-    /// The reading task's `sched_info.last_arrival` (ns of the rq clock).
+    /// The reading thread's `sched_info.last_arrival` (ns of the rq clock).
     pub rq_clock: u64,
-    /// `bpf_ktime_get_ns()`, read after it.
+    /// `bpf_ktime_get_ns()`, read after that arrival.
     pub monotonic: MonoTime,
+}
+
+/// The reading thread as the scan reached it (its QT_CLOCK record).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReaderClock {
+    /// Its `sched_info.last_arrival`: the rq clock when it was last switched in.
+    pub last_arrival: u64,
+    /// Its `nvcsw + nivcsw`, read after the arrival.
+    pub switches: u64,
+    /// `bpf_ktime_get_ns()`, read after both.
+    pub monotonic: MonoTime,
+}
+
+/// What one sched_info scan read of the clocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanClocks {
+    /// CLOCK_MONOTONIC when the scan started (its QT_SCAN_START record).
+    pub start: Option<MonoTime>,
+    /// The reading thread, if the scan reached it.
+    pub reader: Option<ReaderClock>,
+}
+
+impl ScanClocks {
+    /// The pair to convert this scan's stamps with, given the reading thread's switch count
+    /// read before the scan (`None`: unknown). The same count at the reader's record means it
+    /// was not switched out since, so its arrival came before the scan started and pairs with
+    /// the start: microseconds after the wakeup that preceded the scan. Otherwise it pairs with
+    /// the reading taken right after the arrival was read. `None` without a reader record.
+    pub fn pair(&self, switches_before: Option<u64>) -> Option<ClockPair> {
+        let reader = self.reader?;
+        let monotonic = match self.start {
+            Some(start)
+                if switches_before == Some(reader.switches) && start <= reader.monotonic =>
+            {
+                start
+            }
+            _ => reader.monotonic,
+        };
+        Some(ClockPair {
+            rq_clock: reader.last_arrival,
+            monotonic,
+        })
+    }
 }
 
 /// The CLOCK_MONOTONIC time of the rq-clock reading `stamp`, by `reference`, and never later
@@ -118,6 +166,73 @@ mod tests {
     }
 
     const LATE: MonoTime = MonoTime(u64::MAX);
+
+    fn reader(last_arrival: u64, switches: u64, monotonic: u64) -> Option<ReaderClock> {
+        Some(ReaderClock {
+            last_arrival,
+            switches,
+            monotonic: MonoTime(monotonic),
+        })
+    }
+
+    #[test]
+    fn an_arrival_from_before_the_scan_pairs_with_the_scans_start() {
+        // Switched in at rq 10 s; the scan started 20 µs later (monotonic 12 s + 20 µs) and
+        // reached the reading thread 3 ms after that, its switch count unchanged.
+        let clocks = ScanClocks {
+            start: Some(MonoTime(12 * SECOND + 20_000)),
+            reader: reader(10 * SECOND, 40, 12 * SECOND + 3 * MS),
+        };
+        assert_eq!(
+            clocks.pair(Some(40)),
+            Some(pair(10 * SECOND, 12 * SECOND + 20_000))
+        );
+    }
+
+    #[test]
+    fn a_switch_during_the_scan_pairs_with_the_reading_after_the_new_arrival() {
+        // Switched out and in again during the scan: the arrival is newer than the start, so
+        // only the reading taken after it may pair with it.
+        let clocks = ScanClocks {
+            start: Some(MonoTime(12 * SECOND)),
+            reader: reader(10 * SECOND + 5 * MS, 42, 12 * SECOND + 6 * MS),
+        };
+        assert_eq!(
+            clocks.pair(Some(40)),
+            Some(pair(10 * SECOND + 5 * MS, 12 * SECOND + 6 * MS))
+        );
+        // Nor when the count before is unknown, or there is no start record.
+        assert_eq!(
+            clocks.pair(None),
+            Some(pair(10 * SECOND + 5 * MS, 12 * SECOND + 6 * MS))
+        );
+        let no_start = ScanClocks {
+            start: None,
+            ..clocks
+        };
+        assert_eq!(
+            no_start.pair(Some(42)),
+            Some(pair(10 * SECOND + 5 * MS, 12 * SECOND + 6 * MS))
+        );
+        // A start after the reader's reading cannot be right: not used.
+        let late_start = ScanClocks {
+            start: Some(MonoTime(13 * SECOND)),
+            reader: reader(10 * SECOND, 40, 12 * SECOND),
+        };
+        assert_eq!(
+            late_start.pair(Some(40)),
+            Some(pair(10 * SECOND, 12 * SECOND))
+        );
+    }
+
+    #[test]
+    fn a_scan_that_missed_the_reader_has_no_pair() {
+        let clocks = ScanClocks {
+            start: Some(MonoTime(SECOND)),
+            reader: None,
+        };
+        assert_eq!(clocks.pair(Some(1)), None);
+    }
 
     #[test]
     fn a_stamp_keeps_its_distance_to_the_reference() {

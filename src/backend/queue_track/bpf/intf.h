@@ -17,8 +17,10 @@ enum qt_kind {
 	QT_WAITING = 1,
 	/* The task running on a monitored CPU (struct qt_record). */
 	QT_CURRENT = 2,
-	/* The two clocks read together, first in every sched_info scan (struct qt_clock). */
+	/* The reading thread's rq clock and CLOCK_MONOTONIC (struct qt_clock; sched_info scan). */
 	QT_CLOCK = 3,
+	/* CLOCK_MONOTONIC when a sched_info scan starts, first in it (struct qt_clock). */
+	QT_SCAN_START = 4,
 };
 
 struct qt_record {
@@ -33,8 +35,8 @@ struct qt_record {
 	u64 switches;
 	/*
 	 * QT_WAITING: when the task was queued, 0 if unknown. The sched_info scan reports the
-	 * kernel's sched_info.last_queued (run-queue clock, converted in user space against the
-	 * scan's QT_CLOCK record); the tracepoint scan reports bpf_ktime_get_ns()
+	 * kernel's sched_info.last_queued (run-queue clock, converted in user space with the
+	 * scan's clock records); the tracepoint scan reports bpf_ktime_get_ns()
 	 * (CLOCK_MONOTONIC) from stalld's own stamps.
 	 */
 	u64 queued_at;
@@ -42,17 +44,20 @@ struct qt_record {
 };
 
 /*
- * A pairing of the run-queue clock and CLOCK_MONOTONIC taken in the same program run: the
- * reading task's own sched_info.last_arrival (the rq clock when it was last switched in),
- * then bpf_ktime_get_ns(). Same size as struct qt_record, so the stream stays an array of
- * equal records told apart by their first field.
+ * The clock records of a sched_info scan, from which user space pairs the run-queue clock with
+ * CLOCK_MONOTONIC. Same size as struct qt_record, so the stream stays an array of equal
+ * records told apart by their first field.
  */
 struct qt_clock {
 	enum qt_kind kind;
 	u32 _pad;
+	/* QT_CLOCK: the reading thread's sched_info.last_arrival (the rq clock at its switch-in). */
 	u64 rq_clock;
+	/* bpf_ktime_get_ns(): at the scan's start (QT_SCAN_START), after rq_clock (QT_CLOCK). */
 	u64 monotonic;
-	u8 _unused[32];
+	/* QT_CLOCK: the reading thread's nvcsw + nivcsw, read after rq_clock. */
+	u64 switches;
+	u8 _unused[24];
 };
 
 #endif /* STALLD_INTF_H */

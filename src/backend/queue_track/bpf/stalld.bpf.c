@@ -35,24 +35,37 @@
  *      RESTORE), which stamps it.
  *    - The clock is rq_clock(): sched_clock_cpu() of the task's CPU, read at the last
  *      update_rq_clock(), which the enqueue and switch paths do just before stamping. It is
- *      not CLOCK_MONOTONIC (NTP slews only the latter), so every scan starts with a QT_CLOCK
- *      record pairing the reading task's own sched_info.last_arrival (the rq clock when
- *      stalld was last switched in: user space sleeps 50 us before each scan, so that is
- *      microseconds earlier) with bpf_ktime_get_ns().
- *      User space converts with it (rq_clock.rs, which also states the error bound).
- *    This holds, unchanged in meaning, from 5.8 (the first iter/task) to 7.2 (checked here);
- *    bpf_get_current_task_btf() needs 5.11, which queue_track requires anyway.
+ *      not CLOCK_MONOTONIC (NTP slews only the latter), so every scan pairs the two: it
+ *      starts with a QT_SCAN_START record (bpf_ktime_get_ns()), and when the iteration
+ *      reaches the thread that reads it (stalld's: its thread id is the lower half of
+ *      bpf_get_current_pid_tgid()) it writes a QT_CLOCK record with that thread's
+ *      sched_info.last_arrival (the rq clock when it was last switched in), its switch count
+ *      and bpf_ktime_get_ns() again, read in that order. User space sleeps 50 us before each
+ *      scan, so that switch-in is microseconds old, and reads its own switch count before
+ *      the scan: unchanged, the switch-in came before the scan and pairs with the scan's
+ *      start; changed, with the second reading. rq_clock.rs converts and states the error
+ *      bound.
+ *    This holds, unchanged in meaning, from 5.8 (the first iter/task) to 7.2 (checked here).
+ *
+ *    No program here calls bpf_get_current_task_btf() (which would give stalld's own task at
+ *    once), bpf_get_current_task() or bpf_get_smp_processor_id(): a kernel built with the JIT
+ *    of arm64, powerpc, riscv, s390 or loongarch has that JIT inline them
+ *    (bpf_jit_inlines_helper_call()), and the verifier then marks every program calling one
+ *    as requiring the JIT (kernel/bpf/fixups.c, 7.2), even while the JIT is off. Where it is
+ *    off by default (riscv selects no ARCH_WANT_DEFAULT_BPF_JIT, so bpf_jit_enable starts at
+ *    0) such a program is refused: "program requires BPF JIT compiler but it is not
+ *    available". bpf_get_current_pid_tgid() and bpf_ktime_get_ns() run in the interpreter.
  *
  * 2. qt_scan_tracepoints (forced with STALLD_QUEUE_TRACK_STAMPS=tracepoints, and the fallback
- *    where the kernel has no sched_info.last_queued): stalld's own stamps, set by programs on
- *    sched_wakeup, sched_wakeup_new, sched_switch and sched_migrate_task and kept in
- *    task-local storage with the task's context-switch count at that moment. The kernel
- *    increments a task's count when it is switched *out*, before sched_switch fires, so the
- *    count stays constant while the task waits; if it changed, the task ran since and the
- *    stamp is stale. Nothing therefore has to be cleared when a task is switched in. A task
- *    migrating onto a monitored CPU keeps its stamp (its wait goes on). A queued task
- *    without a valid stamp (queued before stalld started) is stamped at the first scan that
- *    sees it.
+ *    where the kernel has no sched_info.last_queued or scan 1 does not load): stalld's own
+ *    stamps, set by programs on sched_wakeup, sched_wakeup_new, sched_switch and
+ *    sched_migrate_task and kept in task-local storage with the task's context-switch count
+ *    at that moment. The kernel increments a task's count when it is switched *out*, before
+ *    sched_switch fires, so the count stays constant while the task waits; if it changed,
+ *    the task ran since and the stamp is stale. Nothing therefore has to be cleared when a
+ *    task is switched in. A task migrating onto a monitored CPU keeps its stamp (its wait
+ *    goes on). A queued task without a valid stamp (queued before stalld started) is stamped
+ *    at the first scan that sees it.
  *
  * Pointers are read directly (BTF-typed), never with bpf_probe_read_kernel(), so both work
  * under lockdown=confidentiality.
@@ -130,15 +143,25 @@ static __always_inline bool queued(const struct task_struct *p)
 }
 
 /*
+ * The thread running this iterator (stalld's), known by its thread id: the lower half of
+ * bpf_get_current_pid_tgid(), in the initial pid namespace like task_struct.pid. See the top
+ * of this file for why not bpf_get_current_task_btf().
+ */
+static __always_inline bool is_reader(const struct task_struct *p)
+{
+	return (s32)READ_INT(p, pid) == (s32)bpf_get_current_pid_tgid();
+}
+
+/*
  * Running on its CPU now (or being switched there or away). task_struct.on_cpu existed only
  * with CONFIG_SMP before it became unconditional; on a uniprocessor kernel without it, the
- * task on the one CPU is the one running this iterator: stalld itself.
+ * task on the one CPU is the one running this iterator.
  */
 static __always_inline bool running_now(const struct task_struct *p)
 {
 	if (bpf_core_field_exists(p->on_cpu))
 		return READ_INT(p, on_cpu);
-	return p == bpf_get_current_task_btf();
+	return is_reader(p);
 }
 
 static __always_inline u64 switches(const struct task_struct *p)
@@ -188,13 +211,22 @@ int qt_scan_sched_info(struct bpf_iter__task *ctx)
 	struct task_struct *p = ctx->task;
 	struct qt_record rec = {};
 
-	/* The first object of this run (seq_num counts objects shown, from 0). */
+	/* Until something is written (seq_num counts objects that wrote, from 0). */
 	if (ctx->meta->seq_num == 0) {
-		struct task_struct *self = bpf_get_current_task_btf();
+		struct qt_clock start = { .kind = QT_SCAN_START };
+
+		start.monotonic = bpf_ktime_get_ns();
+		bpf_seq_write(seq, &start, sizeof(start));
+	}
+	if (p && is_reader(p)) {
 		struct qt_clock clock = { .kind = QT_CLOCK };
 
-		/* In this order: the monotonic reading must not precede the arrival. */
-		clock.rq_clock = READ_INT(self, sched_info.last_arrival);
+		/*
+		 * In this order: the arrival, then the count that says whether it is still the one
+		 * from before the scan, then the monotonic reading, which must follow the arrival.
+		 */
+		clock.rq_clock = READ_INT(p, sched_info.last_arrival);
+		clock.switches = switches(p);
 		clock.monotonic = bpf_ktime_get_ns();
 		bpf_seq_write(seq, &clock, sizeof(clock));
 	}
