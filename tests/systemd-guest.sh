@@ -10,7 +10,8 @@
 #   0-upgrade     the distribution's stalld 1.28 (tests/packages/standin.sh) with an edited
 #                 /etc/default/stalld, enabled and running; ours installed over it: the edit
 #                 kept and used, the service restarted as ours; apt (a local repository)
-#                 does not take the distribution's 1.29 over ours
+#                 does not take the distribution's 1.29 over ours; ours stopped, the RT
+#                 runtime the distribution's `throttlectl off` saved is back
 #   1-start       systemctl start stalld: stalld is SCHED_FIFO 10 from exec on (before READY,
 #                 and at its first journal line), `pidof stalld` one pid, `chrt -ap` FIFO 10
 #                 for every thread; journal says "using queue_track backend"

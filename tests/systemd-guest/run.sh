@@ -192,6 +192,7 @@ result purge "$why" ""
 save_cursor "$CURSOR"
 why=""
 detail=""
+RT_ORIGINAL=$(rt_runtime)
 SOURCE_EDITS=(-e "s/^THRESH=.*/THRESH=\"-t $THRESHOLD\"/" -e 's/^BR=.*/BR="-r 1ms"/' -e "s/^BD=.*/BD=\"-d $THRESHOLD\"/")
 if ! dpkg -i /test/standin/stalld_1.28-1_*.deb >/tmp/dpkg.log 2>&1; then
 	why="dpkg -i of the distribution's stalld 1.28 failed: $(tail -n 3 /tmp/dpkg.log | tr '\n' ' ')"
@@ -242,16 +243,25 @@ if [ -z "$why" ]; then
 		detail="$detail; apt upgrade keeps it over the distribution's 1.29 (candidate $candidate)"
 	fi
 fi
+# The distribution's stalld turned RT throttling off and saved the value it found in its own
+# file (/run/stalld/rtthrottle-XXXXXXX); the upgrade's restart ran our ExecStopPost
+# (`throttlectl on`) and ExecStartPre (`throttlectl off`): ours adopted that file, so once
+# ours stops, the value from before the distribution's stalld started is back.
+if [ -z "$why" ]; then
+	systemctl stop stalld
+	rt_after=$(rt_runtime)
+	left=$(ls /run/stalld/rtthrottle-* 2>/dev/null | tr '\n' ' ')
+	if [ "$rt_after" != "$RT_ORIGINAL" ]; then
+		why="sched_rt_runtime_us is $rt_after after the upgrade and the stop of ours, was $RT_ORIGINAL before the distribution's stalld started"
+	elif [ -n "$left" ]; then
+		why="the distribution's save file is still there after the upgrade: $left"
+	fi
+	detail="$detail; stopped after the upgrade: sched_rt_runtime_us $rt_after (was $RT_ORIGINAL before theirs started), their save file adopted and removed"
+fi
 [ -z "$why" ] || show_journal "$CURSOR"
 result 0-upgrade "$why" "$detail"
 [ -z "$why" ] || finish
-systemctl stop stalld
 log "/etc/default/stalld: $(grep -E '^(THRESH|BR|BD|BE)=' /etc/default/stalld | tr '\n' ' ')"
-# The distribution's stalld turned RT throttling off and saved the value in its own file
-# (/run/stalld/rtthrottle-*), which ours does not read: reported, then put back by hand so
-# that the steps below see a host with RT throttling on.
-log "sched_rt_runtime_us after the distribution's stalld was replaced and ours stopped: $(rt_runtime) (saved by theirs: $(cat /run/stalld/rtthrottle-* 2>/dev/null | tr '\n' ' '))"
-echo 950000 >/proc/sys/kernel/sched_rt_runtime_us
 RT_BEFORE=$(rt_runtime)
 
 # ---------------------------------------------------------------- 1: systemctl start
