@@ -108,6 +108,8 @@ pub struct Snapshot {
     pub checks: Histogram,
     pub boosted: BTreeMap<Pid, BoostedTask>,
     pub rt_throttling_disabled: bool,
+    /// `--stand_aside` found these other stallds boosting: this one boosts nothing.
+    pub standing_aside: Option<String>,
     pub last_event_at: Option<f64>,
     /// The last [`RECENT_EVENTS`] events, as their JSON lines.
     pub recent: VecDeque<Arc<Value>>,
@@ -165,6 +167,7 @@ impl Telemetry {
             checks: Histogram::new(CHECK_BUCKETS),
             boosted: BTreeMap::new(),
             rt_throttling_disabled: false,
+            standing_aside: None,
             last_event_at: None,
             recent: VecDeque::with_capacity(RECENT_EVENTS),
             drops,
@@ -268,6 +271,7 @@ impl Telemetry {
             Event::RestoreFailed { tid, .. } => restore("failed", tid),
             Event::RtThrottlingDisabled { .. } => state.rt_throttling_disabled = true,
             Event::RtThrottlingRestored { .. } => state.rt_throttling_disabled = false,
+            Event::StandingAside { others } => state.standing_aside = Some(others.clone()),
             _ => {}
         }
         self.changed = true;
@@ -332,6 +336,7 @@ fn config_json(config: &Config) -> Value {
         "ignore_processes": regexes(&config.ignore_processes),
         "systemd": config.systemd,
         "allow_other_instances": config.allow_other_instances,
+        "stand_aside": config.stand_aside,
         "pidfile": config.pidfile.as_ref().map(|p| p.display().to_string()),
         "events": config.events.as_ref().map(ToString::to_string),
         "metrics": config.metrics.as_ref().map(ToString::to_string),
