@@ -156,6 +156,8 @@ fn check_other_instances(report: &mut Report, config: &Config) {
             Verdict::Ok,
             format!("a stalld boosts here ({list}); with -l this one only logs beside it"),
         );
+    } else if config.stand_aside {
+        report.add("other_instances", Verdict::Warn, format!("a stalld boosts here ({list}); with --stand_aside this one would boost nothing and report itself not ready (GET /ready: 503) until stopped"));
     } else if config.allow_other_instances {
         report.add("other_instances", Verdict::Warn, format!("a stalld boosts here ({list}); --allow_other_instances starts this one too: give them disjoint CPUs (-c) and leave RT throttling to the unit (-S)"));
     } else {

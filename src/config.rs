@@ -163,6 +163,8 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// `--allow_other_instances`: boost even when another stalld boosts on this host.
     pub allow_other_instances: bool,
+    /// `--stand_aside`: when another stalld boosts here, boost nothing and wait to be stopped.
+    pub stand_aside: bool,
     /// `--events FILE|fifo:PATH|-`: every event as a JSON line.
     pub events: Option<EventsTarget>,
     /// `--metrics ADDR`: serve Prometheus metrics there.

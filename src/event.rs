@@ -196,6 +196,11 @@ pub enum Event {
         runtime: i64,
         error: String,
     },
+    /// `--stand_aside`: another stalld boosts on this host (`others`: each one's pid,
+    /// command line and how it was found); this one boosts nothing until it is stopped.
+    StandingAside {
+        others: String,
+    },
 }
 
 /// The kind of an event without its data: what sinks key on (journald's `STALLD_EVENT`,
@@ -227,11 +232,12 @@ pub enum EventKind {
     RtThrottlingDisabled,
     RtThrottlingRestored,
     RtThrottlingRestoreFailed,
+    StandingAside,
 }
 
 /// Every kind, in documentation order.
 impl EventKind {
-    pub const ALL: [EventKind; 25] = [
+    pub const ALL: [EventKind; 26] = [
         EventKind::Started,
         EventKind::Stopping,
         EventKind::MightStarve,
@@ -257,6 +263,7 @@ impl EventKind {
         EventKind::RtThrottlingDisabled,
         EventKind::RtThrottlingRestored,
         EventKind::RtThrottlingRestoreFailed,
+        EventKind::StandingAside,
     ];
 
     /// The stable, machine-readable name (`snake_case`): `STALLD_EVENT`, the JSON `event`.
@@ -403,6 +410,11 @@ impl EventKind {
                 "d9019a6591bd4dca821c57f9a4f0085f",
                 "putting RT throttling back failed",
             ),
+            EventKind::StandingAside => (
+                "standing_aside",
+                "cf7b7d3eb18b4188be480ac0fc4a98ab",
+                "another stalld boosts on this host; this one (--stand_aside) boosts nothing",
+            ),
         }
     }
 }
@@ -494,6 +506,10 @@ pub const FIELD_DOCS: &[(&str, &str)] = &[
     ("restored", "ledger_replayed: tasks given their own attributes back"),
     ("kept", "ledger_replayed: tasks that could not be restored (their records stay)"),
     ("guardian_pid", "the guardian process the event is about"),
+    (
+        "other_instances",
+        "standing_aside: each other stalld that boosts here (pid, command line, how it was found)",
+    ),
     ("status", "guardian_died: how it ended (exit status or signal)"),
     ("culprit_policy", "starved: its policy"),
     (
@@ -531,6 +547,7 @@ impl Event {
             Event::RtThrottlingDisabled { .. } => EventKind::RtThrottlingDisabled,
             Event::RtThrottlingRestored { .. } => EventKind::RtThrottlingRestored,
             Event::RtThrottlingRestoreFailed { .. } => EventKind::RtThrottlingRestoreFailed,
+            Event::StandingAside { .. } => EventKind::StandingAside,
         }
     }
 
@@ -547,7 +564,8 @@ impl Event {
             | Event::GuardianDied { .. }
             | Event::GuardianRespawnFailed { .. }
             | Event::BackendFallback { .. }
-            | Event::RtThrottlingRestoreFailed { .. } => Severity::Warning,
+            | Event::RtThrottlingRestoreFailed { .. }
+            | Event::StandingAside { .. } => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -765,6 +783,7 @@ impl Event {
                 out.push(("runtime_us", Int(*runtime)));
                 out.push(("error", Text(error.clone())));
             }
+            Event::StandingAside { others } => out.push(("other_instances", Text(others.clone()))),
         }
         out
     }
@@ -961,6 +980,10 @@ impl Event {
                 out,
                 "failed to restore {} to {runtime}: {error}",
                 crate::rt_runtime::PATH
+            ),
+            Event::StandingAside { others } => write!(
+                out,
+                "another stalld boosts on this host ({others}): standing aside (--stand_aside): nothing is boosted or changed by this one until it is stopped"
             ),
         }
     }
@@ -1419,6 +1442,9 @@ mod tests {
             Event::RtThrottlingRestoreFailed {
                 runtime: 950_000,
                 error: "e".into(),
+            },
+            Event::StandingAside {
+                others: "pid 7: /usr/bin/stalld --systemd, named by /run/stalld/stalld.pid".into(),
             },
         ];
         let kinds: std::collections::HashSet<_> = events.iter().map(Event::kind).collect();

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{
-    last_cpu, only_victim, policy_of, Daemon, StarvationSession, Starver, Stream, Supervised,
+    free_port, http_get, last_cpu, only_victim, policy_of, Daemon, StarvationSession, Starver,
+    Stream, Supervised,
 };
 use serde_json::Value;
 
@@ -458,36 +459,6 @@ fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
     assert!(dropped["journal"].as_u64().unwrap() >= 3, "{dropped}");
     assert!(dropped["syslog"].as_u64().unwrap() >= 3, "{dropped}");
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
-}
-
-/// A minimal HTTP GET against localhost: status code and body.
-fn http_get(address: &str, target: &str) -> std::io::Result<(u32, String)> {
-    let mut stream = TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let code = response
-        .split_ascii_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((code, body))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The address the daemon serves metrics on, from its `metrics: serving` line.

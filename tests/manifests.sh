@@ -14,7 +14,9 @@
 #   - the pieces agree: image tag = Cargo.toml's version, the --metrics port = the container
 #     port = the Service's = the NetworkPolicy's, selectors match the pod labels, JSON events
 #     on stdout and no --verbose, the preStop hook (stop, stalld restore, throttlectl on)
-#     within the grace period, the image's stalld-guardian hard link;
+#     within the grace period, the pod's own pid file (not the host unit's), --stand_aside
+#     with the readiness probe on /ready and the liveness probe on /metrics, the image's
+#     stalld-guardian hard link;
 #   - broken copies of the manifests are rejected by each validator (the checks can fail);
 #   - `make static`, the Containerfile's build step, gives a static binary with the version.
 # Tools are cached in .cache/manifests. Prints one "manifests: <check> PASS|FAIL" line per
@@ -161,7 +163,9 @@ check "ServiceMonitor, PrometheusRule (CRD schemas)" "$(crd_check "${CUSTOM[@]}"
 check "PrometheusRule expressions and alert tests (promtool)" "$(rules_check "$DIR/prometheusrule.yaml")"
 
 # The pieces agree with each other and with the code.
-agree=$("$PY" - "$DIR" "$(make --no-print-directory -s version)" <<'EOF'
+# agree_check: the cross-references of the manifests in ${DAEMONSET_DIR:-$DIR}; prints why not.
+agree_check() {
+	"$PY" - "${DAEMONSET_DIR:-$DIR}" "$(make --no-print-directory -s version)" <<'EOF'
 import sys, yaml
 folder, version = sys.argv[1], sys.argv[2]
 docs = {}
@@ -210,11 +214,26 @@ if any(a in ("--verbose", "-v") for a in args):
     problems.append("--verbose would add per-check chatter to the logs")
 hook = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
 script = hook[-1] if hook else ""
-for needed in ("/usr/bin/stalld restore", "/usr/bin/throttlectl on", "kill -TERM", "/run/stalld/stalld.pid"):
+pidfiles = [a.split("=", 1)[1] for a in args if a.startswith("--pidfile=")]
+pidfile = pidfiles[0] if pidfiles else None
+for needed in ("/usr/bin/stalld restore", "/usr/bin/throttlectl on", "kill -TERM", f"pidfile={pidfile}"):
     if needed not in script:
         problems.append(f"the preStop hook does not run '{needed}'")
-if f"--pidfile=/run/stalld/stalld.pid" not in args:
-    problems.append("the preStop hook reads /run/stalld/stalld.pid, which stalld is not told to write")
+if pidfile is None:
+    problems.append("stalld is told no --pidfile=, which the preStop hook reads")
+# The host unit's (ours and the C stalld's) and the C stalld's older default: a pod writing
+# one would be refused by the host's lock, or take the host's place in it.
+if pidfile in ("/run/stalld/stalld.pid", "/run/stalld.pid"):
+    problems.append(f"the pod's pid file {pidfile} is the host unit's")
+# Beside the host's stalld the pod stands aside and says so through its readiness.
+if "--stand_aside" not in args:
+    problems.append("no --stand_aside: beside the host's stalld the pod would exit 16 and restart in a loop")
+ready = container.get("readinessProbe", {}).get("httpGet", {})
+if ready.get("path") != "/ready" or ready.get("port") != "metrics":
+    problems.append(f"the readiness probe is not GET /ready on the metrics port: {ready}")
+live = container.get("livenessProbe", {}).get("httpGet", {})
+if live.get("path") != "/metrics":
+    problems.append(f"the liveness probe is not GET /metrics (it must hold while standing aside): {live}")
 if spec.get("terminationGracePeriodSeconds", 30) < 25:
     problems.append("terminationGracePeriodSeconds leaves the preStop hook (20 s + restore) no time")
 netpol = docs["NetworkPolicy"]
@@ -230,8 +249,8 @@ if namespaces != {docs["Namespace"]["metadata"]["name"]}:
     problems.append(f"the objects are in namespaces {namespaces}")
 print("; ".join(problems))
 EOF
-)
-check "manifests agree (image tag, ports, selectors, privileges, mounts)" "$agree"
+}
+check "manifests agree (image tag, ports, selectors, privileges, mounts, pid file, probes)" "$(agree_check)"
 
 # ------------------------------------------------------------------ the checks can fail
 sed -e 's/hostPID: true/hostPID: "yes"/' -e 's/readOnlyRootFilesystem: true/readOnlyRootFileSystem: true/' \
@@ -243,6 +262,10 @@ cp "$DIR"/*.yaml "$WORK/kustomize/"
 sed -i -e '/- networkpolicy.yaml/d' "$WORK/kustomize/kustomization.yaml"
 why=$(kustomize_check "$WORK/kustomize")
 check "a kustomization missing a manifest is rejected" "$([ -n "$why" ] || echo "accepted a kustomization without networkpolicy.yaml")"
+sed -e 's#--pidfile=/run/stalld/pod.pid#--pidfile=/run/stalld/stalld.pid#' -e 's#pidfile=/run/stalld/pod.pid#pidfile=/run/stalld/stalld.pid#' \
+	-e '/- --stand_aside/d' "$DIR/daemonset.yaml" >"$WORK/kustomize/daemonset.yaml"
+why=$(DAEMONSET_DIR="$WORK/kustomize" agree_check)
+check "a DaemonSet on the host unit's pid file, without --stand_aside, is rejected" "$(grep -q "is the host unit's" <<<"$why" && grep -q 'no --stand_aside' <<<"$why" || echo "accepted it: '$why'")"
 sed -e 's/interval: 30s/interval: fast/' "$DIR/servicemonitor.yaml" >"$WORK/servicemonitor.yaml"
 why=$(crd_check "$WORK/servicemonitor.yaml")
 check "a broken ServiceMonitor is rejected" "$([ -n "$why" ] || echo "the CRD schema accepted interval: fast")"

@@ -10,7 +10,8 @@
 #   0-upgrade     the distribution's stalld 1.28 (tests/packages/standin.sh) with an edited
 #                 /etc/default/stalld, enabled and running; ours installed over it: the edit
 #                 kept and used, the service restarted as ours; apt (a local repository)
-#                 does not take the distribution's 1.29 over ours
+#                 does not take the distribution's 1.29 over ours; ours stopped, the RT
+#                 runtime the distribution's `throttlectl off` saved is back
 #   1-start       systemctl start stalld: stalld is SCHED_FIFO 10 from exec on (before READY,
 #                 and at its first journal line), `pidof stalld` one pid, `chrt -ap` FIFO 10
 #                 for every thread; journal says "using queue_track backend"
@@ -23,7 +24,10 @@
 #   5-drop-in     a drop-in's EnvironmentFile with BE="-b sched_debug" is honoured
 #   6-prestop     stalld run as the DaemonSet runs it, a victim boosted, then the manifest's
 #                 preStop hook: stalld stopped, the victim and RT throttling restored, also
-#                 with stalld and its guardian stuck (SIGSTOP); its stdout is JSON lines
+#                 with stalld and its guardian stuck (SIGSTOP); its stdout is JSON lines;
+#                 and beside the host's running unit: the pod stands aside (its event names
+#                 the unit's stalld, GET /ready answers 503), the hook stops it and leaves
+#                 the host's stalld, RT throttling and its saved value as they were
 #   7-downgrade   the distribution's 1.28 installed back over a running ours: the edit kept,
 #                 their service running, nothing of ours left
 # Prints one "systemd: <step> PASS|FAIL" line per step (tests/systemd-guest/run.sh) and exits
@@ -147,6 +151,10 @@ build_payload() {
 		block { if ($0 !~ /^ *$/) { n = match($0, /[^ ]/); if (!indent) indent = n; if (n < indent) exit }
 			print substr($0, indent) }' "$ROOT/deploy/kubernetes/daemonset.yaml" >"$payload/test/prestop.sh"
 	grep -q 'stalld restore' "$payload/test/prestop.sh" || die "found no preStop script in deploy/kubernetes/daemonset.yaml"
+	# The container's arguments, one per line, as the DaemonSet gives them.
+	awk '/^ *args:/ { list = 1; next } list && /^ *- / { sub(/^ *- /, ""); print; next } list { exit }' \
+		"$ROOT/deploy/kubernetes/daemonset.yaml" >"$payload/test/pod-args"
+	grep -q -- '--stand_aside' "$payload/test/pod-args" || die "found no container args with --stand_aside in deploy/kubernetes/daemonset.yaml"
 	install -m 0755 "$STATIC_OUT/stalld-starve" "$HERE/run.sh" "$HERE/init" "$payload/test/"
 	build_qexit "$payload/test/qexit"
 	install -m 0644 "$HERE/stalld-guest-test.service" "$payload/etc/systemd/system/"

@@ -105,8 +105,11 @@ on the host (ours or the C one, found by its process or by \fI/run/stalld/stalld
 both would boost and restore the same tasks. It names the other and exits with status 16.
 \fB\-l\fR instances, the subcommands and \fBthrottlectl\fR do not count.
 \fB\-\-allow_other_instances\fR starts it anyway (give the instances disjoint \fB\-c\fR lists
-and leave RT throttling to the unit, \fB\-S\fR). \fBstalld check\fR names them
-(\fBother_instances\fR).
+and leave RT throttling to the unit, \fB\-S\fR). \fB\-\-stand_aside\fR (a Kubernetes pod beside
+the host's stalld) neither exits nor boosts: it changes nothing, says what it found (the
+\fBstanding_aside\fR event), answers \fBGET /ready\fR on the \fB\-\-metrics\fR address with 503
+and that reason (200 once a daemon boosts), and waits to be stopped; it does not take over when
+the other stops. \fBstalld check\fR names them (\fBother_instances\fR).
 .SH SAFE PATHS AND NAMES
 A pid file (\fB\-P\fR) and an events file (\fB\-\-events\fR) are never opened through a
 symbolic link; a new one is created with O_EXCL. In a directory others can write (/tmp), what
@@ -185,6 +188,9 @@ pub struct Args {
     #[arg(long = "allow_other_instances", help_heading = STARTUP,
           help = "boost even when another stalld (ours or the C one) boosts on this host")]
     pub allow_other_instances: bool,
+    #[arg(long = "stand_aside", help_heading = STARTUP, conflicts_with = "allow_other_instances",
+          help = "when another stalld boosts on this host, boost nothing and wait to be stopped (metrics /ready: 503) instead of exiting 16")]
+    pub stand_aside: bool,
     #[arg(short = 'S', long = "systemd", help_heading = STARTUP,
           help = "started by systemd: RT throttling must already be off")]
     pub systemd: bool,

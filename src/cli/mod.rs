@@ -279,6 +279,7 @@ where
         systemd: args.systemd,
         pidfile: args.pidfile.map(Into::into),
         allow_other_instances: args.allow_other_instances,
+        stand_aside: args.stand_aside,
         events,
         metrics,
     })))

@@ -4,8 +4,8 @@
 //! back under the other, which goes on boosting with throttling on; each may boost a task the
 //! other boosted, and restore it while the other still counts on the boost. So a boosting
 //! daemon refuses to start next to another one, unless told otherwise
-//! (`--allow_other_instances`); `stalld check` names them too, and a Kubernetes pod with the
-//! host's PID namespace can use the same function to see a stalld the host runs.
+//! (`--allow_other_instances`), or stands aside (`--stand_aside`: a Kubernetes pod with the
+//! host's PID namespace beside a stalld the host runs); `stalld check` names them too.
 //!
 //! Found by their processes (`/proc/PID/comm` or argv[0] named `stalld`, alive) and by the
 //! pid files the C stalld's unit and ours use; what each was started with tells whether it
@@ -80,17 +80,18 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     }
 }
 
-/// The daemon's refusal when another instance boosts (none when only log-only ones run).
-pub fn refuse_if_another_boosts() -> Result<(), AnotherInstance> {
-    let others = boosting_instances(&[]);
-    if others.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = others.iter().map(ToString::to_string).collect();
-    Err(AnotherInstance(format!(
+/// The daemon's refusal when `others` boost.
+pub fn refusal(others: &[OtherInstance]) -> AnotherInstance {
+    AnotherInstance(format!(
         "another stalld boosts on this host ({}): two would fight over RT throttling and over the boosts; stop it, or start this one with --allow_other_instances",
-        list.join("; ")
-    )))
+        describe(others)
+    ))
+}
+
+/// `others`, each with its pid, command line and how it was found, in one line.
+pub fn describe(others: &[OtherInstance]) -> String {
+    let list: Vec<String> = others.iter().map(ToString::to_string).collect();
+    list.join("; ")
 }
 
 /// Every stalld that boosts on this host, except this process, its ancestors (a wrapper

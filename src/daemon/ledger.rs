@@ -8,6 +8,8 @@
 //!   ledger.lock                       flock: one reader or writer of the ledger at a time
 //!   sched_rt_runtime_us               the original RT runtime ("950000", then "owner NAME"
 //!                                     when a daemon saved it; no owner: `throttlectl off`)
+//!   rtthrottle-XXXXXXX                the C stalld's `throttlectl off` save (period=, runtime=):
+//!                                     adopted, then removed, by ours when it has none
 //!   instance.PID.START/               one per daemon that boosts (PID and start time of its
 //!     lock                            first process), flock-held by it for its whole life:
 //!     boost.TID.START                 free means it is gone; one record per boost (rewritten
@@ -44,6 +46,12 @@ const TEMPORARY_PREFIX: &str = ".tmp.";
 const NEW_INSTANCE_PREFIX: &str = ".new.";
 /// No record is longer; anything longer is not ours.
 const RECORD_LIMIT: u64 = 4096;
+/// The C stalld's `throttlectl off` saves the RT period and runtime it found in a file of
+/// this name (`mktemp rtthrottle-XXXXXXX`) in the same directory, as `period=` and `runtime=`
+/// lines, mode 0600 (its `on` never reads it back: upstream-spec §2).
+const C_RT_SAVE_PREFIX: &str = "rtthrottle";
+/// Two lines of at most 11 characters each: anything longer is not the C tool's.
+const C_RT_SAVE_LIMIT: u64 = 64;
 
 /// Whether a replay puts RT throttling back when the dead daemon had turned it off. A `-S`
 /// daemon leaves RT throttling to the unit.
@@ -94,6 +102,115 @@ impl RtRecord {
         };
         Some(RtRecord { runtime, owner })
     }
+}
+
+/// What the C stalld's `throttlectl off` saved in one of its `rtthrottle-XXXXXXX` files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CRtSave {
+    /// The file's name in the ledger's directory.
+    pub name: String,
+    pub period: i64,
+    pub runtime: i64,
+}
+
+impl CRtSave {
+    /// The file's text, strictly: a `period=N` and a `runtime=N` line, each once, in either
+    /// order, each ending with a newline, nothing else; the values as the kernel takes them
+    /// (period 1..=INT_MAX us, runtime -1 or 0..=period).
+    fn parse(name: &str, text: &str) -> Result<CRtSave, String> {
+        let number = |value: &str| {
+            let digits = value.strip_prefix('-').unwrap_or(value);
+            let plain = !digits.is_empty() && digits.len() <= 10;
+            plain
+                .then_some(digits)
+                .filter(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|_| value.parse::<i64>().ok())
+        };
+        let body = text
+            .strip_suffix('\n')
+            .ok_or("does not end with a newline")?;
+        let (mut period, mut runtime) = (None, None);
+        for line in body.split('\n') {
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| format!("has a line that is not key=value: {line:?}"))?;
+            let slot = match key {
+                "period" => &mut period,
+                "runtime" => &mut runtime,
+                _ => return Err(format!("has an unknown key {key:?}")),
+            };
+            if slot.is_some() {
+                return Err(format!("names {key} twice"));
+            }
+            *slot = Some(number(value).ok_or_else(|| format!("{key} is not a number: {value:?}"))?);
+        }
+        let period = period.ok_or("has no period")?;
+        let runtime = runtime.ok_or("has no runtime")?;
+        if !(1..=i64::from(i32::MAX)).contains(&period) {
+            return Err(format!("period {period} is not one the kernel takes"));
+        }
+        if runtime != -1 && !(0..=period).contains(&runtime) {
+            return Err(format!(
+                "runtime {runtime} is neither -1 nor within the period {period}"
+            ));
+        }
+        Ok(CRtSave {
+            name: name.to_owned(),
+            period,
+            runtime,
+        })
+    }
+}
+
+/// Whether `name` is one `mktemp rtthrottle-XXXXXXX` makes.
+fn is_c_rt_save_name(name: &str) -> bool {
+    name.strip_prefix(C_RT_SAVE_PREFIX)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|suffix| {
+            (1..=32).contains(&suffix.len()) && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+}
+
+/// The text of a C tool's save file, read as hostile input: never through a link
+/// (O_NOFOLLOW), never blocking (a FIFO), only a regular file of ours (root's, for the daemon)
+/// with one name, that nobody else may write, and short.
+fn read_c_rt_save(path: &Path) -> Result<String, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|error| match error.raw_os_error() {
+            Some(libc::ELOOP) => "is a symbolic link".to_owned(),
+            _ => error.to_string(),
+        })?;
+    let meta = file.metadata().map_err(|error| error.to_string())?;
+    if !meta.file_type().is_file() {
+        return Err("is not a regular file".into());
+    }
+    if meta.uid() != sys::euid() {
+        return Err(format!(
+            "is owned by uid {}, not by us (uid {})",
+            meta.uid(),
+            sys::euid()
+        ));
+    }
+    if meta.nlink() != 1 {
+        return Err(format!("has {} hard links", meta.nlink()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "is writable by others (mode {:o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(C_RT_SAVE_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| error.to_string())?;
+    if bytes.len() as u64 > C_RT_SAVE_LIMIT {
+        return Err(format!("is longer than {C_RT_SAVE_LIMIT} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| "is not text".to_owned())
 }
 
 /// An instance name as the ledger writes them (nothing that could walk out of the directory).
@@ -306,6 +423,37 @@ impl Ledger {
 
     pub fn remove_rt_record(&self) -> io::Result<()> {
         remove_if_present(&self.dir.join(RT_RECORD))
+    }
+
+    /// What the C stalld's `throttlectl off` saved here: every valid `rtthrottle-*` file, and
+    /// for each other file of that name why it was not taken (left where it is).
+    pub fn c_rt_saves(&self) -> io::Result<(Vec<CRtSave>, Vec<String>)> {
+        let (mut saves, mut refused) = (Vec::new(), Vec::new());
+        for name in names_in(&self.dir)? {
+            if !name.starts_with(C_RT_SAVE_PREFIX) {
+                continue;
+            }
+            let path = self.dir.join(&name);
+            let found = if is_c_rt_save_name(&name) {
+                read_c_rt_save(&path).and_then(|text| CRtSave::parse(&name, &text))
+            } else {
+                Err("is not a name the C stalld's throttlectl writes".into())
+            };
+            match found {
+                Ok(save) => saves.push(save),
+                Err(why) => refused.push(format!(
+                    "{} {why}",
+                    crate::task::escape_name(path.as_os_str().as_encoded_bytes())
+                )),
+            }
+        }
+        Ok((saves, refused))
+    }
+
+    /// Removes a C tool's save file once its value is ours (or stale), as its own `on` and
+    /// `off` remove it.
+    pub fn remove_c_rt_save(&self, save: &CRtSave) -> io::Result<()> {
+        remove_if_present(&self.dir.join(&save.name))
     }
 
     /// Instance directories, live or dead.

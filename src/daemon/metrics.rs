@@ -70,7 +70,8 @@ fn handler<S>(
 }
 
 /// The answer to an HTTP request read so far (`ended`: no more will come), once its head is
-/// complete: `GET /metrics` (any query) with the exposition, anything else with 404 or 405.
+/// complete: `GET /metrics` (any query) with the exposition, `GET /ready` with whether this
+/// daemon boosts (see [`readiness`]), anything else with 404 or 405.
 fn answer(request: &[u8], ended: bool, published: &ArcSwap<Snapshot>) -> Option<Vec<u8>> {
     let complete =
         request.windows(4).any(|w| w == b"\r\n\r\n") || request.windows(2).any(|w| w == b"\n\n");
@@ -86,6 +87,15 @@ fn answer(request: &[u8], ended: bool, published: &ArcSwap<Snapshot>) -> Option<
     let path = target.split(|&b| b == b'?').next().unwrap_or_default();
     let (status, content_type, body) = match (method, path) {
         (b"GET", b"/metrics") => ("200 OK", CONTENT_TYPE, render(&published.load_full())),
+        (b"GET", b"/ready") => {
+            let (ready, why) = readiness(&published.load());
+            let status = if ready {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            (status, "text/plain", format!("{why}\n"))
+        }
         (b"GET", _) => ("404 Not Found", "text/plain", "see /metrics\n".to_owned()),
         _ => (
             "405 Method Not Allowed",
@@ -98,6 +108,19 @@ fn answer(request: &[u8], ended: bool, published: &ArcSwap<Snapshot>) -> Option<
         body.len()
     );
     Some([head.into_bytes(), body.into_bytes()].concat())
+}
+
+/// `GET /ready` (a Kubernetes readiness probe): ready once the backend is up, not while
+/// standing aside beside another stalld (`--stand_aside`), and why.
+fn readiness(snapshot: &Snapshot) -> (bool, String) {
+    match (&snapshot.standing_aside, snapshot.backend) {
+        (Some(others), _) => (
+            false,
+            format!("standing aside: another stalld boosts on this host ({others})"),
+        ),
+        (None, None) => (false, "starting".to_owned()),
+        (None, Some(backend)) => (true, format!("ready: {backend} backend")),
+    }
 }
 
 /// The OpenMetrics text of one snapshot.
@@ -422,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn only_get_metrics_is_served() {
+    fn only_get_metrics_and_ready_are_served() {
         let published = ArcSwap::new(snapshot());
         let ask = |request: &str| {
             let answer = answer(request.as_bytes(), true, &published).unwrap();
@@ -436,5 +459,38 @@ mod tests {
         assert!(ask("").starts_with("HTTP/1.1 405"));
         // Not answered before the request's head is complete, unless the client is done.
         assert!(answer(b"GET /metrics HTTP/1.1\r\n", false, &published).is_none());
+    }
+
+    /// `/ready`: 200 once the backend is up; 503 while starting, and while standing aside
+    /// beside another stalld, with what was found (the pod's readiness probe).
+    #[test]
+    fn ready_says_whether_this_daemon_boosts() {
+        let ask = |snapshot: Snapshot| {
+            let published = ArcSwap::from_pointee(snapshot);
+            let answer = answer(b"GET /ready HTTP/1.1\r\n\r\n", true, &published).unwrap();
+            String::from_utf8(answer).unwrap()
+        };
+        let running = (*snapshot()).clone();
+        let ok = ask(running.clone());
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(ok.ends_with("\r\n\r\nready: queue_track backend\n"), "{ok}");
+        let starting = ask(Snapshot {
+            backend: None,
+            ..running.clone()
+        });
+        assert!(starting.starts_with("HTTP/1.1 503 "), "{starting}");
+        let aside = ask(Snapshot {
+            backend: None,
+            standing_aside: Some("pid 7: /usr/bin/stalld --systemd".into()),
+            ..running
+        });
+        assert!(
+            aside.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{aside}"
+        );
+        assert!(
+            aside.ends_with("standing aside: another stalld boosts on this host (pid 7: /usr/bin/stalld --systemd)\n"),
+            "{aside}"
+        );
     }
 }

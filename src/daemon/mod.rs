@@ -63,7 +63,13 @@ pub fn run(config: Config) -> Result<()> {
     // Before anything is changed: a second boosting stalld would fight the first over RT
     // throttling and the boosts.
     if !config.log_only && !config.allow_other_instances {
-        instances::refuse_if_another_boosts()?;
+        let others = instances::boosting_instances(&[]);
+        if !others.is_empty() {
+            if config.stand_aside {
+                return stand_aside(&config, logger, pidfile, &others);
+            }
+            return Err(instances::refusal(&others).into());
+        }
     }
     let logger = with_structured_sinks(logger, &config)?;
     if let Some(affinity) = &config.affinity {
@@ -210,6 +216,56 @@ pub fn run(config: Config) -> Result<()> {
         instance.finish(&logger);
     }
     drop(status);
+    Ok(())
+}
+
+/// `--stand_aside` with another stalld boosting here (the host's, beside a DaemonSet's pod):
+/// this one boosts nothing and changes nothing (no RT throttling, ledger, guardian or status
+/// socket: those in /run/stalld are the other's), says what it found (an event on every
+/// sink; the metrics listener's `/ready` answers 503 with it, so a pod's readiness fails
+/// instead of its container restarting in a loop) and waits to be stopped. It does not take
+/// over when the other stops: restart it for that (a unit's restart would otherwise race it).
+fn stand_aside(
+    config: &Config,
+    logger: Logger,
+    mut pidfile: Option<pidfile::PidFile>,
+    others: &[OtherInstance],
+) -> Result<()> {
+    let logger = with_structured_sinks(logger, config)?;
+    let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
+    let metrics = config
+        .metrics
+        .as_ref()
+        .map(metrics::MetricsServer::bind)
+        .transpose()?;
+    let event = Event::StandingAside {
+        others: instances::describe(others),
+    };
+    logger.event(&event);
+    logger.publish_telemetry();
+    let daemonized = if config.foreground || notify::under_service_manager() {
+        None
+    } else {
+        Some(sys::daemonize().context("daemonizing")?)
+    };
+    start_listeners(&logger, metrics, None)?;
+    if let Some(pidfile) = &mut pidfile {
+        pidfile.write_pid()?;
+    }
+    if let Some(ready) = daemonized {
+        ready.done();
+    }
+    let mut notifier = notify::Notifier::from_environment();
+    notifier.checked(|| event.text());
+    while !shutdown.requested() {
+        notifier.tick(clock::now());
+        let wake = notifier
+            .deadline()
+            .unwrap_or_else(|| clock::now().after(Duration::from_secs(3600)));
+        shutdown.sleep_until_or(wake, None);
+    }
+    notifier.stopping();
+    logger.event(&Event::Stopping);
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::ledger::{Instance, Ledger, RtRecord, RtReplay, RUN_DIR};
+use super::ledger::{CRtSave, Instance, Ledger, RtRecord, RtReplay, RUN_DIR};
 use super::log::Logger;
 use crate::boost::{Kernel, SchedOps};
 use crate::event::Event;
@@ -111,8 +111,87 @@ impl RtKnob for Sysctl {
 /// undoes what a stalld that died left (its boosts), then puts exactly that value back, and
 /// touches nothing when nothing was saved (the C tool's `on` always wrote 950000, turning RT
 /// throttling on under a workload whose host keeps it off).
+///
+/// The C stalld's `off` saved its value in a file of its own (`rtthrottle-XXXXXXX`): when ours
+/// has none, that one is adopted, so that upgrading from a running C stalld (whose unit is
+/// stopped by ours, `on`, and started again, `off`) puts back what the C tool found instead
+/// of keeping RT throttling off for good. While another stalld boosts (a DaemonSet's pod
+/// beside the host's, or the host's beside a pod that stood aside), `on` leaves RT throttling
+/// and the saved value alone: that stalld needs throttling off, and its own stop puts it back.
 pub fn throttlectl(command: &str) -> Result<String> {
-    throttle(command, &open_ledger()?, &mut Sysctl, &mut Kernel)
+    let others = if command == "on" {
+        super::instances::boosting_instances(&[])
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    throttle(command, &open_ledger()?, &mut Sysctl, &mut Kernel, &others)
+}
+
+/// The RT runtime the C stalld's `throttlectl off` saved, as far as its files can be
+/// trusted: `runtime` when every valid file agrees, the files that say it (to remove once
+/// the value is ours), and a note on each file that was not taken.
+struct CToolSave {
+    runtime: Option<i64>,
+    files: Vec<CRtSave>,
+    notes: Vec<String>,
+}
+
+impl CToolSave {
+    fn find(ledger: &Ledger) -> CToolSave {
+        let (saves, refused) = ledger
+            .c_rt_saves()
+            .unwrap_or_else(|error| (Vec::new(), vec![format!("{RUN_DIR}: {error}")]));
+        let mut notes: Vec<String> = refused
+            .into_iter()
+            .map(|why| format!("ignored {why}"))
+            .collect();
+        let mut values: Vec<i64> = saves.iter().map(|save| save.runtime).collect();
+        values.sort_unstable();
+        values.dedup();
+        let runtime = match values[..] {
+            [] => None,
+            [value] => Some(value),
+            _ => {
+                notes.push(format!(
+                    "ignored the C stalld's {} save files in {RUN_DIR}: they disagree ({values:?})",
+                    saves.len()
+                ));
+                None
+            }
+        };
+        CToolSave {
+            runtime,
+            files: if runtime.is_some() { saves } else { Vec::new() },
+            notes,
+        }
+    }
+
+    /// Where the value came from, for the tool's answer.
+    fn source(&self) -> String {
+        let names: Vec<&str> = self.files.iter().map(|save| save.name.as_str()).collect();
+        format!("the C stalld's {RUN_DIR}/{}", names.join(", "))
+    }
+
+    /// The value is ours now (or stale): the C tool's files go, as its own `on` and `off`
+    /// remove them.
+    fn remove(&self, ledger: &Ledger) -> Result<()> {
+        for save in &self.files {
+            ledger
+                .remove_c_rt_save(save)
+                .with_context(|| format!("removing {RUN_DIR}/{}", save.name))?;
+        }
+        Ok(())
+    }
+
+    /// The answer with the notes on ignored files appended.
+    fn annotate(&self, answer: String) -> String {
+        self.notes
+            .iter()
+            .fold(answer, |answer, note| format!("{answer}; {note}"))
+    }
 }
 
 fn throttle(
@@ -120,6 +199,7 @@ fn throttle(
     ledger: &Ledger,
     knob: &mut dyn RtKnob,
     sched: &mut dyn SchedOps,
+    other_instances: &[String],
 ) -> Result<String> {
     let read = |knob: &dyn RtKnob| {
         knob.read()
@@ -133,42 +213,81 @@ fn throttle(
             ledger.replay_dead(sched, RtReplay::Restore, &Logger::new(true))?;
             let _lock = ledger.lock()?;
             let current = read(knob)?;
+            let ours = saved(ledger);
+            let theirs = CToolSave::find(ledger);
+            let mut adopted = None;
             // A value saved earlier stands while throttling is still off: that is what the
             // first `off` found (a restart of the unit runs `off` again).
-            if current != -1 || saved(ledger).is_none() {
+            if current != -1 || ours.is_none() {
+                // Off, with nothing of ours saved, and the C tool's value there: its `off`
+                // turned throttling off (the C stalld ran before ours), and found that value.
+                let runtime = match theirs.runtime {
+                    Some(value) if current == -1 => {
+                        adopted = Some(theirs.source());
+                        value
+                    }
+                    _ => current,
+                };
                 ledger
                     .save_rt_record(&RtRecord {
-                        runtime: current,
+                        runtime,
                         owner: None,
                     })
                     .context("recording sched_rt_runtime_us in the ledger")?;
             }
+            // Adopted, or stale (throttling was back on, or ours was saved first).
+            theirs.remove(ledger)?;
             if current != -1 {
                 knob.write(-1)
                     .with_context(|| format!("unable to write {RT_RUNTIME}"))?;
             }
-            Ok(format!(
-                "RT throttling off (saved runtime {})",
+            let from = adopted.map_or(String::new(), |source| format!(", from {source}"));
+            Ok(theirs.annotate(format!(
+                "RT throttling off (saved runtime {}{from})",
                 show(saved(ledger))
-            ))
+            )))
+        }
+        "on" if !other_instances.is_empty() => {
+            // Boosts of stallds that are gone are undone; the RT runtime is the running one's.
+            let summary = ledger.replay_dead(sched, RtReplay::Leave, &Logger::new(true))?;
+            let outcome = format!(
+                "RT throttling left as it is: sched_rt_runtime_us={current}, saved {}: a stalld boosts on this host ({}); it needs RT throttling off, and its stop puts the saved value back",
+                show(saved(ledger)),
+                other_instances.join("; ")
+            );
+            if summary.kept > 0 {
+                bail!(
+                    "{outcome}; {} task(s) left boosted by a stalld that is gone could not be restored",
+                    summary.kept
+                );
+            }
+            Ok(outcome)
         }
         "on" => {
             let summary = ledger.replay_dead(sched, RtReplay::Restore, &Logger::new(true))?;
             let _lock = ledger.lock()?;
             let now = read(knob)?;
-            let outcome = match saved(ledger) {
+            let theirs = CToolSave::find(ledger);
+            let (value, source) = match (saved(ledger), theirs.runtime) {
+                (Some(value), _) => (Some(value), "saved".to_owned()),
+                (None, Some(value)) => (Some(value), format!("saved in {}", theirs.source())),
+                (None, None) => (None, String::new()),
+            };
+            let outcome = match value {
                 Some(value) => {
                     if value != now {
                         knob.write(value)
                             .with_context(|| format!("unable to write {RT_RUNTIME}"))?;
                     }
                     ledger.remove_rt_record()?;
-                    format!("RT throttling restored: sched_rt_runtime_us={value} (saved)")
+                    theirs.remove(ledger)?;
+                    format!("RT throttling restored: sched_rt_runtime_us={value} ({source})")
                 }
                 None => format!(
                     "RT throttling left as it is: sched_rt_runtime_us={now} (nothing was saved)"
                 ),
             };
+            let outcome = theirs.annotate(outcome);
             if summary.kept > 0 {
                 bail!(
                     "{outcome}, but {} task(s) left boosted by a stalld that is gone could not be restored",
@@ -177,15 +296,22 @@ fn throttle(
             }
             Ok(outcome)
         }
-        "show" => Ok(format!(
-            "sched_rt_runtime_us={current} ({}) saved={}",
-            if current == -1 {
-                "throttling off"
-            } else {
-                "throttling on"
-            },
-            show(saved(ledger))
-        )),
+        "show" => {
+            let ours = saved(ledger);
+            let theirs = CToolSave::find(ledger);
+            let saved = match (ours, theirs.runtime) {
+                (None, Some(value)) => format!("{value} ({})", theirs.source()),
+                _ => show(ours),
+            };
+            Ok(theirs.annotate(format!(
+                "sched_rt_runtime_us={current} ({}) saved={saved}",
+                if current == -1 {
+                    "throttling off"
+                } else {
+                    "throttling on"
+                }
+            )))
+        }
         other => bail!("unknown throttle command '{other}': use off, on or show"),
     }
 }
@@ -193,9 +319,17 @@ fn throttle(
 /// `stalld restore`: undoes what every stalld that is gone left behind (boosted tasks, RT
 /// throttling it turned off), from the ledger. The unit runs it when the service stops, so
 /// nothing is left however the daemon ended. Running daemons are not touched.
+///
+/// While another stalld boosts, the RT runtime a dead one saved is left to it (it needs RT
+/// throttling off; the C stalld and `throttlectl off` kept that value as the original).
 pub fn restore_leftovers() -> Result<String> {
     let ledger = open_ledger()?;
-    let summary = ledger.replay_dead(&mut Kernel, RtReplay::Restore, &Logger::new(true))?;
+    let rt = if super::instances::boosting_instances(&[]).is_empty() {
+        RtReplay::Restore
+    } else {
+        RtReplay::Leave
+    };
+    let summary = ledger.replay_dead(&mut Kernel, rt, &Logger::new(true))?;
     if summary.kept > 0 {
         bail!(
             "{} task(s) left boosted by a stalld that is gone could not be restored; their records stay in {RUN_DIR}",
@@ -253,7 +387,7 @@ mod tests {
     }
 
     fn run(command: &str, scratch: &Scratch, knob: &mut FakeKnob) -> String {
-        throttle(command, &scratch.1, knob, &mut FakeSched(world()))
+        throttle(command, &scratch.1, knob, &mut FakeSched(world()), &[])
             .unwrap_or_else(|error| panic!("throttle {command}: {error:#}"))
     }
 
@@ -321,5 +455,254 @@ mod tests {
         run("off", &scratch, &mut knob);
         run("on", &scratch, &mut knob);
         assert_eq!(knob.value, 800_000);
+    }
+
+    /// A file as the C stalld's `throttlectl off` writes it (mktemp: mode 0600, ours).
+    fn c_tool_saved(scratch: &Scratch, name: &str, text: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = scratch.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    fn knob(value: i64) -> FakeKnob {
+        FakeKnob {
+            value,
+            writes: Vec::new(),
+        }
+    }
+
+    /// The package upgrade from a running C stalld: its `off` saved 950000 in its own file and
+    /// left -1; the restart of the unit is ours: `on` (ExecStopPost) then `off`
+    /// (ExecStartPre); then the service stops (`on`). The original comes back, and the C
+    /// tool's file is gone once adopted. Also with `off` first (the unit started again
+    /// without a stop of ours), and with the C stalld's `off` having found -1 (a host that
+    /// keeps RT throttling off: nothing is written).
+    #[test]
+    fn the_c_tools_save_is_adopted_when_ours_has_none() {
+        for (first, found) in [
+            ("on", 950_000),
+            ("off", 950_000),
+            ("on", -1),
+            ("off", 1_000_000),
+        ] {
+            let scratch = Scratch::new(&format!("c-tool-{first}{found}"));
+            let file = c_tool_saved(
+                &scratch,
+                "rtthrottle-Ab3xY9q",
+                &format!("period=1000000\nruntime={found}\n"),
+            );
+            let mut knob = knob(-1);
+            let said = run(first, &scratch, &mut knob);
+            assert!(
+                said.contains("the C stalld's /run/stalld/rtthrottle-Ab3xY9q"),
+                "{first}: {said}"
+            );
+            assert!(!file.exists(), "{first}: the C tool's file is still there");
+            if first == "on" {
+                assert_eq!(knob.value, found, "{said}");
+                run("off", &scratch, &mut knob);
+            } else {
+                assert_eq!(knob.value, -1, "{said}");
+                let saved = scratch.1.rt_record().unwrap().map(|record| record.runtime);
+                assert_eq!(saved, Some(found), "{said}");
+            }
+            let said = run("on", &scratch, &mut knob);
+            assert_eq!(knob.value, found, "{said}");
+            let expected_writes = if found == -1 {
+                vec![]
+            } else if first == "on" {
+                vec![found, -1, found]
+            } else {
+                vec![found]
+            };
+            assert_eq!(knob.writes, expected_writes, "{first} {found}");
+        }
+    }
+
+    /// Ours saved first stands; a C tool's file beside it is stale and goes. With throttling
+    /// on, `off` saves what it finds, not the C tool's older value.
+    #[test]
+    fn ours_or_the_current_value_wins_over_a_stale_c_tool_save() {
+        let scratch = Scratch::new("c-tool-stale");
+        let mut knob = knob(800_000);
+        run("off", &scratch, &mut knob);
+        let file = c_tool_saved(
+            &scratch,
+            "rtthrottle-0000001",
+            "period=1000000\nruntime=950000\n",
+        );
+        let said = run("on", &scratch, &mut knob);
+        assert_eq!(knob.value, 800_000, "{said}");
+        assert!(!file.exists());
+        let file = c_tool_saved(
+            &scratch,
+            "rtthrottle-0000002",
+            "runtime=950000\nperiod=1000000\n",
+        );
+        run("off", &scratch, &mut knob);
+        assert!(!file.exists());
+        assert_eq!(
+            scratch.1.rt_record().unwrap().map(|record| record.runtime),
+            Some(800_000)
+        );
+    }
+
+    /// Whatever is in /run/stalld under the C tool's name is hostile input: a link, a FIFO
+    /// (which must not block), a directory, a hard link, a file others may write, one too
+    /// long, or text that is not exactly the two lines with values the kernel takes, is not
+    /// adopted, stays where it is, and the answer says why. Several files that disagree are
+    /// not adopted either; several that agree are.
+    #[test]
+    fn a_c_tool_save_that_is_not_exactly_one_is_ignored() {
+        use std::os::unix::fs::PermissionsExt;
+        let good = "period=1000000\nruntime=950000\n";
+        type Plant = Box<dyn Fn(&Scratch, &str)>;
+        let text = |body: &'static str| -> Plant {
+            Box::new(move |scratch, name| {
+                c_tool_saved(scratch, name, body);
+            })
+        };
+        let cases: Vec<(&str, Plant, &str)> = vec![
+            ("no final newline", text("period=1000000\nruntime=950000"), "does not end with a newline"),
+            ("unknown key", text("period=1000000\nruntime=950000\nowner=x\n"), "unknown key"),
+            ("twice", text("period=1000000\nruntime=950000\nruntime=1\n"), "names runtime twice"),
+            ("no period", text("runtime=950000\n"), "has no period"),
+            ("blank line", text("period=1000000\n\nruntime=950000\n"), "not key=value"),
+            ("spaces", text("period=1000000\nruntime= 950000\n"), "not a number"),
+            ("sign", text("period=1000000\nruntime=+950000\n"), "not a number"),
+            ("huge", text("period=1000000\nruntime=99999999999\n"), "not a number"),
+            ("above the period", text("period=1000000\nruntime=1000001\n"), "within the period"),
+            ("below -1", text("period=1000000\nruntime=-2\n"), "within the period"),
+            ("period 0", text("period=0\nruntime=-1\n"), "period 0"),
+            ("too long", text("period=1000000\nruntime=950000\n#############################################\n"), "longer than"),
+            ("not text", Box::new(|scratch: &Scratch, name: &str| {
+                let path = scratch.0.join(name);
+                std::fs::write(&path, b"period=1\xff\nruntime=1\n").unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }), "not text"),
+            ("link", Box::new(move |scratch: &Scratch, name: &str| {
+                let target = c_tool_saved(scratch, "target", good);
+                std::os::unix::fs::symlink(target, scratch.0.join(name)).unwrap();
+            }), "symbolic link"),
+            ("fifo", Box::new(|scratch: &Scratch, name: &str| {
+                let path = std::ffi::CString::new(scratch.0.join(name).into_os_string().into_encoded_bytes()).unwrap();
+                // SAFETY: a valid NUL-terminated path; mkfifo only creates a file.
+                assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+            }), "not a regular file"),
+            ("directory", Box::new(|scratch: &Scratch, name: &str| {
+                std::fs::create_dir(scratch.0.join(name)).unwrap();
+            }), "not a regular file"),
+            ("hard link", Box::new(move |scratch: &Scratch, name: &str| {
+                let other = c_tool_saved(scratch, "elsewhere", good);
+                std::fs::hard_link(other, scratch.0.join(name)).unwrap();
+            }), "2 hard links"),
+            ("writable by others", Box::new(move |scratch: &Scratch, name: &str| {
+                let path = c_tool_saved(scratch, name, good);
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+            }), "writable by others"),
+        ];
+        let name = "rtthrottle-Xq81zzA";
+        for (what, plant, why) in cases {
+            let scratch = Scratch::new(&format!("c-tool-bad-{}", what.replace(' ', "-")));
+            plant(&scratch, name);
+            let mut knob = knob(-1);
+            let said = run("on", &scratch, &mut knob);
+            assert!(
+                said.starts_with("RT throttling left as it is"),
+                "{what}: {said}"
+            );
+            assert!(said.contains("; ignored /"), "{what}: {said}");
+            assert!(said.contains(why), "{what}: expected '{why}' in: {said}");
+            assert!(knob.writes.is_empty(), "{what}: {:?}", knob.writes);
+            assert!(
+                std::fs::symlink_metadata(scratch.0.join(name)).is_ok(),
+                "{what}: removed"
+            );
+        }
+        // A name mktemp does not make.
+        let scratch = Scratch::new("c-tool-bad-name");
+        c_tool_saved(&scratch, "rtthrottle.old", good);
+        let said = run("on", &scratch, &mut knob(-1));
+        assert!(
+            said.contains("not a name the C stalld's throttlectl writes"),
+            "{said}"
+        );
+        // Several: they agree (adopted, all removed), or not (neither).
+        let scratch = Scratch::new("c-tool-several");
+        c_tool_saved(&scratch, "rtthrottle-aaaaaaa", good);
+        c_tool_saved(
+            &scratch,
+            "rtthrottle-bbbbbbb",
+            "period=1000000\nruntime=900000\n",
+        );
+        let mut disagree = knob(-1);
+        let said = run("on", &scratch, &mut disagree);
+        assert!(said.contains("they disagree"), "{said}");
+        assert!(disagree.writes.is_empty());
+        c_tool_saved(&scratch, "rtthrottle-bbbbbbb", good);
+        let mut agree = knob(-1);
+        let said = run("on", &scratch, &mut agree);
+        assert_eq!(agree.value, 950_000, "{said}");
+        assert!(
+            !scratch.0.join("rtthrottle-aaaaaaa").exists()
+                && !scratch.0.join("rtthrottle-bbbbbbb").exists()
+        );
+    }
+
+    /// A file of another user is not adopted (root only: giving a file away needs it).
+    #[test]
+    fn a_c_tool_save_of_another_user_is_ignored() {
+        if !crate::sys::is_root() {
+            eprintln!("SKIPPED (not root): a C tool's save file of another user being ignored");
+            return;
+        }
+        let scratch = Scratch::new("c-tool-other-user");
+        let path = c_tool_saved(
+            &scratch,
+            "rtthrottle-Nobody1",
+            "period=1000000\nruntime=950000\n",
+        );
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let mut knob = knob(-1);
+        let said = run("on", &scratch, &mut knob);
+        assert!(said.contains("is owned by uid 65534"), "{said}");
+        assert!(knob.writes.is_empty() && path.exists());
+    }
+
+    /// While another stalld boosts, `on` leaves RT throttling off and the saved value (ours
+    /// and the C tool's) for that one's own stop.
+    #[test]
+    fn on_leaves_rt_throttling_to_a_stalld_that_boosts() {
+        let scratch = Scratch::new("other-boosts");
+        let mut knob = knob(950_000);
+        run("off", &scratch, &mut knob);
+        let file = c_tool_saved(
+            &scratch,
+            "rtthrottle-Other11",
+            "period=1000000\nruntime=950000\n",
+        );
+        let others = ["pid 42: /usr/bin/stalld --systemd".to_owned()];
+        let said = throttle(
+            "on",
+            &scratch.1,
+            &mut knob,
+            &mut FakeSched(world()),
+            &others,
+        )
+        .unwrap();
+        assert!(
+            said.contains("a stalld boosts on this host (pid 42: /usr/bin/stalld --systemd)"),
+            "{said}"
+        );
+        assert_eq!(knob.value, -1);
+        assert_eq!(
+            scratch.1.rt_record().unwrap().map(|record| record.runtime),
+            Some(950_000)
+        );
+        assert!(file.exists());
+        run("on", &scratch, &mut knob);
+        assert_eq!(knob.value, 950_000);
     }
 }

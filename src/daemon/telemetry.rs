@@ -129,6 +129,8 @@ pub struct Snapshot {
     /// CPU they starved on.
     pub boosted_cpu: BTreeMap<u32, f64>,
     pub rt_throttling_disabled: bool,
+    /// `--stand_aside` found these other stallds boosting: this one boosts nothing.
+    pub standing_aside: Option<String>,
     pub last_event_at: Option<f64>,
     /// The last [`RECENT_EVENTS`] events, as their JSON lines.
     pub recent: VecDeque<Arc<Value>>,
@@ -211,6 +213,7 @@ impl Telemetry {
             held: BTreeMap::new(),
             boosted_cpu: BTreeMap::new(),
             rt_throttling_disabled: false,
+            standing_aside: None,
             last_event_at: None,
             recent: VecDeque::with_capacity(RECENT_EVENTS),
             drops,
@@ -351,6 +354,7 @@ impl Telemetry {
             }
             Event::RtThrottlingDisabled { .. } => state.rt_throttling_disabled = true,
             Event::RtThrottlingRestored { .. } => state.rt_throttling_disabled = false,
+            Event::StandingAside { others } => state.standing_aside = Some(others.clone()),
             _ => {}
         }
         self.changed = true;
@@ -415,6 +419,7 @@ fn config_json(config: &Config) -> Value {
         "ignore_processes": regexes(&config.ignore_processes),
         "systemd": config.systemd,
         "allow_other_instances": config.allow_other_instances,
+        "stand_aside": config.stand_aside,
         "pidfile": config.pidfile.as_ref().map(|p| p.display().to_string()),
         "events": config.events.as_ref().map(ToString::to_string),
         "metrics": config.metrics.as_ref().map(ToString::to_string),

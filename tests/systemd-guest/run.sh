@@ -192,6 +192,7 @@ result purge "$why" ""
 save_cursor "$CURSOR"
 why=""
 detail=""
+RT_ORIGINAL=$(rt_runtime)
 SOURCE_EDITS=(-e "s/^THRESH=.*/THRESH=\"-t $THRESHOLD\"/" -e 's/^BR=.*/BR="-r 1ms"/' -e "s/^BD=.*/BD=\"-d $THRESHOLD\"/")
 if ! dpkg -i /test/standin/stalld_1.28-1_*.deb >/tmp/dpkg.log 2>&1; then
 	why="dpkg -i of the distribution's stalld 1.28 failed: $(tail -n 3 /tmp/dpkg.log | tr '\n' ' ')"
@@ -242,16 +243,25 @@ if [ -z "$why" ]; then
 		detail="$detail; apt upgrade keeps it over the distribution's 1.29 (candidate $candidate)"
 	fi
 fi
+# The distribution's stalld turned RT throttling off and saved the value it found in its own
+# file (/run/stalld/rtthrottle-XXXXXXX); the upgrade's restart ran our ExecStopPost
+# (`throttlectl on`) and ExecStartPre (`throttlectl off`): ours adopted that file, so once
+# ours stops, the value from before the distribution's stalld started is back.
+if [ -z "$why" ]; then
+	systemctl stop stalld
+	rt_after=$(rt_runtime)
+	left=$(ls /run/stalld/rtthrottle-* 2>/dev/null | tr '\n' ' ')
+	if [ "$rt_after" != "$RT_ORIGINAL" ]; then
+		why="sched_rt_runtime_us is $rt_after after the upgrade and the stop of ours, was $RT_ORIGINAL before the distribution's stalld started"
+	elif [ -n "$left" ]; then
+		why="the distribution's save file is still there after the upgrade: $left"
+	fi
+	detail="$detail; stopped after the upgrade: sched_rt_runtime_us $rt_after (was $RT_ORIGINAL before theirs started), their save file adopted and removed"
+fi
 [ -z "$why" ] || show_journal "$CURSOR"
 result 0-upgrade "$why" "$detail"
 [ -z "$why" ] || finish
-systemctl stop stalld
 log "/etc/default/stalld: $(grep -E '^(THRESH|BR|BD|BE)=' /etc/default/stalld | tr '\n' ' ')"
-# The distribution's stalld turned RT throttling off and saved the value in its own file
-# (/run/stalld/rtthrottle-*), which ours does not read: reported, then put back by hand so
-# that the steps below see a host with RT throttling on.
-log "sched_rt_runtime_us after the distribution's stalld was replaced and ours stopped: $(rt_runtime) (saved by theirs: $(cat /run/stalld/rtthrottle-* 2>/dev/null | tr '\n' ' '))"
-echo 950000 >/proc/sys/kernel/sched_rt_runtime_us
 RT_BEFORE=$(rt_runtime)
 
 # ---------------------------------------------------------------- 1: systemctl start
@@ -536,12 +546,36 @@ result 5-drop-in "$why" "$detail"
 #   stuck     stalld and its guardian stopped (SIGSTOP: a daemon that cannot act on SIGTERM):
 #             the hook kills stalld after its 20 s and restores from the ledger itself
 # Sets WHY and DETAIL.
+mapfile -t POD_ARGS </test/pod-args
+POD_PORT=$(printf '%s\n' "${POD_ARGS[@]}" | sed -n 's/^--metrics=.*:\([0-9]*\)$/\1/p')
+log "the DaemonSet's container arguments: ${POD_ARGS[*]}"
+
+# start_pod NAME: stalld as the DaemonSet's container runs it (the image's entrypoint is
+# chrt --fifo 10 stalld), with the test's threshold; POD is its pid, its stdout and stderr go
+# to /tmp/pod-NAME.json and .err.
+start_pod() {
+	chrt --fifo 10 stalld "${POD_ARGS[@]}" -t "$THRESHOLD" -r 1ms -d "$THRESHOLD" \
+		>/tmp/pod-$1.json 2>/tmp/pod-$1.err &
+	POD=$!
+}
+
+# pod_ready: the status line and the body of the pod's GET /ready (bash's /dev/tcp: no
+# HTTP client in the guest).
+pod_ready() {
+	local answer
+	exec 3<>"/dev/tcp/127.0.0.1/$POD_PORT" || return 1
+	printf 'GET /ready HTTP/1.1\r\nHost: probe\r\n\r\n' >&3
+	answer=$(timeout 10 cat <&3)
+	exec 3>&-
+	tr -d '\r' <<<"$answer" | sed -n -e '1p' -e '$p' | tr '\n' ' '
+}
+
 prestop_case() {
 	local how=$1 pod guardian at_hook after rt i took json
 	WHY=""
 	DETAIL=""
-	chrt --fifo 10 stalld --foreground --events=- --pidfile=/run/stalld/stalld.pid \
-		-t "$THRESHOLD" -r 1ms -d "$THRESHOLD" >/tmp/pod-$how.json 2>/tmp/pod-$how.err &
+	start_pod "$how"
+	pod=$POD
 	pod=$!
 	if ! starve_until_boosted; then
 		WHY="$how: $WHY"
@@ -580,6 +614,67 @@ prestop_case() {
 	stop_starvation
 	[ -z "$WHY" ] || sed 's/^/    hook: /' /tmp/prestop-$how.log
 }
+# aside_case: the host's unit runs stalld; the pod started beside it stands aside (its event
+# names the unit's stalld, its readiness fails), and its preStop hook stops it and leaves the
+# host's stalld, RT throttling and the value the unit saved alone. Sets WHY and DETAIL.
+aside_case() {
+	local host saved event ready i hook_rc pod_rc rt_aside left
+	WHY=""
+	DETAIL=""
+	save_cursor "$CURSOR"
+	systemctl start stalld
+	host=$(main_pid)
+	if ! wait_journal "$CURSOR" 'using .* backend' 60; then
+		WHY="aside: the host's unit did not start stalld: $(systemctl is-active stalld)"
+		return
+	fi
+	saved=$(throttlectl show)
+	start_pod aside
+	event=""
+	for ((i = 0; i < 300; i++)); do
+		event=$(grep -m 1 '"event":"standing_aside"' /tmp/pod-aside.json 2>/dev/null)
+		[ -n "$event" ] && break
+		kill -0 "$POD" 2>/dev/null || break
+		sleep 0.1
+	done
+	for ((i = 0; i < 100; i++)); do
+		ready=$(pod_ready 2>/dev/null) && [ -n "$ready" ] && break
+		sleep 0.1
+	done
+	log "aside: the unit's stalld $host; the pod $POD said: $event; GET /ready: $ready"
+	timeout 90 sh -x /test/prestop.sh >/tmp/prestop-aside.log 2>&1
+	hook_rc=$?
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$POD" 2>/dev/null || break
+		sleep 0.1
+	done
+	left=0
+	kill -0 "$POD" 2>/dev/null && { left=1; kill -KILL "$POD"; }
+	wait "$POD"
+	pod_rc=$?
+	rt_aside=$(rt_runtime)
+	DETAIL="aside: the pod named the unit's stalld ($(sed -n 's/.*"other_instances":"\([^"]*\)".*/\1/p' <<<"$event")), GET /ready '$ready', hook exit $hook_rc, pod exit $pod_rc; the unit's stalld $(systemctl is-active stalld) with pid $(main_pid), sched_rt_runtime_us $rt_aside, $(throttlectl show)"
+	if [ -z "$event" ] || ! grep -q "\"other_instances\":\"pid $host: " <<<"$event"; then
+		WHY="aside: the pod's stdout has no standing_aside event naming the unit's stalld $host: $(head -c 400 /tmp/pod-aside.json) $(head -c 400 /tmp/pod-aside.err)"
+	elif ! grep -q "^HTTP/1.1 503 .* standing aside: another stalld boosts on this host (pid $host: " <<<"$ready"; then
+		WHY="aside: GET /ready answered '$ready', not 503 naming the unit's stalld"
+	elif grep -q '"event":"started"' /tmp/pod-aside.json; then
+		WHY="aside: the pod started boosting beside the unit's stalld"
+	elif [ "$left" = 1 ] || [ "$pod_rc" != 0 ]; then
+		WHY="aside: the pod did not stop with exit 0 after the hook (still running: $left, exit $pod_rc)"
+	elif [ "$(systemctl is-active stalld)" != active ] || [ "$(main_pid)" != "$host" ]; then
+		WHY="aside: the unit's stalld did not survive the pod's hook: $(systemctl is-active stalld), pid $(main_pid)"
+	elif [ "$rt_aside" != -1 ]; then
+		WHY="aside: the hook turned RT throttling on under the unit's stalld (sched_rt_runtime_us $rt_aside)"
+	elif [ "$(throttlectl show)" != "$saved" ]; then
+		WHY="aside: the hook changed what the unit saved: '$saved' before, '$(throttlectl show)' after"
+	fi
+	systemctl stop stalld
+	[ "$(rt_runtime)" = "$RT_BEFORE" ] ||
+		WHY="${WHY:+$WHY; }aside: sched_rt_runtime_us is $(rt_runtime) after the unit stopped, not $RT_BEFORE"
+	[ -z "$WHY" ] || { sed 's/^/    hook: /' /tmp/prestop-aside.log; show_journal "$CURSOR"; }
+}
+
 why=""
 detail=""
 for how in graceful stuck; do
@@ -587,6 +682,9 @@ for how in graceful stuck; do
 	[ -z "$WHY" ] || why="${why:+$why; }$WHY"
 	detail="${detail:+$detail; }$DETAIL"
 done
+aside_case
+[ -z "$WHY" ] || why="${why:+$why; }$WHY"
+detail="$detail; $DETAIL"
 result 6-prestop "$why" "$detail"
 
 # ---------------------------------------------------------------- 7: back to the distribution's
