@@ -390,12 +390,25 @@ mod tests {
             stop(nobody);
             let in_own_namespace =
                 [unprivileged, &["unshare", "--user", "--map-root-user"]].concat();
-            let namespaced = start(&in_own_namespace, &["-t", "20"]);
-            assert!(
-                !is_found(&namespaced),
-                "root of a user namespace of its own counted"
-            );
-            stop(namespaced);
+            // A build root (dpkg-buildpackage's, mock's) may refuse user namespaces.
+            let namespaces_work = std::process::Command::new(in_own_namespace[0])
+                .args(&in_own_namespace[1..])
+                .arg("true")
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success());
+            if namespaces_work {
+                let namespaced = start(&in_own_namespace, &["-t", "20"]);
+                assert!(
+                    !is_found(&namespaced),
+                    "root of a user namespace of its own counted"
+                );
+                stop(namespaced);
+            } else {
+                eprintln!(
+                    "SKIPPED (no unprivileged user namespaces here): root of a user namespace of its own being ignored"
+                );
+            }
         } else {
             eprintln!(
                 "SKIPPED (not root): a root process named stalld being found; only an unprivileged one being ignored is checked"
