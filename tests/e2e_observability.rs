@@ -550,7 +550,7 @@ fn prometheus_scrapes_the_boost_of_the_victims_cpu() {
         format!("stalld_boosts_total{{cpu=\"{cpu}\",policy=\"deadline\",result=\"ok\"}} 1"),
         format!("stalld_starving_events_total{{cpu=\"{cpu}\"}} 1"),
         format!(
-            "stalld_backend_info{{backend=\"queue_track\",stamps=\"{}\"}} 1",
+            "stalld_mode_info{{backend=\"queue_track\",stamps=\"{}\",boost=\"deadline\",threshold_seconds=\"2\"}} 1",
             default_stamps()
         ),
         format!("stalld_starvation_wait_seconds_count{{cpu=\"{cpu}\"}} 1"),
