@@ -101,6 +101,9 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
 /// Labels a scrape adds to every series of a target: not the daemon's.
 const TARGET_LABELS: [&str; 3] = ["job", "node", "instance"];
 
+/// A target's labels (node, instance, job), as an alert test names them.
+type Target = Vec<(String, String)>;
+
 /// The alert tests' template filled in from `scrape` (see alerts.test.yaml's header): the
 /// promtool test file, or why the template does not fit what the daemon exposes.
 fn alert_tests_from_scrape(template: &str, scrape: &[Sample], cpu: &str) -> Result<String, String> {
@@ -110,7 +113,7 @@ fn alert_tests_from_scrape(template: &str, scrape: &[Sample], cpu: &str) -> Resu
     let template = template.replace("${cpu}", cpu);
     let mut out = String::new();
     // Per test: which scraped series each target's selectors took, and the targets.
-    let mut taken: Vec<(Vec<(String, String)>, BTreeSet<usize>)> = Vec::new();
+    let mut taken: Vec<(Target, BTreeSet<usize>)> = Vec::new();
     let mut lines = template.lines();
     while let Some(line) = lines.next() {
         if line.starts_with("  - ") {
