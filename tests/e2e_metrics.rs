@@ -9,10 +9,10 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{free_port, last_cpu, only_victim, Daemon, StarvationSession, Starver, Supervised};
+use common::{last_cpu, metrics_address, only_victim, Daemon, Scratch, StarvationSession, Starver};
 use serde_json::Value;
 
 const ALERT_TESTS: &str = include_str!("../deploy/kubernetes/tests/alerts.test.yaml");
@@ -20,28 +20,6 @@ const ALERT_RULES: &str = include_str!("../deploy/kubernetes/prometheusrule.yaml
 const DASHBOARD: &str = include_str!("../deploy/grafana/stalld.json");
 const INSTALL_HINT: &str = "scripts/install-deps --test installs Debian's prometheus";
 const LINE_WAIT: Duration = Duration::from_secs(15);
-
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let path = std::env::temp_dir().join(format!("stalld-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Scratch(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// One sample of an exposition: name, labels in order, value.
 #[derive(Clone, Debug, PartialEq)]
@@ -223,15 +201,6 @@ fn get(address: &str, target: &str, accept: &str) -> (u32, String, String) {
 }
 
 const PROMETHEUS_TEXT: &str = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-
-/// The address the daemon serves metrics on, from its `metrics: serving` line.
-fn metrics_address(daemon: &Daemon) -> String {
-    let line = daemon
-        .wait_for_line(|l| l.contains("metrics: serving http://"), LINE_WAIT)
-        .unwrap_or_else(|| panic!("no metrics line\n{}", daemon.process.transcript()));
-    let url = line.split("http://").nth(1).unwrap();
-    url.trim_end_matches("/metrics").to_owned()
-}
 
 /// A fresh daemon on the last CPU (under the starvation lock: it would boost another run's
 /// victims): its metrics address.
@@ -467,21 +436,11 @@ fn every_dashboard_query_answers_from_a_real_starvation() {
     let (_, _, before) = get(&target, "/metrics", PROMETHEUS_TEXT);
 
     let scratch = Scratch::new("dashboard");
-    let config = scratch.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: stalld\n    static_configs:\n      - targets: ['{target}']\n        labels:\n          node: test-node\n"),
-    )
-    .unwrap();
-    let web = format!("127.0.0.1:{}", free_port());
-    let _prometheus = Supervised::spawn(
+    let (_prometheus, web) = common::prometheus(
         prometheus,
-        &[
-            &format!("--config.file={}", config.display()),
-            &format!("--storage.tsdb.path={}", scratch.join("data").display()),
-            &format!("--web.listen-address={web}"),
-            "--log.level=warn",
-        ],
+        &scratch,
+        &target,
+        &[("node", "test-node")],
         Duration::from_secs(180),
     );
     // Scraped from before the starvation: increase() and rate() see it start.

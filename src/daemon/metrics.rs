@@ -266,30 +266,18 @@ impl Collector for SnapshotCollector {
                 .into_iter()
                 .map(|(sink, n)| (vec![("sink", sink.to_owned())], n)),
         )?;
-        {
-            let mut metric = encoder.encode_descriptor(
-                "starvation_wait",
-                "How long starving tasks had waited when found, by CPU",
-                Some(&Unit::Seconds),
-                MetricType::Histogram,
-            )?;
-            for (cpu, histogram) in &s.waits {
-                let labels: Labels = vec![("cpu", cpu.to_string())];
-                histogram_samples(&mut metric.encode_family(&labels)?, histogram)?;
-            }
-        }
-        {
-            let mut metric = encoder.encode_descriptor(
-                "detection_delay",
-                "How long past the threshold starving tasks were found (their wait less the threshold), by CPU",
-                Some(&Unit::Seconds),
-                MetricType::Histogram,
-            )?;
-            for (cpu, histogram) in &s.delays {
-                let labels: Labels = vec![("cpu", cpu.to_string())];
-                histogram_samples(&mut metric.encode_family(&labels)?, histogram)?;
-            }
-        }
+        histograms_by_cpu(
+            &mut encoder,
+            "starvation_wait",
+            "How long starving tasks had waited when found, by CPU",
+            &s.waits,
+        )?;
+        histograms_by_cpu(
+            &mut encoder,
+            "detection_delay",
+            "How long past the threshold starving tasks were found (their wait less the threshold), by CPU",
+            &s.delays,
+        )?;
         histogram_samples(
             &mut encoder.encode_descriptor(
                 "check_duration",
@@ -381,6 +369,22 @@ fn gauge(
     encoder
         .encode_descriptor(name, help, unit, MetricType::Gauge)?
         .encode_gauge(&value)
+}
+
+/// A histogram in seconds with a `cpu` label.
+fn histograms_by_cpu(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    by_cpu: &std::collections::BTreeMap<u32, Histogram>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric =
+        encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+    for (cpu, histogram) in by_cpu {
+        let labels: Labels = vec![("cpu", cpu.to_string())];
+        histogram_samples(&mut metric.encode_family(&labels)?, histogram)?;
+    }
+    Ok(())
 }
 
 fn histogram_samples(
