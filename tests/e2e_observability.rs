@@ -471,8 +471,9 @@ fn prometheus_scrapes_the_boost_of_the_victims_cpu() {
     let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
     let pid = only_victim(&starver);
     wait_line(&daemon, &format!("boosted pid {pid} "));
+    // Summed over the policies: every (policy, result) series exists from the start.
     let query = format!(
-        "/api/v1/query?query=stalld_boosts_total%7Bcpu%3D%22{cpu}%22%2Cresult%3D%22ok%22%7D"
+        "/api/v1/query?query=sum%28stalld_boosts_total%7Bcpu%3D%22{cpu}%22%2Cresult%3D%22ok%22%7D%29"
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     let value = loop {
