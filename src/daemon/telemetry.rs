@@ -160,6 +160,7 @@ impl Snapshot {
         cpu_time: Option<Duration>,
     ) {
         if let Some(result) = result {
+            debug_assert!(RESTORE_RESULTS.contains(&result), "{result} is not seeded");
             *self.restores.entry(result).or_default() += 1;
         }
         self.boosted.remove(&tid);
@@ -201,7 +202,6 @@ impl Snapshot {
 pub struct Telemetry {
     state: Snapshot,
     boost_duration: Duration,
-    threshold: Duration,
     published: Arc<ArcSwap<Snapshot>>,
     /// Counted since the last publication.
     changed: bool,
@@ -253,7 +253,6 @@ impl Telemetry {
             published: Arc::new(ArcSwap::from_pointee(state.clone())),
             state,
             boost_duration: config.boost.duration,
-            threshold: config.threshold,
             changed: false,
         }
     }
@@ -308,7 +307,7 @@ impl Telemetry {
                     .delays
                     .entry(*cpu)
                     .or_insert_with(|| Histogram::new(DELAY_BUCKETS))
-                    .observe(waited.saturating_sub(self.threshold).as_secs_f64());
+                    .observe((waited.as_secs_f64() - state.threshold).max(0.0));
             }
             Event::Boosted {
                 cpu, task, policy, ..
