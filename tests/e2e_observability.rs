@@ -13,35 +13,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{
-    free_port, http_get, last_cpu, only_victim, policy_of, Daemon, StarvationSession, Starver,
-    Stream, Supervised,
+    free_port, http_get, last_cpu, metrics_address, only_victim, policy_of, Daemon, Scratch,
+    StarvationSession, Starver, Stream, Supervised,
 };
 use serde_json::Value;
 
 const LINE_WAIT: Duration = Duration::from_secs(15);
 const STALLD: &str = env!("CARGO_BIN_EXE_stalld");
-
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let path = std::env::temp_dir().join(format!("stalld-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Scratch(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn hog_pid(starver: &Starver) -> i64 {
     starver
@@ -461,13 +439,6 @@ fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
-/// The address the daemon serves metrics on, from its `metrics: serving` line.
-fn metrics_address(daemon: &Daemon) -> String {
-    let line = wait_line(daemon, "metrics: serving http://");
-    let url = line.split("http://").nth(1).unwrap();
-    url.trim_end_matches("/metrics").to_owned()
-}
-
 #[test]
 fn prometheus_scrapes_the_boost_of_the_victims_cpu() {
     let Some(_session) = StarvationSession::begin("prometheus_scrapes_the_boost") else {
@@ -494,29 +465,15 @@ fn prometheus_scrapes_the_boost_of_the_victims_cpu() {
     assert_eq!(http_get(&target, "/other").unwrap().0, 404);
 
     let scratch = Scratch::new("prometheus");
-    let config = scratch.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: stalld\n    static_configs:\n      - targets: ['{target}']\n"),
-    )
-    .unwrap();
-    let web = format!("127.0.0.1:{}", free_port());
-    let _prometheus = Supervised::spawn(
-        prometheus,
-        &[
-            &format!("--config.file={}", config.display()),
-            &format!("--storage.tsdb.path={}", scratch.join("data").display()),
-            &format!("--web.listen-address={web}"),
-            "--log.level=warn",
-        ],
-        Duration::from_secs(120),
-    );
+    let (_prometheus, web) =
+        common::prometheus(prometheus, &scratch, &target, &[], Duration::from_secs(120));
 
     let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
     let pid = only_victim(&starver);
     wait_line(&daemon, &format!("boosted pid {pid} "));
+    // Summed over the policies: every (policy, result) series exists from the start.
     let query = format!(
-        "/api/v1/query?query=stalld_boosts_total%7Bcpu%3D%22{cpu}%22%2Cresult%3D%22ok%22%7D"
+        "/api/v1/query?query=sum%28stalld_boosts_total%7Bcpu%3D%22{cpu}%22%2Cresult%3D%22ok%22%7D%29"
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     let value = loop {
@@ -550,7 +507,7 @@ fn prometheus_scrapes_the_boost_of_the_victims_cpu() {
         format!("stalld_boosts_total{{cpu=\"{cpu}\",policy=\"deadline\",result=\"ok\"}} 1"),
         format!("stalld_starving_events_total{{cpu=\"{cpu}\"}} 1"),
         format!(
-            "stalld_backend_info{{backend=\"queue_track\",stamps=\"{}\"}} 1",
+            "stalld_mode_info{{backend=\"queue_track\",stamps=\"{}\",boost=\"deadline\",threshold_seconds=\"2\"}} 1",
             default_stamps()
         ),
         format!("stalld_starvation_wait_seconds_count{{cpu=\"{cpu}\"}} 1"),

@@ -37,7 +37,7 @@ pub trait Backend {
         None
     }
 
-    /// The same as `stalld_backend_info{stamps}`, `stalld status` and `stalld check` name it:
+    /// The same as `stalld_mode_info{stamps}`, `stalld status` and `stalld check` name it:
     /// `sched_info` (the kernel's own stamps), `tracepoints` (stalld's programs on the
     /// scheduler tracepoints) or `none` (a polling backend).
     fn stamp_source(&self) -> &'static str {

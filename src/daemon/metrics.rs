@@ -1,7 +1,10 @@
 //! `--metrics ADDR`: Prometheus/OpenMetrics text at `http://ADDR/metrics`, served by one
 //! SCHED_OTHER thread from the snapshots the loop publishes (see [`super::telemetry`]).
 //!
-//! The exposition is prometheus-client's encoder fed by a [`Collector`] over the snapshot;
+//! The exposition is prometheus-client's encoder fed by a [`Collector`] over the snapshot, in
+//! the format the client prefers by its `Accept` header ([`Format::accepted`]): the Prometheus
+//! text format 0.0.4 (what `promtool check metrics` and older scrapers read) when it ranks
+//! that above OpenMetrics, OpenMetrics 1.0 otherwise (Prometheus itself asks for it first);
 //! the HTTP side is the few lines a `GET /metrics` needs (one request per connection, bounded
 //! in size and time), so no HTTP framework or async runtime comes into a root daemon.
 
@@ -23,7 +26,64 @@ use super::telemetry::{Histogram, Snapshot};
 use super::Logger;
 use crate::config::MetricsAddr;
 
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The two text formats served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0: `_info` metrics, units, `# EOF`.
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4: info metrics as gauges, no units, no `# EOF`.
+    PrometheusText,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::PrometheusText => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+
+    /// The format an HTTP request's head asks for: the Prometheus text format when its
+    /// `Accept` header ranks `text/plain` (version 0.0.4 or none) above
+    /// `application/openmetrics-text`, OpenMetrics otherwise (also without `Accept`, or with
+    /// only `*/*`).
+    pub fn accepted(head: &[u8]) -> Format {
+        let head = String::from_utf8_lossy(head);
+        let mut openmetrics = 0.0f64;
+        let mut text = 0.0f64;
+        let accept = head
+            .lines()
+            .skip(1)
+            .take_while(|line| !line.trim().is_empty())
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(name, _)| name.trim().eq_ignore_ascii_case("accept"))
+            .flat_map(|(_, value)| value.split(','));
+        for range in accept {
+            let mut parameters = range.split(';').map(str::trim);
+            let media = parameters.next().unwrap_or_default().to_ascii_lowercase();
+            let (mut quality, mut version) = (1.0, None);
+            for parameter in parameters {
+                match parameter.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+                    Some(("q", q)) => quality = q.parse::<f64>().unwrap_or(0.0),
+                    Some(("version", v)) => version = Some(v.to_owned()),
+                    _ => {}
+                }
+            }
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(quality),
+                "text/plain" if version.as_deref().is_none_or(|v| v == "0.0.4") => {
+                    text = text.max(quality)
+                }
+                _ => {}
+            }
+        }
+        if text > openmetrics {
+            Format::PrometheusText
+        } else {
+            Format::OpenMetrics
+        }
+    }
+}
 
 pub enum MetricsServer {
     Tcp(TcpListener),
@@ -86,7 +146,11 @@ fn answer(request: &[u8], ended: bool, published: &ArcSwap<Snapshot>) -> Option<
     );
     let path = target.split(|&b| b == b'?').next().unwrap_or_default();
     let (status, content_type, body) = match (method, path) {
-        (b"GET", b"/metrics") => ("200 OK", CONTENT_TYPE, render(&published.load_full())),
+        (b"GET", b"/metrics") => {
+            let format = Format::accepted(request);
+            let body = render(&published.load_full(), format);
+            ("200 OK", format.content_type(), body)
+        }
         (b"GET", b"/ready") => {
             let (ready, why) = readiness(&published.load());
             let status = if ready {
@@ -123,13 +187,18 @@ fn readiness(snapshot: &Snapshot) -> (bool, String) {
     }
 }
 
-/// The OpenMetrics text of one snapshot.
-pub fn render(snapshot: &Arc<Snapshot>) -> String {
+/// The exposition of one snapshot in `format`.
+pub fn render(snapshot: &Arc<Snapshot>, format: Format) -> String {
     let mut registry = Registry::with_prefix("stalld");
     registry.register_collector(Box::new(SnapshotCollector(Arc::clone(snapshot))));
     let mut text = String::new();
     // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+    let _ = match format {
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut text, &registry),
+        Format::PrometheusText => {
+            prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
+        }
+    };
     text
 }
 
@@ -197,18 +266,18 @@ impl Collector for SnapshotCollector {
                 .into_iter()
                 .map(|(sink, n)| (vec![("sink", sink.to_owned())], n)),
         )?;
-        {
-            let mut metric = encoder.encode_descriptor(
-                "starvation_wait",
-                "How long starving tasks had waited when found, by CPU",
-                Some(&Unit::Seconds),
-                MetricType::Histogram,
-            )?;
-            for (cpu, histogram) in &s.waits {
-                let labels: Labels = vec![("cpu", cpu.to_string())];
-                histogram_samples(&mut metric.encode_family(&labels)?, histogram)?;
-            }
-        }
+        histograms_by_cpu(
+            &mut encoder,
+            "starvation_wait",
+            "How long starving tasks had waited when found, by CPU",
+            &s.waits,
+        )?;
+        histograms_by_cpu(
+            &mut encoder,
+            "detection_delay",
+            "How long past the threshold starving tasks were found (their wait less the threshold), by CPU",
+            &s.delays,
+        )?;
         histogram_samples(
             &mut encoder.encode_descriptor(
                 "check_duration",
@@ -253,18 +322,20 @@ impl Collector for SnapshotCollector {
             Some(&Unit::Seconds),
             s.started_at,
         )?;
-        let backend: Labels = vec![
+        let mode: Labels = vec![
             ("backend", s.backend.unwrap_or("none").to_owned()),
             ("stamps", s.stamps.unwrap_or("none").to_owned()),
+            ("boost", s.boost_mode.to_owned()),
+            ("threshold_seconds", s.threshold.to_string()),
         ];
         encoder
             .encode_descriptor(
-                "backend",
-                "The backend in use and where its queue times come from",
+                "mode",
+                "How this stalld works: its backend, where queue times come from, the boost policy (deadline, fifo) or log_only (-l: it never boosts), the starvation threshold",
                 None,
                 MetricType::Info,
             )?
-            .encode_info(&backend)?;
+            .encode_info(&mode)?;
         let build: Labels = vec![("version", s.version.to_owned())];
         encoder
             .encode_descriptor("build", "The stalld version", None, MetricType::Info)?
@@ -298,6 +369,22 @@ fn gauge(
     encoder
         .encode_descriptor(name, help, unit, MetricType::Gauge)?
         .encode_gauge(&value)
+}
+
+/// A histogram in seconds with a `cpu` label.
+fn histograms_by_cpu(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    by_cpu: &std::collections::BTreeMap<u32, Histogram>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric =
+        encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+    for (cpu, histogram) in by_cpu {
+        let labels: Labels = vec![("cpu", cpu.to_string())];
+        histogram_samples(&mut metric.encode_family(&labels)?, histogram)?;
+    }
+    Ok(())
 }
 
 fn histogram_samples(
@@ -346,10 +433,11 @@ mod tests {
 
     #[test]
     fn exposition_is_openmetrics_with_every_family() {
-        let text = render(&snapshot());
+        let text = render(&snapshot(), Format::OpenMetrics);
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(
-            text.contains("stalld_backend_info{backend=\"queue_track\",stamps=\"tracepoints\"} 1")
+            text.contains("stalld_mode_info{backend=\"queue_track\",stamps=\"tracepoints\",boost=\"deadline\",threshold_seconds=\"5\"} 1"),
+            "{text}"
         );
         assert!(text.contains("stalld_check_duration_seconds_count 1"));
         assert!(text.contains("stalld_check_duration_seconds_bucket{le=\"0.0005\"} 1"));
@@ -364,7 +452,8 @@ mod tests {
             "stalld_held_tasks",
             "stalld_boosted_cpu_seconds_total",
             "stalld_check_duration_seconds",
-            "stalld_backend_info",
+            "stalld_mode_info",
+            "stalld_detection_delay_seconds",
             "stalld_rt_throttling_disabled",
             "stalld_build_info",
             "stalld_last_event_timestamp_seconds",
@@ -374,6 +463,131 @@ mod tests {
                 "{expected} not in {names:?}"
             );
         }
+    }
+
+    /// Every label set a counter or histogram can take exists from the start at 0, so that
+    /// `increase()` sees the first starvation or failed boost.
+    #[test]
+    fn every_known_series_is_exposed_at_zero_from_the_start() {
+        let text = render(&snapshot(), Format::OpenMetrics);
+        for cpu in 0..crate::cpuset::configured_cpus() {
+            for series in [
+                format!("stalld_starving_events_total{{cpu=\"{cpu}\"}} 0\n"),
+                format!("stalld_boosts_total{{cpu=\"{cpu}\",policy=\"deadline\",result=\"ok\"}} 0\n"),
+                format!("stalld_boosts_total{{cpu=\"{cpu}\",policy=\"deadline\",result=\"failed\"}} 0\n"),
+                format!("stalld_boosts_total{{cpu=\"{cpu}\",policy=\"deadline\",result=\"fifo_fallback\"}} 0\n"),
+                format!("stalld_boosts_total{{cpu=\"{cpu}\",policy=\"fifo\",result=\"ok\"}} 0\n"),
+                format!("stalld_boosted_cpu_seconds_total{{cpu=\"{cpu}\"}} 0.0\n"),
+                format!("stalld_starvation_wait_seconds_count{{cpu=\"{cpu}\"}} 0\n"),
+                format!("stalld_detection_delay_seconds_count{{cpu=\"{cpu}\"}} 0\n"),
+            ] {
+                assert!(text.contains(&series), "{series} missing from\n{text}");
+            }
+        }
+        for result in crate::daemon::telemetry::RESTORE_RESULTS {
+            let series = format!("stalld_restores_total{{result=\"{result}\"}} 0\n");
+            assert!(text.contains(&series), "{series} missing");
+        }
+        for kind in crate::event::EventKind::ALL {
+            let series = format!("stalld_events_total{{event=\"{}\"}} 0\n", kind.name());
+            assert!(text.contains(&series), "{series} missing");
+        }
+        // A FIFO policy (-F) has no DEADLINE series; log-only (-l) says so in the mode.
+        let config = match crate::cli::parse(["-F", "-l", "-t", "1500ms", "-d", "1", "-c", "0"]) {
+            Ok(crate::cli::Command::Run(config)) => *config,
+            other => panic!("{other:?}"),
+        };
+        let telemetry = Telemetry::new(&config, Arc::default());
+        let text = render(&telemetry.published().load_full(), Format::OpenMetrics);
+        assert!(!text.contains("policy=\"deadline\""), "{text}");
+        assert!(
+            text.contains("stalld_boosts_total{cpu=\"0\",policy=\"fifo\",result=\"failed\"} 0\n")
+        );
+        assert!(!text.contains("cpu=\"1\""), "{text}");
+        assert!(
+            text.contains("stalld_mode_info{backend=\"none\",stamps=\"none\",boost=\"log_only\",threshold_seconds=\"1.5\"} 1"),
+            "{text}"
+        );
+    }
+
+    /// The detection delay is the wait beyond the threshold, in sub-millisecond buckets.
+    #[test]
+    fn the_detection_delay_is_the_wait_beyond_the_threshold() {
+        let config = match crate::cli::parse(["-t", "5", "-c", "0"]) {
+            Ok(crate::cli::Command::Run(config)) => *config,
+            other => panic!("{other:?}"),
+        };
+        let mut telemetry = Telemetry::new(&config, Arc::default());
+        for waited in [5_000_050, 5_000_300, 5_002_000, 7_000_000] {
+            telemetry.record(
+                &crate::event::Event::Starved {
+                    cpu: 0,
+                    task: crate::event::TaskName {
+                        tid: 42,
+                        tgid: Some(42),
+                        comm: crate::task::Comm::new(b"victim"),
+                    },
+                    waited: std::time::Duration::from_micros(waited),
+                    culprit: None,
+                },
+                Arc::new(serde_json::Value::Null),
+                std::time::SystemTime::now(),
+            );
+        }
+        telemetry.publish_changes();
+        let text = render(&telemetry.published().load_full(), Format::OpenMetrics);
+        for series in [
+            "stalld_detection_delay_seconds_bucket{le=\"0.0001\",cpu=\"0\"} 1\n",
+            "stalld_detection_delay_seconds_bucket{le=\"0.0005\",cpu=\"0\"} 2\n",
+            "stalld_detection_delay_seconds_bucket{le=\"0.0025\",cpu=\"0\"} 3\n",
+            "stalld_detection_delay_seconds_bucket{le=\"2.5\",cpu=\"0\"} 4\n",
+            "stalld_detection_delay_seconds_count{cpu=\"0\"} 4\n",
+            "stalld_starvation_wait_seconds_bucket{le=\"10.0\",cpu=\"0\"} 4\n",
+        ] {
+            assert!(text.contains(series), "{series} missing from\n{text}");
+        }
+    }
+
+    /// `Accept` chooses the format: the Prometheus text format when ranked above OpenMetrics
+    /// (a scraper configured for it, a `curl -H 'Accept: text/plain'`), OpenMetrics otherwise.
+    #[test]
+    fn accept_chooses_the_format() {
+        let format = |accept: &str| {
+            Format::accepted(
+                format!("GET /metrics HTTP/1.1\r\nHost: h\r\n{accept}\r\n\r\n").as_bytes(),
+            )
+        };
+        use Format::*;
+        for (accept, expected) in [
+            ("", OpenMetrics),
+            ("Accept: */*", OpenMetrics),
+            // Prometheus 2.x's default.
+            ("Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1", OpenMetrics),
+            // Prometheus 3 with scrape_protocols: [PrometheusText0.0.4].
+            ("Accept: text/plain;version=0.0.4;q=0.5,*/*;q=0.1", PrometheusText),
+            ("accept: text/plain", PrometheusText),
+            ("ACCEPT: text/plain; version=0.0.4", PrometheusText),
+            ("Accept: text/plain;q=0.2, application/openmetrics-text;q=0.3", OpenMetrics),
+            ("Accept: text/plain;version=9.9", OpenMetrics),
+            ("Accept: text/plain;q=0", OpenMetrics),
+        ] {
+            assert_eq!(format(accept), expected, "{accept}");
+        }
+        // The body of a request is not its head.
+        assert_eq!(
+            Format::accepted(b"GET /metrics HTTP/1.1\r\n\r\nAccept: text/plain\r\n"),
+            OpenMetrics
+        );
+        let text = render(&snapshot(), PrometheusText);
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE stalld_mode_info gauge\n"), "{text}");
+        assert!(
+            text.contains("# TYPE stalld_boosts_total counter\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -392,7 +606,7 @@ mod tests {
                 error: "e".into(),
             },
         );
-        let text = render(&Arc::new(snapshot));
+        let text = render(&Arc::new(snapshot), Format::OpenMetrics);
         assert!(text.contains("stalld_held_tasks 1.0\n"), "{text}");
         assert!(
             text.contains("stalld_boosted_cpu_seconds_total{cpu=\"3\"} 0.000025\n"),
@@ -404,7 +618,7 @@ mod tests {
     fn every_metric_is_documented() {
         let readme = include_str!("../../README.md");
         let man = include_str!("../../man/observability.roff");
-        for name in metric_names(&render(&snapshot())) {
+        for name in metric_names(&render(&snapshot(), Format::OpenMetrics)) {
             assert!(readme.contains(&format!("`{name}")), "README lacks {name}");
             assert!(
                 man.contains(&format!("\\fB{name}")),
@@ -417,7 +631,7 @@ mod tests {
     /// values the README documents for them.
     #[test]
     fn the_shipped_alerts_use_only_series_the_daemon_emits() {
-        let names = metric_names(&render(&snapshot()));
+        let names = metric_names(&render(&snapshot(), Format::OpenMetrics));
         let readme = include_str!("../../README.md");
         let series = regex::Regex::new(r#"(stalld_[a-z_]+)(\{[^}]*\})?"#).unwrap();
         let result = regex::Regex::new(r#"result="([a-z_]+)""#).unwrap();
@@ -444,6 +658,46 @@ mod tests {
         }
     }
 
+    /// The Grafana dashboard's queries select only series the daemon emits, by label values
+    /// it emits (tests/e2e_metrics.rs has a real Prometheus evaluate them).
+    #[test]
+    fn the_dashboard_selects_only_series_the_daemon_emits() {
+        let log_only = match crate::cli::parse(["-l"]) {
+            Ok(crate::cli::Command::Run(config)) => *config,
+            other => panic!("{other:?}"),
+        };
+        let log_only = Telemetry::new(&log_only, Arc::default())
+            .published()
+            .load_full();
+        let exposition = [snapshot(), log_only]
+            .iter()
+            .map(|s| render(s, Format::PrometheusText))
+            .collect::<String>();
+        let dashboard = include_str!("../../deploy/grafana/stalld.json");
+        let selector = regex::Regex::new(r#"(stalld_[a-z_]+)(\{[^}]*\})?"#).unwrap();
+        let exact = regex::Regex::new(r#"([a-z_]+)=\\"([^"\\]*)\\""#).unwrap();
+        let mut selected = 0;
+        for found in selector.captures_iter(dashboard) {
+            let name = &found[1];
+            let samples: Vec<&str> = exposition
+                .lines()
+                .filter(|line| {
+                    line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+                })
+                .collect();
+            assert!(!samples.is_empty(), "{name} is not emitted");
+            for label in exact.captures_iter(found.get(2).map_or("", |m| m.as_str())) {
+                let pair = format!("{}=\"{}\"", &label[1], &label[2]);
+                assert!(
+                    samples.iter().any(|sample| sample.contains(&pair)),
+                    "{name}{{{pair}}} is not emitted"
+                );
+            }
+            selected += 1;
+        }
+        assert!(selected >= 20, "{selected} selectors found");
+    }
+
     #[test]
     fn only_get_metrics_and_ready_are_served() {
         let published = ArcSwap::new(snapshot());
@@ -451,9 +705,14 @@ mod tests {
             let answer = answer(request.as_bytes(), true, &published).unwrap();
             String::from_utf8(answer).unwrap()
         };
+        let text = ask("GET /metrics HTTP/1.1\r\nAccept: text/plain\r\n\r\n");
+        assert!(
+            text.contains(Format::PrometheusText.content_type()),
+            "{text}"
+        );
         let ok = ask("GET /metrics?x=1 HTTP/1.1\r\nHost: h\r\n\r\n");
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
-        assert!(ok.contains(CONTENT_TYPE) && ok.ends_with("# EOF\n"));
+        assert!(ok.contains(Format::OpenMetrics.content_type()) && ok.ends_with("# EOF\n"));
         assert!(ask("GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
         assert!(ask("POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
         assert!(ask("").starts_with("HTTP/1.1 405"));

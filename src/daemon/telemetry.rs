@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::log::Drops;
 use crate::config::{BackendChoice, BoostPolicy, Config, Mode};
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::task::Pid;
 
 /// How many events `stalld status` shows.
@@ -26,6 +26,11 @@ pub const RECENT_EVENTS: usize = 100;
 /// Upper bounds of `stalld_starvation_wait_seconds`: from sub-second thresholds to minutes.
 pub const WAIT_BUCKETS: &[f64] = &[
     0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+/// Upper bounds of `stalld_detection_delay_seconds`, the wait beyond the threshold: from the
+/// tenth of a millisecond queue_track detects in to the seconds a polling backend may take.
+pub const DELAY_BUCKETS: &[f64] = &[
+    1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 /// Upper bounds of `stalld_check_duration_seconds`: a queue_track check takes tens of
 /// microseconds, a sched_debug one on a large machine up to a second.
@@ -111,6 +116,10 @@ pub struct Snapshot {
     pub started_at: f64,
     pub backend: Option<&'static str>,
     pub stamps: Option<&'static str>,
+    /// `stalld_mode_info`'s `boost`: the boost policy, or `log_only` (`-l`: never boosts).
+    pub boost_mode: &'static str,
+    /// The starvation threshold, in seconds.
+    pub threshold: f64,
     pub config: Arc<Value>,
     /// `stalld_starving_events_total{cpu}`.
     pub starving: BTreeMap<u32, u64>,
@@ -121,6 +130,9 @@ pub struct Snapshot {
     /// Every event by kind.
     pub events: BTreeMap<&'static str, u64>,
     pub waits: BTreeMap<u32, Histogram>,
+    /// `stalld_detection_delay_seconds{cpu}`: how long past the threshold starving tasks were
+    /// found.
+    pub delays: BTreeMap<u32, Histogram>,
     pub checks: Histogram,
     pub boosted: BTreeMap<Pid, BoostedTask>,
     /// Tasks whose restore keeps failing (`stalld_held_tasks`).
@@ -148,6 +160,7 @@ impl Snapshot {
         cpu_time: Option<Duration>,
     ) {
         if let Some(result) = result {
+            debug_assert!(RESTORE_RESULTS.contains(&result), "{result} is not seeded");
             *self.restores.entry(result).or_default() += 1;
         }
         self.boosted.remove(&tid);
@@ -195,6 +208,9 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
+    /// Every label set the counters and histograms can take for `config` exists from the
+    /// start, at 0 (each monitored CPU, each result, each event kind): a rate or an
+    /// `increase()` then sees the first starvation or failure, not only the second.
     pub fn new(config: &Config, drops: Arc<Drops>) -> Telemetry {
         let state = Snapshot {
             version: env!("CARGO_PKG_VERSION"),
@@ -202,16 +218,31 @@ impl Telemetry {
             started_at: unix_seconds(SystemTime::now()),
             backend: None,
             stamps: None,
+            boost_mode: if config.log_only {
+                "log_only"
+            } else {
+                policy_label(config.boost.policy)
+            },
+            threshold: config.threshold.as_secs_f64(),
             config: Arc::new(config_json(config)),
-            starving: BTreeMap::new(),
-            boosts: BTreeMap::new(),
-            restores: BTreeMap::new(),
-            events: BTreeMap::new(),
-            waits: BTreeMap::new(),
+            starving: per_cpu(config, || 0),
+            boosts: config
+                .cpus
+                .iter()
+                .flat_map(|cpu| {
+                    boost_label_sets(config.boost.policy)
+                        .iter()
+                        .map(move |&(policy, result)| ((cpu, policy, result), 0))
+                })
+                .collect(),
+            restores: RESTORE_RESULTS.iter().map(|&result| (result, 0)).collect(),
+            events: EventKind::ALL.iter().map(|kind| (kind.name(), 0)).collect(),
+            waits: per_cpu(config, || Histogram::new(WAIT_BUCKETS)),
+            delays: per_cpu(config, || Histogram::new(DELAY_BUCKETS)),
             checks: Histogram::new(CHECK_BUCKETS),
             boosted: BTreeMap::new(),
             held: BTreeMap::new(),
-            boosted_cpu: BTreeMap::new(),
+            boosted_cpu: per_cpu(config, || 0.0),
             rt_throttling_disabled: false,
             standing_aside: None,
             last_event_at: None,
@@ -272,6 +303,11 @@ impl Telemetry {
                     .entry(*cpu)
                     .or_insert_with(|| Histogram::new(WAIT_BUCKETS))
                     .observe(waited.as_secs_f64());
+                state
+                    .delays
+                    .entry(*cpu)
+                    .or_insert_with(|| Histogram::new(DELAY_BUCKETS))
+                    .observe((waited.as_secs_f64() - state.threshold).max(0.0));
             }
             Event::Boosted {
                 cpu, task, policy, ..
@@ -370,6 +406,35 @@ impl Telemetry {
 
     fn publish(&self) {
         self.published.store(Arc::new(self.state.clone()));
+    }
+}
+
+/// A series per monitored CPU, each starting at `zero()`.
+fn per_cpu<T>(config: &Config, zero: impl Fn() -> T) -> BTreeMap<u32, T> {
+    config.cpus.iter().map(|cpu| (cpu, zero())).collect()
+}
+
+/// `stalld_restores_total`'s `result` values.
+pub const RESTORE_RESULTS: &[&str] = &[
+    "restored",
+    "no_cpu",
+    "exited",
+    "changed_meanwhile",
+    "failed",
+];
+
+/// The `(policy, result)` label pairs of `stalld_boosts_total` under the configured `policy`:
+/// a DEADLINE boost fails as DEADLINE, falls back to FIFO, or (a task whose DEADLINE boost
+/// gave it no CPU before) is boosted FIFO at once; a FIFO one (`-F`) is FIFO throughout.
+fn boost_label_sets(policy: BoostPolicy) -> &'static [(&'static str, &'static str)] {
+    match policy {
+        BoostPolicy::Deadline => &[
+            ("deadline", "ok"),
+            ("deadline", "failed"),
+            ("deadline", "fifo_fallback"),
+            ("fifo", "ok"),
+        ],
+        BoostPolicy::Fifo => &[("fifo", "ok"), ("fifo", "failed")],
     }
 }
 

@@ -801,3 +801,70 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A scratch directory under the temporary directory, removed when dropped.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!("stalld-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch(path)
+    }
+
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The address the daemon serves metrics on (`host:port`), from its `metrics: serving` line.
+pub fn metrics_address(daemon: &Daemon) -> String {
+    let line = daemon
+        .wait_for_line(
+            |line| line.starts_with("stalld: ") && line.contains("metrics: serving http://"),
+            Duration::from_secs(15),
+        )
+        .unwrap_or_else(|| panic!("no metrics line\n{}", daemon.process.transcript()));
+    let url = line.split("http://").nth(1).unwrap();
+    url.trim_end_matches("/metrics").to_owned()
+}
+
+/// A real Prometheus server (`binary`, Debian's) scraping `target` every second as job
+/// `stalld`, with `labels` on its series, its data in `scratch`, for at most `bound`: the
+/// process and the address of its HTTP API.
+pub fn prometheus(
+    binary: &str,
+    scratch: &Scratch,
+    target: &str,
+    labels: &[(&str, &str)],
+    bound: Duration,
+) -> (Supervised, String) {
+    let config = scratch.join("prometheus.yml");
+    let mut text = format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: stalld\n    static_configs:\n      - targets: ['{target}']\n");
+    if !labels.is_empty() {
+        text += "        labels:\n";
+        for (name, value) in labels {
+            text += &format!("          {name}: '{value}'\n");
+        }
+    }
+    std::fs::write(&config, text).unwrap();
+    let web = format!("127.0.0.1:{}", free_port());
+    let process = Supervised::spawn(
+        binary,
+        &[
+            &format!("--config.file={}", config.display()),
+            &format!("--storage.tsdb.path={}", scratch.join("data").display()),
+            &format!("--web.listen-address={web}"),
+            "--log.level=warn",
+        ],
+        bound,
+    );
+    (process, web)
+}
