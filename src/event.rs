@@ -30,6 +30,15 @@ pub struct TaskName {
     pub comm: Comm,
 }
 
+/// Which denylist kept a starving task from a boost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ignored {
+    /// `-i`: the thread's name matched.
+    Thread,
+    /// `-I`: the name of its process (given) matched.
+    Process(Comm),
+}
+
 /// Who held the CPU when a task was found starving there: the task running on it at that
 /// check (for a starving task, almost always the hog).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +95,12 @@ pub enum Event {
         task: TaskName,
         policy: BoostPolicy,
         error: String,
+    },
+    /// A starving task is not boosted: a denylist (`-i`, `-I`) names it.
+    BoostSkipped {
+        cpu: u32,
+        task: TaskName,
+        ignored: Ignored,
     },
     /// A DEADLINE boost did not run its task; it became a SCHED_FIFO boost.
     FifoFallback {
@@ -214,6 +229,7 @@ pub enum EventKind {
     Boosted,
     AlreadyDeadline,
     BoostFailed,
+    BoostSkipped,
     FifoFallback,
     FifoPhaseExtended,
     Restored,
@@ -237,7 +253,7 @@ pub enum EventKind {
 
 /// Every kind, in documentation order.
 impl EventKind {
-    pub const ALL: [EventKind; 26] = [
+    pub const ALL: [EventKind; 27] = [
         EventKind::Started,
         EventKind::Stopping,
         EventKind::MightStarve,
@@ -245,6 +261,7 @@ impl EventKind {
         EventKind::Boosted,
         EventKind::AlreadyDeadline,
         EventKind::BoostFailed,
+        EventKind::BoostSkipped,
         EventKind::FifoFallback,
         EventKind::FifoPhaseExtended,
         EventKind::Restored,
@@ -319,6 +336,11 @@ impl EventKind {
                 "boost_failed",
                 "1a9894a348e84e04ba3d89504e54be43",
                 "the boost system call failed",
+            ),
+            EventKind::BoostSkipped => (
+                "boost_skipped",
+                "a31475a118dc4038af820a4d50d6a89d",
+                "not boosted: a denylist (-i, -I) names the task",
             ),
             EventKind::FifoFallback => (
                 "fifo_fallback",
@@ -511,6 +533,10 @@ pub const FIELD_DOCS: &[(&str, &str)] = &[
         "standing_aside: each other stalld that boosts here (pid, command line, how it was found)",
     ),
     ("status", "guardian_died: how it ended (exit status or signal)"),
+    (
+        "ignored_by",
+        "boost_skipped: the denylist that names the task, thread (-i) or process (-I)",
+    ),
     ("culprit_policy", "starved: its policy"),
     (
         "culprit_priority",
@@ -529,6 +555,7 @@ impl Event {
             Event::Boosted { .. } => EventKind::Boosted,
             Event::AlreadyDeadline { .. } => EventKind::AlreadyDeadline,
             Event::BoostFailed { .. } => EventKind::BoostFailed,
+            Event::BoostSkipped { .. } => EventKind::BoostSkipped,
             Event::FifoFallback { .. } => EventKind::FifoFallback,
             Event::FifoPhaseExtended { .. } => EventKind::FifoPhaseExtended,
             Event::Restored { .. } => EventKind::Restored,
@@ -587,7 +614,8 @@ impl Event {
             | Event::Starved { cpu, task, .. }
             | Event::Boosted { cpu, task, .. }
             | Event::AlreadyDeadline { cpu, task, .. }
-            | Event::BoostFailed { cpu, task, .. } => Some((*cpu, task.tid)),
+            | Event::BoostFailed { cpu, task, .. }
+            | Event::BoostSkipped { cpu, task, .. } => Some((*cpu, task.tid)),
             Event::FifoFallback { cpu, tid, .. }
             | Event::FifoPhaseExtended { cpu, tid, .. }
             | Event::Restored { cpu, tid, .. }
@@ -690,6 +718,20 @@ impl Event {
                 task(&mut out, victim);
                 out.push(policy(boost.sched_name()));
                 out.push(("error", Text(error.clone())));
+            }
+            Event::BoostSkipped {
+                task: victim,
+                ignored,
+                ..
+            } => {
+                task(&mut out, victim);
+                match ignored {
+                    Ignored::Thread => out.push(("ignored_by", Text("thread".to_owned()))),
+                    Ignored::Process(process) => {
+                        out.push(("process", Text(process.to_string())));
+                        out.push(("ignored_by", Text("process".to_owned())));
+                    }
+                }
             }
             Event::FifoFallback { .. } => out.push(policy(BoostPolicy::Fifo.sched_name())),
             Event::FifoPhaseExtended { hold, .. } => {
@@ -865,6 +907,18 @@ impl Event {
                 };
                 write!(out, "{function} failed to boost pid {}: {error}", task.tid)
             }
+            Event::BoostSkipped { task, ignored, .. } => match ignored {
+                Ignored::Thread => write!(
+                    out,
+                    "Ignoring the thread {} from consideration for boosting",
+                    task.comm
+                ),
+                Ignored::Process(process) => write!(
+                    out,
+                    "Ignoring the thread {} (spawned by {process}) from consideration for boosting",
+                    task.comm
+                ),
+            },
             Event::FifoFallback { tid, .. } => write!(
                 out,
                 "pid {tid} did not run under SCHED_DEADLINE (the kernel kept it throttled from an earlier boost): boosting it with SCHED_FIFO instead"
@@ -1153,6 +1207,22 @@ mod tests {
             ),
             (Event::Stopping, "stalld shutting down"),
             (
+                Event::BoostSkipped {
+                    cpu: 1,
+                    task: victim,
+                    ignored: Ignored::Thread,
+                },
+                "Ignoring the thread kworker/1:2 from consideration for boosting",
+            ),
+            (
+                Event::BoostSkipped {
+                    cpu: 1,
+                    task: victim,
+                    ignored: Ignored::Process(Comm::new(b"stalld-starve")),
+                },
+                "Ignoring the thread kworker/1:2 (spawned by stalld-starve) from consideration for boosting",
+            ),
+            (
                 Event::RtThrottlingDisabled {
                     saved: Some(950_000),
                 },
@@ -1365,6 +1435,11 @@ mod tests {
                 task: hostile,
                 policy: BoostPolicy::Deadline,
                 error: "e".into(),
+            },
+            Event::BoostSkipped {
+                cpu: 1,
+                task: hostile,
+                ignored: Ignored::Process(Comm::new(b"p\n")),
             },
             Event::FifoFallback { cpu: 1, tid: 2 },
             Event::FifoPhaseExtended {
