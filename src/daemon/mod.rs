@@ -29,11 +29,12 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::backend::{self, Backend};
-use crate::boost::{ActiveBoost, BoostError, Booster, Kernel, Restore, Step, RESTORE_ATTEMPTS};
-use crate::clock;
+use crate::boost::eligibility::{self, Decision, Skip};
+use crate::boost::{ActiveBoost, Booster, Inspection, Kernel, Restore, Step, RESTORE_ATTEMPTS};
+use crate::clock::{self, Clock};
 use crate::config::{Config, Mode};
 use crate::detect::{Detector, Starving};
-use crate::event::{Event, TaskName};
+use crate::event::{Event, Ignored, TaskName};
 use crate::procfs;
 use crate::sys::{self, SchedAttr};
 use crate::task::{Comm, MonoTime, Pid, RunQueue, WaitingTask};
@@ -190,17 +191,13 @@ pub fn run(config: Config) -> Result<()> {
         None => Booster::new(config.boost),
     };
     log_startup(&config, &booster, &logger);
-    let mut monitor = Monitor {
-        config: &config,
-        logger: &logger,
+    let mut monitor = Monitor::new(
+        &config,
+        &logger,
+        &clock::Monotonic,
         guardian,
-        detector: Detector::new(config.threshold).repeating_every(report_interval(&config)),
-        // Adaptive and aggressive modes warn at half the threshold.
-        early: (config.mode != Mode::Power).then(|| Detector::new(config.threshold / 2)),
-        checks: check_cadence(&config, backend.knows_queue_times()),
-        own_pid: std::process::id() as Pid,
-        notifier: notify::Notifier::from_environment(),
-    };
+        backend.knows_queue_times(),
+    );
     logger.event(&Event::Started {
         backend: backend.name(),
         boosting: (!config.log_only).then_some(config.boost.policy),
@@ -398,100 +395,157 @@ fn check_cadence(config: &Config, exact: bool) -> checks::Checks {
 struct Monitor<'a> {
     config: &'a Config,
     logger: &'a Logger,
+    /// Read inside a step only where a later moment matters (a snapshot's time, a check's
+    /// duration); the step itself is given its `now`.
+    clock: &'a dyn Clock,
     guardian: Option<guardian::Guardian>,
     detector: Detector,
     early: Option<Detector>,
     checks: checks::Checks,
     own_pid: Pid,
     notifier: notify::Notifier,
+    /// Snapshots that failed in a row.
+    failures: u32,
+    /// Reused from step to step.
+    run_queues: Vec<RunQueue>,
+    starving: Vec<Starving>,
 }
 
-impl Monitor<'_> {
+impl<'a> Monitor<'a> {
+    fn new(
+        config: &'a Config,
+        logger: &'a Logger,
+        clock: &'a dyn Clock,
+        guardian: Option<guardian::Guardian>,
+        exact: bool,
+    ) -> Monitor<'a> {
+        Monitor {
+            config,
+            logger,
+            clock,
+            guardian,
+            detector: Detector::new(config.threshold).repeating_every(report_interval(config)),
+            // Adaptive and aggressive modes warn at half the threshold.
+            early: (config.mode != Mode::Power).then(|| Detector::new(config.threshold / 2)),
+            checks: check_cadence(config, exact),
+            own_pid: std::process::id() as Pid,
+            notifier: notify::Notifier::from_environment(),
+            failures: 0,
+            run_queues: Vec::new(),
+            starving: Vec::new(),
+        }
+    }
+
+    /// Steps until a shutdown is requested, sleeping in between: the loop's one sleep.
     fn run(
         &mut self,
         backend: &mut dyn Backend,
         booster: &mut Booster,
         shutdown: &mut signals::Shutdown,
     ) {
-        let mut run_queues = Vec::new();
-        let mut starving = Vec::new();
-        let mut failures = 0u32;
         while !shutdown.requested() {
-            self.notifier.tick(clock::now());
-            booster.advance(clock::now(), |boost, step| self.report(boost, step));
-            if self.next_check_or_report(clock::now()) > clock::now() {
-                // A wakeup for a boost alone (a FIFO phase is looked at every few tens of µs
-                // until its task has run) does only that: no /proc/stat sample, no check.
-                self.sleep_until(shutdown, self.next_wakeup(booster, clock::now()));
-                continue;
-            }
-            let skip = match self.plan(clock::now()) {
-                checks::Plan::Look { skip } => skip,
-                checks::Plan::AllIdle => {
-                    let check_started = clock::now();
-                    checks::print_all_idle(self.logger);
-                    // Nothing has waited through the check: known waits are over.
-                    run_queues.clear();
-                    self.observe_quietly(clock::now(), &run_queues);
-                    self.checked(clock::now().saturating_since(check_started));
-                    self.sleep_until(shutdown, self.next_wakeup(booster, clock::now()));
-                    continue;
-                }
-                checks::Plan::Wait => {
-                    self.sleep_until(shutdown, self.next_wakeup(booster, clock::now()));
-                    continue;
-                }
-            };
-            let check_started = clock::now();
-            if let Err(error) = backend.snapshot(&mut run_queues) {
-                failures += 1;
-                let delay = retry_delay(failures);
-                self.logger.warn(&format!(
-                    "Dazed and confused, but trying to continue: {error:#} (retrying in {} ms)",
-                    delay.as_millis()
-                ));
-                let retry = clock::now().after(delay);
-                let retry = booster.next_event().map_or(retry, |event| event.min(retry));
-                self.sleep_until(shutdown, self.watchdog_bound(retry));
-                continue;
-            }
-            failures = 0;
-            let now = clock::now();
-            self.checks.looked(now, &skip);
-            run_queues.retain(|run_queue| !skip.contains(&run_queue.cpu));
-            if let Some(early) = &mut self.early {
-                starving.clear();
-                early.observe(now, &run_queues, &mut starving);
-                for task in starving.iter().filter(|s| s.waited < self.config.threshold) {
-                    self.logger.event(&Event::MightStarve {
-                        cpu: task.cpu,
-                        task: task_name(&task.task),
-                        waited: task.waited,
-                    });
-                }
-            }
-            starving.clear();
-            self.detector.observe(now, &run_queues, &mut starving);
-            if self.config.log_only && self.config.mode == Mode::Power {
-                // As the C stalld reports: per CPU and check, the task that has waited
-                // longest, so successive reports show its wait growing.
-                crate::detect::keep_longest_per_cpu(&mut starving);
-            }
-            checks::print_look(
-                self.logger,
-                self.config.mode != Mode::Power,
-                self.checks.idle_detection(),
-                &run_queues,
-                &skip,
-                |pid| self.detector.waited(pid, now),
-            );
-            for starving in &starving {
-                let run_queue = run_queues.iter().find(|rq| rq.cpu == starving.cpu);
-                self.handle(starving, run_queue, booster, now);
-            }
-            self.checked(clock::now().saturating_since(check_started));
-            self.sleep_until(shutdown, self.next_wakeup(booster, clock::now()));
+            let wake = self.tick(self.clock.now(), backend, booster);
+            self.sleep_until(shutdown, wake);
         }
+    }
+
+    /// One step of the loop at `now`: pings the watchdog, moves boosts on, and checks the run
+    /// queues when a check or a report is due (boosting what starves). Returns the moment the
+    /// next step is due.
+    fn tick(
+        &mut self,
+        now: MonoTime,
+        backend: &mut dyn Backend,
+        booster: &mut Booster,
+    ) -> MonoTime {
+        self.notifier.tick(now);
+        booster.advance(now, |boost, step| self.report(boost, step));
+        if self.next_check_or_report(now) > now {
+            // A wakeup for a boost alone (a FIFO phase is looked at every few tens of µs
+            // until its task has run) does only that: no /proc/stat sample, no check.
+            return self.next_wakeup(booster, now);
+        }
+        let skip = match self.plan(now) {
+            checks::Plan::Look { skip } => skip,
+            checks::Plan::AllIdle => {
+                checks::print_all_idle(self.logger);
+                // Nothing has waited through the check: known waits are over.
+                self.run_queues.clear();
+                self.observe_quietly(now);
+                // Its /proc/stat sample (in `plan`) was the check.
+                self.checked(self.clock.now().saturating_since(now));
+                return self.next_wakeup(booster, now);
+            }
+            checks::Plan::Wait => return self.next_wakeup(booster, now),
+        };
+        // Measured from here: the check's duration is the snapshot's and what follows.
+        let check_started = self.clock.now();
+        if let Err(error) = backend.snapshot(&mut self.run_queues) {
+            return self.snapshot_failed(now, &error, booster);
+        }
+        self.failures = 0;
+        // The waits are as of the snapshot, which may have taken a while (sched_debug).
+        let taken = self.clock.now();
+        self.checks.looked(taken, &skip);
+        self.run_queues
+            .retain(|run_queue| !skip.contains(&run_queue.cpu));
+        let mut starving = std::mem::take(&mut self.starving);
+        if let Some(early) = &mut self.early {
+            starving.clear();
+            early.observe(taken, &self.run_queues, &mut starving);
+            for task in starving.iter().filter(|s| s.waited < self.config.threshold) {
+                self.logger.event(&Event::MightStarve {
+                    cpu: task.cpu,
+                    task: task_name(&task.task),
+                    waited: task.waited,
+                });
+            }
+        }
+        starving.clear();
+        self.detector
+            .observe(taken, &self.run_queues, &mut starving);
+        if self.config.log_only && self.config.mode == Mode::Power {
+            // As the C stalld reports: per CPU and check, the task that has waited
+            // longest, so successive reports show its wait growing.
+            crate::detect::keep_longest_per_cpu(&mut starving);
+        }
+        checks::print_look(
+            self.logger,
+            self.config.mode != Mode::Power,
+            self.checks.idle_detection(),
+            &self.run_queues,
+            &skip,
+            |pid| self.detector.waited(pid, taken),
+        );
+        let run_queues = std::mem::take(&mut self.run_queues);
+        for task in &starving {
+            let run_queue = run_queues.iter().find(|rq| rq.cpu == task.cpu);
+            self.handle(task, run_queue, booster, taken);
+        }
+        self.run_queues = run_queues;
+        self.starving = starving;
+        let done = self.clock.now();
+        self.checked(done.saturating_since(check_started));
+        self.next_wakeup(booster, done)
+    }
+
+    /// The snapshot failed: said, and retried after a pause that grows with each failure in
+    /// a row (sooner if a boost needs attention, or the watchdog a ping).
+    fn snapshot_failed(
+        &mut self,
+        now: MonoTime,
+        error: &anyhow::Error,
+        booster: &Booster,
+    ) -> MonoTime {
+        self.failures += 1;
+        let delay = retry_delay(self.failures);
+        self.logger.warn(&format!(
+            "Dazed and confused, but trying to continue: {error:#} (retrying in {} ms)",
+            delay.as_millis()
+        ));
+        let retry = now.after(delay);
+        let retry = booster.next_event().map_or(retry, |event| event.min(retry));
+        self.watchdog_bound(retry)
     }
 
     /// One check ran: measured, and systemd told (READY=1 the first time).
@@ -546,16 +600,18 @@ impl Monitor<'_> {
         self.checks.plan(now, forced)
     }
 
-    /// Feeds a snapshot to the detectors without acting on it (nothing in it can be due).
-    fn observe_quietly(&mut self, now: MonoTime, run_queues: &[crate::task::RunQueue]) {
+    /// Feeds the last snapshot to the detectors without acting on it (nothing in it can be
+    /// due).
+    fn observe_quietly(&mut self, now: MonoTime) {
         let mut none = Vec::new();
-        self.detector.observe(now, run_queues, &mut none);
+        self.detector.observe(now, &self.run_queues, &mut none);
         if let Some(early) = &mut self.early {
-            early.observe(now, run_queues, &mut none);
+            early.observe(now, &self.run_queues, &mut none);
         }
     }
 
-    /// `run_queue` is the CPU's, in which the culprit is found.
+    /// `run_queue` is the CPU's, in which the culprit is found. Whether the task is boosted
+    /// is [`eligibility::decide`]'s answer; here it is only said and done.
     fn handle(
         &mut self,
         starving: &Starving,
@@ -564,80 +620,96 @@ impl Monitor<'_> {
         now: MonoTime,
     ) {
         let task = &starving.task;
-        if task.pid == self.own_pid || task.pid == 0 || booster.is_boosted(task.pid) {
-            return;
-        }
         let cpu = starving.cpu;
+        let rules = self.rules();
+        // Read before the decision only if `-I` needs it, else after the boost (for its line).
+        let process = rules
+            .needs_process()
+            .then(|| process_name(task.pid, task.tgid))
+            .flatten();
+        let inspection = booster.inspect(task.pid);
+        let candidate = eligibility::Candidate {
+            pid: task.pid,
+            comm: task.comm,
+            process: process.as_ref(),
+            standing: inspection.standing(),
+        };
+        let decision = eligibility::decide(&candidate, &rules);
+        if let Decision::Skip(skip) = &decision {
+            if !skip.reports_starvation() {
+                return;
+            }
+        }
         self.logger.event(&Event::Starved {
             cpu,
             task: task_name(task),
             waited: starving.waited,
             culprit: run_queue.and_then(|rq| culprit::on(rq, task.pid)),
         });
-        if self.config.log_only {
-            return;
+        let thread_ignored = decision == Decision::Skip(Skip::Ignored(Ignored::Thread));
+        if rules.needs_process() && process.is_none() && !thread_ignored {
+            self.logger.warn("Ran into a tgid without process name");
         }
-        // Read once: before the boost only if `-I` needs it, else after (the boost first).
-        let process = (!self.config.ignore_processes.is_empty())
-            .then(|| process_name(task.pid, task.tgid))
-            .flatten();
-        if self.denied(task, process) {
-            return;
+        let outcome = match decision {
+            Decision::Skip(Skip::Ignored(ignored)) => Some(Event::BoostSkipped {
+                cpu,
+                task: task_name(task),
+                ignored,
+            }),
+            Decision::Skip(Skip::AlreadyDeadline) => Some(Event::AlreadyDeadline {
+                cpu,
+                task: task_name(task),
+            }),
+            Decision::Skip(Skip::Kept) => Some(Event::BoostFailed {
+                cpu,
+                task: task_name(task),
+                policy: self.config.boost.policy,
+                error: crate::boost::STILL_BOOSTED.to_owned(),
+            }),
+            Decision::Skip(_) => None,
+            Decision::Boost => Some(self.boost(booster, inspection, starving, process, now)),
+        };
+        if let Some(outcome) = outcome {
+            self.logger.event(&outcome);
         }
+    }
+
+    /// The rules of [`eligibility::decide`], from the configuration.
+    fn rules(&self) -> eligibility::Rules<'_> {
+        eligibility::Rules {
+            own_pid: self.own_pid,
+            log_only: self.config.log_only,
+            ignore_threads: &self.config.ignore_threads,
+            ignore_processes: &self.config.ignore_processes,
+        }
+    }
+
+    /// Boosts the task the rule chose: the event that says how it went.
+    fn boost(
+        &mut self,
+        booster: &mut Booster,
+        inspection: Inspection,
+        starving: &Starving,
+        process: Option<Comm>,
+        now: MonoTime,
+    ) -> Event {
+        let (task, cpu) = (&starving.task, starving.cpu);
         if let Some(guardian) = &mut self.guardian {
             guardian.prepare(self.logger);
         }
-        let policy = self.config.boost.policy;
-        let outcome = match booster.boost(task.pid, cpu, now) {
+        match booster.apply(inspection, cpu, now) {
             Ok(boost) => Event::Boosted {
                 cpu,
                 task: task_name(task),
                 process: process.or_else(|| process_name(task.pid, task.tgid)),
                 policy: boost.policy,
             },
-            Err(BoostError::AlreadyDeadline) => Event::AlreadyDeadline {
-                cpu,
-                task: task_name(task),
-            },
             Err(error) => Event::BoostFailed {
                 cpu,
                 task: task_name(task),
-                policy,
+                policy: self.config.boost.policy,
                 error: error.to_string(),
             },
-        };
-        self.logger.event(&outcome);
-    }
-
-    /// `-i` matches the thread's name, `-I` its `process` name.
-    fn denied(&self, task: &WaitingTask, process: Option<Comm>) -> bool {
-        let comm = task.comm;
-        if self.config.ignore_threads.matches(&comm.to_str_lossy()) {
-            self.logger.log(&format!(
-                "Ignoring the thread {comm} from consideration for boosting"
-            ));
-            return true;
-        }
-        if self.config.ignore_processes.is_empty() {
-            return false;
-        }
-        match process {
-            Some(process)
-                if self
-                    .config
-                    .ignore_processes
-                    .matches(&process.to_str_lossy()) =>
-            {
-                self.logger.log(&format!(
-                    "Ignoring the thread {comm} (spawned by {process}) from consideration for boosting"
-                ));
-                true
-            }
-            Some(_) => false,
-            None => {
-                self.logger.warn("Ran into a tgid without process name");
-                false
-            }
         }
     }
 
@@ -758,15 +830,31 @@ mod tests {
     use super::*;
     use crate::boost::fake::{world, FakeLedger, FakeSched};
     use std::cell::Cell;
-    use std::io::Write;
-    use std::rc::Rc;
 
-    /// One snapshot with a task that has waited long enough, then nothing but failures.
-    struct FailingAfterFirst {
-        calls: Rc<Cell<u32>>,
+    const SECOND: u64 = 1_000_000_000;
+
+    /// The loop's clock in a test: it moves only when the test moves it (to the wakeup a
+    /// step asked for), or when a fake snapshot takes time.
+    struct FakeClock(Cell<MonoTime>);
+
+    impl Clock for FakeClock {
+        fn now(&self) -> MonoTime {
+            self.0.get()
+        }
     }
 
-    impl Backend for FailingAfterFirst {
+    /// A backend that shows one victim waiting since `queued_at` on CPU 1, fails every
+    /// snapshot after the first `good` ones, and takes `takes` of the fake clock per snapshot.
+    struct Scripted<'a> {
+        clock: &'a FakeClock,
+        queued_at: MonoTime,
+        good: u32,
+        takes: Duration,
+        /// When each snapshot was asked for.
+        calls: Vec<MonoTime>,
+    }
+
+    impl Backend for Scripted<'_> {
         fn name(&self) -> &'static str {
             "fake"
         }
@@ -776,8 +864,9 @@ mod tests {
         }
 
         fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> anyhow::Result<()> {
-            self.calls.set(self.calls.get() + 1);
-            if self.calls.get() > 1 {
+            self.calls.push(self.clock.now());
+            self.clock.0.set(self.clock.now().after(self.takes));
+            if self.calls.len() as u32 > self.good {
                 anyhow::bail!("injected backend failure");
             }
             out.clear();
@@ -791,75 +880,171 @@ mod tests {
                     comm: Comm::new(b"victim"),
                     prio: 94,
                     switches: 7,
-                    queued_at: Some(MonoTime(clock::now().0 - 5_000_000_000)),
+                    queued_at: Some(self.queued_at),
                 }],
             });
             Ok(())
         }
     }
 
-    /// The backend fails while a DEADLINE boost waits for its 100 ms verification: the loop
-    /// must sleep (backing off), not spin on the verification deadline it cannot meet, and the
-    /// boost must still end on time.
-    #[test]
-    fn a_failing_backend_during_verification_neither_spins_nor_keeps_the_boost() {
-        let Ok(crate::cli::Command::Run(config)) =
-            crate::cli::parse(["-f", "-N", "-t", "1", "-d", "1", "-c", "1"])
-        else {
-            panic!("test options rejected");
-        };
-        let logger = Logger::new(false);
-        let world = world();
-        let fifo5 = SchedAttr {
+    fn parse(args: &[&str]) -> Config {
+        match crate::cli::parse(args.iter().copied()) {
+            Ok(crate::cli::Command::Run(config)) => *config,
+            other => panic!("test options rejected: {other:?}"),
+        }
+    }
+
+    fn fifo5() -> SchedAttr {
+        SchedAttr {
             rt_priority: 5,
             ..SchedAttr::new(sys::SCHED_FIFO)
-        };
-        world.borrow_mut().spawn(87, 1, fifo5);
+        }
+    }
+
+    /// Runs the loop's steps from the clock's reading until `end`, each at the wakeup the
+    /// previous one asked for, the fake kernel's clock kept in step: the wakeups.
+    fn drive(
+        monitor: &mut Monitor<'_>,
+        clock: &FakeClock,
+        backend: &mut dyn Backend,
+        booster: &mut Booster,
+        world: &crate::boost::fake::Shared,
+        end: MonoTime,
+    ) -> Vec<MonoTime> {
+        let mut wakeups = Vec::new();
+        while clock.now() < end && wakeups.len() < 1_000 {
+            world.borrow_mut().clock = clock.now();
+            let wake = monitor.tick(clock.now(), backend, booster);
+            wakeups.push(wake);
+            clock.0.set(wake.max(clock.now()));
+        }
+        wakeups
+    }
+
+    /// With exact queue times the loop sleeps until the victim can cross the threshold, and
+    /// boosts it in the step at that very moment: no step before, none polling.
+    #[test]
+    fn a_step_wakes_at_the_threshold_crossing_and_boosts_there() {
+        let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1"]);
+        let logger = Logger::new(false);
+        let world = world();
+        world.borrow_mut().spawn(87, 1, fifo5());
         let mut booster = Booster::with(
             config.boost,
             Box::new(FakeSched(world.clone())),
             Box::new(FakeLedger(world.clone())),
         );
-        let calls = Rc::new(Cell::new(0));
-        let mut backend = FailingAfterFirst {
-            calls: calls.clone(),
+        let t0 = MonoTime(1_000 * SECOND);
+        let clock = FakeClock(Cell::new(t0));
+        let mut backend = Scripted {
+            clock: &clock,
+            queued_at: MonoTime(t0.0 - SECOND / 4),
+            good: u32::MAX,
+            takes: Duration::ZERO,
+            calls: Vec::new(),
         };
-        let (mut shutdown, mut notify) = signals::Shutdown::manual().unwrap();
-        let stopper = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(1_500));
-            let _ = notify.write_all(b"x");
-        });
-        let mut monitor = Monitor {
-            config: &config,
-            logger: &logger,
-            guardian: None,
-            detector: Detector::new(config.threshold),
-            early: None,
-            checks: check_cadence(&config, true),
-            own_pid: std::process::id() as Pid,
-            notifier: notify::Notifier::from_environment(),
+        let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
+        let first = monitor.tick(t0, &mut backend, &mut booster);
+        assert_eq!(first, t0.after(Duration::from_millis(750)), "the crossing");
+        assert!(world.borrow().sets().is_empty(), "nothing starves yet");
+        clock.0.set(first);
+        world.borrow_mut().clock = first;
+        let next = monitor.tick(first, &mut backend, &mut booster);
+        assert_eq!(backend.calls, [t0, first]);
+        let sets = world.borrow().sets();
+        assert_eq!(sets.len(), 1, "{sets:?}");
+        assert_eq!(sets[0].1.policy, sys::SCHED_DEADLINE);
+        // Next: the boost's check that it ran its task.
+        assert_eq!(next, first.after(crate::boost::VERIFY_AFTER));
+    }
+
+    /// A denylisted victim is reported starving, not boosted, and its skip is an event that
+    /// the metrics count (`stalld_events_total{event="boost_skipped"}`).
+    #[test]
+    fn a_denylisted_victim_is_a_counted_skip_not_a_boost() {
+        let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1", "-i", "^vic"]);
+        let logger = Logger::new(false)
+            .with_telemetry(telemetry::Telemetry::new(&config, Default::default()));
+        let world = world();
+        world.borrow_mut().spawn(87, 1, fifo5());
+        let mut booster = Booster::with(
+            config.boost,
+            Box::new(FakeSched(world.clone())),
+            Box::new(FakeLedger(world.clone())),
+        );
+        let t0 = MonoTime(1_000 * SECOND);
+        let clock = FakeClock(Cell::new(t0));
+        let mut backend = Scripted {
+            clock: &clock,
+            queued_at: MonoTime(t0.0 - 2 * SECOND),
+            good: u32::MAX,
+            takes: Duration::ZERO,
+            calls: Vec::new(),
         };
-        let started = std::time::Instant::now();
-        monitor.run(&mut backend, &mut booster, &mut shutdown);
-        stopper.join().unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(1_400));
+        let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
+        monitor.tick(t0, &mut backend, &mut booster);
+        assert!(world.borrow().sets().is_empty());
+        let telemetry = logger.telemetry().unwrap();
+        let events = &telemetry.current().events;
+        assert_eq!(events.get("starved"), Some(&1), "{events:?}");
+        assert_eq!(events.get("boost_skipped"), Some(&1), "{events:?}");
+        assert_eq!(events.get("boosted"), None, "{events:?}");
+        let last = telemetry.current().recent.back().unwrap();
+        assert_eq!(last["ignored_by"], "thread");
+        assert_eq!(
+            last["message"],
+            "Ignoring the thread victim from consideration for boosting"
+        );
+    }
+
+    /// The backend fails while a DEADLINE boost runs: the loop retries at pauses that double
+    /// (it neither spins nor stops), and the boost still ends on time.
+    #[test]
+    fn a_failing_backend_during_a_boost_neither_spins_nor_keeps_the_boost() {
+        let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1"]);
+        let logger = Logger::new(false);
+        let world = world();
+        world.borrow_mut().spawn(87, 1, fifo5());
+        let mut booster = Booster::with(
+            config.boost,
+            Box::new(FakeSched(world.clone())),
+            Box::new(FakeLedger(world.clone())),
+        );
+        let t0 = MonoTime(1_000 * SECOND);
+        let clock = FakeClock(Cell::new(t0));
+        let mut backend = Scripted {
+            clock: &clock,
+            queued_at: MonoTime(t0.0 - 5 * SECOND),
+            good: 1,
+            takes: Duration::from_millis(1),
+            calls: Vec::new(),
+        };
+        let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
+        let end = t0.after(Duration::from_secs(8));
+        let wakeups = drive(
+            &mut monitor,
+            &clock,
+            &mut backend,
+            &mut booster,
+            &world,
+            end,
+        );
+        let ms = |at: &MonoTime| (at.0 - t0.0) / 1_000_000;
         let world = world.borrow();
         let sets = world.sets();
         assert_eq!(
             sets.first().map(|(_, a)| a.policy),
             Some(sys::SCHED_DEADLINE)
         );
-        assert_eq!(
-            world.attr(87),
-            fifo5,
-            "the boost ended after -d 1 s: {sets:?}"
-        );
-        // One good snapshot, then retries at 0.1, 0.3, 0.7, 1.0 s (the boost's end).
-        assert!(
-            calls.get() <= 8,
-            "{} snapshots in 1.5 s: the loop spins",
-            calls.get()
-        );
+        assert_eq!(world.attr(87), fifo5(), "the boost ended: {sets:?}");
+        // Boosted at 1 ms (when the snapshot was taken): its check at 101 ms, its end at
+        // 1.001 s, when the next check is due too.
+        assert_eq!(wakeups[..2].iter().map(ms).collect::<Vec<_>>(), [101, 1001]);
+        // That check fails, and the retries come 0.2, 0.4, 0.8, 1.6, 3.2 s after each
+        // failed attempt began.
+        let calls: Vec<u64> = backend.calls.iter().map(ms).collect();
+        assert_eq!(calls, [0, 1001, 1201, 1601, 2401, 4001, 7201]);
+        assert_eq!(monitor.failures, 6);
     }
 
     /// The events a boost's steps become, driven through a booster on a fake kernel.
