@@ -211,6 +211,13 @@ pub enum Event {
         runtime: i64,
         error: String,
     },
+    /// A check of the run queues failed (the backend's snapshot); it is retried after `retry`.
+    /// `failures` in a row so far.
+    CheckFailed {
+        error: String,
+        failures: u32,
+        retry: Duration,
+    },
     /// `--stand_aside`: another stalld boosts on this host (`others`: each one's pid,
     /// command line and how it was found); this one boosts nothing until it is stopped.
     StandingAside {
@@ -248,12 +255,13 @@ pub enum EventKind {
     RtThrottlingDisabled,
     RtThrottlingRestored,
     RtThrottlingRestoreFailed,
+    CheckFailed,
     StandingAside,
 }
 
 /// Every kind, in documentation order.
 impl EventKind {
-    pub const ALL: [EventKind; 27] = [
+    pub const ALL: [EventKind; 28] = [
         EventKind::Started,
         EventKind::Stopping,
         EventKind::MightStarve,
@@ -280,6 +288,7 @@ impl EventKind {
         EventKind::RtThrottlingDisabled,
         EventKind::RtThrottlingRestored,
         EventKind::RtThrottlingRestoreFailed,
+        EventKind::CheckFailed,
         EventKind::StandingAside,
     ];
 
@@ -432,6 +441,11 @@ impl EventKind {
                 "d9019a6591bd4dca821c57f9a4f0085f",
                 "putting RT throttling back failed",
             ),
+            EventKind::CheckFailed => (
+                "check_failed",
+                "2c3434b7aa4e41d382139432ff6681db",
+                "a check of the run queues failed (the backend's snapshot); retried",
+            ),
             EventKind::StandingAside => (
                 "standing_aside",
                 "cf7b7d3eb18b4188be480ac0fc4a98ab",
@@ -507,7 +521,7 @@ pub const FIELD_DOCS: &[(&str, &str)] = &[
     ),
     (
         "delay_ns",
-        "restore_retry, restore_failed: the pause before the next attempt, in nanoseconds (restore_failed: only while the daemon keeps retrying)",
+        "check_failed, restore_retry, restore_failed: the pause before the next attempt, in nanoseconds (restore_failed: only while the daemon keeps retrying)",
     ),
     (
         "cpu_time_ns",
@@ -533,6 +547,7 @@ pub const FIELD_DOCS: &[(&str, &str)] = &[
         "standing_aside: each other stalld that boosts here (pid, command line, how it was found)",
     ),
     ("status", "guardian_died: how it ended (exit status or signal)"),
+    ("failures", "check_failed: checks that failed in a row so far"),
     (
         "ignored_by",
         "boost_skipped: the denylist that names the task, thread (-i) or process (-I)",
@@ -574,6 +589,7 @@ impl Event {
             Event::RtThrottlingDisabled { .. } => EventKind::RtThrottlingDisabled,
             Event::RtThrottlingRestored { .. } => EventKind::RtThrottlingRestored,
             Event::RtThrottlingRestoreFailed { .. } => EventKind::RtThrottlingRestoreFailed,
+            Event::CheckFailed { .. } => EventKind::CheckFailed,
             Event::StandingAside { .. } => EventKind::StandingAside,
         }
     }
@@ -592,6 +608,7 @@ impl Event {
             | Event::GuardianRespawnFailed { .. }
             | Event::BackendFallback { .. }
             | Event::RtThrottlingRestoreFailed { .. }
+            | Event::CheckFailed { .. }
             | Event::StandingAside { .. } => Severity::Warning,
             _ => Severity::Info,
         }
@@ -825,6 +842,15 @@ impl Event {
                 out.push(("runtime_us", Int(*runtime)));
                 out.push(("error", Text(error.clone())));
             }
+            Event::CheckFailed {
+                error,
+                failures,
+                retry,
+            } => {
+                out.push(("error", Text(error.clone())));
+                out.push(("failures", Int((*failures).into())));
+                out.push(("delay_ns", nanos(retry)));
+            }
             Event::StandingAside { others } => out.push(("other_instances", Text(others.clone()))),
         }
         out
@@ -1035,6 +1061,12 @@ impl Event {
                 "failed to restore {} to {runtime}: {error}",
                 crate::rt_runtime::PATH
             ),
+            // The C stalld's line.
+            Event::CheckFailed { error, retry, .. } => write!(
+                out,
+                "Dazed and confused, but trying to continue: {error} (retrying in {} ms)",
+                retry.as_millis()
+            ),
             Event::StandingAside { others } => write!(
                 out,
                 "another stalld boosts on this host ({others}): standing aside (--stand_aside): nothing is boosted or changed by this one until it is stopped"
@@ -1206,6 +1238,14 @@ mod tests {
                 "restored pid 87 to SCHED_OTHER, left boosted by a stalld that is gone",
             ),
             (Event::Stopping, "stalld shutting down"),
+            (
+                Event::CheckFailed {
+                    error: "reading /sys/kernel/debug/sched/debug: No such file or directory (os error 2)".into(),
+                    failures: 2,
+                    retry: Duration::from_millis(400),
+                },
+                "Dazed and confused, but trying to continue: reading /sys/kernel/debug/sched/debug: No such file or directory (os error 2) (retrying in 400 ms)",
+            ),
             (
                 Event::BoostSkipped {
                     cpu: 1,
@@ -1517,6 +1557,11 @@ mod tests {
             Event::RtThrottlingRestoreFailed {
                 runtime: 950_000,
                 error: "e".into(),
+            },
+            Event::CheckFailed {
+                error: "reading /sys/kernel/debug/sched/debug: e".into(),
+                failures: 3,
+                retry: Duration::from_millis(800),
             },
             Event::StandingAside {
                 others: "pid 7: /usr/bin/stalld --systemd, named by /run/stalld/stalld.pid".into(),
