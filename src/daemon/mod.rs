@@ -8,6 +8,7 @@
 mod checks;
 mod culprit;
 mod guardian;
+mod health;
 mod idle;
 mod instances;
 mod ledger;
@@ -406,6 +407,8 @@ struct Monitor<'a> {
     notifier: notify::Notifier,
     /// Snapshots that failed in a row.
     failures: u32,
+    /// When a check last succeeded; too long ago, and the watchdog is no longer pinged.
+    health: health::Health,
     /// Reused from step to step.
     run_queues: Vec<RunQueue>,
     starving: Vec<Starving>,
@@ -419,6 +422,13 @@ impl<'a> Monitor<'a> {
         guardian: Option<guardian::Guardian>,
         exact: bool,
     ) -> Monitor<'a> {
+        let checks = check_cadence(config, exact);
+        let notifier = notify::Notifier::from_environment();
+        let bound = health::bound(notifier.watchdog(), health::longest_gap(&checks.cadence()));
+        let health = health::Health::new(clock.now(), bound);
+        if let Some(mut telemetry) = logger.telemetry() {
+            telemetry.set_health(health);
+        }
         Monitor {
             config,
             logger,
@@ -427,10 +437,11 @@ impl<'a> Monitor<'a> {
             detector: Detector::new(config.threshold).repeating_every(report_interval(config)),
             // Adaptive and aggressive modes warn at half the threshold.
             early: (config.mode != Mode::Power).then(|| Detector::new(config.threshold / 2)),
-            checks: check_cadence(config, exact),
+            checks,
             own_pid: std::process::id() as Pid,
-            notifier: notify::Notifier::from_environment(),
+            notifier,
             failures: 0,
+            health,
             run_queues: Vec::new(),
             starving: Vec::new(),
         }
@@ -458,7 +469,17 @@ impl<'a> Monitor<'a> {
         backend: &mut dyn Backend,
         booster: &mut Booster,
     ) -> MonoTime {
-        self.notifier.tick(now);
+        match self.health.stale(now) {
+            None => self.notifier.tick(now),
+            // systemd restarts a daemon that cannot check (see `health`).
+            Some(since) => self.notifier.withhold(|| {
+                format!(
+                    "no successful check for {} s (bound {} s): watchdog pings withheld",
+                    since.as_secs(),
+                    self.health.bound().as_secs()
+                )
+            }),
+        }
         booster.advance(now, |boost, step| self.report(boost, step));
         if self.next_check_or_report(now) > now {
             // A wakeup for a boost alone (a FIFO phase is looked at every few tens of µs
@@ -473,7 +494,7 @@ impl<'a> Monitor<'a> {
                 self.run_queues.clear();
                 self.observe_quietly(now);
                 // Its /proc/stat sample (in `plan`) was the check.
-                self.checked(self.clock.now().saturating_since(now));
+                self.checked(now, self.clock.now().saturating_since(now));
                 return self.next_wakeup(booster, now);
             }
             checks::Plan::Wait => return self.next_wakeup(booster, now),
@@ -525,7 +546,7 @@ impl<'a> Monitor<'a> {
         self.run_queues = run_queues;
         self.starving = starving;
         let done = self.clock.now();
-        self.checked(done.saturating_since(check_started));
+        self.checked(taken, done.saturating_since(check_started));
         self.next_wakeup(booster, done)
     }
 
@@ -539,19 +560,22 @@ impl<'a> Monitor<'a> {
     ) -> MonoTime {
         self.failures += 1;
         let delay = retry_delay(self.failures);
-        self.logger.warn(&format!(
-            "Dazed and confused, but trying to continue: {error:#} (retrying in {} ms)",
-            delay.as_millis()
-        ));
+        self.logger.event(&Event::CheckFailed {
+            error: format!("{error:#}"),
+            failures: self.failures,
+            retry: delay,
+        });
         let retry = now.after(delay);
         let retry = booster.next_event().map_or(retry, |event| event.min(retry));
         self.watchdog_bound(retry)
     }
 
-    /// One check ran: measured, and systemd told (READY=1 the first time).
-    fn checked(&mut self, took: Duration) {
+    /// One check ran (as of `at`): measured, and systemd told (READY=1 the first time).
+    fn checked(&mut self, at: MonoTime, took: Duration) {
+        self.health.ok(at);
         if let Some(mut telemetry) = self.logger.telemetry() {
             telemetry.checked(took);
+            telemetry.check_succeeded(self.health);
             self.notifier.checked(|| telemetry.current().summary());
         }
     }
@@ -1045,6 +1069,77 @@ mod tests {
         let calls: Vec<u64> = backend.calls.iter().map(ms).collect();
         assert_eq!(calls, [0, 1001, 1201, 1601, 2401, 4001, 7201]);
         assert_eq!(monitor.failures, 6);
+    }
+
+    /// A backend that keeps failing: every failure is a counted `check_failed` event; once
+    /// no check has succeeded for the bound (here the 10 s watchdog: the polling gap is
+    /// shorter), the watchdog is no longer pinged (systemd restarts the daemon), and the loop
+    /// still wakes only for its retries (it does not spin on the ping it withholds).
+    #[test]
+    fn a_backend_that_keeps_failing_is_counted_and_stops_the_watchdog() {
+        let config = parse(&["-f", "-N", "-l", "-g", "1", "-c", "1"]);
+        let logger = Logger::new(false)
+            .with_telemetry(telemetry::Telemetry::new(&config, Default::default()));
+        let world = world();
+        let mut booster = Booster::with(
+            config.boost,
+            Box::new(FakeSched(world.clone())),
+            Box::new(FakeLedger(world.clone())),
+        );
+        let t0 = MonoTime(1_000 * SECOND);
+        let clock = FakeClock(Cell::new(t0));
+        let mut backend = Scripted {
+            clock: &clock,
+            queued_at: t0,
+            good: 1,
+            takes: Duration::ZERO,
+            calls: Vec::new(),
+        };
+        let mut monitor = Monitor::new(&config, &logger, &clock, None, false);
+        monitor.notifier = notify::Notifier::with_watchdog(Duration::from_secs(10));
+        let bound = health::bound(
+            Some(Duration::from_secs(10)),
+            health::longest_gap(&monitor.checks.cadence()),
+        );
+        monitor.health = health::Health::new(t0, bound);
+        assert_eq!(bound, Duration::from_secs(10));
+        let wakeups = drive(
+            &mut monitor,
+            &clock,
+            &mut backend,
+            &mut booster,
+            &world,
+            t0.after(Duration::from_secs(30)),
+        );
+        let failed = backend.calls.len() as u64 - 1;
+        let state = logger.telemetry().unwrap().current().clone();
+        assert_eq!(state.checks_failed, failed);
+        assert_eq!(state.events.get("check_failed"), Some(&failed));
+        assert!(state.last_check_error.is_some());
+        assert_eq!(state.health.stale(t0.after(Duration::from_secs(10))), None);
+        assert!(state
+            .health
+            .stale(t0.after(Duration::from_secs(11)))
+            .is_some());
+        // Pinged every 5 s while healthy; withheld from the first wakeup past the bound.
+        assert_eq!(monitor.notifier.deadline(), None);
+        assert!(monitor.health.stale(clock.now()).is_some());
+        // Retries at most 5 s apart, and nothing in between.
+        let after: Vec<u64> = wakeups
+            .iter()
+            .filter(|at| **at > t0.after(Duration::from_secs(15)))
+            .map(|at| (at.0 - t0.0) / 100_000_000)
+            .collect();
+        for pair in after.windows(2) {
+            assert_eq!(pair[1] - pair[0], 50, "{after:?}");
+        }
+        // A check that succeeds again: healthy, pinged again.
+        backend.good = u32::MAX;
+        let now = clock.now();
+        let next = monitor.tick(now, &mut backend, &mut booster);
+        assert!(monitor.health.stale(next).is_none());
+        monitor.tick(next, &mut backend, &mut booster);
+        assert!(monitor.notifier.deadline().is_some());
     }
 
     /// The events a boost's steps become, driven through a booster on a fake kernel.

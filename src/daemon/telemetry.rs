@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use serde_json::{json, Value};
 
+use super::health::Health;
 use super::log::Drops;
 use crate::config::{BackendChoice, BoostPolicy, Config, Mode};
 use crate::event::Event;
@@ -132,6 +133,15 @@ pub struct Snapshot {
     /// `--stand_aside` found these other stallds boosting: this one boosts nothing.
     pub standing_aside: Option<String>,
     pub last_event_at: Option<f64>,
+    /// `stalld_checks_failed_total`: checks whose snapshot failed (`check_failed`).
+    pub checks_failed: u64,
+    /// The last successful check, in Unix time (`stalld_last_check_timestamp_seconds`).
+    pub last_check_at: Option<f64>,
+    /// Why the last check failed, while no check has succeeded since.
+    pub last_check_error: Option<String>,
+    /// The last successful check on CLOCK_MONOTONIC, and the bound: the listeners compare
+    /// it with their own reading (no step of the wall clock makes a stale loop look live).
+    pub health: Health,
     /// The last [`RECENT_EVENTS`] events, as their JSON lines.
     pub recent: VecDeque<Arc<Value>>,
     pub drops: Arc<Drops>,
@@ -215,6 +225,10 @@ impl Telemetry {
             rt_throttling_disabled: false,
             standing_aside: None,
             last_event_at: None,
+            checks_failed: 0,
+            last_check_at: None,
+            last_check_error: None,
+            health: Health::new(crate::clock::now(), super::health::DEFAULT_BOUND),
             recent: VecDeque::with_capacity(RECENT_EVENTS),
             drops,
         };
@@ -251,6 +265,20 @@ impl Telemetry {
     pub fn checked(&mut self, took: Duration) {
         self.state.checks.observe(took.as_secs_f64());
         self.changed = true;
+    }
+
+    /// A check succeeded; `health` is the loop's record with it.
+    pub fn check_succeeded(&mut self, health: Health) {
+        self.state.last_check_at = Some(unix_seconds(SystemTime::now()));
+        self.state.last_check_error = None;
+        self.state.health = health;
+        self.changed = true;
+    }
+
+    /// The loop's record of its checks, before its first.
+    pub fn set_health(&mut self, health: Health) {
+        self.state.health = health;
+        self.publish();
     }
 
     /// Counts `event` (rendered as `json`, at `at`); published by the next
@@ -355,6 +383,10 @@ impl Telemetry {
             Event::RtThrottlingDisabled { .. } => state.rt_throttling_disabled = true,
             Event::RtThrottlingRestored { .. } => state.rt_throttling_disabled = false,
             Event::StandingAside { others } => state.standing_aside = Some(others.clone()),
+            Event::CheckFailed { error, .. } => {
+                state.checks_failed += 1;
+                state.last_check_error = Some(error.clone());
+            }
             _ => {}
         }
         self.changed = true;
