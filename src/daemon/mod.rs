@@ -64,17 +64,17 @@ pub fn run(config: Config) -> Result<()> {
     let mut pidfile = lock_pidfile(&config, &logger)?;
     // Before anything is changed: a second boosting stalld would fight the first over RT
     // throttling and the boosts.
-    if !config.log_only && !config.allow_other_instances {
+    if !config.log_only && !config.process.allow_other_instances {
         let others = instances::boosting_instances(&[]);
         if !others.is_empty() {
-            if config.stand_aside {
+            if config.process.stand_aside {
                 return stand_aside(&config, logger, pidfile, &others);
             }
             return Err(instances::refusal(&others).into());
         }
     }
     let logger = with_structured_sinks(logger, &config)?;
-    if let Some(affinity) = &config.affinity {
+    if let Some(affinity) = &config.process.affinity {
         for cpu in affinity.iter() {
             logger.log(&format!("self-affinity: adding cpu {cpu}"));
         }
@@ -83,7 +83,7 @@ pub fn run(config: Config) -> Result<()> {
     }
     // Before anything is changed: what a dead stalld left is undone, and from here on every
     // change is written down before it is made.
-    let instance = ledger::for_daemon(config.log_only, config.systemd, &logger)?;
+    let instance = ledger::for_daemon(config.log_only, config.process.systemd, &logger)?;
     // Before anything slow, so that an early SIGTERM still means an orderly shutdown.
     let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
     // Bound now, served once daemonized: a bad or busy address is an error on the terminal.
@@ -103,7 +103,7 @@ pub fn run(config: Config) -> Result<()> {
     for cpu in config.cpus.iter() {
         logger.log(&format!("cpulist: adding cpu {cpu}"));
     }
-    if !config.idle_detection {
+    if !config.detection.idle_detection {
         logger.log("idle detection disabled");
     }
 
@@ -134,7 +134,7 @@ pub fn run(config: Config) -> Result<()> {
 
     let rt_throttle = if config.log_only {
         None
-    } else if config.systemd {
+    } else if config.process.systemd {
         rt_throttle::require_disabled()?;
         None
     } else {
@@ -148,7 +148,7 @@ pub fn run(config: Config) -> Result<()> {
     let _hrtick =
         (!config.log_only && !lockdown && config.boost.runtime < Duration::from_millis(1))
             .then(|| sched_features::enable_hrtick(&logger));
-    let daemonized = if config.foreground {
+    let daemonized = if config.process.foreground {
         None
     } else if notify::under_service_manager() {
         logger.log("started by systemd with Type=notify: staying in the foreground");
@@ -167,7 +167,7 @@ pub fn run(config: Config) -> Result<()> {
         .context("starting the guardian process")?;
     // Threads only now: daemonizing forks, and so may nothing after this.
     start_listeners(&logger, metrics, status.as_mut())?;
-    if let Some(percent) = config.reservation {
+    if let Some(percent) = config.process.reservation {
         reserve_cpu_time(&config, percent, &logger)?;
     }
     if let Some(pidfile) = &mut pidfile {
@@ -241,7 +241,7 @@ fn stand_aside(
     };
     logger.event(&event);
     logger.publish_telemetry();
-    let daemonized = if config.foreground || notify::under_service_manager() {
+    let daemonized = if config.process.foreground || notify::under_service_manager() {
         None
     } else {
         Some(sys::daemonize().context("daemonizing")?)
@@ -310,7 +310,7 @@ fn start_listeners(
 /// `-P`: the pid file, locked (its pid is written after daemonizing). A relative path is
 /// resolved now, before daemonizing moves to /, so it means what the operator meant.
 fn lock_pidfile(config: &Config, logger: &Logger) -> Result<Option<pidfile::PidFile>> {
-    let Some(path) = &config.pidfile else {
+    let Some(path) = &config.process.pidfile else {
         return Ok(None);
     };
     pidfile::PidFile::lock(&std::path::absolute(path)?, logger).map(Some)
@@ -320,8 +320,8 @@ fn lock_pidfile(config: &Config, logger: &Logger) -> Result<Option<pidfile::PidF
 /// granularity (1 s when the granularity is above 4 s), so it gets CPU time even when RT tasks
 /// hog every CPU, but never more than its share.
 fn reserve_cpu_time(config: &Config, percent: u32, logger: &Logger) -> Result<()> {
-    let period = if config.granularity <= Duration::from_secs(4) {
-        config.granularity
+    let period = if config.detection.granularity <= Duration::from_secs(4) {
+        config.detection.granularity
     } else {
         Duration::from_secs(1)
     };
@@ -356,7 +356,7 @@ fn log_startup(config: &Config, booster: &Booster, logger: &Logger) {
     {
         logger.log(&format!("task ignore string {}", regex.as_str()));
     }
-    if config.mode == Mode::Power {
+    if config.detection.mode == Mode::Power {
         logger.log("single threaded mode");
     }
     if config.log_only {
@@ -370,27 +370,16 @@ fn log_startup(config: &Config, booster: &Booster, logger: &Logger) {
     }
 }
 
-/// How often a task that keeps starving is reported again: every poll with `-l` in power mode
-/// (the C stalld reports it each granularity with its growing wait, and scripts measure that),
-/// otherwise once per threshold period (as upstream's per-CPU modes).
-fn report_interval(config: &Config) -> Duration {
-    if config.log_only && config.mode == Mode::Power {
-        config.granularity
-    } else {
-        config.threshold
-    }
-}
-
 /// When to look at the run queues (see `checks`): every granularity for a polling backend, and
 /// before the first possible threshold crossing (the earlier detector's) with exact stamps.
 fn check_cadence(config: &Config, exact: bool) -> checks::Checks {
+    let detection = &config.detection;
     let cadence = if exact {
-        let threshold = config.threshold / if config.mode == Mode::Power { 1 } else { 2 };
-        checks::Cadence::exact(threshold)
+        checks::Cadence::exact(detection.first_report())
     } else {
-        checks::Cadence::polling(config.granularity)
+        checks::Cadence::polling(detection.granularity)
     };
-    checks::Checks::new(config.cpus.clone(), cadence, config.idle_detection)
+    checks::Checks::new(config.cpus.clone(), cadence, detection.idle_detection)
 }
 
 struct Monitor<'a> {
@@ -434,9 +423,9 @@ impl<'a> Monitor<'a> {
             logger,
             clock,
             guardian,
-            detector: Detector::new(config.threshold).repeating_every(report_interval(config)),
-            // Adaptive and aggressive modes warn at half the threshold.
-            early: (config.mode != Mode::Power).then(|| Detector::new(config.threshold / 2)),
+            detector: Detector::new(config.detection.threshold)
+                .repeating_every(config.detection.report_interval(config.log_only)),
+            early: config.detection.early_threshold().map(Detector::new),
             checks,
             own_pid: std::process::id() as Pid,
             notifier,
@@ -514,7 +503,8 @@ impl<'a> Monitor<'a> {
         if let Some(early) = &mut self.early {
             starving.clear();
             early.observe(taken, &self.run_queues, &mut starving);
-            for task in starving.iter().filter(|s| s.waited < self.config.threshold) {
+            let threshold = self.config.detection.threshold;
+            for task in starving.iter().filter(|s| s.waited < threshold) {
                 self.logger.event(&Event::MightStarve {
                     cpu: task.cpu,
                     task: task_name(&task.task),
@@ -525,14 +515,16 @@ impl<'a> Monitor<'a> {
         starving.clear();
         self.detector
             .observe(taken, &self.run_queues, &mut starving);
-        if self.config.log_only && self.config.mode == Mode::Power {
-            // As the C stalld reports: per CPU and check, the task that has waited
-            // longest, so successive reports show its wait growing.
+        if self
+            .config
+            .detection
+            .longest_per_cpu_every_poll(self.config.log_only)
+        {
             crate::detect::keep_longest_per_cpu(&mut starving);
         }
         checks::print_look(
             self.logger,
-            self.config.mode != Mode::Power,
+            self.config.detection.per_cpu_tables(),
             self.checks.idle_detection(),
             &self.run_queues,
             &skip,

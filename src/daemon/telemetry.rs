@@ -425,7 +425,7 @@ fn config_json(config: &Config) -> Value {
     };
     json!({
         "log_only": config.log_only,
-        "mode": match config.mode {
+        "mode": match config.detection.mode {
             Mode::Power => "power",
             Mode::Adaptive => "adaptive",
             Mode::Aggressive => "aggressive",
@@ -435,8 +435,8 @@ fn config_json(config: &Config) -> Value {
             BackendChoice::QueueTrack => "queue_track",
             BackendChoice::SchedDebug => "sched_debug",
         },
-        "threshold_s": config.threshold.as_secs_f64(),
-        "granularity_s": config.granularity.as_secs_f64(),
+        "threshold_s": config.detection.threshold.as_secs_f64(),
+        "granularity_s": config.detection.granularity.as_secs_f64(),
         "boost": {
             "policy": config.boost.policy.sched_name(),
             "runtime_ns": config.boost.runtime.as_nanos() as u64,
@@ -444,15 +444,15 @@ fn config_json(config: &Config) -> Value {
             "duration_s": config.boost.duration.as_secs_f64(),
         },
         "cpus": config.cpus.to_string(),
-        "affinity": config.affinity.as_ref().map(ToString::to_string),
-        "idle_detection": config.idle_detection,
-        "reservation_percent": config.reservation,
+        "affinity": config.process.affinity.as_ref().map(ToString::to_string),
+        "idle_detection": config.detection.idle_detection,
+        "reservation_percent": config.process.reservation,
         "ignore_threads": regexes(&config.ignore_threads),
         "ignore_processes": regexes(&config.ignore_processes),
-        "systemd": config.systemd,
-        "allow_other_instances": config.allow_other_instances,
-        "stand_aside": config.stand_aside,
-        "pidfile": config.pidfile.as_ref().map(|p| p.display().to_string()),
+        "systemd": config.process.systemd,
+        "allow_other_instances": config.process.allow_other_instances,
+        "stand_aside": config.process.stand_aside,
+        "pidfile": config.process.pidfile.as_ref().map(|p| p.display().to_string()),
         "events": config.events.as_ref().map(ToString::to_string),
         "metrics": config.metrics.as_ref().map(ToString::to_string),
     })
