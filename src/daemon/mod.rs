@@ -870,6 +870,19 @@ mod tests {
         calls: Vec<MonoTime>,
     }
 
+    impl Scripted<'_> {
+        /// Every snapshot good, taking no time.
+        fn new(clock: &FakeClock, queued_at: MonoTime) -> Scripted<'_> {
+            Scripted {
+                clock,
+                queued_at,
+                good: u32::MAX,
+                takes: Duration::ZERO,
+                calls: Vec::new(),
+            }
+        }
+    }
+
     impl Backend for Scripted<'_> {
         fn name(&self) -> &'static str {
             "fake"
@@ -910,6 +923,18 @@ mod tests {
         }
     }
 
+    /// A booster of `config` on a fake kernel where the victim, pid 87, runs at FIFO 5.
+    fn fake_booster(config: &Config) -> (Booster, crate::boost::fake::Shared) {
+        let world = world();
+        world.borrow_mut().spawn(87, 1, fifo5());
+        let booster = Booster::with(
+            config.boost,
+            Box::new(FakeSched(world.clone())),
+            Box::new(FakeLedger(world.clone())),
+        );
+        (booster, world)
+    }
+
     fn fifo5() -> SchedAttr {
         SchedAttr {
             rt_priority: 5,
@@ -943,22 +968,10 @@ mod tests {
     fn a_step_wakes_at_the_threshold_crossing_and_boosts_there() {
         let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1"]);
         let logger = Logger::new(false);
-        let world = world();
-        world.borrow_mut().spawn(87, 1, fifo5());
-        let mut booster = Booster::with(
-            config.boost,
-            Box::new(FakeSched(world.clone())),
-            Box::new(FakeLedger(world.clone())),
-        );
+        let (mut booster, world) = fake_booster(&config);
         let t0 = MonoTime(1_000 * SECOND);
         let clock = FakeClock(Cell::new(t0));
-        let mut backend = Scripted {
-            clock: &clock,
-            queued_at: MonoTime(t0.0 - SECOND / 4),
-            good: u32::MAX,
-            takes: Duration::ZERO,
-            calls: Vec::new(),
-        };
+        let mut backend = Scripted::new(&clock, MonoTime(t0.0 - SECOND / 4));
         let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
         let first = monitor.tick(t0, &mut backend, &mut booster);
         assert_eq!(first, t0.after(Duration::from_millis(750)), "the crossing");
@@ -981,22 +994,10 @@ mod tests {
         let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1", "-i", "^vic"]);
         let logger = Logger::new(false)
             .with_telemetry(telemetry::Telemetry::new(&config, Default::default()));
-        let world = world();
-        world.borrow_mut().spawn(87, 1, fifo5());
-        let mut booster = Booster::with(
-            config.boost,
-            Box::new(FakeSched(world.clone())),
-            Box::new(FakeLedger(world.clone())),
-        );
+        let (mut booster, world) = fake_booster(&config);
         let t0 = MonoTime(1_000 * SECOND);
         let clock = FakeClock(Cell::new(t0));
-        let mut backend = Scripted {
-            clock: &clock,
-            queued_at: MonoTime(t0.0 - 2 * SECOND),
-            good: u32::MAX,
-            takes: Duration::ZERO,
-            calls: Vec::new(),
-        };
+        let mut backend = Scripted::new(&clock, MonoTime(t0.0 - 2 * SECOND));
         let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
         monitor.tick(t0, &mut backend, &mut booster);
         assert!(world.borrow().sets().is_empty());
@@ -1019,22 +1020,12 @@ mod tests {
     fn a_failing_backend_during_a_boost_neither_spins_nor_keeps_the_boost() {
         let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1"]);
         let logger = Logger::new(false);
-        let world = world();
-        world.borrow_mut().spawn(87, 1, fifo5());
-        let mut booster = Booster::with(
-            config.boost,
-            Box::new(FakeSched(world.clone())),
-            Box::new(FakeLedger(world.clone())),
-        );
+        let (mut booster, world) = fake_booster(&config);
         let t0 = MonoTime(1_000 * SECOND);
         let clock = FakeClock(Cell::new(t0));
-        let mut backend = Scripted {
-            clock: &clock,
-            queued_at: MonoTime(t0.0 - 5 * SECOND),
-            good: 1,
-            takes: Duration::from_millis(1),
-            calls: Vec::new(),
-        };
+        let mut backend = Scripted::new(&clock, MonoTime(t0.0 - 5 * SECOND));
+        backend.good = 1;
+        backend.takes = Duration::from_millis(1);
         let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
         let end = t0.after(Duration::from_secs(8));
         let wakeups = drive(
@@ -1072,21 +1063,11 @@ mod tests {
         let config = parse(&["-f", "-N", "-l", "-g", "1", "-c", "1"]);
         let logger = Logger::new(false)
             .with_telemetry(telemetry::Telemetry::new(&config, Default::default()));
-        let world = world();
-        let mut booster = Booster::with(
-            config.boost,
-            Box::new(FakeSched(world.clone())),
-            Box::new(FakeLedger(world.clone())),
-        );
+        let (mut booster, world) = fake_booster(&config);
         let t0 = MonoTime(1_000 * SECOND);
         let clock = FakeClock(Cell::new(t0));
-        let mut backend = Scripted {
-            clock: &clock,
-            queued_at: t0,
-            good: 1,
-            takes: Duration::ZERO,
-            calls: Vec::new(),
-        };
+        let mut backend = Scripted::new(&clock, t0);
+        backend.good = 1;
         let mut monitor = Monitor::new(&config, &logger, &clock, None, false);
         monitor.notifier = notify::Notifier::with_watchdog(Duration::from_secs(10));
         let bound = health::bound(
