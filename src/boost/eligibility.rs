@@ -9,7 +9,7 @@
 //! boost) is not even reported starving; in log-only mode nothing more is said; a denylisted
 //! task is said to be ignored before anything about its policy is.
 
-use crate::config::Denylist;
+use crate::config::{Config, Denylist};
 use crate::event::Ignored;
 use crate::sys::SCHED_DEADLINE;
 use crate::task::{Comm, Pid};
@@ -27,7 +27,18 @@ pub struct Rules<'a> {
     pub ignore_processes: &'a Denylist,
 }
 
-impl Rules<'_> {
+impl<'a> Rules<'a> {
+    /// The rules `config` sets, for the daemon whose pid is `own_pid`: a new rule's option
+    /// comes in here and in [`decide`], nowhere else in the daemon.
+    pub fn of(config: &'a Config, own_pid: Pid) -> Rules<'a> {
+        Rules {
+            own_pid,
+            log_only: config.log_only,
+            ignore_threads: &config.ignore_threads,
+            ignore_processes: &config.ignore_processes,
+        }
+    }
+
     /// Whether [`decide`] needs the task's process name (it costs a /proc read).
     pub fn needs_process(&self) -> bool {
         !self.log_only && !self.ignore_processes.is_empty()
@@ -216,6 +227,20 @@ mod tests {
             decide(&candidate(7, b"ksoftirqd/1", None), &plain),
             Decision::Boost
         );
+    }
+
+    #[test]
+    fn the_rules_are_the_configurations() {
+        let config = match crate::cli::parse(["-l", "-i", "^kw", "-I", "^app"]) {
+            Ok(crate::cli::Command::Run(config)) => *config,
+            other => panic!("{other:?}"),
+        };
+        let rules = Rules::of(&config, 42);
+        assert!(rules.log_only);
+        assert_eq!(rules.own_pid, 42);
+        assert!(rules.ignore_threads.matches("kworker/1:2"));
+        assert!(rules.ignore_processes.matches("app-main"));
+        assert!(!rules.ignore_processes.matches("kworker/1:2"));
     }
 
     /// Log-only reports every starving task (as the C stalld's -l) and boosts none, whatever

@@ -692,12 +692,7 @@ impl<'a> Monitor<'a> {
 
     /// The rules of [`eligibility::decide`], from the configuration.
     fn rules(&self) -> eligibility::Rules<'_> {
-        eligibility::Rules {
-            own_pid: self.own_pid,
-            log_only: self.config.log_only,
-            ignore_threads: &self.config.ignore_threads,
-            ignore_processes: &self.config.ignore_processes,
-        }
+        eligibility::Rules::of(self.config, self.own_pid)
     }
 
     /// Boosts the task the rule chose: the event that says how it went.
