@@ -848,6 +848,15 @@ mod tests {
     /// step asked for), or when a fake snapshot takes time.
     struct FakeClock(Cell<MonoTime>);
 
+    /// Where the fake clock starts.
+    const T0: MonoTime = MonoTime(1_000 * SECOND);
+
+    impl FakeClock {
+        fn at(start: MonoTime) -> FakeClock {
+            FakeClock(Cell::new(start))
+        }
+    }
+
     impl Clock for FakeClock {
         fn now(&self) -> MonoTime {
             self.0.get()
@@ -964,8 +973,7 @@ mod tests {
         let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1"]);
         let logger = Logger::new(false);
         let (mut booster, world) = fake_booster(&config);
-        let t0 = MonoTime(1_000 * SECOND);
-        let clock = FakeClock(Cell::new(t0));
+        let (t0, clock) = (T0, FakeClock::at(T0));
         let mut backend = Scripted::new(&clock, MonoTime(t0.0 - SECOND / 4));
         let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
         let first = monitor.tick(t0, &mut backend, &mut booster);
@@ -990,8 +998,7 @@ mod tests {
         let logger = Logger::new(false)
             .with_telemetry(telemetry::Telemetry::new(&config, Default::default()));
         let (mut booster, world) = fake_booster(&config);
-        let t0 = MonoTime(1_000 * SECOND);
-        let clock = FakeClock(Cell::new(t0));
+        let (t0, clock) = (T0, FakeClock::at(T0));
         let mut backend = Scripted::new(&clock, MonoTime(t0.0 - 2 * SECOND));
         let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
         monitor.tick(t0, &mut backend, &mut booster);
@@ -1016,8 +1023,7 @@ mod tests {
         let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1"]);
         let logger = Logger::new(false);
         let (mut booster, world) = fake_booster(&config);
-        let t0 = MonoTime(1_000 * SECOND);
-        let clock = FakeClock(Cell::new(t0));
+        let (t0, clock) = (T0, FakeClock::at(T0));
         let mut backend = Scripted::new(&clock, MonoTime(t0.0 - 5 * SECOND));
         backend.good = 1;
         backend.takes = Duration::from_millis(1);
@@ -1059,8 +1065,7 @@ mod tests {
         let logger = Logger::new(false)
             .with_telemetry(telemetry::Telemetry::new(&config, Default::default()));
         let (mut booster, world) = fake_booster(&config);
-        let t0 = MonoTime(1_000 * SECOND);
-        let clock = FakeClock(Cell::new(t0));
+        let (t0, clock) = (T0, FakeClock::at(T0));
         let mut backend = Scripted::new(&clock, t0);
         backend.good = 1;
         let mut monitor = Monitor::new(&config, &logger, &clock, None, false);
