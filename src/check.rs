@@ -156,9 +156,9 @@ fn check_other_instances(report: &mut Report, config: &Config) {
             Verdict::Ok,
             format!("a stalld boosts here ({list}); with -l this one only logs beside it"),
         );
-    } else if config.stand_aside {
+    } else if config.process.stand_aside {
         report.add("other_instances", Verdict::Warn, format!("a stalld boosts here ({list}); with --stand_aside this one would boost nothing and report itself not ready (GET /ready: 503) until stopped"));
-    } else if config.allow_other_instances {
+    } else if config.process.allow_other_instances {
         report.add("other_instances", Verdict::Warn, format!("a stalld boosts here ({list}); --allow_other_instances starts this one too: give them disjoint CPUs (-c) and leave RT throttling to the unit (-S)"));
     } else {
         report.add("other_instances", Verdict::Fail, format!("a stalld boosts here already ({list}): another would refuse to start (exit {}); stop it, or pass --allow_other_instances", crate::daemon::EXIT_ANOTHER_INSTANCE));
@@ -417,11 +417,11 @@ fn check_rcu_stall(report: &mut Report, config: &Config, queue_track: bool) {
         return;
     };
     // sched_debug sees a wait up to a poll late.
-    let worst = config.threshold
+    let worst = config.detection.threshold
         + if queue_track {
             Duration::ZERO
         } else {
-            config.granularity
+            config.detection.granularity
         };
     let detail = format!(
         "a starving task is boosted after at most {:.1} s; RCU reports a stall after {timeout} s",

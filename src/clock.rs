@@ -12,3 +12,17 @@ pub fn now() -> MonoTime {
     debug_assert_eq!(rc, 0);
     MonoTime(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
+
+/// Where the daemon's loop reads the time: [`Monotonic`], or a fake one in tests.
+pub trait Clock {
+    fn now(&self) -> MonoTime;
+}
+
+/// CLOCK_MONOTONIC.
+pub struct Monotonic;
+
+impl Clock for Monotonic {
+    fn now(&self) -> MonoTime {
+        now()
+    }
+}

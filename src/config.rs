@@ -134,30 +134,60 @@ impl std::fmt::Display for EventsTarget {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// Detect and log only; never boost, never touch RT throttling or sched features.
-    pub log_only: bool,
-    pub verbose: bool,
-    pub log_kmsg: bool,
-    pub log_syslog: bool,
-    pub foreground: bool,
+/// When a task is starving and how the run queues are watched for it (`-t`, `-g`, `-N`,
+/// `-O`/`-M`/`-A`), with what follows from them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Detection {
     pub mode: Mode,
-    /// Skip polls while every monitored CPU has had idle time (`-N` turns it off).
-    pub idle_detection: bool,
     /// How long a task may wait on a run queue before it is starving.
     pub threshold: Duration,
     /// How often a backend that cannot tell queue times is polled.
     pub granularity: Duration,
-    pub boost: BoostParams,
-    pub cpus: CpuSet,
+    /// Skip polls while every monitored CPU has had idle time (`-N` turns it off).
+    pub idle_detection: bool,
+}
+
+impl Detection {
+    /// Adaptive and aggressive modes warn when a task has waited half the threshold.
+    pub fn early_threshold(&self) -> Option<Duration> {
+        (self.mode != Mode::Power).then(|| self.threshold / 2)
+    }
+
+    /// The earliest wait anything is said about: what a check must not come later than.
+    pub fn first_report(&self) -> Duration {
+        self.early_threshold().unwrap_or(self.threshold)
+    }
+
+    /// Adaptive and aggressive modes print the C stalld's per-CPU task tables (`-v`).
+    pub fn per_cpu_tables(&self) -> bool {
+        self.mode != Mode::Power
+    }
+
+    /// `-l` in power mode reports, as the C stalld does, per CPU and check the task that has
+    /// waited longest, again at every poll with its growing wait (scripts measure that).
+    pub fn longest_per_cpu_every_poll(&self, log_only: bool) -> bool {
+        log_only && self.mode == Mode::Power
+    }
+
+    /// How often a task that keeps starving is reported again: every poll in the case
+    /// above, otherwise once per threshold period (as upstream's per-CPU modes).
+    pub fn report_interval(&self, log_only: bool) -> Duration {
+        if self.longest_per_cpu_every_poll(log_only) {
+            self.granularity
+        } else {
+            self.threshold
+        }
+    }
+}
+
+/// The daemon as a process: how it runs, and beside whom.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    pub foreground: bool,
     /// CPUs stalld itself may run on (`-a`).
     pub affinity: Option<CpuSet>,
     /// Percentage of a CPU reserved for stalld itself as SCHED_DEADLINE (`-R`).
     pub reservation: Option<u32>,
-    pub ignore_threads: Denylist,
-    pub ignore_processes: Denylist,
-    pub backend: BackendChoice,
     /// Started by systemd (`-S`): RT throttling must already be off; stalld does not touch it.
     pub systemd: bool,
     pub pidfile: Option<PathBuf>,
@@ -165,8 +195,53 @@ pub struct Config {
     pub allow_other_instances: bool,
     /// `--stand_aside`: when another stalld boosts here, boost nothing and wait to be stopped.
     pub stand_aside: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Detect and log only; never boost, never touch RT throttling or sched features.
+    pub log_only: bool,
+    pub verbose: bool,
+    pub log_kmsg: bool,
+    pub log_syslog: bool,
+    pub detection: Detection,
+    pub boost: BoostParams,
+    pub cpus: CpuSet,
+    pub ignore_threads: Denylist,
+    pub ignore_processes: Denylist,
+    pub backend: BackendChoice,
+    pub process: Process,
     /// `--events FILE|fifo:PATH|-`: every event as a JSON line.
     pub events: Option<EventsTarget>,
     /// `--metrics ADDR`: serve Prometheus metrics there.
     pub metrics: Option<MetricsAddr>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_detection_derives_from_the_mode() {
+        let power = Detection {
+            mode: Mode::Power,
+            threshold: Duration::from_secs(20),
+            granularity: Duration::from_secs(5),
+            idle_detection: true,
+        };
+        assert_eq!(power.early_threshold(), None);
+        assert_eq!(power.first_report(), Duration::from_secs(20));
+        assert!(!power.per_cpu_tables());
+        // -l in power mode: the C stalld's report at every poll.
+        assert_eq!(power.report_interval(true), Duration::from_secs(5));
+        assert_eq!(power.report_interval(false), Duration::from_secs(20));
+        for mode in [Mode::Adaptive, Mode::Aggressive] {
+            let per_cpu = Detection { mode, ..power };
+            assert_eq!(per_cpu.early_threshold(), Some(Duration::from_secs(10)));
+            assert_eq!(per_cpu.first_report(), Duration::from_secs(10));
+            assert!(per_cpu.per_cpu_tables());
+            assert!(!per_cpu.longest_per_cpu_every_poll(true));
+            assert_eq!(per_cpu.report_interval(true), Duration::from_secs(20));
+        }
+    }
 }

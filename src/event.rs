@@ -30,6 +30,15 @@ pub struct TaskName {
     pub comm: Comm,
 }
 
+/// Which denylist kept a starving task from a boost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ignored {
+    /// `-i`: the thread's name matched.
+    Thread,
+    /// `-I`: the name of its process (given) matched.
+    Process(Comm),
+}
+
 /// Who held the CPU when a task was found starving there: the task running on it at that
 /// check (for a starving task, almost always the hog).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +95,12 @@ pub enum Event {
         task: TaskName,
         policy: BoostPolicy,
         error: String,
+    },
+    /// A starving task is not boosted: a denylist (`-i`, `-I`) names it.
+    BoostSkipped {
+        cpu: u32,
+        task: TaskName,
+        ignored: Ignored,
     },
     /// A DEADLINE boost did not run its task; it became a SCHED_FIFO boost.
     FifoFallback {
@@ -196,6 +211,13 @@ pub enum Event {
         runtime: i64,
         error: String,
     },
+    /// A check of the run queues failed (the backend's snapshot); it is retried after `retry`.
+    /// `failures` in a row so far.
+    CheckFailed {
+        error: String,
+        failures: u32,
+        retry: Duration,
+    },
     /// `--stand_aside`: another stalld boosts on this host (`others`: each one's pid,
     /// command line and how it was found); this one boosts nothing until it is stopped.
     StandingAside {
@@ -214,6 +236,7 @@ pub enum EventKind {
     Boosted,
     AlreadyDeadline,
     BoostFailed,
+    BoostSkipped,
     FifoFallback,
     FifoPhaseExtended,
     Restored,
@@ -232,12 +255,13 @@ pub enum EventKind {
     RtThrottlingDisabled,
     RtThrottlingRestored,
     RtThrottlingRestoreFailed,
+    CheckFailed,
     StandingAside,
 }
 
 /// Every kind, in documentation order.
 impl EventKind {
-    pub const ALL: [EventKind; 26] = [
+    pub const ALL: [EventKind; 28] = [
         EventKind::Started,
         EventKind::Stopping,
         EventKind::MightStarve,
@@ -245,6 +269,7 @@ impl EventKind {
         EventKind::Boosted,
         EventKind::AlreadyDeadline,
         EventKind::BoostFailed,
+        EventKind::BoostSkipped,
         EventKind::FifoFallback,
         EventKind::FifoPhaseExtended,
         EventKind::Restored,
@@ -263,6 +288,7 @@ impl EventKind {
         EventKind::RtThrottlingDisabled,
         EventKind::RtThrottlingRestored,
         EventKind::RtThrottlingRestoreFailed,
+        EventKind::CheckFailed,
         EventKind::StandingAside,
     ];
 
@@ -319,6 +345,11 @@ impl EventKind {
                 "boost_failed",
                 "1a9894a348e84e04ba3d89504e54be43",
                 "the boost system call failed",
+            ),
+            EventKind::BoostSkipped => (
+                "boost_skipped",
+                "a31475a118dc4038af820a4d50d6a89d",
+                "not boosted: a denylist (-i, -I) names the task",
             ),
             EventKind::FifoFallback => (
                 "fifo_fallback",
@@ -410,6 +441,11 @@ impl EventKind {
                 "d9019a6591bd4dca821c57f9a4f0085f",
                 "putting RT throttling back failed",
             ),
+            EventKind::CheckFailed => (
+                "check_failed",
+                "2c3434b7aa4e41d382139432ff6681db",
+                "a check of the run queues failed (the backend's snapshot); retried",
+            ),
             EventKind::StandingAside => (
                 "standing_aside",
                 "cf7b7d3eb18b4188be480ac0fc4a98ab",
@@ -485,7 +521,7 @@ pub const FIELD_DOCS: &[(&str, &str)] = &[
     ),
     (
         "delay_ns",
-        "restore_retry, restore_failed: the pause before the next attempt, in nanoseconds (restore_failed: only while the daemon keeps retrying)",
+        "check_failed, restore_retry, restore_failed: the pause before the next attempt, in nanoseconds (restore_failed: only while the daemon keeps retrying)",
     ),
     (
         "cpu_time_ns",
@@ -511,6 +547,11 @@ pub const FIELD_DOCS: &[(&str, &str)] = &[
         "standing_aside: each other stalld that boosts here (pid, command line, how it was found)",
     ),
     ("status", "guardian_died: how it ended (exit status or signal)"),
+    ("failures", "check_failed: checks that failed in a row so far"),
+    (
+        "ignored_by",
+        "boost_skipped: the denylist that names the task, thread (-i) or process (-I)",
+    ),
     ("culprit_policy", "starved: its policy"),
     (
         "culprit_priority",
@@ -529,6 +570,7 @@ impl Event {
             Event::Boosted { .. } => EventKind::Boosted,
             Event::AlreadyDeadline { .. } => EventKind::AlreadyDeadline,
             Event::BoostFailed { .. } => EventKind::BoostFailed,
+            Event::BoostSkipped { .. } => EventKind::BoostSkipped,
             Event::FifoFallback { .. } => EventKind::FifoFallback,
             Event::FifoPhaseExtended { .. } => EventKind::FifoPhaseExtended,
             Event::Restored { .. } => EventKind::Restored,
@@ -547,6 +589,7 @@ impl Event {
             Event::RtThrottlingDisabled { .. } => EventKind::RtThrottlingDisabled,
             Event::RtThrottlingRestored { .. } => EventKind::RtThrottlingRestored,
             Event::RtThrottlingRestoreFailed { .. } => EventKind::RtThrottlingRestoreFailed,
+            Event::CheckFailed { .. } => EventKind::CheckFailed,
             Event::StandingAside { .. } => EventKind::StandingAside,
         }
     }
@@ -565,6 +608,7 @@ impl Event {
             | Event::GuardianRespawnFailed { .. }
             | Event::BackendFallback { .. }
             | Event::RtThrottlingRestoreFailed { .. }
+            | Event::CheckFailed { .. }
             | Event::StandingAside { .. } => Severity::Warning,
             _ => Severity::Info,
         }
@@ -587,7 +631,8 @@ impl Event {
             | Event::Starved { cpu, task, .. }
             | Event::Boosted { cpu, task, .. }
             | Event::AlreadyDeadline { cpu, task, .. }
-            | Event::BoostFailed { cpu, task, .. } => Some((*cpu, task.tid)),
+            | Event::BoostFailed { cpu, task, .. }
+            | Event::BoostSkipped { cpu, task, .. } => Some((*cpu, task.tid)),
             Event::FifoFallback { cpu, tid, .. }
             | Event::FifoPhaseExtended { cpu, tid, .. }
             | Event::Restored { cpu, tid, .. }
@@ -691,6 +736,20 @@ impl Event {
                 out.push(policy(boost.sched_name()));
                 out.push(("error", Text(error.clone())));
             }
+            Event::BoostSkipped {
+                task: victim,
+                ignored,
+                ..
+            } => {
+                task(&mut out, victim);
+                match ignored {
+                    Ignored::Thread => out.push(("ignored_by", Text("thread".to_owned()))),
+                    Ignored::Process(process) => {
+                        out.push(("process", Text(process.to_string())));
+                        out.push(("ignored_by", Text("process".to_owned())));
+                    }
+                }
+            }
             Event::FifoFallback { .. } => out.push(policy(BoostPolicy::Fifo.sched_name())),
             Event::FifoPhaseExtended { hold, .. } => {
                 out.push(policy(BoostPolicy::Fifo.sched_name()));
@@ -783,6 +842,15 @@ impl Event {
                 out.push(("runtime_us", Int(*runtime)));
                 out.push(("error", Text(error.clone())));
             }
+            Event::CheckFailed {
+                error,
+                failures,
+                retry,
+            } => {
+                out.push(("error", Text(error.clone())));
+                out.push(("failures", Int((*failures).into())));
+                out.push(("delay_ns", nanos(retry)));
+            }
             Event::StandingAside { others } => out.push(("other_instances", Text(others.clone()))),
         }
         out
@@ -865,6 +933,18 @@ impl Event {
                 };
                 write!(out, "{function} failed to boost pid {}: {error}", task.tid)
             }
+            Event::BoostSkipped { task, ignored, .. } => match ignored {
+                Ignored::Thread => write!(
+                    out,
+                    "Ignoring the thread {} from consideration for boosting",
+                    task.comm
+                ),
+                Ignored::Process(process) => write!(
+                    out,
+                    "Ignoring the thread {} (spawned by {process}) from consideration for boosting",
+                    task.comm
+                ),
+            },
             Event::FifoFallback { tid, .. } => write!(
                 out,
                 "pid {tid} did not run under SCHED_DEADLINE (the kernel kept it throttled from an earlier boost): boosting it with SCHED_FIFO instead"
@@ -980,6 +1060,12 @@ impl Event {
                 out,
                 "failed to restore {} to {runtime}: {error}",
                 crate::rt_runtime::PATH
+            ),
+            // The C stalld's line.
+            Event::CheckFailed { error, retry, .. } => write!(
+                out,
+                "Dazed and confused, but trying to continue: {error} (retrying in {} ms)",
+                retry.as_millis()
             ),
             Event::StandingAside { others } => write!(
                 out,
@@ -1152,6 +1238,30 @@ mod tests {
                 "restored pid 87 to SCHED_OTHER, left boosted by a stalld that is gone",
             ),
             (Event::Stopping, "stalld shutting down"),
+            (
+                Event::CheckFailed {
+                    error: "reading /sys/kernel/debug/sched/debug: No such file or directory (os error 2)".into(),
+                    failures: 2,
+                    retry: Duration::from_millis(400),
+                },
+                "Dazed and confused, but trying to continue: reading /sys/kernel/debug/sched/debug: No such file or directory (os error 2) (retrying in 400 ms)",
+            ),
+            (
+                Event::BoostSkipped {
+                    cpu: 1,
+                    task: victim,
+                    ignored: Ignored::Thread,
+                },
+                "Ignoring the thread kworker/1:2 from consideration for boosting",
+            ),
+            (
+                Event::BoostSkipped {
+                    cpu: 1,
+                    task: victim,
+                    ignored: Ignored::Process(Comm::new(b"stalld-starve")),
+                },
+                "Ignoring the thread kworker/1:2 (spawned by stalld-starve) from consideration for boosting",
+            ),
             (
                 Event::RtThrottlingDisabled {
                     saved: Some(950_000),
@@ -1366,6 +1476,11 @@ mod tests {
                 policy: BoostPolicy::Deadline,
                 error: "e".into(),
             },
+            Event::BoostSkipped {
+                cpu: 1,
+                task: hostile,
+                ignored: Ignored::Process(Comm::new(b"p\n")),
+            },
             Event::FifoFallback { cpu: 1, tid: 2 },
             Event::FifoPhaseExtended {
                 cpu: 1,
@@ -1442,6 +1557,11 @@ mod tests {
             Event::RtThrottlingRestoreFailed {
                 runtime: 950_000,
                 error: "e".into(),
+            },
+            Event::CheckFailed {
+                error: "reading /sys/kernel/debug/sched/debug: e".into(),
+                failures: 3,
+                retry: Duration::from_millis(800),
             },
             Event::StandingAside {
                 others: "pid 7: /usr/bin/stalld --systemd, named by /run/stalld/stalld.pid".into(),

@@ -622,14 +622,7 @@ fn a_restore_that_keeps_failing_is_retried_and_the_task_shown_held() {
     let pid = only_victim(&starver);
     wait_line(&daemon, &format!("boosted pid {pid} "));
     let stat = format!("/proc/{pid}/task/{pid}/stat");
-    let in_daemon = |args: &[&str]| {
-        let status = std::process::Command::new("nsenter")
-            .args(["-t", &daemon_pid, "-m"])
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "nsenter {args:?}");
-    };
+    let in_daemon = |args: &[&str]| in_mount_namespace_of(&daemon_pid, args);
     in_daemon(&["mount", "--bind", "/dev/null", &stat]);
     let held = wait_line(&daemon, "(held: retried while stalld runs");
     assert!(
@@ -725,21 +718,79 @@ fn a_non_root_status_is_refused() {
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }
 
+/// A test NOTIFY_SOCKET: what the daemon sends there, with when it came (since the bind).
+struct Notifications {
+    socket: UnixDatagram,
+    path: PathBuf,
+    started: Instant,
+    messages: Vec<(Duration, String)>,
+}
+
+impl Notifications {
+    fn bind(path: PathBuf) -> Notifications {
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Notifications {
+            socket,
+            path,
+            started: Instant::now(),
+            messages: Vec::new(),
+        }
+    }
+
+    /// `NOTIFY_SOCKET=...`, for `env`.
+    fn setting(&self) -> String {
+        format!("NOTIFY_SOCKET={}", self.path.display())
+    }
+
+    /// Keeps what arrives for `limit`.
+    fn receive_for(&mut self, limit: Duration) {
+        let until = Instant::now() + limit;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < until {
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                self.messages.push((
+                    self.started.elapsed(),
+                    String::from_utf8_lossy(&buf[..n]).into_owned(),
+                ));
+            }
+        }
+    }
+
+    /// When each `WATCHDOG=1` came.
+    fn pings(&self) -> Vec<Duration> {
+        self.messages
+            .iter()
+            .filter(|(_, m)| m.contains("WATCHDOG=1"))
+            .map(|(at, _)| *at)
+            .collect()
+    }
+}
+
+/// Runs `args` in the mount namespace of process `pid` (a daemon started under `unshare
+/// --mount`), where the test can hide files from the daemon alone.
+fn in_mount_namespace_of(pid: &str, args: &[&str]) {
+    let status = std::process::Command::new("nsenter")
+        .args(["-t", pid, "-m"])
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "nsenter {args:?}");
+}
+
 #[test]
 fn systemd_notifications_ready_watchdog_stopping() {
     let Some(_session) = StarvationSession::begin("systemd_notifications") else {
         return;
     };
     let scratch = Scratch::new("notify");
-    let socket_path = scratch.join("notify");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let mut notifications = Notifications::bind(scratch.join("notify"));
     // No -f: under Type=notify the daemon must stay the process systemd started. The loop
     // would sleep the whole 20 s threshold; the 2 s watchdog must wake it.
     let mut argv = vec![
-        format!("NOTIFY_SOCKET={}", socket_path.display()),
+        notifications.setting(),
         "WATCHDOG_USEC=2000000".to_owned(),
         STALLD.to_owned(),
         "-l".to_owned(),
@@ -749,17 +800,8 @@ fn systemd_notifications_ready_watchdog_stopping() {
     argv.extend(["-b", "queue_track"].map(String::from));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let mut daemon = Daemon::spawn_program("env", &argv);
-    let started = Instant::now();
-    let mut messages: Vec<(Duration, String)> = Vec::new();
-    let mut buf = [0u8; 4096];
-    while started.elapsed() < Duration::from_secs(5) {
-        if let Ok(n) = socket.recv(&mut buf) {
-            messages.push((
-                started.elapsed(),
-                String::from_utf8_lossy(&buf[..n]).into_owned(),
-            ));
-        }
-    }
+    notifications.receive_for(Duration::from_secs(5));
+    let messages = &notifications.messages;
     let ready = messages
         .iter()
         .find(|(_, m)| m.contains("READY=1"))
@@ -771,11 +813,7 @@ fn systemd_notifications_ready_watchdog_stopping() {
         )),
         "{ready:?}"
     );
-    let pings: Vec<Duration> = messages
-        .iter()
-        .filter(|(_, m)| m.contains("WATCHDOG=1"))
-        .map(|(t, _)| *t)
-        .collect();
+    let pings = notifications.pings();
     assert!(
         pings.len() >= 4,
         "the watchdog wants a ping every second: {messages:?}"
@@ -793,11 +831,14 @@ fn systemd_notifications_ready_watchdog_stopping() {
         daemon.process.transcript()
     );
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
-    let mut stopping = false;
-    while let Ok(n) = socket.recv(&mut buf) {
-        stopping |= String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1");
-    }
-    assert!(stopping, "no STOPPING=1");
+    notifications.receive_for(Duration::from_millis(500));
+    assert!(
+        notifications
+            .messages
+            .iter()
+            .any(|(_, m)| m.contains("STOPPING=1")),
+        "no STOPPING=1"
+    );
 }
 
 /// Every thread of `pid` named `name`: its policy.
@@ -1200,4 +1241,145 @@ fn default_stamps() -> &'static str {
     stalld::backend::queue_track_stamp_source(stalld::backend::StampChoice::Auto)
         .expect("the kernel's stamp source")
         .name()
+}
+
+/// A value of one sample line of an exposition (`name value`).
+fn sample_value(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// A backend whose every snapshot fails is visible (issue 17.7, 17.8): each failure is a
+/// counted `check_failed` (still the C stalld's "Dazed and confused" line), and once no check
+/// has succeeded for the health bound (here 4 s: WatchdogSec 2 s, twice a 2 s polling gap)
+/// the watchdog is no longer pinged, `/healthz` answers 503 with the reason and `stalld
+/// status` says failing; once the backend can be read again, all of it recovers. The failure
+/// is real to the daemon: in its own mount namespace the test hides debugfs under a tmpfs, so
+/// reading sched_debug fails with ENOENT.
+#[test]
+fn a_backend_that_keeps_failing_stops_the_watchdog_and_fails_healthz() {
+    let Some(_session) = StarvationSession::begin("a_backend_that_keeps_failing") else {
+        return;
+    };
+    let scratch = Scratch::new("failing-backend");
+    let mut notifications = Notifications::bind(scratch.join("notify"));
+    let socket = scratch.join("stalld.sock");
+    let env = [(stalld::daemon::STATUS_SOCKET_ENV, socket.to_str().unwrap())];
+    let settings = [
+        format!("{}={}", env[0].0, env[0].1),
+        notifications.setting(),
+        "WATCHDOG_USEC=2000000".to_owned(),
+    ];
+    let cpu = last_cpu();
+    // -N: every poll reads sched_debug (an idle CPU would otherwise skip the read).
+    let options = format!("-v -l -N -b sched_debug -g 1 -c {cpu} --metrics 127.0.0.1:0");
+    let mut argv = vec!["--mount", "--propagation", "private", "env"];
+    argv.extend(settings.iter().map(String::as_str));
+    argv.push(STALLD);
+    argv.extend(options.split(' '));
+    let mut daemon = Daemon::spawn_program("unshare", &argv);
+    let target = metrics_address(&daemon);
+    let daemon_pid = daemon.process.program_pid().to_string();
+    let in_daemon = |args: &[&str]| in_mount_namespace_of(&daemon_pid, args);
+    notifications.receive_for(Duration::from_secs(3));
+    assert!(
+        notifications
+            .messages
+            .iter()
+            .any(|(_, m)| m.contains("READY=1")),
+        "{:?}\n{}",
+        notifications.messages,
+        daemon.process.transcript()
+    );
+    let (code, body) = http_get(&target, "/healthz").unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("alive: last successful check "), "{body}");
+    let (_, exposition) = http_get(&target, "/metrics").unwrap();
+    assert_eq!(
+        sample_value(&exposition, "stalld_checks_failed_total"),
+        Some(0.0),
+        "{exposition}"
+    );
+    assert!(sample_value(&exposition, "stalld_last_check_timestamp_seconds").unwrap() > 0.0);
+
+    in_daemon(&["mount", "-t", "tmpfs", "none", "/sys/kernel/debug"]);
+    let broken = notifications.started.elapsed();
+    let dazed = wait_line(
+        &daemon,
+        "Dazed and confused, but trying to continue: reading ",
+    );
+    assert!(dazed.contains("(retrying in "), "{dazed}");
+    // 4 s bound; pings every second until then, none after.
+    notifications.receive_for(Duration::from_secs(8));
+    let pings = notifications.pings();
+    let last_ping = *pings.last().unwrap();
+    assert!(
+        last_ping > broken && last_ping < broken + Duration::from_millis(5_500),
+        "pinged until {last_ping:?}, broken at {broken:?}: {pings:?}"
+    );
+    assert!(
+        notifications.started.elapsed() - last_ping >= Duration::from_secs(3),
+        "still pinged: {pings:?}"
+    );
+    assert!(
+        notifications
+            .messages
+            .iter()
+            .any(|(_, m)| m.contains("STATUS=no successful check for ")
+                && m.contains("watchdog pings withheld")),
+        "{:?}",
+        notifications.messages
+    );
+    let (code, body) = http_get(&target, "/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.starts_with("failing: last successful check ")
+            && body.contains("beyond the bound of 4 s")
+            && body.contains("No such file or directory"),
+        "{body}"
+    );
+    let (_, exposition) = http_get(&target, "/metrics").unwrap();
+    let failed = sample_value(&exposition, "stalld_checks_failed_total").unwrap();
+    let dazed_lines = daemon
+        .stderr_lines()
+        .iter()
+        .filter(|line| line.contains("Dazed and confused"))
+        .count();
+    assert!(failed >= 3.0, "{exposition}");
+    assert!(
+        (failed - dazed_lines as f64).abs() <= 1.0,
+        "{failed} counted, {dazed_lines} lines"
+    );
+    let during = status_json(&env);
+    assert_eq!(during["checks_healthy"], false, "{during:#}");
+    assert!(
+        during["last_check_age_s"].as_f64().unwrap() > 4.0,
+        "{during:#}"
+    );
+    let (_, text, _) = status(&env, None, false);
+    assert!(text.contains("FAILING: beyond the bound of 4 s"), "{text}");
+
+    // Readable again: the next retry (at most 5 s later) succeeds.
+    in_daemon(&["umount", "/sys/kernel/debug"]);
+    let healed = Instant::now();
+    let mut code = 0;
+    while healed.elapsed() < Duration::from_secs(10) {
+        code = http_get(&target, "/healthz").unwrap().0;
+        if code == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(code, 200, "{}", daemon.process.transcript());
+    let resumed = notifications.started.elapsed();
+    notifications.receive_for(Duration::from_secs(3));
+    assert!(
+        notifications.pings().iter().any(|at| *at >= resumed),
+        "the pings did not resume: {:?}",
+        notifications.messages
+    );
+    assert_eq!(status_json(&env)["checks_healthy"], true);
+    assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
 }

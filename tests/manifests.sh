@@ -16,7 +16,8 @@
 #     port = the Service's = the NetworkPolicy's, selectors match the pod labels, JSON events
 #     on stdout and no --verbose, the preStop hook (stop, stalld restore, throttlectl on)
 #     within the grace period, the pod's own pid file (not the host unit's), --stand_aside
-#     with the readiness probe on /ready and the liveness probe on /metrics, the image's
+#     with the readiness probe on /ready and the liveness probe on /healthz (which fails when
+#     the loop stops checking, not only when the listener stops answering), the image's
 #     stalld-guardian hard link;
 #   - broken copies of the manifests are rejected by each validator (the checks can fail);
 #   - `make static`, the Containerfile's build step, gives a static binary with the version.
@@ -231,8 +232,8 @@ ready = container.get("readinessProbe", {}).get("httpGet", {})
 if ready.get("path") != "/ready" or ready.get("port") != "metrics":
     problems.append(f"the readiness probe is not GET /ready on the metrics port: {ready}")
 live = container.get("livenessProbe", {}).get("httpGet", {})
-if live.get("path") != "/metrics":
-    problems.append(f"the liveness probe is not GET /metrics (it must hold while standing aside): {live}")
+if live.get("path") != "/healthz" or live.get("port") != "metrics":
+    problems.append(f"the liveness probe is not GET /healthz on the metrics port (/metrics answers while the loop is stuck): {live}")
 if spec.get("terminationGracePeriodSeconds", 30) < 25:
     problems.append("terminationGracePeriodSeconds leaves the preStop hook (20 s + restore) no time")
 netpol = docs["NetworkPolicy"]
@@ -265,6 +266,9 @@ sed -e 's#--pidfile=/run/stalld/pod.pid#--pidfile=/run/stalld/stalld.pid#' -e 's
 	-e '/- --stand_aside/d' "$DIR/daemonset.yaml" >"$WORK/kustomize/daemonset.yaml"
 why=$(DAEMONSET_DIR="$WORK/kustomize" agree_check)
 check "a DaemonSet on the host unit's pid file, without --stand_aside, is rejected" "$(grep -q "is the host unit's" <<<"$why" && grep -q 'no --stand_aside' <<<"$why" || echo "accepted it: '$why'")"
+sed -e 's#path: /healthz#path: /metrics#' "$DIR/daemonset.yaml" >"$WORK/kustomize/daemonset.yaml"
+why=$(DAEMONSET_DIR="$WORK/kustomize" agree_check)
+check "a DaemonSet whose liveness probe is /metrics is rejected" "$(grep -q 'liveness probe is not GET /healthz' <<<"$why" || echo "accepted it: '$why'")"
 sed -e 's/interval: 30s/interval: fast/' "$DIR/servicemonitor.yaml" >"$WORK/servicemonitor.yaml"
 why=$(crd_check "$WORK/servicemonitor.yaml")
 check "a broken ServiceMonitor is rejected" "$([ -n "$why" ] || echo "the CRD schema accepted interval: fast")"

@@ -49,10 +49,10 @@ fn the_unit_and_the_shipped_config_make_a_valid_command_line() {
     let Ok(Cli::Run(config)) = cli::parse(&args) else {
         panic!("the unit's command line is rejected: {args:?}");
     };
-    assert!(config.systemd && config.foreground && config.log_syslog);
-    assert_eq!(config.threshold.as_secs(), 20);
+    assert!(config.process.systemd && config.process.foreground && config.log_syslog);
+    assert_eq!(config.detection.threshold.as_secs(), 20);
     assert_eq!(
-        config.pidfile.as_deref(),
+        config.process.pidfile.as_deref(),
         Some(std::path::Path::new("/run/stalld/stalld.pid"))
     );
     assert!(unit.contains("ExecStartPre=/usr/bin/throttlectl off"));
@@ -120,7 +120,7 @@ BE="-b sched_debug"
         panic!("rejected: {args:?}");
     };
     assert!(config.log_only && config.log_kmsg);
-    assert_eq!(config.threshold.as_secs(), 30);
+    assert_eq!(config.detection.threshold.as_secs(), 30);
     assert!(
         config.ignore_threads.matches("ksoftirqd/1") && config.ignore_processes.matches("qemu-kvm")
     );

@@ -33,6 +33,7 @@
 //! Every action on a pid first checks that it still names the boosted task (its start time).
 //! The system calls sit behind [`SchedOps`], so all of this is unit-tested with a fake kernel.
 
+pub mod eligibility;
 mod rules;
 mod sched;
 
@@ -219,20 +220,53 @@ impl ActiveBoost {
     }
 }
 
+/// A task as [`Booster::inspect`] found it.
+#[derive(Debug)]
+pub struct Inspection {
+    pub pid: Pid,
+    /// Its start time (`None`: gone, or /proc unreadable).
+    start: Option<u64>,
+    attr: io::Result<SchedAttr>,
+    boosted: bool,
+    kept: bool,
+}
+
+impl Inspection {
+    /// What the rule needs to know of it.
+    pub fn standing(&self) -> eligibility::Standing {
+        eligibility::Standing {
+            boosted: self.boosted,
+            kept: self.kept,
+            policy: self.attr.as_ref().ok().map(|attr| attr.policy),
+        }
+    }
+}
+
+/// What [`eligibility::Skip::Kept`] says where a boost failure is reported.
+pub const STILL_BOOSTED: &str =
+    "it still holds a boost whose restore failed; its own attributes stay in the ledger";
+
 #[derive(Debug, thiserror::Error)]
 pub enum BoostError {
-    /// Boosting a DEADLINE task would only shrink its reservation.
-    #[error("it already runs with SCHED_DEADLINE")]
-    AlreadyDeadline,
-    /// Our records say it still holds one of our boosts (its restore failed): boosting it
-    /// again would record the boost's attributes as its own, over the record that keeps them.
-    #[error("it still holds a boost whose restore failed; its own attributes stay in the ledger")]
-    StillBoosted,
+    /// The rule says no ([`eligibility::decide`]).
+    #[error("{}", skip_text(.0))]
+    Skipped(eligibility::Skip),
     /// The ledger refused the record: a boost nobody could undo is not applied.
     #[error("not boosted, the boost could not be recorded first: {0}")]
     Ledger(io::Error),
     #[error("{0}")]
     System(#[from] io::Error),
+}
+
+fn skip_text(skip: &eligibility::Skip) -> String {
+    match skip {
+        eligibility::Skip::AlreadyDeadline => "it already runs with SCHED_DEADLINE".to_owned(),
+        // Our records say it still holds one of our boosts (its restore failed): boosting it
+        // again would record the boost's attributes as its own, over the record that keeps
+        // them.
+        eligibility::Skip::Kept | eligibility::Skip::AlreadyBoosted => STILL_BOOSTED.to_owned(),
+        other => format!("not boosted: {other:?}"),
+    }
 }
 
 /// What became of a boost when it ended (or an attempt to end it).
@@ -434,22 +468,58 @@ impl Booster {
         self.active.iter().any(|boost| boost.pid == pid)
     }
 
-    /// Saves `pid`'s attributes, records the boost, and switches the task to the boost policy
-    /// until `now + duration`: the configured policy, or a FIFO boost with a longer hold for a
-    /// task whose last boost gave it nothing.
+    /// What the booster knows of `pid` now: whether it is ours (by our records, not by its
+    /// policy: a task may run at FIFO 98 on its own), and its identity and attributes, read
+    /// once for [`eligibility::decide`] and, if it says so, for [`Booster::apply`].
+    pub fn inspect(&self, pid: Pid) -> Inspection {
+        let start = self.sched.start_time(pid);
+        Inspection {
+            pid,
+            start,
+            attr: self.sched.getattr(pid),
+            boosted: self.is_boosted(pid),
+            kept: start.is_some_and(|start| self.ledger.kept(pid, start)),
+        }
+    }
+
+    /// [`inspect`](Booster::inspect), the rule ([`eligibility::decide`], with no denylist),
+    /// [`apply`](Booster::apply): a boost of `pid` if the rule allows one.
     pub fn boost(&mut self, pid: Pid, cpu: u32, now: MonoTime) -> Result<ActiveBoost, BoostError> {
-        let start = self
-            .sched
-            .start_time(pid)
+        let inspection = self.inspect(pid);
+        let none = crate::config::Denylist::default();
+        let rules = eligibility::Rules {
+            own_pid: std::process::id() as Pid,
+            log_only: false,
+            ignore_threads: &none,
+            ignore_processes: &none,
+        };
+        let task = eligibility::Candidate {
+            pid,
+            comm: crate::task::Comm::default(),
+            process: None,
+            standing: inspection.standing(),
+        };
+        match eligibility::decide(&task, &rules) {
+            eligibility::Decision::Boost => self.apply(inspection, cpu, now),
+            eligibility::Decision::Skip(skip) => Err(BoostError::Skipped(skip)),
+        }
+    }
+
+    /// Saves the task's attributes (as inspected), records the boost, and switches the task to
+    /// the boost policy until `now + duration`: the configured policy, or a FIFO boost with a
+    /// longer hold for a task whose last boost gave it nothing. Whether the task should be
+    /// boosted is [`eligibility::decide`]'s to say, before.
+    pub fn apply(
+        &mut self,
+        inspection: Inspection,
+        cpu: u32,
+        now: MonoTime,
+    ) -> Result<ActiveBoost, BoostError> {
+        let pid = inspection.pid;
+        let start = inspection
+            .start
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
-        // Ours by our records, not by its policy: a task may run at FIFO 98 on its own.
-        if self.is_boosted(pid) || self.ledger.kept(pid, start) {
-            return Err(BoostError::StillBoosted);
-        }
-        let saved = self.sched.getattr(pid)?;
-        if saved.policy == SCHED_DEADLINE {
-            return Err(BoostError::AlreadyDeadline);
-        }
+        let saved = inspection.attr?;
         let escalated = self.escalations.get(&(pid, start)).copied();
         let policy = match escalated {
             Some(_) => BoostPolicy::Fifo,

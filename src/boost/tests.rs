@@ -1,5 +1,6 @@
 //! The booster's decisions against a fake kernel and a fake ledger: no root needed.
 
+use super::eligibility::Skip;
 use super::fake::{world, Call, FakeLedger, FakeSched, Shared};
 use super::*;
 use crate::sys::SCHED_OTHER;
@@ -221,7 +222,7 @@ fn deadline_tasks_and_missing_tasks_are_not_boosted() {
         .spawn(9, 1, booster.boost_attr(BoostPolicy::Deadline));
     assert!(matches!(
         booster.boost(9, 1, at(0)),
-        Err(BoostError::AlreadyDeadline)
+        Err(BoostError::Skipped(Skip::AlreadyDeadline))
     ));
     assert!(matches!(
         booster.boost(10, 1, at(0)),
@@ -659,7 +660,7 @@ fn a_held_task_is_not_boosted_over_its_record() {
     // It starves again: its record (FIFO 5) must not be replaced by one saying FIFO 98.
     assert!(matches!(
         booster.boost(VICTIM, 1, at(2_000)),
-        Err(BoostError::StillBoosted)
+        Err(BoostError::Skipped(Skip::AlreadyBoosted))
     ));
     assert_eq!(world.borrow().records.len(), records);
 }
@@ -670,7 +671,7 @@ fn a_task_the_ledger_keeps_from_a_stalld_that_is_gone_is_not_boosted_over_that_r
     world.borrow_mut().kept.push((VICTIM, START));
     assert!(matches!(
         booster.boost(VICTIM, 1, at(0)),
-        Err(BoostError::StillBoosted)
+        Err(BoostError::Skipped(Skip::Kept))
     ));
     assert!(world.borrow().calls.is_empty());
     // Another task with that pid is not that record's.

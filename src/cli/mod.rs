@@ -12,7 +12,8 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 
 use crate::config::{
-    BackendChoice, BoostParams, BoostPolicy, Config, Denylist, EventsTarget, MetricsAddr, Mode,
+    BackendChoice, BoostParams, BoostPolicy, Config, Denylist, Detection, EventsTarget,
+    MetricsAddr, Mode, Process,
 };
 use crate::cpuset::{configured_cpus, CpuSet};
 
@@ -255,11 +256,12 @@ where
         verbose: args.verbose,
         log_kmsg: args.log_kmsg,
         log_syslog: args.log_syslog,
-        foreground: args.foreground || args.verbose,
-        mode,
-        idle_detection: !args.no_idle_detect,
-        threshold,
-        granularity,
+        detection: Detection {
+            mode,
+            threshold,
+            granularity,
+            idle_detection: !args.no_idle_detect,
+        },
         boost: BoostParams {
             policy: if args.force_fifo {
                 BoostPolicy::Fifo
@@ -271,15 +273,18 @@ where
             duration,
         },
         cpus,
-        affinity,
-        reservation,
         ignore_threads: denylist(&args.ignore_threads, "-i")?,
         ignore_processes: denylist(&args.ignore_processes, "-I")?,
         backend,
-        systemd: args.systemd,
-        pidfile: args.pidfile.map(Into::into),
-        allow_other_instances: args.allow_other_instances,
-        stand_aside: args.stand_aside,
+        process: Process {
+            foreground: args.foreground || args.verbose,
+            affinity,
+            reservation,
+            systemd: args.systemd,
+            pidfile: args.pidfile.map(Into::into),
+            allow_other_instances: args.allow_other_instances,
+            stand_aside: args.stand_aside,
+        },
         events,
         metrics,
     })))
@@ -399,13 +404,13 @@ mod tests {
     #[test]
     fn defaults_are_upstreams() {
         let config = run(&[]).unwrap();
-        assert_eq!(config.threshold, Duration::from_secs(20));
-        assert_eq!(config.granularity, Duration::from_secs(5));
+        assert_eq!(config.detection.threshold, Duration::from_secs(20));
+        assert_eq!(config.detection.granularity, Duration::from_secs(5));
         assert_eq!(config.boost.period, Duration::from_secs(1));
         assert_eq!(config.boost.runtime, Duration::from_micros(20));
         assert_eq!(config.boost.duration, Duration::from_secs(3));
         assert_eq!(config.backend, BackendChoice::Auto);
-        assert!(!config.log_only && !config.verbose && !config.foreground);
+        assert!(!config.log_only && !config.verbose && !config.process.foreground);
         assert_eq!(config.cpus, CpuSet::first_n(configured_cpus()));
     }
 
@@ -449,11 +454,11 @@ mod tests {
             "the boost duration cannot be longer than the starving threshold "
         );
         let config = run(&["-t", "1500ms", "-d", "1", "-p", "500000000", "-r", "50us"]).unwrap();
-        assert_eq!(config.threshold, Duration::from_millis(1500));
+        assert_eq!(config.detection.threshold, Duration::from_millis(1500));
         assert_eq!(config.boost.period, Duration::from_millis(500));
         assert_eq!(config.boost.runtime, Duration::from_micros(50));
         let config = run(&["-t", "2min", "-g", "1"]).unwrap();
-        assert_eq!(config.threshold, Duration::from_secs(120));
+        assert_eq!(config.detection.threshold, Duration::from_secs(120));
     }
 
     #[test]
@@ -469,8 +474,8 @@ mod tests {
             "0",
         ])
         .unwrap();
-        assert_eq!(config.threshold, Duration::from_secs(5));
-        assert!(config.log_only && config.verbose && config.foreground);
+        assert_eq!(config.detection.threshold, Duration::from_secs(5));
+        assert!(config.log_only && config.verbose && config.process.foreground);
         assert_eq!(config.backend, BackendChoice::SchedDebug);
         assert_eq!(config.cpus.iter().collect::<Vec<_>>(), vec![0]);
         assert_eq!(
@@ -481,10 +486,10 @@ mod tests {
 
     #[test]
     fn modes_last_one_wins_and_flags_map() {
-        assert_eq!(run(&[]).unwrap().mode, Mode::Power);
-        assert_eq!(run(&["-A"]).unwrap().mode, Mode::Aggressive);
-        assert_eq!(run(&["-A", "-M"]).unwrap().mode, Mode::Adaptive);
-        assert_eq!(run(&["-M", "-O"]).unwrap().mode, Mode::Power);
+        assert_eq!(run(&[]).unwrap().detection.mode, Mode::Power);
+        assert_eq!(run(&["-A"]).unwrap().detection.mode, Mode::Aggressive);
+        assert_eq!(run(&["-A", "-M"]).unwrap().detection.mode, Mode::Adaptive);
+        assert_eq!(run(&["-M", "-O"]).unwrap().detection.mode, Mode::Power);
         let config = run(&[
             "-k",
             "-s",
@@ -499,13 +504,18 @@ mod tests {
             "/run/x.pid",
         ])
         .unwrap();
-        assert!(config.log_kmsg && config.log_syslog && !config.idle_detection && config.systemd);
+        assert!(
+            config.log_kmsg
+                && config.log_syslog
+                && !config.detection.idle_detection
+                && config.process.systemd
+        );
         assert_eq!(config.boost.policy, BoostPolicy::Fifo);
-        assert_eq!(config.reservation, Some(20));
-        assert_eq!(config.affinity, CpuSet::parse_list("0", 1));
-        assert_eq!(config.pidfile, Some("/run/x.pid".into()));
+        assert_eq!(config.process.reservation, Some(20));
+        assert_eq!(config.process.affinity, CpuSet::parse_list("0", 1));
+        assert_eq!(config.process.pidfile, Some("/run/x.pid".into()));
         assert_eq!(
-            run(&["-P", "/run/y.pid"]).unwrap().pidfile,
+            run(&["-P", "/run/y.pid"]).unwrap().process.pidfile,
             Some("/run/y.pid".into())
         );
     }
@@ -611,12 +621,17 @@ mod tests {
             "q",
         ])
         .unwrap();
-        assert_eq!(config.threshold, Duration::from_secs(7));
-        assert_eq!(config.granularity, Duration::from_secs(2));
+        assert_eq!(config.detection.threshold, Duration::from_secs(7));
+        assert_eq!(config.detection.granularity, Duration::from_secs(2));
         assert_eq!(config.boost.duration, Duration::from_secs(2));
-        assert!(config.verbose && config.log_only && config.log_kmsg && !config.idle_detection);
+        assert!(
+            config.verbose
+                && config.log_only
+                && config.log_kmsg
+                && !config.detection.idle_detection
+        );
         assert_eq!(config.backend, BackendChoice::QueueTrack);
-        assert_eq!(config.pidfile, Some("/b".into()));
+        assert_eq!(config.process.pidfile, Some("/b".into()));
         assert_eq!(config.ignore_threads.0.len(), 3);
         assert_eq!(config.ignore_processes.0.len(), 2);
         // Every option of the definition may be repeated.

@@ -109,6 +109,10 @@ impl Checks {
         }
     }
 
+    pub fn cadence(&self) -> Cadence {
+        self.cadence
+    }
+
     pub fn idle_detection(&self) -> bool {
         self.idle.is_some()
     }

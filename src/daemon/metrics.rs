@@ -160,6 +160,15 @@ fn answer(request: &[u8], ended: bool, published: &ArcSwap<Snapshot>) -> Option<
             };
             (status, "text/plain", format!("{why}\n"))
         }
+        (b"GET", b"/healthz") => {
+            let (alive, why) = liveness(&published.load(), crate::clock::now());
+            let status = if alive {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            (status, "text/plain", format!("{why}\n"))
+        }
         (b"GET", _) => ("404 Not Found", "text/plain", "see /metrics\n".to_owned()),
         _ => (
             "405 Method Not Allowed",
@@ -185,6 +194,39 @@ fn readiness(snapshot: &Snapshot) -> (bool, String) {
         (None, None) => (false, "starting".to_owned()),
         (None, Some(backend)) => (true, format!("ready: {backend} backend")),
     }
+}
+
+/// `GET /healthz` (a Kubernetes liveness probe): whether the loop checks the run queues, not
+/// only whether this listener thread answers: failing once no check has succeeded for the
+/// health bound (see [`super::health`]) as of `now`, with why. A daemon standing aside checks
+/// nothing by design: alive (its readiness says it is not boosting).
+fn liveness(snapshot: &Snapshot, now: crate::task::MonoTime) -> (bool, String) {
+    if snapshot.standing_aside.is_some() {
+        return (true, "alive: standing aside".to_owned());
+    }
+    let age = snapshot.health.age(now).as_secs_f64();
+    let last = if snapshot.checks.count == 0 {
+        format!("no check yet, {age:.1} s after the start")
+    } else {
+        format!("last successful check {age:.1} s ago")
+    };
+    if snapshot.health.stale(now).is_none() {
+        return (true, format!("alive: {last}"));
+    }
+    let error = snapshot
+        .last_check_error
+        .as_deref()
+        .map_or(String::new(), |error| {
+            format!("; the last failure: {error}")
+        });
+    (
+        false,
+        format!(
+            "failing: {last}, beyond the bound of {} s; {} failed checks{error}",
+            snapshot.health.bound().as_secs(),
+            snapshot.checks_failed
+        ),
+    )
 }
 
 /// The exposition of one snapshot in `format`.
@@ -259,6 +301,12 @@ impl Collector for SnapshotCollector {
         )?;
         counters(
             &mut encoder,
+            "checks_failed",
+            "Checks of the run queues whose snapshot failed (check_failed events)",
+            std::iter::once((Labels::new(), s.checks_failed)),
+        )?;
+        counters(
+            &mut encoder,
             "log_dropped",
             "Log messages a sink could not take without blocking, dropped",
             s.drops
@@ -314,6 +362,13 @@ impl Collector for SnapshotCollector {
             "When the last event happened (Unix time; 0: none yet)",
             Some(&Unit::Seconds),
             s.last_event_at.unwrap_or(0.0),
+        )?;
+        gauge(
+            &mut encoder,
+            "last_check_timestamp",
+            "When a check of the run queues last succeeded (Unix time; 0: none yet)",
+            Some(&Unit::Seconds),
+            s.last_check_at.unwrap_or(0.0),
         )?;
         gauge(
             &mut encoder,
@@ -442,6 +497,8 @@ mod tests {
         assert!(text.contains("stalld_check_duration_seconds_count 1"));
         assert!(text.contains("stalld_check_duration_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("stalld_log_dropped_total{sink=\"journal\"} 0"));
+        // There from the start, at 0: an alert on its increase sees the first failure.
+        assert!(text.contains("\nstalld_checks_failed_total 0\n"), "{text}");
         let names = metric_names(&text);
         for expected in [
             "stalld_starving_events_total",
@@ -457,6 +514,8 @@ mod tests {
             "stalld_rt_throttling_disabled",
             "stalld_build_info",
             "stalld_last_event_timestamp_seconds",
+            "stalld_last_check_timestamp_seconds",
+            "stalld_checks_failed_total",
         ] {
             assert!(
                 names.iter().any(|n| n == expected),
@@ -718,6 +777,51 @@ mod tests {
         assert!(ask("").starts_with("HTTP/1.1 405"));
         // Not answered before the request's head is complete, unless the client is done.
         assert!(answer(b"GET /metrics HTTP/1.1\r\n", false, &published).is_none());
+    }
+
+    /// `/healthz`: 200 while checks succeed; 503 with the reason once none has for longer
+    /// than the bound, whatever the listener thread itself is doing.
+    #[test]
+    fn healthz_fails_once_no_check_succeeded_for_the_bound() {
+        use crate::daemon::health::Health;
+        use crate::task::MonoTime;
+        use std::time::Duration;
+        const SECOND: u64 = 1_000_000_000;
+        let ask = |snapshot: &Snapshot, now: u64| liveness(snapshot, MonoTime(now * SECOND));
+        let mut snapshot = (*snapshot()).clone();
+        let mut health = Health::new(MonoTime(100 * SECOND), Duration::from_secs(60));
+        health.ok(MonoTime(110 * SECOND));
+        snapshot.health = health;
+        assert_eq!(
+            ask(&snapshot, 170),
+            (true, "alive: last successful check 60.0 s ago".to_owned())
+        );
+        snapshot.checks_failed = 12;
+        snapshot.last_check_error = Some("reading /sys/kernel/debug/sched/debug: e".into());
+        assert_eq!(
+            ask(&snapshot, 171),
+            (
+                false,
+                "failing: last successful check 61.0 s ago, beyond the bound of 60 s; 12 failed checks; the last failure: reading /sys/kernel/debug/sched/debug: e".to_owned()
+            )
+        );
+        // Through HTTP, on the real clock: a check that succeeded a bound ago is stale.
+        snapshot.health = Health::new(crate::clock::now(), Duration::from_secs(60));
+        let published = ArcSwap::from_pointee(snapshot.clone());
+        let get = |published: &ArcSwap<Snapshot>| {
+            let answer = answer(b"GET /healthz HTTP/1.1\r\n\r\n", true, published).unwrap();
+            String::from_utf8(answer).unwrap()
+        };
+        assert!(get(&published).starts_with("HTTP/1.1 200 OK\r\n"));
+        let long_ago = MonoTime(crate::clock::now().0.saturating_sub(61 * SECOND));
+        snapshot.health = Health::new(long_ago, Duration::from_secs(60));
+        published.store(Arc::new(snapshot.clone()));
+        let failing = get(&published);
+        assert!(failing.starts_with("HTTP/1.1 503 "), "{failing}");
+        assert!(failing.contains("the last failure: reading"), "{failing}");
+        // Standing aside checks nothing by design: alive.
+        snapshot.standing_aside = Some("pid 7".into());
+        assert!(ask(&snapshot, 1_000).0);
     }
 
     /// `/ready`: 200 once the backend is up; 503 while starting, and while standing aside

@@ -8,6 +8,7 @@
 mod checks;
 mod culprit;
 mod guardian;
+mod health;
 mod idle;
 mod instances;
 mod ledger;
@@ -29,11 +30,12 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::backend::{self, Backend};
-use crate::boost::{ActiveBoost, BoostError, Booster, Kernel, Restore, Step, RESTORE_ATTEMPTS};
-use crate::clock;
+use crate::boost::eligibility::{self, Decision, Skip};
+use crate::boost::{ActiveBoost, Booster, Inspection, Kernel, Restore, Step, RESTORE_ATTEMPTS};
+use crate::clock::{self, Clock};
 use crate::config::{Config, Mode};
 use crate::detect::{Detector, Starving};
-use crate::event::{Event, TaskName};
+use crate::event::{Event, Ignored, TaskName};
 use crate::procfs;
 use crate::sys::{self, SchedAttr};
 use crate::task::{Comm, MonoTime, Pid, RunQueue, WaitingTask};
@@ -62,17 +64,17 @@ pub fn run(config: Config) -> Result<()> {
     let mut pidfile = lock_pidfile(&config, &logger)?;
     // Before anything is changed: a second boosting stalld would fight the first over RT
     // throttling and the boosts.
-    if !config.log_only && !config.allow_other_instances {
+    if !config.log_only && !config.process.allow_other_instances {
         let others = instances::boosting_instances(&[]);
         if !others.is_empty() {
-            if config.stand_aside {
+            if config.process.stand_aside {
                 return stand_aside(&config, logger, pidfile, &others);
             }
             return Err(instances::refusal(&others).into());
         }
     }
     let logger = with_structured_sinks(logger, &config)?;
-    if let Some(affinity) = &config.affinity {
+    if let Some(affinity) = &config.process.affinity {
         for cpu in affinity.iter() {
             logger.log(&format!("self-affinity: adding cpu {cpu}"));
         }
@@ -81,7 +83,7 @@ pub fn run(config: Config) -> Result<()> {
     }
     // Before anything is changed: what a dead stalld left is undone, and from here on every
     // change is written down before it is made.
-    let instance = ledger::for_daemon(config.log_only, config.systemd, &logger)?;
+    let instance = ledger::for_daemon(config.log_only, config.process.systemd, &logger)?;
     // Before anything slow, so that an early SIGTERM still means an orderly shutdown.
     let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
     // Bound now, served once daemonized: a bad or busy address is an error on the terminal.
@@ -101,7 +103,7 @@ pub fn run(config: Config) -> Result<()> {
     for cpu in config.cpus.iter() {
         logger.log(&format!("cpulist: adding cpu {cpu}"));
     }
-    if !config.idle_detection {
+    if !config.detection.idle_detection {
         logger.log("idle detection disabled");
     }
 
@@ -132,7 +134,7 @@ pub fn run(config: Config) -> Result<()> {
 
     let rt_throttle = if config.log_only {
         None
-    } else if config.systemd {
+    } else if config.process.systemd {
         rt_throttle::require_disabled()?;
         None
     } else {
@@ -146,7 +148,7 @@ pub fn run(config: Config) -> Result<()> {
     let _hrtick =
         (!config.log_only && !lockdown && config.boost.runtime < Duration::from_millis(1))
             .then(|| sched_features::enable_hrtick(&logger));
-    let daemonized = if config.foreground {
+    let daemonized = if config.process.foreground {
         None
     } else if notify::under_service_manager() {
         logger.log("started by systemd with Type=notify: staying in the foreground");
@@ -165,7 +167,7 @@ pub fn run(config: Config) -> Result<()> {
         .context("starting the guardian process")?;
     // Threads only now: daemonizing forks, and so may nothing after this.
     start_listeners(&logger, metrics, status.as_mut())?;
-    if let Some(percent) = config.reservation {
+    if let Some(percent) = config.process.reservation {
         reserve_cpu_time(&config, percent, &logger)?;
     }
     if let Some(pidfile) = &mut pidfile {
@@ -190,17 +192,13 @@ pub fn run(config: Config) -> Result<()> {
         None => Booster::new(config.boost),
     };
     log_startup(&config, &booster, &logger);
-    let mut monitor = Monitor {
-        config: &config,
-        logger: &logger,
+    let mut monitor = Monitor::new(
+        &config,
+        &logger,
+        &clock::Monotonic,
         guardian,
-        detector: Detector::new(config.threshold).repeating_every(report_interval(&config)),
-        // Adaptive and aggressive modes warn at half the threshold.
-        early: (config.mode != Mode::Power).then(|| Detector::new(config.threshold / 2)),
-        checks: check_cadence(&config, backend.knows_queue_times()),
-        own_pid: std::process::id() as Pid,
-        notifier: notify::Notifier::from_environment(),
-    };
+        backend.knows_queue_times(),
+    );
     logger.event(&Event::Started {
         backend: backend.name(),
         boosting: (!config.log_only).then_some(config.boost.policy),
@@ -243,7 +241,7 @@ fn stand_aside(
     };
     logger.event(&event);
     logger.publish_telemetry();
-    let daemonized = if config.foreground || notify::under_service_manager() {
+    let daemonized = if config.process.foreground || notify::under_service_manager() {
         None
     } else {
         Some(sys::daemonize().context("daemonizing")?)
@@ -312,7 +310,7 @@ fn start_listeners(
 /// `-P`: the pid file, locked (its pid is written after daemonizing). A relative path is
 /// resolved now, before daemonizing moves to /, so it means what the operator meant.
 fn lock_pidfile(config: &Config, logger: &Logger) -> Result<Option<pidfile::PidFile>> {
-    let Some(path) = &config.pidfile else {
+    let Some(path) = &config.process.pidfile else {
         return Ok(None);
     };
     pidfile::PidFile::lock(&std::path::absolute(path)?, logger).map(Some)
@@ -322,8 +320,8 @@ fn lock_pidfile(config: &Config, logger: &Logger) -> Result<Option<pidfile::PidF
 /// granularity (1 s when the granularity is above 4 s), so it gets CPU time even when RT tasks
 /// hog every CPU, but never more than its share.
 fn reserve_cpu_time(config: &Config, percent: u32, logger: &Logger) -> Result<()> {
-    let period = if config.granularity <= Duration::from_secs(4) {
-        config.granularity
+    let period = if config.detection.granularity <= Duration::from_secs(4) {
+        config.detection.granularity
     } else {
         Duration::from_secs(1)
     };
@@ -358,7 +356,7 @@ fn log_startup(config: &Config, booster: &Booster, logger: &Logger) {
     {
         logger.log(&format!("task ignore string {}", regex.as_str()));
     }
-    if config.mode == Mode::Power {
+    if config.detection.mode == Mode::Power {
         logger.log("single threaded mode");
     }
     if config.log_only {
@@ -372,132 +370,204 @@ fn log_startup(config: &Config, booster: &Booster, logger: &Logger) {
     }
 }
 
-/// How often a task that keeps starving is reported again: every poll with `-l` in power mode
-/// (the C stalld reports it each granularity with its growing wait, and scripts measure that),
-/// otherwise once per threshold period (as upstream's per-CPU modes).
-fn report_interval(config: &Config) -> Duration {
-    if config.log_only && config.mode == Mode::Power {
-        config.granularity
-    } else {
-        config.threshold
-    }
-}
-
 /// When to look at the run queues (see `checks`): every granularity for a polling backend, and
 /// before the first possible threshold crossing (the earlier detector's) with exact stamps.
 fn check_cadence(config: &Config, exact: bool) -> checks::Checks {
+    let detection = &config.detection;
     let cadence = if exact {
-        let threshold = config.threshold / if config.mode == Mode::Power { 1 } else { 2 };
-        checks::Cadence::exact(threshold)
+        checks::Cadence::exact(detection.first_report())
     } else {
-        checks::Cadence::polling(config.granularity)
+        checks::Cadence::polling(detection.granularity)
     };
-    checks::Checks::new(config.cpus.clone(), cadence, config.idle_detection)
+    checks::Checks::new(config.cpus.clone(), cadence, detection.idle_detection)
 }
 
 struct Monitor<'a> {
     config: &'a Config,
     logger: &'a Logger,
+    /// Read inside a step only where a later moment matters (a snapshot's time, a check's
+    /// duration); the step itself is given its `now`.
+    clock: &'a dyn Clock,
     guardian: Option<guardian::Guardian>,
     detector: Detector,
     early: Option<Detector>,
     checks: checks::Checks,
     own_pid: Pid,
     notifier: notify::Notifier,
+    /// Snapshots that failed in a row.
+    failures: u32,
+    /// When a check last succeeded; too long ago, and the watchdog is no longer pinged.
+    health: health::Health,
+    /// Reused from step to step.
+    run_queues: Vec<RunQueue>,
+    starving: Vec<Starving>,
 }
 
-impl Monitor<'_> {
+impl<'a> Monitor<'a> {
+    fn new(
+        config: &'a Config,
+        logger: &'a Logger,
+        clock: &'a dyn Clock,
+        guardian: Option<guardian::Guardian>,
+        exact: bool,
+    ) -> Monitor<'a> {
+        let checks = check_cadence(config, exact);
+        let notifier = notify::Notifier::from_environment();
+        let bound = health::bound(notifier.watchdog(), health::longest_gap(&checks.cadence()));
+        let health = health::Health::new(clock.now(), bound);
+        if let Some(mut telemetry) = logger.telemetry() {
+            telemetry.set_health(health);
+        }
+        Monitor {
+            config,
+            logger,
+            clock,
+            guardian,
+            detector: Detector::new(config.detection.threshold)
+                .repeating_every(config.detection.report_interval(config.log_only)),
+            early: config.detection.early_threshold().map(Detector::new),
+            checks,
+            own_pid: std::process::id() as Pid,
+            notifier,
+            failures: 0,
+            health,
+            run_queues: Vec::new(),
+            starving: Vec::new(),
+        }
+    }
+
+    /// Steps until a shutdown is requested, sleeping in between: the loop's one sleep.
     fn run(
         &mut self,
         backend: &mut dyn Backend,
         booster: &mut Booster,
         shutdown: &mut signals::Shutdown,
     ) {
-        let mut run_queues = Vec::new();
-        let mut starving = Vec::new();
-        let mut failures = 0u32;
         while !shutdown.requested() {
-            self.notifier.tick(clock::now());
-            booster.advance(clock::now(), |boost, step| self.report(boost, step));
-            if self.next_check_or_report(clock::now()) > clock::now() {
-                // A wakeup for a boost alone (a FIFO phase is looked at every few tens of µs
-                // until its task has run) does only that: no /proc/stat sample, no check.
-                self.sleep_until(shutdown, self.next_wakeup(booster, clock::now()));
-                continue;
-            }
-            let skip = match self.plan(clock::now()) {
-                checks::Plan::Look { skip } => skip,
-                checks::Plan::AllIdle => {
-                    let check_started = clock::now();
-                    checks::print_all_idle(self.logger);
-                    // Nothing has waited through the check: known waits are over.
-                    run_queues.clear();
-                    self.observe_quietly(clock::now(), &run_queues);
-                    self.checked(clock::now().saturating_since(check_started));
-                    self.sleep_until(shutdown, self.next_wakeup(booster, clock::now()));
-                    continue;
-                }
-                checks::Plan::Wait => {
-                    self.sleep_until(shutdown, self.next_wakeup(booster, clock::now()));
-                    continue;
-                }
-            };
-            let check_started = clock::now();
-            if let Err(error) = backend.snapshot(&mut run_queues) {
-                failures += 1;
-                let delay = retry_delay(failures);
-                self.logger.warn(&format!(
-                    "Dazed and confused, but trying to continue: {error:#} (retrying in {} ms)",
-                    delay.as_millis()
-                ));
-                let retry = clock::now().after(delay);
-                let retry = booster.next_event().map_or(retry, |event| event.min(retry));
-                self.sleep_until(shutdown, self.watchdog_bound(retry));
-                continue;
-            }
-            failures = 0;
-            let now = clock::now();
-            self.checks.looked(now, &skip);
-            run_queues.retain(|run_queue| !skip.contains(&run_queue.cpu));
-            if let Some(early) = &mut self.early {
-                starving.clear();
-                early.observe(now, &run_queues, &mut starving);
-                for task in starving.iter().filter(|s| s.waited < self.config.threshold) {
-                    self.logger.event(&Event::MightStarve {
-                        cpu: task.cpu,
-                        task: task_name(&task.task),
-                        waited: task.waited,
-                    });
-                }
-            }
-            starving.clear();
-            self.detector.observe(now, &run_queues, &mut starving);
-            if self.config.log_only && self.config.mode == Mode::Power {
-                // As the C stalld reports: per CPU and check, the task that has waited
-                // longest, so successive reports show its wait growing.
-                crate::detect::keep_longest_per_cpu(&mut starving);
-            }
-            checks::print_look(
-                self.logger,
-                self.config.mode != Mode::Power,
-                self.checks.idle_detection(),
-                &run_queues,
-                &skip,
-                |pid| self.detector.waited(pid, now),
-            );
-            for starving in &starving {
-                let run_queue = run_queues.iter().find(|rq| rq.cpu == starving.cpu);
-                self.handle(starving, run_queue, booster, now);
-            }
-            self.checked(clock::now().saturating_since(check_started));
-            self.sleep_until(shutdown, self.next_wakeup(booster, clock::now()));
+            let wake = self.tick(self.clock.now(), backend, booster);
+            self.sleep_until(shutdown, wake);
         }
     }
 
-    /// One check ran: measured, and systemd told (READY=1 the first time).
-    fn checked(&mut self, took: Duration) {
+    /// One step of the loop at `now`: pings the watchdog, moves boosts on, and checks the run
+    /// queues when a check or a report is due (boosting what starves). Returns the moment the
+    /// next step is due.
+    fn tick(
+        &mut self,
+        now: MonoTime,
+        backend: &mut dyn Backend,
+        booster: &mut Booster,
+    ) -> MonoTime {
+        match self.health.stale(now) {
+            None => self.notifier.tick(now),
+            // systemd restarts a daemon that cannot check (see `health`).
+            Some(since) => self.notifier.withhold(|| {
+                format!(
+                    "no successful check for {} s (bound {} s): watchdog pings withheld",
+                    since.as_secs(),
+                    self.health.bound().as_secs()
+                )
+            }),
+        }
+        booster.advance(now, |boost, step| self.report(boost, step));
+        if self.next_check_or_report(now) > now {
+            // A wakeup for a boost alone (a FIFO phase is looked at every few tens of µs
+            // until its task has run) does only that: no /proc/stat sample, no check.
+            return self.next_wakeup(booster, now);
+        }
+        let skip = match self.plan(now) {
+            checks::Plan::Look { skip } => skip,
+            checks::Plan::AllIdle => {
+                checks::print_all_idle(self.logger);
+                // Nothing has waited through the check: known waits are over.
+                self.run_queues.clear();
+                self.observe_quietly(now);
+                // Its /proc/stat sample (in `plan`) was the check.
+                self.checked(now, self.clock.now().saturating_since(now));
+                return self.next_wakeup(booster, now);
+            }
+            checks::Plan::Wait => return self.next_wakeup(booster, now),
+        };
+        // Measured from here: the check's duration is the snapshot's and what follows.
+        let check_started = self.clock.now();
+        if let Err(error) = backend.snapshot(&mut self.run_queues) {
+            return self.snapshot_failed(now, &error, booster);
+        }
+        self.failures = 0;
+        // The waits are as of the snapshot, which may have taken a while (sched_debug).
+        let taken = self.clock.now();
+        self.checks.looked(taken, &skip);
+        self.run_queues
+            .retain(|run_queue| !skip.contains(&run_queue.cpu));
+        let mut starving = std::mem::take(&mut self.starving);
+        if let Some(early) = &mut self.early {
+            starving.clear();
+            early.observe(taken, &self.run_queues, &mut starving);
+            let threshold = self.config.detection.threshold;
+            for task in starving.iter().filter(|s| s.waited < threshold) {
+                self.logger.event(&Event::MightStarve {
+                    cpu: task.cpu,
+                    task: task_name(&task.task),
+                    waited: task.waited,
+                });
+            }
+        }
+        starving.clear();
+        self.detector
+            .observe(taken, &self.run_queues, &mut starving);
+        if self
+            .config
+            .detection
+            .longest_per_cpu_every_poll(self.config.log_only)
+        {
+            crate::detect::keep_longest_per_cpu(&mut starving);
+        }
+        checks::print_look(
+            self.logger,
+            self.config.detection.per_cpu_tables(),
+            self.checks.idle_detection(),
+            &self.run_queues,
+            &skip,
+            |pid| self.detector.waited(pid, taken),
+        );
+        let run_queues = std::mem::take(&mut self.run_queues);
+        for task in &starving {
+            let run_queue = run_queues.iter().find(|rq| rq.cpu == task.cpu);
+            self.handle(task, run_queue, booster, taken);
+        }
+        self.run_queues = run_queues;
+        self.starving = starving;
+        let done = self.clock.now();
+        self.checked(taken, done.saturating_since(check_started));
+        self.next_wakeup(booster, done)
+    }
+
+    /// The snapshot failed: said, and retried after a pause that grows with each failure in
+    /// a row (sooner if a boost needs attention, or the watchdog a ping).
+    fn snapshot_failed(
+        &mut self,
+        now: MonoTime,
+        error: &anyhow::Error,
+        booster: &Booster,
+    ) -> MonoTime {
+        self.failures += 1;
+        let delay = retry_delay(self.failures);
+        self.logger.event(&Event::CheckFailed {
+            error: format!("{error:#}"),
+            failures: self.failures,
+            retry: delay,
+        });
+        let retry = now.after(delay);
+        let retry = booster.next_event().map_or(retry, |event| event.min(retry));
+        self.watchdog_bound(retry)
+    }
+
+    /// One check ran (as of `at`): measured, and systemd told (READY=1 the first time).
+    fn checked(&mut self, at: MonoTime, took: Duration) {
+        self.health.ok(at);
         if let Some(mut telemetry) = self.logger.telemetry() {
             telemetry.checked(took);
+            telemetry.check_succeeded(self.health);
             self.notifier.checked(|| telemetry.current().summary());
         }
     }
@@ -546,16 +616,18 @@ impl Monitor<'_> {
         self.checks.plan(now, forced)
     }
 
-    /// Feeds a snapshot to the detectors without acting on it (nothing in it can be due).
-    fn observe_quietly(&mut self, now: MonoTime, run_queues: &[crate::task::RunQueue]) {
+    /// Feeds the last snapshot to the detectors without acting on it (nothing in it can be
+    /// due).
+    fn observe_quietly(&mut self, now: MonoTime) {
         let mut none = Vec::new();
-        self.detector.observe(now, run_queues, &mut none);
+        self.detector.observe(now, &self.run_queues, &mut none);
         if let Some(early) = &mut self.early {
-            early.observe(now, run_queues, &mut none);
+            early.observe(now, &self.run_queues, &mut none);
         }
     }
 
-    /// `run_queue` is the CPU's, in which the culprit is found.
+    /// `run_queue` is the CPU's, in which the culprit is found. Whether the task is boosted
+    /// is [`eligibility::decide`]'s answer; here it is only said and done.
     fn handle(
         &mut self,
         starving: &Starving,
@@ -564,80 +636,91 @@ impl Monitor<'_> {
         now: MonoTime,
     ) {
         let task = &starving.task;
-        if task.pid == self.own_pid || task.pid == 0 || booster.is_boosted(task.pid) {
-            return;
-        }
         let cpu = starving.cpu;
+        let rules = self.rules();
+        // Read before the decision only if `-I` needs it, else after the boost (for its line).
+        let process = rules
+            .needs_process()
+            .then(|| process_name(task.pid, task.tgid))
+            .flatten();
+        let inspection = booster.inspect(task.pid);
+        let candidate = eligibility::Candidate {
+            pid: task.pid,
+            comm: task.comm,
+            process: process.as_ref(),
+            standing: inspection.standing(),
+        };
+        let decision = eligibility::decide(&candidate, &rules);
+        if let Decision::Skip(skip) = &decision {
+            if !skip.reports_starvation() {
+                return;
+            }
+        }
         self.logger.event(&Event::Starved {
             cpu,
             task: task_name(task),
             waited: starving.waited,
             culprit: run_queue.and_then(|rq| culprit::on(rq, task.pid)),
         });
-        if self.config.log_only {
-            return;
+        let thread_ignored = decision == Decision::Skip(Skip::Ignored(Ignored::Thread));
+        if rules.needs_process() && process.is_none() && !thread_ignored {
+            self.logger.warn("Ran into a tgid without process name");
         }
-        // Read once: before the boost only if `-I` needs it, else after (the boost first).
-        let process = (!self.config.ignore_processes.is_empty())
-            .then(|| process_name(task.pid, task.tgid))
-            .flatten();
-        if self.denied(task, process) {
-            return;
+        let outcome = match decision {
+            Decision::Skip(Skip::Ignored(ignored)) => Some(Event::BoostSkipped {
+                cpu,
+                task: task_name(task),
+                ignored,
+            }),
+            Decision::Skip(Skip::AlreadyDeadline) => Some(Event::AlreadyDeadline {
+                cpu,
+                task: task_name(task),
+            }),
+            Decision::Skip(Skip::Kept) => Some(Event::BoostFailed {
+                cpu,
+                task: task_name(task),
+                policy: self.config.boost.policy,
+                error: crate::boost::STILL_BOOSTED.to_owned(),
+            }),
+            Decision::Skip(_) => None,
+            Decision::Boost => Some(self.boost(booster, inspection, starving, process, now)),
+        };
+        if let Some(outcome) = outcome {
+            self.logger.event(&outcome);
         }
+    }
+
+    /// The rules of [`eligibility::decide`], from the configuration.
+    fn rules(&self) -> eligibility::Rules<'_> {
+        eligibility::Rules::of(self.config, self.own_pid)
+    }
+
+    /// Boosts the task the rule chose: the event that says how it went.
+    fn boost(
+        &mut self,
+        booster: &mut Booster,
+        inspection: Inspection,
+        starving: &Starving,
+        process: Option<Comm>,
+        now: MonoTime,
+    ) -> Event {
+        let (task, cpu) = (&starving.task, starving.cpu);
         if let Some(guardian) = &mut self.guardian {
             guardian.prepare(self.logger);
         }
-        let policy = self.config.boost.policy;
-        let outcome = match booster.boost(task.pid, cpu, now) {
+        match booster.apply(inspection, cpu, now) {
             Ok(boost) => Event::Boosted {
                 cpu,
                 task: task_name(task),
                 process: process.or_else(|| process_name(task.pid, task.tgid)),
                 policy: boost.policy,
             },
-            Err(BoostError::AlreadyDeadline) => Event::AlreadyDeadline {
-                cpu,
-                task: task_name(task),
-            },
             Err(error) => Event::BoostFailed {
                 cpu,
                 task: task_name(task),
-                policy,
+                policy: self.config.boost.policy,
                 error: error.to_string(),
             },
-        };
-        self.logger.event(&outcome);
-    }
-
-    /// `-i` matches the thread's name, `-I` its `process` name.
-    fn denied(&self, task: &WaitingTask, process: Option<Comm>) -> bool {
-        let comm = task.comm;
-        if self.config.ignore_threads.matches(&comm.to_str_lossy()) {
-            self.logger.log(&format!(
-                "Ignoring the thread {comm} from consideration for boosting"
-            ));
-            return true;
-        }
-        if self.config.ignore_processes.is_empty() {
-            return false;
-        }
-        match process {
-            Some(process)
-                if self
-                    .config
-                    .ignore_processes
-                    .matches(&process.to_str_lossy()) =>
-            {
-                self.logger.log(&format!(
-                    "Ignoring the thread {comm} (spawned by {process}) from consideration for boosting"
-                ));
-                true
-            }
-            Some(_) => false,
-            None => {
-                self.logger.warn("Ran into a tgid without process name");
-                false
-            }
         }
     }
 
@@ -758,15 +841,53 @@ mod tests {
     use super::*;
     use crate::boost::fake::{world, FakeLedger, FakeSched};
     use std::cell::Cell;
-    use std::io::Write;
-    use std::rc::Rc;
 
-    /// One snapshot with a task that has waited long enough, then nothing but failures.
-    struct FailingAfterFirst {
-        calls: Rc<Cell<u32>>,
+    const SECOND: u64 = 1_000_000_000;
+
+    /// The loop's clock in a test: it moves only when the test moves it (to the wakeup a
+    /// step asked for), or when a fake snapshot takes time.
+    struct FakeClock(Cell<MonoTime>);
+
+    /// Where the fake clock starts.
+    const T0: MonoTime = MonoTime(1_000 * SECOND);
+
+    impl FakeClock {
+        fn at(start: MonoTime) -> FakeClock {
+            FakeClock(Cell::new(start))
+        }
     }
 
-    impl Backend for FailingAfterFirst {
+    impl Clock for FakeClock {
+        fn now(&self) -> MonoTime {
+            self.0.get()
+        }
+    }
+
+    /// A backend that shows one victim waiting since `queued_at` on CPU 1, fails every
+    /// snapshot after the first `good` ones, and takes `takes` of the fake clock per snapshot.
+    struct Scripted<'a> {
+        clock: &'a FakeClock,
+        queued_at: MonoTime,
+        good: u32,
+        takes: Duration,
+        /// When each snapshot was asked for.
+        calls: Vec<MonoTime>,
+    }
+
+    impl Scripted<'_> {
+        /// Every snapshot good, taking no time.
+        fn new(clock: &FakeClock, queued_at: MonoTime) -> Scripted<'_> {
+            Scripted {
+                clock,
+                queued_at,
+                good: u32::MAX,
+                takes: Duration::ZERO,
+                calls: Vec::new(),
+            }
+        }
+    }
+
+    impl Backend for Scripted<'_> {
         fn name(&self) -> &'static str {
             "fake"
         }
@@ -776,8 +897,9 @@ mod tests {
         }
 
         fn snapshot(&mut self, out: &mut Vec<RunQueue>) -> anyhow::Result<()> {
-            self.calls.set(self.calls.get() + 1);
-            if self.calls.get() > 1 {
+            self.calls.push(self.clock.now());
+            self.clock.0.set(self.clock.now().after(self.takes));
+            if self.calls.len() as u32 > self.good {
                 anyhow::bail!("injected backend failure");
             }
             out.clear();
@@ -791,75 +913,206 @@ mod tests {
                     comm: Comm::new(b"victim"),
                     prio: 94,
                     switches: 7,
-                    queued_at: Some(MonoTime(clock::now().0 - 5_000_000_000)),
+                    queued_at: Some(self.queued_at),
                 }],
             });
             Ok(())
         }
     }
 
-    /// The backend fails while a DEADLINE boost waits for its 100 ms verification: the loop
-    /// must sleep (backing off), not spin on the verification deadline it cannot meet, and the
-    /// boost must still end on time.
-    #[test]
-    fn a_failing_backend_during_verification_neither_spins_nor_keeps_the_boost() {
-        let Ok(crate::cli::Command::Run(config)) =
-            crate::cli::parse(["-f", "-N", "-t", "1", "-d", "1", "-c", "1"])
-        else {
-            panic!("test options rejected");
-        };
-        let logger = Logger::new(false);
+    fn parse(args: &[&str]) -> Config {
+        match crate::cli::parse(args.iter().copied()) {
+            Ok(crate::cli::Command::Run(config)) => *config,
+            other => panic!("test options rejected: {other:?}"),
+        }
+    }
+
+    /// A booster of `config` on a fake kernel where the victim, pid 87, runs at FIFO 5.
+    fn fake_booster(config: &Config) -> (Booster, crate::boost::fake::Shared) {
         let world = world();
-        let fifo5 = SchedAttr {
-            rt_priority: 5,
-            ..SchedAttr::new(sys::SCHED_FIFO)
-        };
-        world.borrow_mut().spawn(87, 1, fifo5);
-        let mut booster = Booster::with(
+        world.borrow_mut().spawn(87, 1, fifo5());
+        let booster = Booster::with(
             config.boost,
             Box::new(FakeSched(world.clone())),
             Box::new(FakeLedger(world.clone())),
         );
-        let calls = Rc::new(Cell::new(0));
-        let mut backend = FailingAfterFirst {
-            calls: calls.clone(),
-        };
-        let (mut shutdown, mut notify) = signals::Shutdown::manual().unwrap();
-        let stopper = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(1_500));
-            let _ = notify.write_all(b"x");
-        });
-        let mut monitor = Monitor {
-            config: &config,
-            logger: &logger,
-            guardian: None,
-            detector: Detector::new(config.threshold),
-            early: None,
-            checks: check_cadence(&config, true),
-            own_pid: std::process::id() as Pid,
-            notifier: notify::Notifier::from_environment(),
-        };
-        let started = std::time::Instant::now();
-        monitor.run(&mut backend, &mut booster, &mut shutdown);
-        stopper.join().unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(1_400));
+        (booster, world)
+    }
+
+    fn fifo5() -> SchedAttr {
+        SchedAttr {
+            rt_priority: 5,
+            ..SchedAttr::new(sys::SCHED_FIFO)
+        }
+    }
+
+    /// Runs the loop's steps from the clock's reading until `end`, each at the wakeup the
+    /// previous one asked for, the fake kernel's clock kept in step: the wakeups.
+    fn drive(
+        monitor: &mut Monitor<'_>,
+        clock: &FakeClock,
+        backend: &mut dyn Backend,
+        booster: &mut Booster,
+        world: &crate::boost::fake::Shared,
+        end: MonoTime,
+    ) -> Vec<MonoTime> {
+        let mut wakeups = Vec::new();
+        while clock.now() < end && wakeups.len() < 1_000 {
+            world.borrow_mut().clock = clock.now();
+            let wake = monitor.tick(clock.now(), backend, booster);
+            wakeups.push(wake);
+            clock.0.set(wake.max(clock.now()));
+        }
+        wakeups
+    }
+
+    /// With exact queue times the loop sleeps until the victim can cross the threshold, and
+    /// boosts it in the step at that very moment: no step before, none polling.
+    #[test]
+    fn a_step_wakes_at_the_threshold_crossing_and_boosts_there() {
+        let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1"]);
+        let logger = Logger::new(false);
+        let (mut booster, world) = fake_booster(&config);
+        let (t0, clock) = (T0, FakeClock::at(T0));
+        let mut backend = Scripted::new(&clock, MonoTime(t0.0 - SECOND / 4));
+        let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
+        let first = monitor.tick(t0, &mut backend, &mut booster);
+        assert_eq!(first, t0.after(Duration::from_millis(750)), "the crossing");
+        assert!(world.borrow().sets().is_empty(), "nothing starves yet");
+        clock.0.set(first);
+        world.borrow_mut().clock = first;
+        let next = monitor.tick(first, &mut backend, &mut booster);
+        assert_eq!(backend.calls, [t0, first]);
+        let sets = world.borrow().sets();
+        assert_eq!(sets.len(), 1, "{sets:?}");
+        assert_eq!(sets[0].1.policy, sys::SCHED_DEADLINE);
+        // Next: the boost's check that it ran its task.
+        assert_eq!(next, first.after(crate::boost::VERIFY_AFTER));
+    }
+
+    /// A denylisted victim is reported starving, not boosted, and its skip is an event that
+    /// the metrics count (`stalld_events_total{event="boost_skipped"}`).
+    #[test]
+    fn a_denylisted_victim_is_a_counted_skip_not_a_boost() {
+        let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1", "-i", "^vic"]);
+        let logger = Logger::new(false)
+            .with_telemetry(telemetry::Telemetry::new(&config, Default::default()));
+        let (mut booster, world) = fake_booster(&config);
+        let (t0, clock) = (T0, FakeClock::at(T0));
+        let mut backend = Scripted::new(&clock, MonoTime(t0.0 - 2 * SECOND));
+        let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
+        monitor.tick(t0, &mut backend, &mut booster);
+        assert!(world.borrow().sets().is_empty());
+        let telemetry = logger.telemetry().unwrap();
+        let events = &telemetry.current().events;
+        assert_eq!(events.get("starved"), Some(&1), "{events:?}");
+        assert_eq!(events.get("boost_skipped"), Some(&1), "{events:?}");
+        assert_eq!(events.get("boosted"), Some(&0), "{events:?}");
+        let last = telemetry.current().recent.back().unwrap();
+        assert_eq!(last["ignored_by"], "thread");
+        assert_eq!(
+            last["message"],
+            "Ignoring the thread victim from consideration for boosting"
+        );
+    }
+
+    /// The backend fails while a DEADLINE boost runs: the loop retries at pauses that double
+    /// (it neither spins nor stops), and the boost still ends on time.
+    #[test]
+    fn a_failing_backend_during_a_boost_neither_spins_nor_keeps_the_boost() {
+        let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1"]);
+        let logger = Logger::new(false);
+        let (mut booster, world) = fake_booster(&config);
+        let (t0, clock) = (T0, FakeClock::at(T0));
+        let mut backend = Scripted::new(&clock, MonoTime(t0.0 - 5 * SECOND));
+        backend.good = 1;
+        backend.takes = Duration::from_millis(1);
+        let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
+        let end = t0.after(Duration::from_secs(8));
+        let wakeups = drive(
+            &mut monitor,
+            &clock,
+            &mut backend,
+            &mut booster,
+            &world,
+            end,
+        );
+        let ms = |at: &MonoTime| (at.0 - t0.0) / 1_000_000;
         let world = world.borrow();
         let sets = world.sets();
         assert_eq!(
             sets.first().map(|(_, a)| a.policy),
             Some(sys::SCHED_DEADLINE)
         );
-        assert_eq!(
-            world.attr(87),
-            fifo5,
-            "the boost ended after -d 1 s: {sets:?}"
+        assert_eq!(world.attr(87), fifo5(), "the boost ended: {sets:?}");
+        // Boosted at 1 ms (when the snapshot was taken): its check at 101 ms, its end at
+        // 1.001 s, when the next check is due too.
+        assert_eq!(wakeups[..2].iter().map(ms).collect::<Vec<_>>(), [101, 1001]);
+        // That check fails, and the retries come 0.2, 0.4, 0.8, 1.6, 3.2 s after each
+        // failed attempt began.
+        let calls: Vec<u64> = backend.calls.iter().map(ms).collect();
+        assert_eq!(calls, [0, 1001, 1201, 1601, 2401, 4001, 7201]);
+        assert_eq!(monitor.failures, 6);
+    }
+
+    /// A backend that keeps failing: every failure is a counted `check_failed` event; once
+    /// no check has succeeded for the bound (here the 10 s watchdog: the polling gap is
+    /// shorter), the watchdog is no longer pinged (systemd restarts the daemon), and the loop
+    /// still wakes only for its retries (it does not spin on the ping it withholds).
+    #[test]
+    fn a_backend_that_keeps_failing_is_counted_and_stops_the_watchdog() {
+        let config = parse(&["-f", "-N", "-l", "-g", "1", "-c", "1"]);
+        let logger = Logger::new(false)
+            .with_telemetry(telemetry::Telemetry::new(&config, Default::default()));
+        let (mut booster, world) = fake_booster(&config);
+        let (t0, clock) = (T0, FakeClock::at(T0));
+        let mut backend = Scripted::new(&clock, t0);
+        backend.good = 1;
+        let mut monitor = Monitor::new(&config, &logger, &clock, None, false);
+        monitor.notifier = notify::Notifier::with_watchdog(Duration::from_secs(10));
+        let bound = health::bound(
+            Some(Duration::from_secs(10)),
+            health::longest_gap(&monitor.checks.cadence()),
         );
-        // One good snapshot, then retries at 0.1, 0.3, 0.7, 1.0 s (the boost's end).
-        assert!(
-            calls.get() <= 8,
-            "{} snapshots in 1.5 s: the loop spins",
-            calls.get()
+        monitor.health = health::Health::new(t0, bound);
+        assert_eq!(bound, Duration::from_secs(10));
+        let wakeups = drive(
+            &mut monitor,
+            &clock,
+            &mut backend,
+            &mut booster,
+            &world,
+            t0.after(Duration::from_secs(30)),
         );
+        let failed = backend.calls.len() as u64 - 1;
+        let state = logger.telemetry().unwrap().current().clone();
+        assert_eq!(state.checks_failed, failed);
+        assert_eq!(state.events.get("check_failed"), Some(&failed));
+        assert!(state.last_check_error.is_some());
+        assert_eq!(state.health.stale(t0.after(Duration::from_secs(10))), None);
+        assert!(state
+            .health
+            .stale(t0.after(Duration::from_secs(11)))
+            .is_some());
+        // Pinged every 5 s while healthy; withheld from the first wakeup past the bound.
+        assert_eq!(monitor.notifier.deadline(), None);
+        assert!(monitor.health.stale(clock.now()).is_some());
+        // Retries at most 5 s apart, and nothing in between.
+        let after: Vec<u64> = wakeups
+            .iter()
+            .filter(|at| **at > t0.after(Duration::from_secs(15)))
+            .map(|at| (at.0 - t0.0) / 100_000_000)
+            .collect();
+        for pair in after.windows(2) {
+            assert_eq!(pair[1] - pair[0], 50, "{after:?}");
+        }
+        // A check that succeeds again: healthy, pinged again.
+        backend.good = u32::MAX;
+        let now = clock.now();
+        let next = monitor.tick(now, &mut backend, &mut booster);
+        assert!(monitor.health.stale(next).is_none());
+        monitor.tick(next, &mut backend, &mut booster);
+        assert!(monitor.notifier.deadline().is_some());
     }
 
     /// The events a boost's steps become, driven through a booster on a fake kernel.

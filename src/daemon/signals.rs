@@ -34,19 +34,6 @@ impl Shutdown {
         })
     }
 
-    /// A shutdown that only `notify` triggers (a byte written to it), for tests.
-    #[cfg(test)]
-    pub fn manual() -> io::Result<(Shutdown, UnixStream)> {
-        let (wake, notify) = UnixStream::pair()?;
-        Ok((
-            Shutdown {
-                wake,
-                requested: false,
-            },
-            notify,
-        ))
-    }
-
     pub fn requested(&self) -> bool {
         self.requested
     }

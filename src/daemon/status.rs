@@ -106,9 +106,11 @@ fn answer(
     Some(format!("{reply}\n").into_bytes())
 }
 
-/// The status document.
+/// The status document. What the loop last did is told by its own clock (CLOCK_MONOTONIC,
+/// read now): a snapshot that stopped changing shows its age, never "now".
 pub fn report(s: &Snapshot) -> Value {
     let now = unix_seconds(SystemTime::now());
+    let mono = crate::clock::now();
     let by_result = |result: &str| s.boosts_with(result);
     let map = |entries: &mut dyn Iterator<Item = (String, u64)>| -> Value {
         Value::Object(
@@ -123,6 +125,11 @@ pub fn report(s: &Snapshot) -> Value {
         "started_at": s.started_at,
         "uptime_s": now - s.started_at,
         "ready": s.checks.count > 0,
+        "last_check_at": s.last_check_at,
+        "last_check_age_s": s.health.age(mono).as_secs_f64(),
+        "last_check_error": s.last_check_error,
+        "checks_healthy": s.health.stale(mono).is_none(),
+        "health_bound_s": s.health.bound().as_secs_f64(),
         "backend": s.backend,
         "stamps": s.stamps,
         "summary": s.summary(),
@@ -163,6 +170,7 @@ pub fn report(s: &Snapshot) -> Value {
             "events": map(&mut s.events.iter().map(|(k, n)| ((*k).to_owned(), *n))),
             "log_dropped": map(&mut s.drops.counts().into_iter().map(|(k, n)| (k.to_owned(), n))),
             "checks": s.checks.count,
+            "checks_failed": s.checks_failed,
         },
         "last_event_at": s.last_event_at,
         "events": s.recent.iter().map(|event| (**event).clone()).collect::<Vec<_>>(),
@@ -251,6 +259,24 @@ pub fn render_text(d: &Value) -> String {
             " (log only: no boosts)"
         } else {
             ""
+        }
+    );
+    let age = d["last_check_age_s"].as_f64().unwrap_or(0.0);
+    out += &format!(
+        "checks: {}, {} failed{}\n",
+        match d["last_check_at"] {
+            Value::Null => format!("none succeeded yet ({age:.1} s since the start)"),
+            _ => format!("last succeeded {age:.1} s ago"),
+        },
+        text(&d["counters"]["checks_failed"]),
+        if d["checks_healthy"] == false {
+            format!(
+                "; FAILING: beyond the bound of {:.0} s (last failure: {})",
+                d["health_bound_s"].as_f64().unwrap_or(0.0),
+                text(&d["last_check_error"])
+            )
+        } else {
+            String::new()
         }
     );
     out += &format!(
@@ -382,5 +408,46 @@ mod tests {
         // Nothing held: no such line.
         snapshot.held.clear();
         assert!(!render_text(&report(&snapshot)).contains("held ("));
+    }
+
+    /// A loop that has not checked for longer than the bound shows it, with the age of its
+    /// last successful check by the daemon's clock, not the time of the question.
+    #[test]
+    fn a_loop_without_a_successful_check_for_the_bound_shows_failing() {
+        use crate::daemon::health::Health;
+        use crate::task::MonoTime;
+        use std::time::Duration;
+        let config = match crate::cli::parse(["-t", "5"]) {
+            Ok(crate::cli::Command::Run(config)) => *config,
+            other => panic!("{other:?}"),
+        };
+        let mut telemetry = Telemetry::new(&config, Arc::default());
+        let now = crate::clock::now();
+        let mut health = Health::new(MonoTime(now.0 - 100_000_000_000), Duration::from_secs(60));
+        health.ok(MonoTime(now.0 - 90_000_000_000));
+        telemetry.checked(Duration::from_micros(30));
+        telemetry.check_succeeded(health);
+        let mut snapshot = telemetry.current().clone();
+        snapshot.checks_failed = 17;
+        snapshot.last_check_error = Some("reading sched_debug: e".into());
+        let document = report(&snapshot);
+        assert_eq!(document["checks_healthy"], false);
+        assert_eq!(document["counters"]["checks_failed"], 17);
+        let age = document["last_check_age_s"].as_f64().unwrap();
+        assert!((90.0..95.0).contains(&age), "{age}");
+        let text = render_text(&document);
+        assert!(
+            text.contains(", 17 failed; FAILING: beyond the bound of 60 s (last failure: reading sched_debug: e)\n"),
+            "{text}"
+        );
+        assert!(text.contains("checks: last succeeded 9"), "{text}");
+        // A check now: healthy.
+        health.ok(crate::clock::now());
+        telemetry.check_succeeded(health);
+        let text = render_text(&report(telemetry.current()));
+        assert!(
+            text.contains("checks: last succeeded 0.0 s ago, 0 failed\n"),
+            "{text}"
+        );
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use serde_json::{json, Value};
 
+use super::health::Health;
 use super::log::Drops;
 use crate::config::{BackendChoice, BoostPolicy, Config, Mode};
 use crate::event::{Event, EventKind};
@@ -144,6 +145,15 @@ pub struct Snapshot {
     /// `--stand_aside` found these other stallds boosting: this one boosts nothing.
     pub standing_aside: Option<String>,
     pub last_event_at: Option<f64>,
+    /// `stalld_checks_failed_total`: checks whose snapshot failed (`check_failed`).
+    pub checks_failed: u64,
+    /// The last successful check, in Unix time (`stalld_last_check_timestamp_seconds`).
+    pub last_check_at: Option<f64>,
+    /// Why the last check failed, while no check has succeeded since.
+    pub last_check_error: Option<String>,
+    /// The last successful check on CLOCK_MONOTONIC, and the bound: the listeners compare
+    /// it with their own reading (no step of the wall clock makes a stale loop look live).
+    pub health: Health,
     /// The last [`RECENT_EVENTS`] events, as their JSON lines.
     pub recent: VecDeque<Arc<Value>>,
     pub drops: Arc<Drops>,
@@ -223,7 +233,7 @@ impl Telemetry {
             } else {
                 policy_label(config.boost.policy)
             },
-            threshold: config.threshold.as_secs_f64(),
+            threshold: config.detection.threshold.as_secs_f64(),
             config: Arc::new(config_json(config)),
             starving: per_cpu(config, || 0),
             boosts: config
@@ -246,6 +256,10 @@ impl Telemetry {
             rt_throttling_disabled: false,
             standing_aside: None,
             last_event_at: None,
+            checks_failed: 0,
+            last_check_at: None,
+            last_check_error: None,
+            health: Health::new(crate::clock::now(), super::health::DEFAULT_BOUND),
             recent: VecDeque::with_capacity(RECENT_EVENTS),
             drops,
         };
@@ -282,6 +296,20 @@ impl Telemetry {
     pub fn checked(&mut self, took: Duration) {
         self.state.checks.observe(took.as_secs_f64());
         self.changed = true;
+    }
+
+    /// A check succeeded; `health` is the loop's record with it.
+    pub fn check_succeeded(&mut self, health: Health) {
+        self.state.last_check_at = Some(unix_seconds(SystemTime::now()));
+        self.state.last_check_error = None;
+        self.state.health = health;
+        self.changed = true;
+    }
+
+    /// The loop's record of its checks, before its first.
+    pub fn set_health(&mut self, health: Health) {
+        self.state.health = health;
+        self.publish();
     }
 
     /// Counts `event` (rendered as `json`, at `at`); published by the next
@@ -391,6 +419,10 @@ impl Telemetry {
             Event::RtThrottlingDisabled { .. } => state.rt_throttling_disabled = true,
             Event::RtThrottlingRestored { .. } => state.rt_throttling_disabled = false,
             Event::StandingAside { others } => state.standing_aside = Some(others.clone()),
+            Event::CheckFailed { error, .. } => {
+                state.checks_failed += 1;
+                state.last_check_error = Some(error.clone());
+            }
             _ => {}
         }
         self.changed = true;
@@ -458,7 +490,7 @@ fn config_json(config: &Config) -> Value {
     };
     json!({
         "log_only": config.log_only,
-        "mode": match config.mode {
+        "mode": match config.detection.mode {
             Mode::Power => "power",
             Mode::Adaptive => "adaptive",
             Mode::Aggressive => "aggressive",
@@ -468,8 +500,8 @@ fn config_json(config: &Config) -> Value {
             BackendChoice::QueueTrack => "queue_track",
             BackendChoice::SchedDebug => "sched_debug",
         },
-        "threshold_s": config.threshold.as_secs_f64(),
-        "granularity_s": config.granularity.as_secs_f64(),
+        "threshold_s": config.detection.threshold.as_secs_f64(),
+        "granularity_s": config.detection.granularity.as_secs_f64(),
         "boost": {
             "policy": config.boost.policy.sched_name(),
             "runtime_ns": config.boost.runtime.as_nanos() as u64,
@@ -477,15 +509,15 @@ fn config_json(config: &Config) -> Value {
             "duration_s": config.boost.duration.as_secs_f64(),
         },
         "cpus": config.cpus.to_string(),
-        "affinity": config.affinity.as_ref().map(ToString::to_string),
-        "idle_detection": config.idle_detection,
-        "reservation_percent": config.reservation,
+        "affinity": config.process.affinity.as_ref().map(ToString::to_string),
+        "idle_detection": config.detection.idle_detection,
+        "reservation_percent": config.process.reservation,
         "ignore_threads": regexes(&config.ignore_threads),
         "ignore_processes": regexes(&config.ignore_processes),
-        "systemd": config.systemd,
-        "allow_other_instances": config.allow_other_instances,
-        "stand_aside": config.stand_aside,
-        "pidfile": config.pidfile.as_ref().map(|p| p.display().to_string()),
+        "systemd": config.process.systemd,
+        "allow_other_instances": config.process.allow_other_instances,
+        "stand_aside": config.process.stand_aside,
+        "pidfile": config.process.pidfile.as_ref().map(|p| p.display().to_string()),
         "events": config.events.as_ref().map(ToString::to_string),
         "metrics": config.metrics.as_ref().map(ToString::to_string),
     })
