@@ -96,7 +96,7 @@ pub fn catalog() -> String {
     for kind in EventKind::ALL {
         let facts = kind.facts();
         catalog += &format!(
-            "\n-- {}\nSubject: stalld: {}\nDefined-By: stalld\nDocumentation: man:stalld(8)\n\n{}\n",
+            "\n-- {}\nSubject: {}\nDefined-By: stalld\nDocumentation: man:stalld(8)\n\n{}\n",
             facts.message_id,
             facts.summary,
             wrap(facts.explanation, 78)
@@ -211,7 +211,7 @@ mod tests {
         let catalog = catalog();
         for kind in EventKind::ALL {
             let header = format!(
-                "-- {}\nSubject: stalld: {}\n",
+                "-- {}\nSubject: {}\n",
                 kind.message_id(),
                 kind.summary()
             );
