@@ -134,13 +134,59 @@ impl std::fmt::Display for EventsTarget {
     }
 }
 
+/// Where log lines and events go: the one value the logger is built from, which also renders
+/// itself as the options that give another stalld process the same sinks (the guardian's
+/// command line) and as JSON (`stalld status`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkOptions {
+    /// `-v`: diagnostics on stderr, task tables on stdout.
+    pub verbose: bool,
+    /// `-k`: /dev/kmsg.
+    pub kmsg: bool,
+    /// `-s`: syslog.
+    pub syslog: bool,
+    /// `--events FILE|fifo:PATH|-`: every event as a JSON line.
+    pub events: Option<EventsTarget>,
+}
+
+impl SinkOptions {
+    /// The text sinks as stalld options (`-k`, `-s`): what the guardian is started with.
+    /// `-v` is the guardian's own (it always prints to stderr) and `--events` the daemon's
+    /// alone (one writer per file).
+    pub fn text_sink_args(&self) -> Vec<&'static str> {
+        [(self.kmsg, "-k"), (self.syslog, "-s")]
+            .into_iter()
+            .filter_map(|(on, flag)| on.then_some(flag))
+            .collect()
+    }
+
+    /// The text sinks given as `args` by [`SinkOptions::text_sink_args`].
+    pub fn from_text_sink_args<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> SinkOptions {
+        let given = |flag: &str| args.iter().any(|arg| arg.as_ref() == flag);
+        SinkOptions {
+            kmsg: given("-k"),
+            syslog: given("-s"),
+            ..SinkOptions::default()
+        }
+    }
+
+    /// The options as `stalld status` shows them.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "verbose": self.verbose,
+            "log_kmsg": self.kmsg,
+            "log_syslog": self.syslog,
+            "events": self.events.as_ref().map(ToString::to_string),
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Detect and log only; never boost, never touch RT throttling or sched features.
     pub log_only: bool,
-    pub verbose: bool,
-    pub log_kmsg: bool,
-    pub log_syslog: bool,
+    /// Where log lines and events go (`-v`, `-k`, `-s`, `--events`).
+    pub sinks: SinkOptions,
     pub foreground: bool,
     pub mode: Mode,
     /// Skip polls while every monitored CPU has had idle time (`-N` turns it off).
@@ -165,8 +211,6 @@ pub struct Config {
     pub allow_other_instances: bool,
     /// `--stand_aside`: when another stalld boosts here, boost nothing and wait to be stopped.
     pub stand_aside: bool,
-    /// `--events FILE|fifo:PATH|-`: every event as a JSON line.
-    pub events: Option<EventsTarget>,
     /// `--metrics ADDR`: serve Prometheus metrics there.
     pub metrics: Option<MetricsAddr>,
 }

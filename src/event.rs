@@ -145,7 +145,17 @@ macro_rules! fields_by_reference {
         }
     )*};
 }
-fields_by_reference!(i32, u32, i64, usize, Duration, String, Comm, BoostPolicy, &str);
+fields_by_reference!(
+    i32,
+    u32,
+    i64,
+    usize,
+    Duration,
+    String,
+    Comm,
+    BoostPolicy,
+    &str
+);
 
 /// What is fixed for each kind of event.
 #[derive(Debug)]
@@ -949,19 +959,23 @@ impl Event {
 
     /// The CPU the event is about, if it is about one.
     pub fn cpu(&self) -> Option<u32> {
-        self.int_field("cpu").and_then(|cpu| u32::try_from(cpu).ok())
+        self.int_field("cpu")
+            .and_then(|cpu| u32::try_from(cpu).ok())
     }
 
     /// The thread the event is about, if it is about one.
     pub fn tid(&self) -> Option<Pid> {
-        self.int_field("tid").and_then(|tid| Pid::try_from(tid).ok())
+        self.int_field("tid")
+            .and_then(|tid| Pid::try_from(tid).ok())
     }
 
     fn int_field(&self, name: &str) -> Option<i64> {
-        self.fields().into_iter().find_map(|(field, value)| match value {
-            FieldValue::Int(value) if field == name => Some(value),
-            _ => None,
-        })
+        self.fields()
+            .into_iter()
+            .find_map(|(field, value)| match value {
+                FieldValue::Int(value) if field == name => Some(value),
+                _ => None,
+            })
     }
 
     /// The line for the text sinks (without the `stalld: ` prefix), one line whatever the

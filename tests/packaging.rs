@@ -49,7 +49,7 @@ fn the_unit_and_the_shipped_config_make_a_valid_command_line() {
     let Ok(Cli::Run(config)) = cli::parse(&args) else {
         panic!("the unit's command line is rejected: {args:?}");
     };
-    assert!(config.systemd && config.foreground && config.log_syslog);
+    assert!(config.systemd && config.foreground && config.sinks.syslog);
     assert_eq!(config.threshold.as_secs(), 20);
     assert_eq!(
         config.pidfile.as_deref(),
@@ -119,7 +119,7 @@ BE="-b sched_debug"
     let Ok(Cli::Run(config)) = cli::parse(&args) else {
         panic!("rejected: {args:?}");
     };
-    assert!(config.log_only && config.log_kmsg);
+    assert!(config.log_only && config.sinks.kmsg);
     assert_eq!(config.threshold.as_secs(), 30);
     assert!(
         config.ignore_threads.matches("ksoftirqd/1") && config.ignore_processes.matches("qemu-kvm")
@@ -291,10 +291,11 @@ fn with_block(text: &str, first: &str, end: Option<&str>, block: &str) -> String
         + 1;
     let rest = &text[start..];
     let length = match end {
-        Some(end) => rest
-            .find(&format!("\n{end}\n"))
-            .unwrap_or_else(|| panic!("no line {end:?} after {first:?}"))
-            + 1,
+        Some(end) => {
+            rest.find(&format!("\n{end}\n"))
+                .unwrap_or_else(|| panic!("no line {end:?} after {first:?}"))
+                + 1
+        }
         None => rest
             .split_inclusive('\n')
             .take_while(|line| line.starts_with('|'))
@@ -331,7 +332,11 @@ fn event_docs_are_rendered_from_the_event_table() {
     let files = [
         ("README.md", readme, readme_expected),
         ("man/observability.roff", man, man_expected),
-        (docs::CATALOG_FILE, read(docs::CATALOG_FILE), docs::catalog()),
+        (
+            docs::CATALOG_FILE,
+            read(docs::CATALOG_FILE),
+            docs::catalog(),
+        ),
         (docs::SCHEMA_FILE, read(docs::SCHEMA_FILE), schema),
     ];
     let bless = std::env::var_os("STALLD_BLESS").is_some();
@@ -359,7 +364,11 @@ fn event_docs_are_rendered_from_the_event_table() {
 #[test]
 fn journalctl_compiles_the_catalog() {
     use stalld::event::{docs, EventKind};
-    if Command::new("journalctl").arg("--version").output().is_err() {
+    if Command::new("journalctl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIPPED: journalctl_compiles_the_catalog: no journalctl (install systemd)");
         return;
     }

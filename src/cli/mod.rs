@@ -13,6 +13,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::config::{
     BackendChoice, BoostParams, BoostPolicy, Config, Denylist, EventsTarget, MetricsAddr, Mode,
+    SinkOptions,
 };
 use crate::cpuset::{configured_cpus, CpuSet};
 
@@ -252,9 +253,12 @@ where
 
     Ok(Command::Run(Box::new(Config {
         log_only: args.log_only,
-        verbose: args.verbose,
-        log_kmsg: args.log_kmsg,
-        log_syslog: args.log_syslog,
+        sinks: SinkOptions {
+            verbose: args.verbose,
+            kmsg: args.log_kmsg,
+            syslog: args.log_syslog,
+            events,
+        },
         foreground: args.foreground || args.verbose,
         mode,
         idle_detection: !args.no_idle_detect,
@@ -280,7 +284,6 @@ where
         pidfile: args.pidfile.map(Into::into),
         allow_other_instances: args.allow_other_instances,
         stand_aside: args.stand_aside,
-        events,
         metrics,
     })))
 }
@@ -405,7 +408,7 @@ mod tests {
         assert_eq!(config.boost.runtime, Duration::from_micros(20));
         assert_eq!(config.boost.duration, Duration::from_secs(3));
         assert_eq!(config.backend, BackendChoice::Auto);
-        assert!(!config.log_only && !config.verbose && !config.foreground);
+        assert!(!config.log_only && !config.sinks.verbose && !config.foreground);
         assert_eq!(config.cpus, CpuSet::first_n(configured_cpus()));
     }
 
@@ -470,7 +473,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.threshold, Duration::from_secs(5));
-        assert!(config.log_only && config.verbose && config.foreground);
+        assert!(config.log_only && config.sinks.verbose && config.foreground);
         assert_eq!(config.backend, BackendChoice::SchedDebug);
         assert_eq!(config.cpus.iter().collect::<Vec<_>>(), vec![0]);
         assert_eq!(
@@ -499,7 +502,9 @@ mod tests {
             "/run/x.pid",
         ])
         .unwrap();
-        assert!(config.log_kmsg && config.log_syslog && !config.idle_detection && config.systemd);
+        assert!(
+            config.sinks.kmsg && config.sinks.syslog && !config.idle_detection && config.systemd
+        );
         assert_eq!(config.boost.policy, BoostPolicy::Fifo);
         assert_eq!(config.reservation, Some(20));
         assert_eq!(config.affinity, CpuSet::parse_list("0", 1));
@@ -524,7 +529,7 @@ mod tests {
     #[test]
     fn events_and_metrics() {
         let config = run(&["--events", "-", "--metrics", "127.0.0.1:9772"]).unwrap();
-        assert_eq!(config.events, Some(EventsTarget::Stdout));
+        assert_eq!(config.sinks.events, Some(EventsTarget::Stdout));
         assert_eq!(
             config.metrics,
             Some(MetricsAddr::Tcp("127.0.0.1:9772".into()))
@@ -548,11 +553,14 @@ mod tests {
             );
         }
         assert_eq!(
-            run(&["--events", "fifo:/run/ship.fifo"]).unwrap().events,
+            run(&["--events", "fifo:/run/ship.fifo"])
+                .unwrap()
+                .sinks
+                .events,
             Some(EventsTarget::Fifo("/run/ship.fifo".into()))
         );
         assert_eq!(
-            run(&["--events", "./fifo:x"]).unwrap().events,
+            run(&["--events", "./fifo:x"]).unwrap().sinks.events,
             Some(EventsTarget::File("./fifo:x".into()))
         );
     }
@@ -614,7 +622,9 @@ mod tests {
         assert_eq!(config.threshold, Duration::from_secs(7));
         assert_eq!(config.granularity, Duration::from_secs(2));
         assert_eq!(config.boost.duration, Duration::from_secs(2));
-        assert!(config.verbose && config.log_only && config.log_kmsg && !config.idle_detection);
+        assert!(
+            config.sinks.verbose && config.log_only && config.sinks.kmsg && !config.idle_detection
+        );
         assert_eq!(config.backend, BackendChoice::QueueTrack);
         assert_eq!(config.pidfile, Some("/b".into()));
         assert_eq!(config.ignore_threads.0.len(), 3);

@@ -20,7 +20,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::listen;
 use super::telemetry::{Histogram, Snapshot};
-use super::Logger;
+use super::Sinks;
 use crate::config::MetricsAddr;
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -55,7 +55,7 @@ impl MetricsServer {
     }
 
     /// Serves in a thread of its own until the process ends.
-    pub fn spawn(self, published: Arc<ArcSwap<Snapshot>>, logger: Logger) -> io::Result<()> {
+    pub fn spawn(self, published: Arc<ArcSwap<Snapshot>>, logger: Sinks) -> io::Result<()> {
         listen::spawn("stalld-metrics", logger, move || match self {
             MetricsServer::Tcp(listener) => listen::serve_forever(listener, handler(published)),
             MetricsServer::Unix(listener, _) => listen::serve_forever(listener, handler(published)),
@@ -322,7 +322,9 @@ mod tests {
             Ok(crate::cli::Command::Run(config)) => *config,
             other => panic!("{other:?}"),
         };
-        let mut telemetry = Telemetry::new(&config, Arc::default());
+        // The drop counters of a logger's sinks (stderr, at least), from 0.
+        let drops = crate::daemon::Logger::new(false).drops();
+        let mut telemetry = Telemetry::new(&config, drops);
         telemetry.set_backend("queue_track", "tracepoints");
         telemetry.checked(std::time::Duration::from_micros(300));
         telemetry.publish_changes();
@@ -353,7 +355,7 @@ mod tests {
         );
         assert!(text.contains("stalld_check_duration_seconds_count 1"));
         assert!(text.contains("stalld_check_duration_seconds_bucket{le=\"0.0005\"} 1"));
-        assert!(text.contains("stalld_log_dropped_total{sink=\"journal\"} 0"));
+        assert!(text.contains("stalld_log_dropped_total{sink=\"stderr\"} 0"));
         let names = metric_names(&text);
         for expected in [
             "stalld_starving_events_total",

@@ -24,6 +24,8 @@ mod signals;
 mod status;
 mod telemetry;
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -41,7 +43,7 @@ pub use guardian::main as guardian_main;
 pub use guardian::NAME as GUARDIAN_NAME;
 pub use instances::{boosting_instances, exit_code, FoundBy, OtherInstance, EXIT_ANOTHER_INSTANCE};
 pub use log::journal::{Journal, SOCKET_ENV as JOURNAL_SOCKET_ENV};
-pub use log::{Delivery, Logger, SYSLOG_SOCKET_ENV};
+pub use log::{Delivery, Logger, Sinks, SYSLOG_SOCKET_ENV};
 pub use rt_throttle::{restore_leftovers, throttlectl};
 pub use sched_features::hrtick_state;
 pub use status::{
@@ -53,7 +55,7 @@ pub use status::{
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 pub fn run(config: Config) -> Result<()> {
-    let logger = Logger::new(config.verbose).with_sinks(config.log_kmsg, config.log_syslog);
+    let logger = Logger::open(&config.sinks);
     if !sys::is_root() {
         bail!("stalld needs root permission");
     }
@@ -71,7 +73,7 @@ pub fn run(config: Config) -> Result<()> {
             return Err(instances::refusal(&others).into());
         }
     }
-    let logger = with_structured_sinks(logger, &config)?;
+    let (logger, telemetry) = with_structured_sinks(logger, &config)?;
     if let Some(affinity) = &config.affinity {
         for cpu in affinity.iter() {
             logger.log(&format!("self-affinity: adding cpu {cpu}"));
@@ -105,7 +107,7 @@ pub fn run(config: Config) -> Result<()> {
         logger.log("idle detection disabled");
     }
 
-    backend::set_verbose(config.verbose);
+    backend::set_verbose(config.sinks.verbose);
     let mut backend = backend::open(config.backend, config.cpus.clone(), |why| {
         logger.event(&Event::BackendFallback {
             to: "sched_debug",
@@ -125,9 +127,9 @@ pub fn run(config: Config) -> Result<()> {
         logger.log(&format!("{name}: enqueue times from {}", stamps.describe()));
     }
     logger.set_backend(backend.name());
-    if let Some(mut telemetry) = logger.telemetry() {
-        telemetry.set_backend(backend.name(), backend.stamp_source());
-    }
+    telemetry
+        .borrow_mut()
+        .set_backend(backend.name(), backend.stamp_source());
     sched_features::report_dl_server(&logger);
 
     let rt_throttle = if config.log_only {
@@ -158,13 +160,11 @@ pub fn run(config: Config) -> Result<()> {
     // SCHED_DEADLINE task cannot start processes).
     let guardian = instance
         .as_ref()
-        .map(|instance| {
-            guardian::Guardian::spawn(&instance.dir(), config.log_kmsg, config.log_syslog, &logger)
-        })
+        .map(|instance| guardian::Guardian::spawn(&instance.dir(), &config.sinks, &logger))
         .transpose()
         .context("starting the guardian process")?;
     // Threads only now: daemonizing forks, and so may nothing after this.
-    start_listeners(&logger, metrics, status.as_mut())?;
+    start_listeners(&logger, &telemetry, metrics, status.as_mut())?;
     if let Some(percent) = config.reservation {
         reserve_cpu_time(&config, percent, &logger)?;
     }
@@ -193,6 +193,7 @@ pub fn run(config: Config) -> Result<()> {
     let mut monitor = Monitor {
         config: &config,
         logger: &logger,
+        telemetry: &telemetry,
         guardian,
         detector: Detector::new(config.threshold).repeating_every(report_interval(&config)),
         // Adaptive and aggressive modes warn at half the threshold.
@@ -211,7 +212,7 @@ pub fn run(config: Config) -> Result<()> {
     logger.event(&Event::Stopping);
     booster.restore_all(|boost, step| monitor.report(boost, step));
     drop(rt_throttle);
-    logger.publish_telemetry();
+    telemetry.borrow_mut().publish_changes();
     if let Some(instance) = instance {
         instance.finish(&logger);
     }
@@ -231,7 +232,7 @@ fn stand_aside(
     mut pidfile: Option<pidfile::PidFile>,
     others: &[OtherInstance],
 ) -> Result<()> {
-    let logger = with_structured_sinks(logger, config)?;
+    let (logger, telemetry) = with_structured_sinks(logger, config)?;
     let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
     let metrics = config
         .metrics
@@ -242,13 +243,13 @@ fn stand_aside(
         others: instances::describe(others),
     };
     logger.event(&event);
-    logger.publish_telemetry();
+    telemetry.borrow_mut().publish_changes();
     let daemonized = if config.foreground || notify::under_service_manager() {
         None
     } else {
         Some(sys::daemonize().context("daemonizing")?)
     };
-    start_listeners(&logger, metrics, None)?;
+    start_listeners(&logger, &telemetry, metrics, None)?;
     if let Some(pidfile) = &mut pidfile {
         pidfile.write_pid()?;
     }
@@ -269,40 +270,49 @@ fn stand_aside(
     Ok(())
 }
 
-/// Adds the `--events` file and the telemetry behind metrics and `stalld status`.
-fn with_structured_sinks(logger: Logger, config: &Config) -> Result<Logger> {
-    let logger = match &config.events {
+/// Adds the `--events` file, and the telemetry behind metrics and `stalld status`: the
+/// caller's, which the logger hands every event while the caller keeps it.
+fn with_structured_sinks(
+    logger: Logger,
+    config: &Config,
+) -> Result<(Logger, Rc<RefCell<telemetry::Telemetry>>)> {
+    let logger = match &config.sinks.events {
         Some(target) => logger
             .with_events_file(target)
             .with_context(|| format!("--events: cannot open {target}"))?,
         None => logger,
     };
-    let drops = logger.drops();
-    Ok(logger.with_telemetry(telemetry::Telemetry::new(config, drops)))
+    let telemetry = Rc::new(RefCell::new(telemetry::Telemetry::new(
+        config,
+        logger.drops(),
+    )));
+    logger.subscribe(&telemetry);
+    Ok((logger, telemetry))
 }
 
 /// The metrics and status listener threads: after daemonizing and after the guardian, and
 /// before `-R` makes this thread SCHED_DEADLINE (which may not create threads).
+/// They get what the telemetry publishes and the sinks, never the telemetry itself.
 fn start_listeners(
     logger: &Logger,
+    telemetry: &RefCell<telemetry::Telemetry>,
     metrics: Option<metrics::MetricsServer>,
     status: Option<&mut status::StatusServer>,
 ) -> Result<()> {
-    let Some(published) = logger.telemetry().map(|mut telemetry| {
+    let published = {
+        let mut telemetry = telemetry.borrow_mut();
         telemetry.set_pid(std::process::id());
         telemetry.published()
-    }) else {
-        return Ok(());
     };
     if let Some(metrics) = metrics {
         let url = metrics.url();
         metrics
-            .spawn(published.clone(), logger.clone())
+            .spawn(published.clone(), logger.sinks())
             .context("starting the metrics listener")?;
         logger.log(&format!("metrics: serving {url}"));
     }
     if let Some(status) = status {
-        if let Err(error) = status.spawn(published, logger.clone()) {
+        if let Err(error) = status.spawn(published, logger.sinks()) {
             logger.warn(&format!("cannot start the status listener: {error}"));
         }
     }
@@ -398,6 +408,8 @@ fn check_cadence(config: &Config, exact: bool) -> checks::Checks {
 struct Monitor<'a> {
     config: &'a Config,
     logger: &'a Logger,
+    /// Owned by `run`, which the logger also hands every event.
+    telemetry: &'a RefCell<telemetry::Telemetry>,
     guardian: Option<guardian::Guardian>,
     detector: Detector,
     early: Option<Detector>,
@@ -496,10 +508,9 @@ impl Monitor<'_> {
 
     /// One check ran: measured, and systemd told (READY=1 the first time).
     fn checked(&mut self, took: Duration) {
-        if let Some(mut telemetry) = self.logger.telemetry() {
-            telemetry.checked(took);
-            self.notifier.checked(|| telemetry.current().summary());
-        }
+        let mut telemetry = self.telemetry.borrow_mut();
+        telemetry.checked(took);
+        self.notifier.checked(|| telemetry.current().summary());
     }
 
     /// `deadline`, or earlier if the watchdog must be pinged before.
@@ -513,7 +524,7 @@ impl Monitor<'_> {
     /// respawned at once.
     fn sleep_until(&mut self, shutdown: &mut signals::Shutdown, deadline: MonoTime) {
         // What this wakeup counted becomes visible to metrics and `stalld status` now.
-        self.logger.publish_telemetry();
+        self.telemetry.borrow_mut().publish_changes();
         let watched = self.guardian.as_ref().and_then(guardian::Guardian::watched);
         if shutdown.sleep_until_or(deadline, watched) {
             if let Some(guardian) = &mut self.guardian {
@@ -829,9 +840,11 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1_500));
             let _ = notify.write_all(b"x");
         });
+        let telemetry = RefCell::new(telemetry::Telemetry::new(&config, Default::default()));
         let mut monitor = Monitor {
             config: &config,
             logger: &logger,
+            telemetry: &telemetry,
             guardian: None,
             detector: Detector::new(config.threshold),
             early: None,

@@ -109,7 +109,11 @@ pub fn catalog() -> String {
         catalog += &format!(
             "\n{}\n",
             wrap(
-                &format!("STALLD_EVENT={}; fields: {}.", facts.name, fields.join(", ")),
+                &format!(
+                    "STALLD_EVENT={}; fields: {}.",
+                    facts.name,
+                    fields.join(", ")
+                ),
                 78
             )
         );
@@ -210,11 +214,7 @@ mod tests {
     fn the_catalog_has_one_entry_per_kind_with_its_subject() {
         let catalog = catalog();
         for kind in EventKind::ALL {
-            let header = format!(
-                "-- {}\nSubject: {}\n",
-                kind.message_id(),
-                kind.summary()
-            );
+            let header = format!("-- {}\nSubject: {}\n", kind.message_id(), kind.summary());
             assert_eq!(catalog.matches(&header).count(), 1, "{header}");
         }
         assert!(
