@@ -214,3 +214,40 @@ pub struct Config {
     /// `--metrics ADDR`: serve Prometheus metrics there.
     pub metrics: Option<MetricsAddr>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The guardian gets the daemon's text sinks back from the arguments they render.
+    #[test]
+    fn sink_options_render_the_guardians_arguments_and_the_status_json() {
+        for (kmsg, syslog) in [(false, false), (true, false), (false, true), (true, true)] {
+            let options = SinkOptions {
+                verbose: true,
+                kmsg,
+                syslog,
+                events: Some(EventsTarget::Stdout),
+            };
+            let args = options.text_sink_args();
+            assert_eq!(
+                SinkOptions::from_text_sink_args(&args),
+                SinkOptions {
+                    kmsg,
+                    syslog,
+                    ..SinkOptions::default()
+                },
+                "{args:?}"
+            );
+        }
+        let json = SinkOptions {
+            kmsg: true,
+            events: Some(EventsTarget::Fifo("/run/ship".into())),
+            ..SinkOptions::default()
+        }
+        .to_json();
+        assert_eq!(json["log_kmsg"], true);
+        assert_eq!(json["log_syslog"], false);
+        assert_eq!(json["events"], "fifo:/run/ship");
+    }
+}

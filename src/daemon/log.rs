@@ -535,9 +535,20 @@ mod tests {
         logger.event(&Event::Stopping);
     }
 
+    /// Threads get the sinks; the logger, which reaches the loop's telemetry, cannot be sent
+    /// to one: this does not compile once `Logger` is `Send` (the `u8` impl would apply too,
+    /// and the call below would be ambiguous).
     #[test]
-    fn the_sinks_a_thread_gets_are_send() {
+    fn the_sinks_a_thread_gets_are_send_and_the_logger_is_not() {
         fn send<T: Send + Sync>(_: &T) {}
         send(&Logger::new(false).sinks());
+        trait NotSend<Proof> {
+            fn holds() -> bool {
+                true
+            }
+        }
+        impl<T: ?Sized> NotSend<()> for T {}
+        impl<T: ?Sized + Send> NotSend<u8> for T {}
+        assert!(<Logger as NotSend<_>>::holds());
     }
 }
