@@ -3,7 +3,7 @@
 //! (stderr, kmsg, syslog) print [`Event::text`], which is upstream's line where upstream has
 //! one, because operators' scripts grep for them; structured sinks take the fields.
 //!
-//! Each kind is one entry of the [`events!`] table below: its data, name, MESSAGE_ID,
+//! Each kind is one entry of the `events!` table below: its data, name, MESSAGE_ID,
 //! severity, summary, the journald catalog's explanation, its fields and its text line. The
 //! README's and the man page's tables, the journald catalog (`systemd/stalld.catalog`) and the
 //! JSON Schema of the `--events` lines (`schema/stalld-events.schema.json`) are rendered from
