@@ -20,6 +20,8 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 PREFIX ?= /usr
 BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+# journald's catalog (journalctl -x); the packages' systemd triggers run --update-catalog.
+CATALOGDIR ?= $(PREFIX)/lib/systemd/catalog
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/stalld
 # Empty: not installed (Debian: doc/stalld/copyright; the rpm spec's %license and %doc).
@@ -89,6 +91,7 @@ install:
 	ln -f $(DESTDIR)$(BINDIR)/stalld $(DESTDIR)$(BINDIR)/stalld-guardian
 	if [ -n "$(UNITDIR)" ]; then install -D -m 0644 systemd/stalld.service $(DESTDIR)$(UNITDIR)/stalld.service; fi
 	install -D -m 0644 systemd/stalld.conf $(DESTDIR)$(ENVFILE)
+	install -D -m 0644 systemd/stalld.catalog $(DESTDIR)$(CATALOGDIR)/stalld.catalog
 	for page in $(MANPAGES); do \
 		section=$${page##*.}; \
 		install -D -m 0644 $$page $(DESTDIR)$(MANDIR)/man$$section/$${page##*/} || exit 1; \
@@ -107,6 +110,7 @@ install:
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/stalld $(DESTDIR)$(BINDIR)/throttlectl $(DESTDIR)$(BINDIR)/stalld-guardian
 	if [ -n "$(UNITDIR)" ]; then rm -f $(DESTDIR)$(UNITDIR)/stalld.service; fi
+	rm -f $(DESTDIR)$(CATALOGDIR)/stalld.catalog
 	rm -f $(DESTDIR)$(MANDIR)/man8/stalld.8 $(DESTDIR)$(MANDIR)/man8/throttlectl.8 $(DESTDIR)$(MANDIR)/man8/stalld-guardian.8
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/stalld $(DESTDIR)$(ZSHCOMPDIR)/_stalld $(DESTDIR)$(FISHCOMPDIR)/stalld.fish
 	rm -rf $(DESTDIR)$(DOCDIR)

@@ -134,6 +134,53 @@ impl std::fmt::Display for EventsTarget {
     }
 }
 
+/// Where log lines and events go: the one value the logger is built from, which also renders
+/// itself as the options that give another stalld process the same sinks (the guardian's
+/// command line) and as JSON (`stalld status`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkOptions {
+    /// `-v`: diagnostics on stderr, task tables on stdout.
+    pub verbose: bool,
+    /// `-k`: /dev/kmsg.
+    pub kmsg: bool,
+    /// `-s`: syslog.
+    pub syslog: bool,
+    /// `--events FILE|fifo:PATH|-`: every event as a JSON line.
+    pub events: Option<EventsTarget>,
+}
+
+impl SinkOptions {
+    /// The text sinks as stalld options (`-k`, `-s`): what the guardian is started with.
+    /// `-v` is the guardian's own (it always prints to stderr) and `--events` the daemon's
+    /// alone (one writer per file).
+    pub fn text_sink_args(&self) -> Vec<&'static str> {
+        [(self.kmsg, "-k"), (self.syslog, "-s")]
+            .into_iter()
+            .filter_map(|(on, flag)| on.then_some(flag))
+            .collect()
+    }
+
+    /// The text sinks given as `args` by [`SinkOptions::text_sink_args`].
+    pub fn from_text_sink_args<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> SinkOptions {
+        let given = |flag: &str| args.iter().any(|arg| arg.as_ref() == flag);
+        SinkOptions {
+            kmsg: given("-k"),
+            syslog: given("-s"),
+            ..SinkOptions::default()
+        }
+    }
+
+    /// The options as `stalld status` shows them.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "verbose": self.verbose,
+            "log_kmsg": self.kmsg,
+            "log_syslog": self.syslog,
+            "events": self.events.as_ref().map(ToString::to_string),
+        })
+    }
+}
+
 /// When a task is starving and how the run queues are watched for it (`-t`, `-g`, `-N`,
 /// `-O`/`-M`/`-A`), with what follows from them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,9 +248,8 @@ pub struct Process {
 pub struct Config {
     /// Detect and log only; never boost, never touch RT throttling or sched features.
     pub log_only: bool,
-    pub verbose: bool,
-    pub log_kmsg: bool,
-    pub log_syslog: bool,
+    /// Where log lines and events go (`-v`, `-k`, `-s`, `--events`).
+    pub sinks: SinkOptions,
     pub detection: Detection,
     pub boost: BoostParams,
     pub cpus: CpuSet,
@@ -211,8 +257,6 @@ pub struct Config {
     pub ignore_processes: Denylist,
     pub backend: BackendChoice,
     pub process: Process,
-    /// `--events FILE|fifo:PATH|-`: every event as a JSON line.
-    pub events: Option<EventsTarget>,
     /// `--metrics ADDR`: serve Prometheus metrics there.
     pub metrics: Option<MetricsAddr>,
 }
@@ -243,5 +287,37 @@ mod tests {
             assert!(!per_cpu.longest_per_cpu_every_poll(true));
             assert_eq!(per_cpu.report_interval(true), Duration::from_secs(20));
         }
+    }
+
+    /// The guardian gets the daemon's text sinks back from the arguments they render.
+    #[test]
+    fn sink_options_render_the_guardians_arguments_and_the_status_json() {
+        for (kmsg, syslog) in [(false, false), (true, false), (false, true), (true, true)] {
+            let options = SinkOptions {
+                verbose: true,
+                kmsg,
+                syslog,
+                events: Some(EventsTarget::Stdout),
+            };
+            let args = options.text_sink_args();
+            assert_eq!(
+                SinkOptions::from_text_sink_args(&args),
+                SinkOptions {
+                    kmsg,
+                    syslog,
+                    ..SinkOptions::default()
+                },
+                "{args:?}"
+            );
+        }
+        let json = SinkOptions {
+            kmsg: true,
+            events: Some(EventsTarget::Fifo("/run/ship".into())),
+            ..SinkOptions::default()
+        }
+        .to_json();
+        assert_eq!(json["log_kmsg"], true);
+        assert_eq!(json["log_syslog"], false);
+        assert_eq!(json["events"], "fifo:/run/ship");
     }
 }

@@ -50,6 +50,63 @@ fn json_events(daemon: &Daemon) -> Vec<Value> {
         .collect()
 }
 
+/// Whether python3-jsonschema is there (`scripts/install-deps --test` installs it); says
+/// SKIPPED when not.
+fn schema_checker() -> bool {
+    let importable = std::process::Command::new("python3")
+        .args(["-c", "import jsonschema"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !importable {
+        eprintln!(
+            "SKIPPED: the JSON Schema check of the events needs python3-jsonschema (scripts/install-deps --test)"
+        );
+    }
+    importable
+}
+
+/// Checks each of `events` against the JSON Schema of the `--events` lines
+/// (`schema/stalld-events.schema.json`) with python3-jsonschema, an implementation that is
+/// not stalld's.
+fn assert_match_the_schema(events: &[Value]) {
+    const CHECK: &str = r#"
+import json, sys
+import jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+validator = jsonschema.Draft202012Validator(schema)
+bad = 0
+for number, line in enumerate(sys.stdin, 1):
+    for error in validator.iter_errors(json.loads(line)):
+        print(f"line {number}: {error.message}: {line.strip()}", file=sys.stderr)
+        bad += 1
+sys.exit(1 if bad else 0)
+"#;
+    let schema = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/stalld-events.schema.json"
+    );
+    let mut python = std::process::Command::new("python3")
+        .args(["-c", CHECK, schema])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: String = events.iter().map(|event| format!("{event}\n")).collect();
+    python
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    let out = python.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "events that do not match the schema:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn find_event<'a>(events: &'a [Value], kind: &str, tid: i32) -> Option<&'a Value> {
     events
         .iter()
@@ -156,6 +213,24 @@ fn json_events_name_the_hog_as_culprit(backend: &str) {
     let restored = find_event(&events, "restored", pid).expect("restored event");
     assert_eq!(restored["policy"], "SCHED_FIFO");
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
+    // Every line of the run, `stopping` too, as the schema says.
+    let events = json_events(&daemon);
+    assert!(
+        events.iter().any(|event| event["event"] == "stopping"),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().all(|event| event["schema"] == 1),
+        "{events:#?}"
+    );
+    if schema_checker() {
+        assert_match_the_schema(&events);
+        // The check can fail: a field the schema does not know is refused.
+        let mut unknown = starved.clone();
+        unknown["not_a_field"] = 1.into();
+        let refused = std::panic::catch_unwind(|| assert_match_the_schema(&[unknown]));
+        assert!(refused.is_err(), "the schema check accepts anything");
+    }
 }
 
 #[test]

@@ -174,6 +174,7 @@ dpkg-deb -x "$DEB" "$WORK/deb"
 dpkg-deb -e "$DEB" "$WORK/deb-control"
 why=""
 for file in /usr/bin/stalld /usr/bin/throttlectl /usr/bin/stalld-guardian /lib/systemd/system/stalld.service \
+	/usr/lib/systemd/catalog/stalld.catalog \
 	/etc/default/stalld /usr/share/man/man8/stalld.8.gz /usr/share/man/man8/throttlectl.8.gz \
 	/usr/share/doc/stalld/copyright /usr/share/doc/stalld/changelog.Debian.gz /usr/share/doc/stalld/changelog.gz \
 	/usr/share/doc/stalld/README.md.gz /usr/share/bash-completion/completions/stalld \

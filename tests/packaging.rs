@@ -49,7 +49,7 @@ fn the_unit_and_the_shipped_config_make_a_valid_command_line() {
     let Ok(Cli::Run(config)) = cli::parse(&args) else {
         panic!("the unit's command line is rejected: {args:?}");
     };
-    assert!(config.process.systemd && config.process.foreground && config.log_syslog);
+    assert!(config.process.systemd && config.process.foreground && config.sinks.syslog);
     assert_eq!(config.detection.threshold.as_secs(), 20);
     assert_eq!(
         config.process.pidfile.as_deref(),
@@ -119,7 +119,7 @@ BE="-b sched_debug"
     let Ok(Cli::Run(config)) = cli::parse(&args) else {
         panic!("rejected: {args:?}");
     };
-    assert!(config.log_only && config.log_kmsg);
+    assert!(config.log_only && config.sinks.kmsg);
     assert_eq!(config.detection.threshold.as_secs(), 30);
     assert!(
         config.ignore_threads.matches("ksoftirqd/1") && config.ignore_processes.matches("qemu-kvm")
@@ -281,44 +281,119 @@ fn the_man_page_carries_the_observability_section_verbatim() {
     );
 }
 
+/// `text` with the block that starts at the line `first` and ends before the line `end`
+/// (`None`: at the first line that does not start with `|`, the end of a Markdown table)
+/// replaced by `block`.
+fn with_block(text: &str, first: &str, end: Option<&str>, block: &str) -> String {
+    let start = text
+        .find(&format!("\n{first}\n"))
+        .unwrap_or_else(|| panic!("no line {first:?}"))
+        + 1;
+    let rest = &text[start..];
+    let length = match end {
+        Some(end) => {
+            rest.find(&format!("\n{end}\n"))
+                .unwrap_or_else(|| panic!("no line {end:?} after {first:?}"))
+                + 1
+        }
+        None => rest
+            .split_inclusive('\n')
+            .take_while(|line| line.starts_with('|'))
+            .map(str::len)
+            .sum(),
+    };
+    format!("{}{block}{}", &text[..start], &rest[length..])
+}
+
+/// The README's and the man page's event and field tables, the journald catalog and the JSON
+/// Schema of the `--events` lines are rendered from the event table (`src/event.rs`): each
+/// file must hold what it renders. `STALLD_BLESS=1 cargo test --test packaging event_docs`
+/// writes them.
 #[test]
-fn every_event_and_field_is_documented() {
-    use stalld::event::{EventKind, FIELD_DOCS};
-    let readme = include_str!("../README.md");
-    let man = include_str!("../man/observability.roff");
-    // The README's tables are the code's tables, row for row.
-    for kind in EventKind::ALL {
-        let row = format!(
-            "| `{}` | `{}` | {} |",
-            kind.name(),
-            kind.message_id(),
-            kind.summary()
-        );
-        assert!(readme.contains(&row), "README lacks the row {row}");
-    }
-    for (field, meaning) in FIELD_DOCS {
-        let row = format!(
-            "| `{field}` (`STALLD_{}`) | {meaning} |",
-            field.to_ascii_uppercase()
-        );
-        assert!(readme.contains(&row), "README lacks the row {row}");
-    }
-    for kind in EventKind::ALL {
-        for text in [readme, man] {
-            assert!(text.contains(kind.name()), "{} undocumented", kind.name());
-            assert!(
-                text.contains(kind.message_id()),
-                "MESSAGE_ID of {} undocumented",
-                kind.name()
-            );
+fn event_docs_are_rendered_from_the_event_table() {
+    use stalld::event::docs;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap_or_default();
+    let readme = read("README.md");
+    let readme_expected = with_block(
+        &with_block(
+            &readme,
+            "| event | MESSAGE_ID | meaning |",
+            None,
+            &docs::readme_events(),
+        ),
+        "| field | meaning |",
+        None,
+        &docs::readme_fields(),
+    );
+    let man = read("man/observability.roff");
+    let man_expected = with_block(&man, ".SS Events", Some(".SS Metrics"), &docs::man_events());
+    let schema = serde_json::to_string_pretty(&docs::json_schema()).unwrap() + "\n";
+    let files = [
+        ("README.md", readme, readme_expected),
+        ("man/observability.roff", man, man_expected),
+        (
+            docs::CATALOG_FILE,
+            read(docs::CATALOG_FILE),
+            docs::catalog(),
+        ),
+        (docs::SCHEMA_FILE, read(docs::SCHEMA_FILE), schema),
+    ];
+    let bless = std::env::var_os("STALLD_BLESS").is_some();
+    let mut stale = Vec::new();
+    for (path, current, expected) in files {
+        if current == expected {
+            continue;
+        }
+        if bless {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, expected).unwrap();
+        } else {
+            stale.push(path);
         }
     }
-    for (field, _) in FIELD_DOCS {
-        let journald = format!("STALLD_{}", field.to_ascii_uppercase());
-        assert!(
-            readme.contains(&format!("`{field}`")) && readme.contains(&journald),
-            "README lacks {field}"
-        );
-        assert!(man.contains(&journald), "man page lacks {journald}");
+    assert!(
+        stale.is_empty(),
+        "{stale:?} differ from what src/event.rs renders: run STALLD_BLESS=1 cargo test --test packaging event_docs, and review the diff"
+    );
+}
+
+/// The catalog is one that journalctl compiles: every MESSAGE_ID in its database, with the
+/// entry's text (in a scratch root: the host's catalog is left alone).
+#[test]
+fn journalctl_compiles_the_catalog() {
+    use stalld::event::{docs, EventKind};
+    if Command::new("journalctl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: journalctl_compiles_the_catalog: no journalctl (install systemd)");
+        return;
     }
+    let root = std::env::temp_dir().join(format!("stalld-catalog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let installed = root.join(docs::CATALOG_INSTALLED.trim_start_matches('/'));
+    std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(root.join("var/lib/systemd/catalog")).unwrap();
+    std::fs::write(&installed, docs::catalog()).unwrap();
+    let journalctl = |args: &[&str]| {
+        let out = Command::new("journalctl")
+            .arg(format!("--root={}", root.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "journalctl {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    journalctl(&["--update-catalog"]);
+    let listed = journalctl(&["--list-catalog"]);
+    for kind in EventKind::ALL {
+        let line = format!("{} stalld: {}", kind.message_id(), kind.summary());
+        assert!(listed.contains(&line), "{line} not in\n{listed}");
+    }
+    let dumped = journalctl(&["--dump-catalog", EventKind::Starved.message_id()]);
+    assert!(dumped.contains("STALLD_CULPRIT_"), "{dumped}");
+    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -13,7 +13,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::config::{
     BackendChoice, BoostParams, BoostPolicy, Config, Denylist, Detection, EventsTarget,
-    MetricsAddr, Mode, Process,
+    MetricsAddr, Mode, Process, SinkOptions,
 };
 use crate::cpuset::{configured_cpus, CpuSet};
 
@@ -253,9 +253,12 @@ where
 
     Ok(Command::Run(Box::new(Config {
         log_only: args.log_only,
-        verbose: args.verbose,
-        log_kmsg: args.log_kmsg,
-        log_syslog: args.log_syslog,
+        sinks: SinkOptions {
+            verbose: args.verbose,
+            kmsg: args.log_kmsg,
+            syslog: args.log_syslog,
+            events,
+        },
         detection: Detection {
             mode,
             threshold,
@@ -285,7 +288,6 @@ where
             allow_other_instances: args.allow_other_instances,
             stand_aside: args.stand_aside,
         },
-        events,
         metrics,
     })))
 }
@@ -410,7 +412,7 @@ mod tests {
         assert_eq!(config.boost.runtime, Duration::from_micros(20));
         assert_eq!(config.boost.duration, Duration::from_secs(3));
         assert_eq!(config.backend, BackendChoice::Auto);
-        assert!(!config.log_only && !config.verbose && !config.process.foreground);
+        assert!(!config.log_only && !config.sinks.verbose && !config.process.foreground);
         assert_eq!(config.cpus, CpuSet::first_n(configured_cpus()));
     }
 
@@ -475,7 +477,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.detection.threshold, Duration::from_secs(5));
-        assert!(config.log_only && config.verbose && config.process.foreground);
+        assert!(config.log_only && config.sinks.verbose && config.process.foreground);
         assert_eq!(config.backend, BackendChoice::SchedDebug);
         assert_eq!(config.cpus.iter().collect::<Vec<_>>(), vec![0]);
         assert_eq!(
@@ -505,8 +507,8 @@ mod tests {
         ])
         .unwrap();
         assert!(
-            config.log_kmsg
-                && config.log_syslog
+            config.sinks.kmsg
+                && config.sinks.syslog
                 && !config.detection.idle_detection
                 && config.process.systemd
         );
@@ -534,7 +536,7 @@ mod tests {
     #[test]
     fn events_and_metrics() {
         let config = run(&["--events", "-", "--metrics", "127.0.0.1:9772"]).unwrap();
-        assert_eq!(config.events, Some(EventsTarget::Stdout));
+        assert_eq!(config.sinks.events, Some(EventsTarget::Stdout));
         assert_eq!(
             config.metrics,
             Some(MetricsAddr::Tcp("127.0.0.1:9772".into()))
@@ -558,11 +560,14 @@ mod tests {
             );
         }
         assert_eq!(
-            run(&["--events", "fifo:/run/ship.fifo"]).unwrap().events,
+            run(&["--events", "fifo:/run/ship.fifo"])
+                .unwrap()
+                .sinks
+                .events,
             Some(EventsTarget::Fifo("/run/ship.fifo".into()))
         );
         assert_eq!(
-            run(&["--events", "./fifo:x"]).unwrap().events,
+            run(&["--events", "./fifo:x"]).unwrap().sinks.events,
             Some(EventsTarget::File("./fifo:x".into()))
         );
     }
@@ -625,9 +630,9 @@ mod tests {
         assert_eq!(config.detection.granularity, Duration::from_secs(2));
         assert_eq!(config.boost.duration, Duration::from_secs(2));
         assert!(
-            config.verbose
+            config.sinks.verbose
                 && config.log_only
-                && config.log_kmsg
+                && config.sinks.kmsg
                 && !config.detection.idle_detection
         );
         assert_eq!(config.backend, BackendChoice::QueueTrack);

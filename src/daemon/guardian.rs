@@ -36,6 +36,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use super::ledger::Ledger;
 use super::log::Logger;
 use crate::boost::{self, Kernel};
+use crate::config::SinkOptions;
 use crate::event::Event;
 use crate::sys::{self, SchedAttr};
 use crate::task::Pid;
@@ -122,16 +123,10 @@ pub struct Guardian {
 }
 
 impl Guardian {
-    /// Starts the guardian of ledger instance `instance`; `kmsg`/`syslog` as the daemon's.
-    pub fn spawn(
-        instance: &Path,
-        kmsg: bool,
-        syslog: bool,
-        logger: &Logger,
-    ) -> io::Result<Guardian> {
+    /// Starts the guardian of ledger instance `instance`, with the daemon's text `sinks`.
+    pub fn spawn(instance: &Path, sinks: &SinkOptions, logger: &Logger) -> io::Result<Guardian> {
         let mut args = vec![instance.as_os_str().to_owned()];
-        args.extend(kmsg.then(|| "-k".into()));
-        args.extend(syslog.then(|| "-s".into()));
+        args.extend(sinks.text_sink_args().into_iter().map(OsString::from));
         let mut guardian = Guardian {
             image: Image::find(logger),
             args,
@@ -270,8 +265,10 @@ pub fn main(args: &[OsString]) -> i32 {
     for signal in [SIGHUP, SIGINT, SIGTERM] {
         let _ = sys::ignore_signal(signal);
     }
-    let flag = |name: &str| args.iter().skip(1).any(|arg| arg == name);
-    let logger = Logger::new(true).with_sinks(flag("-k"), flag("-s"));
+    let logger = Logger::open(&SinkOptions {
+        verbose: true,
+        ..SinkOptions::from_text_sink_args(args.get(1..).unwrap_or_default())
+    });
     let instance = args.first().map(PathBuf::from);
     let (Some(dir), Some(name)) = (
         instance.as_deref().and_then(Path::parent),

@@ -13,7 +13,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::Logger;
+use super::Sinks;
 use crate::sys;
 
 /// After a failed accept (out of descriptors under a flood, say): a pause, not a spin.
@@ -46,7 +46,7 @@ pub fn bind_unix(path: &Path, mode: u32) -> io::Result<UnixListener> {
 }
 
 /// Starts a listener thread named `name`, SCHED_OTHER before it does anything.
-pub fn spawn(name: &str, logger: Logger, serve: impl FnOnce() + Send + 'static) -> io::Result<()> {
+pub fn spawn(name: &str, logger: Sinks, serve: impl FnOnce() + Send + 'static) -> io::Result<()> {
     let thread_name = name.to_owned();
     std::thread::Builder::new()
         .name(thread_name.clone())

@@ -23,7 +23,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::listen;
 use super::telemetry::{Histogram, Snapshot};
-use super::Logger;
+use super::Sinks;
 use crate::config::MetricsAddr;
 
 /// The two text formats served.
@@ -115,7 +115,7 @@ impl MetricsServer {
     }
 
     /// Serves in a thread of its own until the process ends.
-    pub fn spawn(self, published: Arc<ArcSwap<Snapshot>>, logger: Logger) -> io::Result<()> {
+    pub fn spawn(self, published: Arc<ArcSwap<Snapshot>>, logger: Sinks) -> io::Result<()> {
         listen::spawn("stalld-metrics", logger, move || match self {
             MetricsServer::Tcp(listener) => listen::serve_forever(listener, handler(published)),
             MetricsServer::Unix(listener, _) => listen::serve_forever(listener, handler(published)),
@@ -464,7 +464,9 @@ mod tests {
             Ok(crate::cli::Command::Run(config)) => *config,
             other => panic!("{other:?}"),
         };
-        let mut telemetry = Telemetry::new(&config, Arc::default());
+        // The drop counters of a logger's sinks (stderr, at least), from 0.
+        let drops = crate::daemon::Logger::new(false).drops();
+        let mut telemetry = Telemetry::new(&config, drops);
         telemetry.set_backend("queue_track", "tracepoints");
         telemetry.checked(std::time::Duration::from_micros(300));
         telemetry.publish_changes();
@@ -496,7 +498,7 @@ mod tests {
         );
         assert!(text.contains("stalld_check_duration_seconds_count 1"));
         assert!(text.contains("stalld_check_duration_seconds_bucket{le=\"0.0005\"} 1"));
-        assert!(text.contains("stalld_log_dropped_total{sink=\"journal\"} 0"));
+        assert!(text.contains("stalld_log_dropped_total{sink=\"stderr\"} 0"));
         // There from the start, at 0: an alert on its increase sees the first failure.
         assert!(text.contains("\nstalld_checks_failed_total 0\n"), "{text}");
         let names = metric_names(&text);

@@ -25,6 +25,8 @@ mod signals;
 mod status;
 mod telemetry;
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -43,7 +45,7 @@ pub use guardian::main as guardian_main;
 pub use guardian::NAME as GUARDIAN_NAME;
 pub use instances::{boosting_instances, exit_code, FoundBy, OtherInstance, EXIT_ANOTHER_INSTANCE};
 pub use log::journal::{Journal, SOCKET_ENV as JOURNAL_SOCKET_ENV};
-pub use log::{Delivery, Logger, SYSLOG_SOCKET_ENV};
+pub use log::{Delivery, Logger, Sinks, SYSLOG_SOCKET_ENV};
 pub use rt_throttle::{restore_leftovers, throttlectl};
 pub use sched_features::hrtick_state;
 pub use status::{
@@ -55,7 +57,7 @@ pub use status::{
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 pub fn run(config: Config) -> Result<()> {
-    let logger = Logger::new(config.verbose).with_sinks(config.log_kmsg, config.log_syslog);
+    let logger = Logger::open(&config.sinks);
     if !sys::is_root() {
         bail!("stalld needs root permission");
     }
@@ -73,7 +75,7 @@ pub fn run(config: Config) -> Result<()> {
             return Err(instances::refusal(&others).into());
         }
     }
-    let logger = with_structured_sinks(logger, &config)?;
+    let (logger, telemetry) = with_structured_sinks(logger, &config)?;
     if let Some(affinity) = &config.process.affinity {
         for cpu in affinity.iter() {
             logger.log(&format!("self-affinity: adding cpu {cpu}"));
@@ -107,7 +109,7 @@ pub fn run(config: Config) -> Result<()> {
         logger.log("idle detection disabled");
     }
 
-    backend::set_verbose(config.verbose);
+    backend::set_verbose(config.sinks.verbose);
     let mut backend = backend::open(config.backend, config.cpus.clone(), |why| {
         logger.event(&Event::BackendFallback {
             to: "sched_debug",
@@ -127,9 +129,9 @@ pub fn run(config: Config) -> Result<()> {
         logger.log(&format!("{name}: enqueue times from {}", stamps.describe()));
     }
     logger.set_backend(backend.name());
-    if let Some(mut telemetry) = logger.telemetry() {
-        telemetry.set_backend(backend.name(), backend.stamp_source());
-    }
+    telemetry
+        .borrow_mut()
+        .set_backend(backend.name(), backend.stamp_source());
     sched_features::report_dl_server(&logger);
 
     let rt_throttle = if config.log_only {
@@ -160,13 +162,11 @@ pub fn run(config: Config) -> Result<()> {
     // SCHED_DEADLINE task cannot start processes).
     let guardian = instance
         .as_ref()
-        .map(|instance| {
-            guardian::Guardian::spawn(&instance.dir(), config.log_kmsg, config.log_syslog, &logger)
-        })
+        .map(|instance| guardian::Guardian::spawn(&instance.dir(), &config.sinks, &logger))
         .transpose()
         .context("starting the guardian process")?;
     // Threads only now: daemonizing forks, and so may nothing after this.
-    start_listeners(&logger, metrics, status.as_mut())?;
+    start_listeners(&logger, &telemetry, metrics, status.as_mut())?;
     if let Some(percent) = config.process.reservation {
         reserve_cpu_time(&config, percent, &logger)?;
     }
@@ -195,6 +195,7 @@ pub fn run(config: Config) -> Result<()> {
     let mut monitor = Monitor::new(
         &config,
         &logger,
+        &telemetry,
         &clock::Monotonic,
         guardian,
         backend.knows_queue_times(),
@@ -209,7 +210,7 @@ pub fn run(config: Config) -> Result<()> {
     logger.event(&Event::Stopping);
     booster.restore_all(|boost, step| monitor.report(boost, step));
     drop(rt_throttle);
-    logger.publish_telemetry();
+    telemetry.borrow_mut().publish_changes();
     if let Some(instance) = instance {
         instance.finish(&logger);
     }
@@ -229,7 +230,7 @@ fn stand_aside(
     mut pidfile: Option<pidfile::PidFile>,
     others: &[OtherInstance],
 ) -> Result<()> {
-    let logger = with_structured_sinks(logger, config)?;
+    let (logger, telemetry) = with_structured_sinks(logger, config)?;
     let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
     let metrics = config
         .metrics
@@ -240,13 +241,13 @@ fn stand_aside(
         others: instances::describe(others),
     };
     logger.event(&event);
-    logger.publish_telemetry();
+    telemetry.borrow_mut().publish_changes();
     let daemonized = if config.process.foreground || notify::under_service_manager() {
         None
     } else {
         Some(sys::daemonize().context("daemonizing")?)
     };
-    start_listeners(&logger, metrics, None)?;
+    start_listeners(&logger, &telemetry, metrics, None)?;
     if let Some(pidfile) = &mut pidfile {
         pidfile.write_pid()?;
     }
@@ -267,40 +268,49 @@ fn stand_aside(
     Ok(())
 }
 
-/// Adds the `--events` file and the telemetry behind metrics and `stalld status`.
-fn with_structured_sinks(logger: Logger, config: &Config) -> Result<Logger> {
-    let logger = match &config.events {
+/// Adds the `--events` file, and the telemetry behind metrics and `stalld status`: the
+/// caller's, which the logger hands every event while the caller keeps it.
+fn with_structured_sinks(
+    logger: Logger,
+    config: &Config,
+) -> Result<(Logger, Rc<RefCell<telemetry::Telemetry>>)> {
+    let logger = match &config.sinks.events {
         Some(target) => logger
             .with_events_file(target)
             .with_context(|| format!("--events: cannot open {target}"))?,
         None => logger,
     };
-    let drops = logger.drops();
-    Ok(logger.with_telemetry(telemetry::Telemetry::new(config, drops)))
+    let telemetry = Rc::new(RefCell::new(telemetry::Telemetry::new(
+        config,
+        logger.drops(),
+    )));
+    logger.subscribe(&telemetry);
+    Ok((logger, telemetry))
 }
 
 /// The metrics and status listener threads: after daemonizing and after the guardian, and
 /// before `-R` makes this thread SCHED_DEADLINE (which may not create threads).
+/// They get what the telemetry publishes and the sinks, never the telemetry itself.
 fn start_listeners(
     logger: &Logger,
+    telemetry: &RefCell<telemetry::Telemetry>,
     metrics: Option<metrics::MetricsServer>,
     status: Option<&mut status::StatusServer>,
 ) -> Result<()> {
-    let Some(published) = logger.telemetry().map(|mut telemetry| {
+    let published = {
+        let mut telemetry = telemetry.borrow_mut();
         telemetry.set_pid(std::process::id());
         telemetry.published()
-    }) else {
-        return Ok(());
     };
     if let Some(metrics) = metrics {
         let url = metrics.url();
         metrics
-            .spawn(published.clone(), logger.clone())
+            .spawn(published.clone(), logger.sinks())
             .context("starting the metrics listener")?;
         logger.log(&format!("metrics: serving {url}"));
     }
     if let Some(status) = status {
-        if let Err(error) = status.spawn(published, logger.clone()) {
+        if let Err(error) = status.spawn(published, logger.sinks()) {
             logger.warn(&format!("cannot start the status listener: {error}"));
         }
     }
@@ -385,6 +395,8 @@ fn check_cadence(config: &Config, exact: bool) -> checks::Checks {
 struct Monitor<'a> {
     config: &'a Config,
     logger: &'a Logger,
+    /// Owned by `run`, which the logger also hands every event.
+    telemetry: &'a RefCell<telemetry::Telemetry>,
     /// Read inside a step only where a later moment matters (a snapshot's time, a check's
     /// duration); the step itself is given its `now`.
     clock: &'a dyn Clock,
@@ -407,6 +419,7 @@ impl<'a> Monitor<'a> {
     fn new(
         config: &'a Config,
         logger: &'a Logger,
+        telemetry: &'a RefCell<telemetry::Telemetry>,
         clock: &'a dyn Clock,
         guardian: Option<guardian::Guardian>,
         exact: bool,
@@ -415,12 +428,11 @@ impl<'a> Monitor<'a> {
         let notifier = notify::Notifier::from_environment();
         let bound = health::bound(notifier.watchdog(), health::longest_gap(&checks.cadence()));
         let health = health::Health::new(clock.now(), bound);
-        if let Some(mut telemetry) = logger.telemetry() {
-            telemetry.set_health(health);
-        }
+        telemetry.borrow_mut().set_health(health);
         Monitor {
             config,
             logger,
+            telemetry,
             clock,
             guardian,
             detector: Detector::new(config.detection.threshold)
@@ -565,11 +577,10 @@ impl<'a> Monitor<'a> {
     /// One check ran (as of `at`): measured, and systemd told (READY=1 the first time).
     fn checked(&mut self, at: MonoTime, took: Duration) {
         self.health.ok(at);
-        if let Some(mut telemetry) = self.logger.telemetry() {
-            telemetry.checked(took);
-            telemetry.check_succeeded(self.health);
-            self.notifier.checked(|| telemetry.current().summary());
-        }
+        let mut telemetry = self.telemetry.borrow_mut();
+        telemetry.checked(took);
+        telemetry.check_succeeded(self.health);
+        self.notifier.checked(|| telemetry.current().summary());
     }
 
     /// `deadline`, or earlier if the watchdog must be pinged before.
@@ -583,7 +594,7 @@ impl<'a> Monitor<'a> {
     /// respawned at once.
     fn sleep_until(&mut self, shutdown: &mut signals::Shutdown, deadline: MonoTime) {
         // What this wakeup counted becomes visible to metrics and `stalld status` now.
-        self.logger.publish_telemetry();
+        self.telemetry.borrow_mut().publish_changes();
         let watched = self.guardian.as_ref().and_then(guardian::Guardian::watched);
         if shutdown.sleep_until_or(deadline, watched) {
             if let Some(guardian) = &mut self.guardian {
@@ -939,6 +950,17 @@ mod tests {
         (booster, world)
     }
 
+    /// A logger whose events reach a telemetry the test reads.
+    fn observed(config: &Config) -> (Logger, Rc<RefCell<telemetry::Telemetry>>) {
+        let logger = Logger::new(false);
+        let telemetry = Rc::new(RefCell::new(telemetry::Telemetry::new(
+            config,
+            Default::default(),
+        )));
+        logger.subscribe(&telemetry);
+        (logger, telemetry)
+    }
+
     fn fifo5() -> SchedAttr {
         SchedAttr {
             rt_priority: 5,
@@ -971,11 +993,11 @@ mod tests {
     #[test]
     fn a_step_wakes_at_the_threshold_crossing_and_boosts_there() {
         let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1"]);
-        let logger = Logger::new(false);
+        let (logger, telemetry) = observed(&config);
         let (mut booster, world) = fake_booster(&config);
         let (t0, clock) = (T0, FakeClock::at(T0));
         let mut backend = Scripted::new(&clock, MonoTime(t0.0 - SECOND / 4));
-        let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
+        let mut monitor = Monitor::new(&config, &logger, &telemetry, &clock, None, true);
         let first = monitor.tick(t0, &mut backend, &mut booster);
         assert_eq!(first, t0.after(Duration::from_millis(750)), "the crossing");
         assert!(world.borrow().sets().is_empty(), "nothing starves yet");
@@ -995,15 +1017,14 @@ mod tests {
     #[test]
     fn a_denylisted_victim_is_a_counted_skip_not_a_boost() {
         let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1", "-i", "^vic"]);
-        let logger = Logger::new(false)
-            .with_telemetry(telemetry::Telemetry::new(&config, Default::default()));
+        let (logger, telemetry) = observed(&config);
         let (mut booster, world) = fake_booster(&config);
         let (t0, clock) = (T0, FakeClock::at(T0));
         let mut backend = Scripted::new(&clock, MonoTime(t0.0 - 2 * SECOND));
-        let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
+        let mut monitor = Monitor::new(&config, &logger, &telemetry, &clock, None, true);
         monitor.tick(t0, &mut backend, &mut booster);
         assert!(world.borrow().sets().is_empty());
-        let telemetry = logger.telemetry().unwrap();
+        let telemetry = telemetry.borrow();
         let events = &telemetry.current().events;
         assert_eq!(events.get("starved"), Some(&1), "{events:?}");
         assert_eq!(events.get("boost_skipped"), Some(&1), "{events:?}");
@@ -1021,13 +1042,13 @@ mod tests {
     #[test]
     fn a_failing_backend_during_a_boost_neither_spins_nor_keeps_the_boost() {
         let config = parse(&["-f", "-N", "-t", "1", "-d", "1", "-c", "1"]);
-        let logger = Logger::new(false);
+        let (logger, telemetry) = observed(&config);
         let (mut booster, world) = fake_booster(&config);
         let (t0, clock) = (T0, FakeClock::at(T0));
         let mut backend = Scripted::new(&clock, MonoTime(t0.0 - 5 * SECOND));
         backend.good = 1;
         backend.takes = Duration::from_millis(1);
-        let mut monitor = Monitor::new(&config, &logger, &clock, None, true);
+        let mut monitor = Monitor::new(&config, &logger, &telemetry, &clock, None, true);
         let end = t0.after(Duration::from_secs(8));
         let wakeups = drive(
             &mut monitor,
@@ -1062,13 +1083,12 @@ mod tests {
     #[test]
     fn a_backend_that_keeps_failing_is_counted_and_stops_the_watchdog() {
         let config = parse(&["-f", "-N", "-l", "-g", "1", "-c", "1"]);
-        let logger = Logger::new(false)
-            .with_telemetry(telemetry::Telemetry::new(&config, Default::default()));
+        let (logger, telemetry) = observed(&config);
         let (mut booster, world) = fake_booster(&config);
         let (t0, clock) = (T0, FakeClock::at(T0));
         let mut backend = Scripted::new(&clock, t0);
         backend.good = 1;
-        let mut monitor = Monitor::new(&config, &logger, &clock, None, false);
+        let mut monitor = Monitor::new(&config, &logger, &telemetry, &clock, None, false);
         monitor.notifier = notify::Notifier::with_watchdog(Duration::from_secs(10));
         let bound = health::bound(
             Some(Duration::from_secs(10)),
@@ -1085,7 +1105,7 @@ mod tests {
             t0.after(Duration::from_secs(30)),
         );
         let failed = backend.calls.len() as u64 - 1;
-        let state = logger.telemetry().unwrap().current().clone();
+        let state = telemetry.borrow().current().clone();
         assert_eq!(state.checks_failed, failed);
         assert_eq!(state.events.get("check_failed"), Some(&failed));
         assert!(state.last_check_error.is_some());

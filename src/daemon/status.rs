@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 use super::listen;
 use super::rundir;
 use super::telemetry::{unix_seconds, Snapshot};
-use super::Logger;
+use super::Sinks;
 use crate::sys;
 
 pub const SOCKET_NAME: &str = "stalld.sock";
@@ -60,7 +60,7 @@ impl StatusServer {
     }
 
     /// Answers clients in a thread of its own until the process ends.
-    pub fn spawn(&mut self, published: Arc<ArcSwap<Snapshot>>, logger: Logger) -> io::Result<()> {
+    pub fn spawn(&mut self, published: Arc<ArcSwap<Snapshot>>, logger: Sinks) -> io::Result<()> {
         let Some(listener) = self.listener.take() else {
             return Ok(());
         };

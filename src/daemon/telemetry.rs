@@ -16,7 +16,8 @@ use arc_swap::ArcSwap;
 use serde_json::{json, Value};
 
 use super::health::Health;
-use super::log::Drops;
+pub use super::log::unix_seconds;
+use super::log::{Drops, EventRecord, Subscriber};
 use crate::config::{BackendChoice, BoostPolicy, Config, Mode};
 use crate::event::{Event, EventKind};
 use crate::task::Pid;
@@ -470,6 +471,13 @@ fn boost_label_sets(policy: BoostPolicy) -> &'static [(&'static str, &'static st
     }
 }
 
+/// The loop's telemetry hears every event from the main thread's logger.
+impl Subscriber for Telemetry {
+    fn on_event(&mut self, event: &EventRecord) {
+        self.record(event.event, Arc::clone(event.json()), event.at);
+    }
+}
+
 /// The `policy` label of the boost metrics.
 fn policy_label(policy: BoostPolicy) -> &'static str {
     match policy {
@@ -478,17 +486,12 @@ fn policy_label(policy: BoostPolicy) -> &'static str {
     }
 }
 
-pub fn unix_seconds(at: SystemTime) -> f64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |since| since.as_secs_f64())
-}
-
 /// The configuration as `stalld status` shows it.
 fn config_json(config: &Config) -> Value {
     let regexes = |list: &crate::config::Denylist| -> Vec<String> {
         list.0.iter().map(|re| re.as_str().to_owned()).collect()
     };
-    json!({
+    let mut json = json!({
         "log_only": config.log_only,
         "mode": match config.detection.mode {
             Mode::Power => "power",
@@ -518,9 +521,12 @@ fn config_json(config: &Config) -> Value {
         "allow_other_instances": config.process.allow_other_instances,
         "stand_aside": config.process.stand_aside,
         "pidfile": config.process.pidfile.as_ref().map(|p| p.display().to_string()),
-        "events": config.events.as_ref().map(ToString::to_string),
         "metrics": config.metrics.as_ref().map(ToString::to_string),
-    })
+    });
+    if let (Value::Object(json), Value::Object(sinks)) = (&mut json, config.sinks.to_json()) {
+        json.extend(sinks);
+    }
+    json
 }
 
 #[cfg(test)]

@@ -13,13 +13,46 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Mutex;
 
 use super::stream::LineWriter;
+use super::{Class, Delivery, Record, Sink};
 use crate::config::EventsTarget;
 use crate::daemon::shared_dir::{self, Found};
 
 /// Tries before giving up when files keep appearing at the path as it is created.
 const ATTEMPTS: usize = 8;
+
+/// The sink: each event's JSON object on a line of its own.
+pub struct EventsFile(Mutex<LineWriter>);
+
+impl EventsFile {
+    pub fn open(target: &EventsTarget) -> io::Result<EventsFile> {
+        open(target).map(|writer| EventsFile(Mutex::new(writer)))
+    }
+}
+
+impl Sink for EventsFile {
+    fn name(&self) -> &'static str {
+        "events"
+    }
+
+    fn takes(&self, record: &Record) -> bool {
+        matches!(record.class, Class::Event(_))
+    }
+
+    fn write(&self, record: &Record) -> Delivery {
+        let Class::Event(event) = record.class else {
+            return Delivery::Unavailable;
+        };
+        let line = format!("{}\n", event.json());
+        let mut writer = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Delivery::written(writer.write(line.as_bytes()))
+    }
+}
 
 pub fn open(target: &EventsTarget) -> io::Result<LineWriter> {
     match target {

@@ -13,7 +13,8 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
-use super::Delivery;
+use super::{console, Class, Delivery, Record, Sink};
+use crate::event::docs::journal_field;
 use crate::sys;
 
 pub const DEFAULT_SOCKET: &str = "/run/systemd/journal/socket";
@@ -92,9 +93,70 @@ pub fn encode(fields: &[(&str, &[u8])], out: &mut Vec<u8>) {
     }
 }
 
-/// A journald field name for a stalld field: `STALLD_` and the name in upper case.
-pub fn field_name(name: &str) -> String {
-    format!("STALLD_{}", name.to_ascii_uppercase())
+/// The sink: every line, warning and event as a journal entry, with the event's fields.
+pub struct JournalSink {
+    journal: Journal,
+    /// Stderr is journald's stream: the native entry replaces the stream's line, and a line
+    /// journald does not take natively (not there after all) goes to the stream instead.
+    stream: bool,
+}
+
+impl JournalSink {
+    /// See [`Journal::from_environment`].
+    pub fn from_environment() -> Option<JournalSink> {
+        Some(JournalSink {
+            journal: Journal::from_environment()?,
+            stream: super::stderr_is_journal(),
+        })
+    }
+
+    /// Whether it takes over the lines of stderr, journald's stream.
+    pub fn owns_stream(&self) -> bool {
+        self.stream
+    }
+}
+
+impl Sink for JournalSink {
+    fn name(&self) -> &'static str {
+        "journal"
+    }
+
+    fn takes(&self, record: &Record) -> bool {
+        record.is_logged()
+    }
+
+    fn write(&self, record: &Record) -> Delivery {
+        let priority = (record.severity as u8).to_string();
+        let mut fields: Vec<(String, Vec<u8>)> = Vec::new();
+        if let Class::Event(event) = record.class {
+            let kind = event.event.kind();
+            fields.push(("MESSAGE_ID".into(), kind.message_id().into()));
+            fields.push(("STALLD_EVENT".into(), kind.name().into()));
+            if let Some(tid) = event.event.tid() {
+                // journald adds the victim's own unit, cgroup and command line (OBJECT_*).
+                fields.push(("OBJECT_PID".into(), tid.to_string().into()));
+            }
+            fields.extend(
+                event
+                    .fields
+                    .iter()
+                    .map(|(name, value)| (journal_field(name), value.to_string().into())),
+            );
+        }
+        let mut entry: Vec<(&str, &[u8])> = vec![
+            ("MESSAGE", record.message.as_bytes()),
+            ("PRIORITY", priority.as_bytes()),
+            ("SYSLOG_IDENTIFIER", b"stalld"),
+        ];
+        entry.extend(fields.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+        match self.journal.send(&entry) {
+            // No journald after all: the stream it would have replaced carries the line.
+            Delivery::Unavailable if self.stream => {
+                console::stderr_line(record.severity, record.message, true)
+            }
+            delivery => delivery,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -136,7 +198,7 @@ mod tests {
                 ("STALLD_X".to_owned(), b"two\nlines".to_vec()),
             ]
         );
-        assert_eq!(field_name("wait_ns"), "STALLD_WAIT_NS");
+        assert_eq!(journal_field("wait_ns"), "STALLD_WAIT_NS");
     }
 
     #[test]
