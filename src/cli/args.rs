@@ -18,7 +18,7 @@ pub const BOOSTING: &str = "boosting options";
 pub const MONITORING: &str = "monitoring options";
 
 /// Said once under the option list.
-pub const UNITS_NOTE: &str = "numbers may carry a unit: ns, us, ms, s, min (e.g. -t 500ms, -p 1s)";
+pub const UNITS_NOTE: &str = "numbers may carry a unit: ns, us, ms, s, min (e.g. -t 1500ms, -p 1s)";
 
 const ABOUT: &str = "boost threads that starve on a CPU run queue";
 
