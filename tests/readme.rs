@@ -16,6 +16,7 @@ use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use common::unit_file::{exec_start_args, variables};
 use stalld::cli::{self, Action, Args, Command};
 
 const README: &str = include_str!("../README.md");
@@ -454,31 +455,11 @@ fn the_readmes_log_only_run_changes_nothing_and_stops_cleanly() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// `NAME=value` lines (values quoted as in a shell), comments and blank lines skipped.
-fn environment(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| {
-            let (name, value) = line
-                .split_once('=')
-                .unwrap_or_else(|| panic!("not NAME=value: {line}"));
-            let value = shlex::split(value).unwrap_or_else(|| panic!("bad quoting: {line}"));
-            (name.to_owned(), value.join(" "))
-        })
-        .collect()
-}
-
 /// The README's environment-file example over the shipped file gives the unit a command line
 /// that parses; the unit's own variables only (a typo in a name would be ignored by systemd).
 #[test]
 fn the_readmes_environment_file_example_makes_a_command_line_that_parses() {
-    let shipped = environment(include_str!("../systemd/stalld.conf"));
-    let unit = include_str!("../systemd/stalld.service");
-    let exec = unit
-        .lines()
-        .find_map(|line| line.strip_prefix("ExecStart="))
-        .expect("the unit's ExecStart");
+    let shipped = variables(include_str!("../systemd/stalld.conf"));
     let examples: Vec<Block> = code_blocks(README)
         .into_iter()
         .filter(|block| block.marker.as_deref() == Some("envfile"))
@@ -488,34 +469,16 @@ fn the_readmes_environment_file_example_makes_a_command_line_that_parses() {
         "no <!-- readme-test: envfile --> block in the README"
     );
     for example in examples {
-        let mut variables = shipped.clone();
-        for (name, value) in environment(&example.lines.join("\n")) {
-            let slot = variables
-                .iter_mut()
-                .find(|(known, _)| *known == name)
-                .unwrap_or_else(|| {
-                    panic!(
-                        "line {}: {name} is not a variable of the unit",
-                        example.line
-                    )
-                });
-            slot.1 = value;
+        let mut vars = shipped.clone();
+        for (name, value) in variables(&example.lines.join("\n")) {
+            assert!(
+                vars.contains_key(&name),
+                "line {}: {name} is not a variable of the unit",
+                example.line
+            );
+            vars.insert(name, value);
         }
-        // systemd: an unquoted $NAME becomes the value's words, none when empty.
-        let mut words = exec.split_whitespace();
-        assert!(words
-            .next()
-            .is_some_and(|program| program.ends_with("/stalld")));
-        let args: Vec<String> = words
-            .flat_map(|word| match word.strip_prefix('$') {
-                Some(name) => variables
-                    .iter()
-                    .find(|(known, _)| known == name)
-                    .map(|(_, value)| value.split_whitespace().map(str::to_owned).collect())
-                    .unwrap_or_default(),
-                None => vec![word.to_owned()],
-            })
-            .collect();
+        let args = exec_start_args(include_str!("../systemd/stalld.service"), &vars);
         parses(&args).unwrap_or_else(|why| panic!("line {}: stalld {args:?}: {why}", example.line));
     }
 }
