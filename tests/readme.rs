@@ -348,6 +348,27 @@ fn scratch_socket(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     (dir, socket)
 }
 
+/// The command ended with a status its marker allows, and RT throttling is as it was.
+fn ended_as_said(
+    args: &[String],
+    code: Option<i32>,
+    spec: &RunSpec,
+    run: &common::Daemon,
+    rt_before: i64,
+) {
+    assert!(
+        code.is_some_and(|code| spec.exits.contains(&code)),
+        "stalld {args:?} ended with {code:?}, not one of {:?}: {:#?}",
+        spec.exits,
+        run.lines()
+    );
+    assert_eq!(
+        common::read_rt_runtime(),
+        rt_before,
+        "stalld {args:?} changed RT throttling"
+    );
+}
+
 #[test]
 fn the_readmes_runnable_commands_run_as_it_says() {
     // Other tests' daemons turn RT throttling off: the value is compared under their lock.
@@ -369,19 +390,8 @@ fn the_readmes_runnable_commands_run_as_it_says() {
                         command.lines()
                     )
                 });
-            let code = status.code().unwrap_or(-1);
-            assert!(
-                spec.exits.contains(&code),
-                "stalld {args:?} exited {code}, not one of {:?}: {:#?}",
-                spec.exits,
-                command.lines()
-            );
             assert!(!command.lines().is_empty(), "stalld {args:?} said nothing");
-            assert_eq!(
-                common::read_rt_runtime(),
-                before,
-                "stalld {args:?} changed RT throttling"
-            );
+            ended_as_said(&args, status.code(), &spec, &command, before);
             ran += 1;
         }
     }
@@ -437,17 +447,7 @@ fn the_readmes_log_only_run_changes_nothing_and_stops_cleanly() {
                 daemon.lines()
             );
             let code = daemon.terminate().and_then(|status| status.code());
-            assert!(
-                code.is_some_and(|code| spec.exits.contains(&code)),
-                "stalld {args:?} stopped with {code:?}, not one of {:?}: {:#?}",
-                spec.exits,
-                daemon.lines()
-            );
-            assert_eq!(
-                common::read_rt_runtime(),
-                before,
-                "stalld {args:?} changed RT throttling"
-            );
+            ended_as_said(&args, code, &spec, &daemon, before);
             ran += 1;
         }
     }
