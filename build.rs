@@ -53,7 +53,8 @@ mod docs {
     }
 
     /// The generated sections (name, synopsis, description, options by group), the
-    /// subcommands as `stalld NAME ARGS`, then the definition's hand-written sections.
+    /// subcommands as `stalld NAME ARGS`, the definition's hand-written sections, the
+    /// observability section, the examples, the version, then license and SEE ALSO.
     fn man_page(command: &clap::Command) -> std::io::Result<Vec<u8>> {
         let man = clap_mangen::Man::new(command.clone())
             .title("STALLD")
@@ -89,7 +90,14 @@ mod docs {
         page.extend_from_slice(super::cli_args::MAN_EXTRA.as_bytes());
         // Written by hand where the events are defined; included verbatim.
         page.extend_from_slice(include_bytes!("man/observability.roff"));
+        page.extend_from_slice(b".SH EXAMPLES\n");
+        for (command, what) in super::cli_args::MAN_EXAMPLES {
+            let entry = format!(".TP\n.B {}\n{}\n", roff_text(command), roff_text(what));
+            page.extend_from_slice(entry.as_bytes());
+        }
         man.render_version_section(&mut page)?;
+        // License and SEE ALSO close the page, as man-pages(7) orders them.
+        page.extend_from_slice(super::cli_args::MAN_CLOSING.as_bytes());
         Ok(page)
     }
 

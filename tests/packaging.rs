@@ -1,40 +1,12 @@
 //! The drop-in surface that is not the daemon loop: the systemd unit with the shipped
 //! /etc/sysconfig/stalld, the C stalld's variable set, and `stalld parse-sched-debug`.
 
-use std::collections::HashMap;
+mod common;
+
 use std::process::{Command, Stdio};
 
+use common::unit_file::{exec_start_args, variables};
 use stalld::cli::{self, Command as Cli};
-
-/// `NAME=value` lines of a sysconfig file, with shell quotes removed.
-fn variables(text: &str) -> HashMap<String, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .filter_map(|line| line.split_once('='))
-        .map(|(name, value)| (name.to_string(), value.trim_matches('"').to_string()))
-        .collect()
-}
-
-/// The words systemd passes for `ExecStart=` after expanding `$VAR`s (unquoted: split on blanks).
-fn exec_start_args(unit: &str, vars: &HashMap<String, String>) -> Vec<String> {
-    let exec = unit
-        .lines()
-        .find_map(|line| line.strip_prefix("ExecStart="))
-        .expect("ExecStart");
-    exec.split_ascii_whitespace()
-        .skip(1)
-        .flat_map(|word| match word.strip_prefix('$') {
-            Some(name) => vars
-                .get(name)
-                .unwrap_or_else(|| panic!("ExecStart uses ${name}, which stalld.conf lacks"))
-                .split_ascii_whitespace()
-                .map(str::to_string)
-                .collect(),
-            None => vec![word.to_string()],
-        })
-        .collect()
-}
 
 #[test]
 fn the_unit_and_the_shipped_config_make_a_valid_command_line() {

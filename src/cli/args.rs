@@ -18,7 +18,7 @@ pub const BOOSTING: &str = "boosting options";
 pub const MONITORING: &str = "monitoring options";
 
 /// Said once under the option list.
-pub const UNITS_NOTE: &str = "numbers may carry a unit: ns, us, ms, s, min (e.g. -t 500ms, -p 1s)";
+pub const UNITS_NOTE: &str = "numbers may carry a unit: ns, us, ms, s, min (e.g. -t 1500ms, -p 1s)";
 
 const ABOUT: &str = "boost threads that starve on a CPU run queue";
 
@@ -135,8 +135,59 @@ or
 .SH EXIT STATUS
 0 on a normal end, 1 on an error while running, 16 (EBUSY) when another stalld is in the way
 (one that boosts, or one that holds the pid file), 22 (EINVAL) on a command-line error.
-.SH LICENSE
+"#;
+
+/// The man page's EXAMPLES, in the order an operator meets them: a command line and what it
+/// does. Each must parse with the current definition (tests/readme.rs checks them as it
+/// checks the README's).
+pub const MAN_EXAMPLES: &[(&str, &str)] = &[
+    (
+        "stalld check -c 2-15 -t 10",
+        "Say whether this machine can run stalld with these options, changing nothing (exit 0 \
+         all ok, 1 a warning, 2 a failure).",
+    ),
+    (
+        "stalld -l -f -v",
+        "Report starving tasks in the foreground, every line on stderr, without boosting \
+         anything or touching RT throttling.",
+    ),
+    (
+        "stalld -f -v -c 2-15 -t 10",
+        "Boost tasks that waited 10 s on CPUs 2 to 15, with RT throttling off while stalld \
+         runs (put back when it stops).",
+    ),
+    (
+        "stalld -f --events - --metrics 127.0.0.1:9772",
+        "Every event as a JSON line on standard output, Prometheus metrics at \
+         http://127.0.0.1:9772/metrics.",
+    ),
+    (
+        "stalld status",
+        "What the running daemon is doing: its boosts, held tasks, last events.",
+    ),
+    (
+        "stalld restore",
+        "Give back what a stalld that was killed left boosted, and the RT throttling it \
+         turned off.",
+    ),
+    (
+        "throttlectl show",
+        "Whether RT throttling is on, and the value saved for it.",
+    ),
+];
+
+/// The man page's last sections, after OBSERVABILITY, EXAMPLES and VERSION (roff).
+pub const MAN_CLOSING: &str = r#".SH LICENSE
 GPL-2.0-or-later.
+.SH SEE ALSO
+.BR chrt (1),
+.BR sched (7),
+.BR sched_setattr (2),
+.BR systemd.exec (5),
+.BR journalctl (1),
+.BR tuned (8);
+.I /usr/share/doc/stalld/README.md
+(installing, a first run, troubleshooting, the design and its tests).
 "#;
 
 #[derive(Debug, clap::Parser)]

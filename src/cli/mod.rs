@@ -4,7 +4,7 @@
 //!
 //! Usage errors print the usage text and the message to stderr and exit with 22 (EINVAL), as
 //! the C stalld does, so wrappers that check for it keep working. Numbers may carry a unit
-//! (`-t 500ms`, `-p 1s`); a bare number keeps upstream's unit.
+//! (`-t 1500ms`, `-p 1s`); a bare number keeps upstream's unit.
 
 use std::ffi::OsString;
 use std::time::Duration;

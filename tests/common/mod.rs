@@ -9,6 +9,8 @@
 // Each test file uses its own subset of the harness.
 #![allow(dead_code)]
 
+pub mod unit_file;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
