@@ -4,12 +4,17 @@
 # a finding is a panic, a timeout, an out-of-memory or a broken guarantee, not a memory error
 # (the parser has no unsafe code). Seeds are the saved sched_debug fixtures. Exits non-zero
 # on a finding; the crashing input is left under fuzz/artifacts/.
+# fuzz/run.sh --build-only installs cargo-fuzz and builds the target, and stops (CI builds
+# them while its end-to-end tests leave the CPUs idle; the run then starts at once).
 set -euo pipefail
 seconds=${1:-60}
 cd "$(dirname "$0")"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz
+fi
+if [ "$seconds" = --build-only ]; then
+    exec cargo fuzz build --sanitizer none sched_debug
 fi
 
 corpus=corpus/sched_debug
