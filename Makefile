@@ -14,6 +14,9 @@
 #                             (packaging/rpm.sh)
 #   make deb                  the Debian source package and .deb, dpkg-buildpackage in a
 #                             clean Debian root, offline, from that tarball (packaging/deb.sh)
+#   make deb ARCH=aarch64, make rpm ARCH=aarch64 (s390x, ppc64le, riscv64, i686)
+#                             that architecture's .deb and rpm from `make cross`'s static
+#                             binaries (target/cross/packages; packaging/cross.sh)
 # Neither build target installs build dependencies: scripts/install-deps does.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
@@ -119,11 +122,14 @@ uninstall:
 dist:
 	packaging/dist.sh
 
+# ARCH: another architecture's packages (empty or this machine's: the source build).
+ARCH ?=
+CROSS_ARCH = $(filter-out $(shell uname -m),$(ARCH))
 deb:
-	packaging/deb.sh
+	$(if $(CROSS_ARCH),packaging/cross.sh deb $(CROSS_ARCH),packaging/deb.sh)
 
 rpm:
-	packaging/rpm.sh
+	$(if $(CROSS_ARCH),packaging/cross.sh rpm $(CROSS_ARCH),packaging/rpm.sh)
 
 version:
 	@echo $(VERSION)

@@ -4,6 +4,8 @@
 # a finding is a panic, a timeout, an out-of-memory or a broken guarantee, not a memory error
 # (the parser has no unsafe code). Seeds are the saved sched_debug fixtures. Exits non-zero
 # on a finding; the crashing input is left under fuzz/artifacts/.
+# fuzz/run.sh --build-only builds the target and stops (CI builds it while its end-to-end
+# tests leave the CPUs idle; the run then starts at once).
 set -euo pipefail
 seconds=${1:-60}
 cd "$(dirname "$0")"
@@ -18,6 +20,9 @@ RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks" \
     cargo build --release --target "$triple" --bin sched_debug
 fuzzer=target/$triple/release/sched_debug
+if [ "$seconds" = --build-only ]; then
+    exit 0
+fi
 
 corpus=corpus/sched_debug
 mkdir -p "$corpus"

@@ -15,6 +15,8 @@
 #   STALLD_REUSE_DIST=1          use target/dist's tarball as it is instead of running make dist
 #   DEB_BUILD_CACHE=DIR          where the root is cached
 #   DEB_BUILD_OPTIONS=nocheck    skip the unit tests, as for any Debian build
+#   packaging/deb.sh --root-only  build (or find) the cached clean root and stop: CI prepares
+#                                it while its tests run
 set -euo pipefail
 PKG_TAG="make deb"
 # shellcheck source=packaging/common.sh
@@ -72,6 +74,11 @@ build_root() {
 	echo "$dir"
 }
 
+if [ "${1:-}" = --root-only ]; then
+	root=$(build_root)
+	pkg_note "clean build root: $root"
+	exit 0
+fi
 if [ "${STALLD_REUSE_DIST:-0}" != 1 ] || [ ! -f "$DIST/stalld-$VERSION.tar.gz" ]; then
 	"$ROOT/packaging/dist.sh"
 fi

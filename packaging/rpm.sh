@@ -14,6 +14,8 @@
 # and rpmbuild (Debian's rpm package). The build runs without network (unshare --net) when
 # run as root: the tarball must build offline.
 #   STALLD_REUSE_DIST=1   use target/dist's tarball as it is instead of running make dist
+#   RPM_NOCHECK=1         rpmbuild --nocheck: skip %check (the unit tests), e.g. in CI, where
+#                         scripts/test has run them on the same sources already
 set -euo pipefail
 PKG_TAG="make rpm"
 # shellcheck source=packaging/common.sh
@@ -46,6 +48,7 @@ options=(
 	--define "clamp_mtime_to_source_date_epoch 1"
 )
 [ "$STATIC" = 1 ] && options+=(--with static)
+[ "${RPM_NOCHECK:-0}" = 1 ] && options+=(--nocheck)
 if ! rpm -q rpm >/dev/null 2>&1; then
 	# Not an RPM distribution: no build dependencies in the rpm database, no debuginfo
 	# tooling, and the static libraries in the multiarch directory.

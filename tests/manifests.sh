@@ -277,12 +277,12 @@ why=$(rules_check "$WORK/prometheusrule.yaml")
 check "a broken PrometheusRule is rejected" "$([ -n "$why" ] || echo "promtool accepted a broken expression")"
 
 # ------------------------------------------------------------------ the image's binary
-# The Containerfile builds with `make static` and copies this path; no engine runs here, so
-# the same build runs directly.
+# The Containerfile builds with `make static` for the platform it runs on and copies from
+# `make static-dir`'s path; no engine runs here, so the same build runs directly.
 binary=$(make --no-print-directory -s static-dir)/stalld
 why=""
-grep -q "make static" Containerfile && grep -q "$binary" Containerfile ||
-	why="the Containerfile no longer builds with make static / copies $binary; "
+grep -q "make static STATIC_BINS=stalld" Containerfile && grep -q 'make -s static-dir' Containerfile ||
+	why="the Containerfile no longer builds with make static / copies from make static-dir; "
 # The final stage (after the last FROM) makes the guardian's hard link.
 sed -n '/^FROM /h; /^FROM /!H; ${x; p}' Containerfile | grep -qE '^RUN ln /usr/bin/stalld /usr/bin/stalld-guardian' ||
 	why="${why}the image's last stage does not hard-link /usr/bin/stalld-guardian; "

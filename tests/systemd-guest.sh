@@ -34,7 +34,9 @@
 # 0 only if all passed. Needs root (apt-get, mmdebstrap); the starvation only ever runs
 # inside the guest. One guest at a time, bounded by timeout(1).
 #
-#   tests/systemd-guest.sh [--offline] [--no-build] [--reuse-deb] [--rebuild-rootfs]
+#   tests/systemd-guest.sh [--offline] [--no-build] [--reuse-deb] [--rebuild-rootfs] [--fetch-only]
+#     --fetch-only  install the host packages, fetch the kernel and build the root filesystem
+#                   (both cached), then stop: CI prepares them while its tests run
 #     --reuse-deb   take target/debian's .deb as it is (tests/packages.sh built it), still
 #                   build stalld-starve
 set -euo pipefail
@@ -66,12 +68,14 @@ OFFLINE=0
 BUILD=1
 REUSE_DEB=0
 REBUILD_ROOTFS=0
+FETCH_ONLY=0
 while [ "$#" -gt 0 ]; do
 	case "$1" in
 	--offline) OFFLINE=1 ;;
 	--no-build) BUILD=0 ;;
 	--reuse-deb) REUSE_DEB=1 ;;
 	--rebuild-rootfs) REBUILD_ROOTFS=1 ;;
+	--fetch-only) FETCH_ONLY=1 ;;
 	-h | --help) sed -n '3,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument: $1 (see --help)" ;;
 	esac
@@ -170,6 +174,10 @@ install_host_packages
 release=$(fetch_kernel "$KERNEL_FLAVOUR")
 rootfs=$(build_rootfs)
 ROOTFS_READY=$SECONDS
+if [ "$FETCH_ONLY" = 1 ]; then
+	note "kernel $release and the root filesystem ready after ${ROOTFS_READY} s"
+	exit 0
+fi
 if [ "$BUILD" = 1 ]; then
 	if [ "$REUSE_DEB" = 0 ]; then
 		note "make deb (the source package, built in a clean root)"

@@ -390,14 +390,14 @@ mod tests {
             stop(nobody);
             let in_own_namespace =
                 [unprivileged, &["unshare", "--user", "--map-root-user"]].concat();
-            // A build root (dpkg-buildpackage's, mock's) may refuse user namespaces.
-            let namespaces_work = std::process::Command::new(in_own_namespace[0])
+            // A chroot (a distribution's build root: the .deb's dh_auto_test) may create no
+            // user namespace at all; CI's scripts/test runs this case.
+            let namespaces_allowed = std::process::Command::new(in_own_namespace[0])
                 .args(&in_own_namespace[1..])
                 .arg("true")
-                .stderr(std::process::Stdio::null())
                 .status()
                 .is_ok_and(|status| status.success());
-            if namespaces_work {
+            if namespaces_allowed {
                 let namespaced = start(&in_own_namespace, &["-t", "20"]);
                 assert!(
                     !is_found(&namespaced),
@@ -406,7 +406,7 @@ mod tests {
                 stop(namespaced);
             } else {
                 eprintln!(
-                    "SKIPPED (no unprivileged user namespaces here): root of a user namespace of its own being ignored"
+                    "SKIPPED: the root-of-its-own-user-namespace case (unshare --user is refused here)"
                 );
             }
         } else {

@@ -62,7 +62,7 @@ apt_update() {
 	[ "$APT_UPDATED" = 1 ] && return 0
 	APT_UPDATED=1
 	note "apt-get update"
-	apt-get update -qq >"$WORK/apt-update.log" 2>&1 || {
+	apt-get -o DPkg::Lock::Timeout=900 update -qq >"$WORK/apt-update.log" 2>&1 || {
 		note "warning: apt-get update failed (see $WORK/apt-update.log); using what apt already knows"
 		return 1
 	}
@@ -80,7 +80,8 @@ install_host_packages() {
 	[ "$OFFLINE" = 1 ] && die "host packages missing (${missing[*]}) and --offline given"
 	apt_update || true
 	note "installing host packages: ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+	# The lock timeout: CI installs these while another step may be using apt.
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" \
 		>"$WORK/apt-install.log" 2>&1 ||
 		die "apt-get install ${missing[*]} failed; see $WORK/apt-install.log"
 }
