@@ -62,6 +62,11 @@ impl Setup {
 /// only, nothing on a scheduler tracepoint).
 fn start_daemon(setup: Setup, extra: &[&str]) -> Daemon {
     let daemon = Daemon::start(&setup.env(), setup.backend, extra);
+    // Set up before the test goes on: a starver started earlier turns RT throttling off
+    // itself, and a daemon that finds it off then has nothing of it to restore.
+    daemon
+        .wait_for_line(|line| line.contains("stalld: started: "), LINE_WAIT)
+        .unwrap_or_else(|| panic!("the daemon did not start: {:?}", daemon.lines()));
     if let Some(stamps) = setup.stamps() {
         let said = format!("queue_track: enqueue times from {}", stamps.describe());
         daemon
