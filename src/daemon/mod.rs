@@ -247,10 +247,12 @@ fn stand_aside(
     } else {
         Some(sys::daemonize().context("daemonizing")?)
     };
-    start_listeners(&logger, &telemetry, metrics, None)?;
+    // The pid file names this process before /ready can answer: whoever sees the answer
+    // finds the pid file written.
     if let Some(pidfile) = &mut pidfile {
         pidfile.write_pid()?;
     }
+    start_listeners(&logger, &telemetry, metrics, None)?;
     if let Some(ready) = daemonized {
         ready.done();
     }
