@@ -89,11 +89,7 @@ pub fn run(config: Config) -> Result<()> {
     // Before anything slow, so that an early SIGTERM still means an orderly shutdown.
     let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
     // Bound now, served once daemonized: a bad or busy address is an error on the terminal.
-    let metrics = config
-        .metrics
-        .as_ref()
-        .map(metrics::MetricsServer::bind)
-        .transpose()?;
+    let metrics = bind_metrics(&config)?;
     let mut status = status::StatusServer::bind()
         .map_err(|error| {
             logger.warn(&format!(
@@ -232,11 +228,7 @@ fn stand_aside(
 ) -> Result<()> {
     let (logger, telemetry) = with_structured_sinks(logger, config)?;
     let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
-    let metrics = config
-        .metrics
-        .as_ref()
-        .map(metrics::MetricsServer::bind)
-        .transpose()?;
+    let metrics = bind_metrics(config)?;
     let event = Event::StandingAside {
         others: instances::describe(others),
     };
@@ -268,6 +260,15 @@ fn stand_aside(
     notifier.stopping();
     logger.event(&Event::Stopping);
     Ok(())
+}
+
+/// `--metrics`, bound (not yet served): a bad or busy address is an error on the terminal.
+fn bind_metrics(config: &Config) -> Result<Option<metrics::MetricsServer>> {
+    config
+        .metrics
+        .as_ref()
+        .map(metrics::MetricsServer::bind)
+        .transpose()
 }
 
 /// Adds the `--events` file, and the telemetry behind metrics and `stalld status`: the

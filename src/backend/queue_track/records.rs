@@ -182,14 +182,10 @@ mod tests {
         rec
     }
 
-    /// The reading thread's clock record, with switch count `READER_SWITCHES`.
-    fn clock(rq_clock: u64, monotonic: u64) -> Vec<u8> {
+    /// A clock record of `kind` (the fields a scan-start record does not use stay 0).
+    fn clock_record(kind: Kind, rq_clock: u64, monotonic: u64, switches: u64) -> Vec<u8> {
         let mut rec = vec![0u8; RECORD_SIZE];
-        put(
-            &mut rec,
-            offset_of!(Clock, kind),
-            &Kind::QT_CLOCK.0.to_ne_bytes(),
-        );
+        put(&mut rec, offset_of!(Clock, kind), &kind.0.to_ne_bytes());
         put(
             &mut rec,
             offset_of!(Clock, rq_clock),
@@ -203,24 +199,18 @@ mod tests {
         put(
             &mut rec,
             offset_of!(Clock, switches),
-            &READER_SWITCHES.to_ne_bytes(),
+            &switches.to_ne_bytes(),
         );
         rec
     }
 
+    /// The reading thread's clock record, with switch count `READER_SWITCHES`.
+    fn clock(rq_clock: u64, monotonic: u64) -> Vec<u8> {
+        clock_record(Kind::QT_CLOCK, rq_clock, monotonic, READER_SWITCHES)
+    }
+
     fn scan_start(monotonic: u64) -> Vec<u8> {
-        let mut rec = vec![0u8; RECORD_SIZE];
-        put(
-            &mut rec,
-            offset_of!(Clock, kind),
-            &Kind::QT_SCAN_START.0.to_ne_bytes(),
-        );
-        put(
-            &mut rec,
-            offset_of!(Clock, monotonic),
-            &monotonic.to_ne_bytes(),
-        );
-        rec
+        clock_record(Kind::QT_SCAN_START, 0, monotonic, 0)
     }
 
     const READER_SWITCHES: u64 = 77;
