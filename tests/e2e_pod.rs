@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{free_port, http_get, last_cpu, read_rt_runtime, Daemon, StarvationSession};
+use common::{free_port, http_get, last_cpu, read_rt_runtime, Daemon, StarvationSession, Stream};
 
 const LINE_WAIT: Duration = Duration::from_secs(30);
 
@@ -94,12 +94,17 @@ fn a_pod_beside_the_hosts_stalld_stands_aside_and_leaves_it_alone() {
             .starts_with(&found),
         "{event}"
     );
+    // Stdout and stderr are read by two threads: the event on stdout can arrive first.
+    let said = format!("stalld: another stalld boosts on this host ({found}");
     assert!(
-        pod.stderr_lines()
-            .iter()
-            .any(|line| line.starts_with(&format!(
-                "stalld: another stalld boosts on this host ({found}"
-            )) && line.contains("standing aside")),
+        pod.process
+            .wait_until(LINE_WAIT, |lines| lines
+                .iter()
+                .find(|(stream, line)| *stream == Stream::Stderr
+                    && line.starts_with(&said)
+                    && line.contains("standing aside"))
+                .map(|_| ()))
+            .is_some(),
         "{:?}",
         pod.lines()
     );
