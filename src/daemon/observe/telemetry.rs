@@ -16,9 +16,9 @@ use arc_swap::ArcSwap;
 use serde_json::{json, Value};
 
 use super::health::Health;
-pub use super::log::unix_seconds;
-use super::log::{Drops, EventRecord, Subscriber};
 use crate::config::{BackendChoice, BoostPolicy, Config, Mode};
+pub use crate::daemon::log::unix_seconds;
+use crate::daemon::log::{Drops, EventRecord, Subscriber};
 use crate::event::{Event, EventKind};
 use crate::task::Pid;
 

@@ -25,10 +25,10 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::log::Logger;
-use super::rundir;
 use crate::boost::{self, BoostLedger, BoostRecord, Restore, SchedOps, RESTORE_ATTEMPTS};
 use crate::config::BoostPolicy;
+use crate::daemon::log::Logger;
+use crate::daemon::process::rundir;
 use crate::event::Event;
 use crate::rt_runtime;
 use crate::sys::{self, SchedAttr};
