@@ -66,6 +66,18 @@ pub struct BoostParams {
     pub duration: Duration,
 }
 
+/// What the daemon does with a starving task: the one value `-l` decides, which everything
+/// that differs between the two asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoostMode {
+    /// Boost it as [`Config::boost`] says: the daemon changes the machine for that (the
+    /// ledger, the guardian, RT throttling, HRTICK) and puts everything back.
+    Boost,
+    /// `-l`: report it, as the C stalld does, and change nothing; a log-only stalld is in no
+    /// other stalld's way.
+    LogOnly,
+}
+
 /// Regular expressions naming threads or processes that are never boosted (`-i`, `-I`).
 #[derive(Clone, Debug, Default)]
 pub struct Denylist(pub Vec<Regex>);
@@ -221,14 +233,14 @@ impl Detection {
 
     /// `-l` in power mode reports, as the C stalld does, per CPU and check the task that has
     /// waited longest, again at every poll with its growing wait (scripts measure that).
-    pub fn longest_per_cpu_every_poll(&self, log_only: bool) -> bool {
-        log_only && self.mode == Mode::Power
+    pub fn longest_per_cpu_every_poll(&self, boost_mode: BoostMode) -> bool {
+        boost_mode == BoostMode::LogOnly && self.mode == Mode::Power
     }
 
     /// How often a task that keeps starving is reported again: every poll in the case
     /// above, otherwise once per threshold period (as upstream's per-CPU modes).
-    pub fn report_interval(&self, log_only: bool) -> Duration {
-        if self.longest_per_cpu_every_poll(log_only) {
+    pub fn report_interval(&self, boost_mode: BoostMode) -> Duration {
+        if self.longest_per_cpu_every_poll(boost_mode) {
             self.granularity
         } else {
             self.threshold
@@ -263,8 +275,10 @@ pub struct Process {
 /// name and unit its JSON key says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Config {
-    /// Detect and log only; never boost, never touch RT throttling or sched features.
-    pub log_only: bool,
+    /// Boost, or (`-l`) detect and log only: never boost, never touch RT throttling or sched
+    /// features. Shown as `log_only`.
+    #[serde(rename = "log_only", serialize_with = "as_log_only")]
+    pub boost_mode: BoostMode,
     /// Where log lines and events go (`-v`, `-k`, `-s`, `--events`).
     #[serde(flatten)]
     pub sinks: SinkOptions,
@@ -284,6 +298,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// How starving tasks are boosted, unless they are only reported (`-l`).
+    pub fn boosting(&self) -> Option<&BoostParams> {
+        match self.boost_mode {
+            BoostMode::Boost => Some(&self.boost),
+            BoostMode::LogOnly => None,
+        }
+    }
+
     /// The configuration as `stalld status` shows it.
     pub fn to_json(&self) -> serde_json::Value {
         // Every field renders as a string, a number, a bool, a list or an object with
@@ -315,6 +337,10 @@ fn as_path_text<S: Serializer>(path: &Option<PathBuf>, serializer: S) -> Result<
     as_optional_text(&path.as_ref().map(|path| path.display()), serializer)
 }
 
+fn as_log_only<S: Serializer>(mode: &BoostMode, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bool(*mode == BoostMode::LogOnly)
+}
+
 fn as_seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(duration.as_secs_f64())
 }
@@ -343,15 +369,24 @@ mod tests {
         assert_eq!(power.first_report(), Duration::from_secs(20));
         assert!(!power.per_cpu_tables());
         // -l in power mode: the C stalld's report at every poll.
-        assert_eq!(power.report_interval(true), Duration::from_secs(5));
-        assert_eq!(power.report_interval(false), Duration::from_secs(20));
+        assert_eq!(
+            power.report_interval(BoostMode::LogOnly),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            power.report_interval(BoostMode::Boost),
+            Duration::from_secs(20)
+        );
         for mode in [Mode::Adaptive, Mode::Aggressive] {
             let per_cpu = Detection { mode, ..power };
             assert_eq!(per_cpu.early_threshold(), Some(Duration::from_secs(10)));
             assert_eq!(per_cpu.first_report(), Duration::from_secs(10));
             assert!(per_cpu.per_cpu_tables());
-            assert!(!per_cpu.longest_per_cpu_every_poll(true));
-            assert_eq!(per_cpu.report_interval(true), Duration::from_secs(20));
+            assert!(!per_cpu.longest_per_cpu_every_poll(BoostMode::LogOnly));
+            assert_eq!(
+                per_cpu.report_interval(BoostMode::LogOnly),
+                Duration::from_secs(20)
+            );
         }
     }
 

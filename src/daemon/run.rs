@@ -13,11 +13,11 @@ use super::monitor::Monitor;
 use super::observe::{metrics, notify, status, telemetry};
 use super::process::instances::OtherInstance;
 use super::process::{instances, pidfile, signals};
-use super::restore::{guardian, ledger, rt_throttle, sched_features};
+use super::restore::{self, guardian, ledger, sched_features};
 use crate::backend;
 use crate::boost::{Booster, Kernel};
 use crate::clock;
-use crate::config::{Config, Mode};
+use crate::config::{BoostMode, Config, Mode};
 use crate::event::Event;
 use crate::sys::{self, SchedAttr};
 
@@ -30,8 +30,8 @@ pub fn run(config: Config) -> Result<()> {
     // non-zero on the terminal it was started from; the lock passes to the final daemon.
     let mut pidfile = lock_pidfile(&config, &logger)?;
     // Before anything is changed: a second boosting stalld would fight the first over RT
-    // throttling and the boosts.
-    if !config.log_only && !config.process.allow_other_instances {
+    // throttling and the boosts (a log-only one is in nobody's way).
+    if config.boost_mode == BoostMode::Boost && !config.process.allow_other_instances {
         let others = instances::boosting_instances(&[]);
         if !others.is_empty() {
             if config.process.stand_aside {
@@ -48,9 +48,18 @@ pub fn run(config: Config) -> Result<()> {
         sys::set_affinity(0, affinity)
             .with_context(|| format!("invalid CPU affinity: {affinity}"))?;
     }
-    // Before anything is changed: what a dead stalld left is undone, and from here on every
-    // change is written down before it is made.
-    let instance = ledger::for_daemon(config.log_only, config.process.systemd, &logger)?;
+    // `-l` decides here, once, what this daemon changes on the machine; every later step
+    // asks `changes`. A boosting daemon opens the ledger first, before anything else is
+    // changed: what a dead stalld left is undone, and from here on every change (RT
+    // throttling, each boost) is written down before it is made. A log-only one changes
+    // nothing (no ledger, RT throttling, HRTICK or guardian) and only says what was left.
+    let mut changes = match config.boost_mode {
+        BoostMode::Boost => Some(restore::Changes::begin(&config, &logger)?),
+        BoostMode::LogOnly => {
+            ledger::report_leftovers(&logger);
+            None
+        }
+    };
     // Before anything slow, so that an early SIGTERM still means an orderly shutdown.
     let mut shutdown = signals::Shutdown::install().context("installing signal handlers")?;
     // Bound now, served once daemonized: a bad or busy address is an error on the terminal.
@@ -95,22 +104,13 @@ pub fn run(config: Config) -> Result<()> {
         .set_backend(backend.name(), backend.stamp_source());
     sched_features::report_dl_server(&logger);
 
-    let rt_throttle = if config.log_only {
-        None
-    } else if config.process.systemd {
-        rt_throttle::require_disabled()?;
-        None
-    } else {
-        instance
-            .as_ref()
-            .map(|instance| rt_throttle::disable(&logger, instance))
-            .transpose()?
-    };
-    // Lockdown refuses sched/features; below 1 ms of runtime HRTICK is what enforces it.
-    let lockdown = !config.log_only && sched_features::check_lockdown(&logger);
-    let _hrtick =
-        (!config.log_only && !lockdown && config.boost.runtime < Duration::from_millis(1))
-            .then(|| sched_features::enable_hrtick(&logger));
+    // RT throttling and HRTICK only once the backend is open: a daemon that cannot watch the
+    // run queues (`-b queue_track` where BPF does not load, say) exits before it changes
+    // them. HRTICK after the lockdown check, which says whether sched/features can be
+    // written at all.
+    if let Some(changes) = &mut changes {
+        changes.tune(&config, &logger)?;
+    }
     let daemonized = if config.process.foreground {
         None
     } else if notify::under_service_manager() {
@@ -121,9 +121,9 @@ pub fn run(config: Config) -> Result<()> {
     };
     // Executed, not forked, after daemonizing (so it is the daemon's child) and before -R (a
     // SCHED_DEADLINE task cannot start processes).
-    let guardian = instance
+    let guardian = changes
         .as_ref()
-        .map(|instance| guardian::Guardian::spawn(&instance.dir(), &config.sinks, &logger))
+        .map(|changes| guardian::Guardian::spawn(&changes.instance().dir(), &config.sinks, &logger))
         .transpose()
         .context("starting the guardian process")?;
     // Threads only now: daemonizing forks, and so may nothing after this.
@@ -146,10 +146,14 @@ pub fn run(config: Config) -> Result<()> {
     if let Err(error) = sys::set_timer_slack(Duration::from_micros(1)) {
         logger.warn(&format!("cannot lower the timer slack: {error}"));
     }
-    let mut booster = match &instance {
-        Some(instance) => {
-            Booster::with(config.boost, Box::new(Kernel), Box::new(instance.records()))
-        }
+    // A boosting daemon's boosts are written in its ledger; a log-only one's booster is
+    // never asked to boost (the eligibility rule skips every task).
+    let mut booster = match &changes {
+        Some(changes) => Booster::with(
+            config.boost,
+            Box::new(Kernel),
+            Box::new(changes.instance().records()),
+        ),
         None => Booster::new(config.boost),
     };
     log_startup(&config, &booster, &logger);
@@ -163,18 +167,17 @@ pub fn run(config: Config) -> Result<()> {
     );
     logger.event(&Event::Started {
         backend: backend.name(),
-        boosting: (!config.log_only).then_some(config.boost.policy),
+        boosting: config.boosting().map(|boost| boost.policy),
     });
     monitor.run(backend.as_mut(), &mut booster, &mut shutdown);
 
     monitor.notifier.stopping();
     logger.event(&Event::Stopping);
     booster.restore_all(|boost, step| monitor.report(boost, step));
-    drop(rt_throttle);
-    telemetry.borrow_mut().publish_changes();
-    if let Some(instance) = instance {
-        instance.finish(&logger);
+    if let Some(changes) = changes {
+        changes.finish(&logger);
     }
+    telemetry.borrow_mut().publish_changes();
     drop(status);
     Ok(())
 }
@@ -337,10 +340,10 @@ fn log_startup(config: &Config, booster: &Booster, logger: &Logger) {
     if config.detection.mode == Mode::Power {
         logger.log("single threaded mode");
     }
-    if config.log_only {
+    let Some(boost) = config.boosting() else {
         return;
-    }
-    match config.boost.policy {
+    };
+    match boost.policy {
         crate::config::BoostPolicy::Fifo => logger.log("forcing SCHED_FIFO for boosting"),
         crate::config::BoostPolicy::Deadline => {
             logger.log(&format!("using {} for boosting", booster.policy_name()));

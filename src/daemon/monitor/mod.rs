@@ -86,7 +86,7 @@ impl<'a> Monitor<'a> {
             clock,
             guardian,
             detector: Detector::new(config.detection.threshold)
-                .repeating_every(config.detection.report_interval(config.log_only)),
+                .repeating_every(config.detection.report_interval(config.boost_mode)),
             early: config.detection.early_threshold().map(Detector::new),
             checks,
             own_pid: std::process::id() as Pid,
@@ -180,7 +180,7 @@ impl<'a> Monitor<'a> {
         if self
             .config
             .detection
-            .longest_per_cpu_every_poll(self.config.log_only)
+            .longest_per_cpu_every_poll(self.config.boost_mode)
         {
             crate::detect::keep_longest_per_cpu(&mut starving);
         }

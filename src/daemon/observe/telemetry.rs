@@ -229,11 +229,9 @@ impl Telemetry {
             started_at: unix_seconds(SystemTime::now()),
             backend: None,
             stamps: None,
-            boost_mode: if config.log_only {
-                "log_only"
-            } else {
-                policy_label(config.boost.policy)
-            },
+            boost_mode: config
+                .boosting()
+                .map_or("log_only", |boost| policy_label(boost.policy)),
             threshold: config.detection.threshold.as_secs_f64(),
             config: Arc::new(config.to_json()),
             starving: per_cpu(config, || 0),

@@ -201,7 +201,7 @@ fn boosts(program: &[u8], args: &[&[u8]]) -> bool {
         .map(|arg| OsString::from_vec(arg.to_vec()))
         .collect();
     match cli::parse(args.clone()) {
-        Ok(Command::Run(config)) => !config.log_only,
+        Ok(Command::Run(config)) => config.boosting().is_some(),
         Ok(_) => false,
         // Not a command line of ours: boosting unless it clearly says -l.
         Err(_) => !args.iter().any(|arg| {

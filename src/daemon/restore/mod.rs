@@ -6,3 +6,62 @@ pub mod guardian;
 pub mod ledger;
 pub mod rt_throttle;
 pub mod sched_features;
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::daemon::log::Logger;
+
+/// What a boosting daemon changes on the machine beside the boosts, set up in the stages the
+/// daemon's start needs (see `run`) and put back by [`Changes::finish`]; whatever kills the
+/// daemon, the guardian, the next start or `stalld restore` puts it back from the ledger. A
+/// log-only daemon (`-l`) has none of it.
+pub struct Changes {
+    instance: ledger::Instance,
+    rt_throttle: Option<rt_throttle::RtThrottleGuard>,
+    hrtick: Option<sched_features::HrtickGuard>,
+}
+
+impl Changes {
+    /// Before anything else is changed: what dead instances left is undone (RT throttling
+    /// too, unless `-S` leaves it to the unit), and from here on every change is written
+    /// down before it is made.
+    pub fn begin(config: &Config, logger: &Logger) -> Result<Changes> {
+        Ok(Changes {
+            instance: ledger::for_daemon(config.process.systemd, logger)?,
+            rt_throttle: None,
+            hrtick: None,
+        })
+    }
+
+    /// RT throttling turned off (written down first; with `-S` the unit must have done it),
+    /// then HRTICK turned on where it is needed and allowed: a runtime below 1 ms is enforced
+    /// only with it, and lockdown refuses sched/features.
+    pub fn tune(&mut self, config: &Config, logger: &Logger) -> Result<()> {
+        self.rt_throttle = if config.process.systemd {
+            rt_throttle::require_disabled()?;
+            None
+        } else {
+            Some(rt_throttle::disable(logger, &self.instance)?)
+        };
+        let lockdown = sched_features::check_lockdown(logger);
+        self.hrtick = (!lockdown && config.boost.runtime < Duration::from_millis(1))
+            .then(|| sched_features::enable_hrtick(logger));
+        Ok(())
+    }
+
+    /// This daemon's records in the ledger: the boosts' and the guardian's.
+    pub fn instance(&self) -> &ledger::Instance {
+        &self.instance
+    }
+
+    /// After the boosts are restored: RT throttling back, then the records struck out (the
+    /// instance's directory goes when nothing is left), HRTICK as it was.
+    pub fn finish(self, logger: &Logger) {
+        drop(self.rt_throttle);
+        self.instance.finish(logger);
+        drop(self.hrtick);
+    }
+}
