@@ -19,9 +19,11 @@ use crate::daemon::log::Logger;
 /// daemon, the guardian, the next start or `stalld restore` puts it back from the ledger. A
 /// log-only daemon (`-l`) has none of it.
 pub struct Changes {
-    instance: ledger::Instance,
-    rt_throttle: Option<rt_throttle::RtThrottleGuard>,
+    // Dropped in this order on an early return (the fields' order): HRTICK and RT
+    // throttling are put back before the records are closed, which wakes the guardian.
     hrtick: Option<sched_features::HrtickGuard>,
+    rt_throttle: Option<rt_throttle::RtThrottleGuard>,
+    instance: ledger::Instance,
 }
 
 impl Changes {
@@ -30,9 +32,9 @@ impl Changes {
     /// down before it is made.
     pub fn begin(config: &Config, logger: &Logger) -> Result<Changes> {
         Ok(Changes {
-            instance: ledger::for_daemon(config.process.systemd, logger)?,
-            rt_throttle: None,
             hrtick: None,
+            rt_throttle: None,
+            instance: ledger::for_daemon(config.process.systemd, logger)?,
         })
     }
 
