@@ -1,5 +1,6 @@
 //! The crate's files import each other without a cycle: data and dependencies flow one way
-//! (backend → detector → booster under the daemon; the daemon's observers beside its loop).
+//! (backend → detector → booster under the daemon), and the daemon's parts are layers that
+//! import only downwards (see [`DAEMON_LAYERS`]).
 //!
 //! The imports are read from the sources as text: every `crate::`, `super::` and `self::`
 //! path and every path through a child module, resolved to the file that defines its module,
