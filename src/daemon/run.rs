@@ -171,7 +171,7 @@ pub fn run(config: Config) -> Result<()> {
     });
     monitor.run(backend.as_mut(), &mut booster, &mut shutdown);
 
-    monitor.notifier.stopping();
+    monitor.stopping();
     logger.event(&Event::Stopping);
     booster.restore_all(|boost, step| monitor.report(boost, step));
     if let Some(changes) = changes {

@@ -55,7 +55,7 @@ pub(super) struct Monitor<'a> {
     early: Option<Detector>,
     checks: checks::Checks,
     own_pid: Pid,
-    pub(super) notifier: notify::Notifier,
+    notifier: notify::Notifier,
     /// Snapshots that failed in a row.
     failures: u32,
     /// When a check last succeeded; too long ago, and the watchdog is no longer pinged.
@@ -251,6 +251,11 @@ impl<'a> Monitor<'a> {
                 guardian.tend(true, self.logger);
             }
         }
+    }
+
+    /// The loop has ended: systemd is told the daemon is stopping.
+    pub(super) fn stopping(&mut self) {
+        self.notifier.stopping();
     }
 
     /// Something happened to a boost: say it.
