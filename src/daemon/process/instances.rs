@@ -32,7 +32,7 @@ pub const PID_FILES: [&str; 2] = ["/run/stalld/stalld.pid", "/run/stalld.pid"];
 
 const NAME: &str = "stalld";
 
-/// The guardian's argv[0] and /proc/PID/comm (see `restore::guardian`): a process of that
+/// The guardian's `argv[0]` and `/proc/PID/comm` (see `restore::guardian`): a process of that
 /// name is never a boosting stalld.
 pub const GUARDIAN_NAME: &str = "stalld-guardian";
 

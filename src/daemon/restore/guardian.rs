@@ -41,7 +41,7 @@ use crate::event::Event;
 use crate::sys::{self, SchedAttr};
 use crate::task::Pid;
 
-/// Its argv[0], its /proc/PID/comm, and the name of the hard link it is executed from
+/// Its `argv[0]`, its `/proc/PID/comm`, and the name of the hard link it is executed from
 /// (defined with the daemon's own name, which tells the two apart in the process table).
 pub use crate::daemon::process::instances::GUARDIAN_NAME as NAME;
 
