@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::backend;
-use crate::config::{BackendChoice, Config};
+use crate::config::{BackendChoice, BoostMode, Config};
 use crate::cpuset::{configured_cpus, CpuSet};
 use crate::mounts;
 use crate::rt_runtime;
@@ -150,7 +150,7 @@ fn check_other_instances(report: &mut Report, config: &Config) {
     }
     let list: Vec<String> = others.iter().map(ToString::to_string).collect();
     let list = list.join("; ");
-    if config.log_only {
+    if config.boost_mode == BoostMode::LogOnly {
         report.add(
             "other_instances",
             Verdict::Ok,

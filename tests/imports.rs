@@ -1,5 +1,6 @@
 //! The crate's files import each other without a cycle: data and dependencies flow one way
-//! (backend → detector → booster under the daemon; the daemon's observers beside its loop).
+//! (backend → detector → booster under the daemon), and the daemon's parts are layers that
+//! import only downwards (see [`DAEMON_LAYERS`]).
 //!
 //! The imports are read from the sources as text: every `crate::`, `super::` and `self::`
 //! path and every path through a child module, resolved to the file that defines its module,
@@ -182,8 +183,10 @@ impl Tree {
     }
 }
 
-#[test]
-fn no_file_of_the_crate_imports_one_that_imports_it_back() {
+/// Every import between two files of the crate: module → the modules it imports.
+type Edges = BTreeMap<Vec<String>, BTreeSet<Vec<String>>>;
+
+fn crate_imports() -> Edges {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut modules = Modules::new();
     read_modules(&root, &root, &mut modules);
@@ -203,13 +206,10 @@ fn no_file_of_the_crate_imports_one_that_imports_it_back() {
         }
         imports.insert(module.clone(), found);
     }
-    let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    let mut edges = Edges::new();
     for (module, found) in &imports {
         for (_, path) in found {
             if let Some(target) = tree.resolve(module, path, 0) {
-                // A module's parents declare it (`mod x;`), and that is all a path up to a
-                // parent's own items needs to be: allowed, as imports of a child's own items
-                // by its parent are.
                 // A path up to an ancestor is the child using its parent's interface (the
                 // trait its siblings implement, say): the parent declares the child, they
                 // are one unit. Between any other files, an import is an arrow.
@@ -219,7 +219,16 @@ fn no_file_of_the_crate_imports_one_that_imports_it_back() {
             }
         }
     }
-    let file = |module: &Vec<String>| -> PathBuf { PathBuf::from(module.join("/")) };
+    edges
+}
+
+fn file(module: &[String]) -> String {
+    PathBuf::from(module.join("/")).display().to_string()
+}
+
+#[test]
+fn no_file_of_the_crate_imports_one_that_imports_it_back() {
+    let edges = crate_imports();
     // A cycle: a path of imports from a module back to itself.
     let mut cycles = Vec::new();
     for start in edges.keys() {
@@ -232,7 +241,7 @@ fn no_file_of_the_crate_imports_one_that_imports_it_back() {
                         trail
                             .iter()
                             .chain([start])
-                            .map(|m| file(m).display().to_string())
+                            .map(|m| file(m))
                             .collect::<Vec<_>>()
                             .join(" -> "),
                     );
@@ -245,10 +254,159 @@ fn no_file_of_the_crate_imports_one_that_imports_it_back() {
         }
     }
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
-    // The check sees imports at all: the loop imports the logger, the logger never the
+    // The check sees imports at all: the telemetry imports the logger, the logger never the
     // telemetry.
-    let log = vec!["daemon".to_owned(), "log".to_owned()];
-    let telemetry = vec!["daemon".to_owned(), "telemetry".to_owned()];
+    let log = module(&["daemon", "log"]);
+    let telemetry = module(&["daemon", "observe", "telemetry"]);
     assert!(edges[&telemetry].contains(&log), "{:?}", edges[&telemetry]);
     assert!(!edges[&log].contains(&telemetry));
+}
+
+fn module(path: &[&str]) -> Vec<String> {
+    path.iter().map(|part| part.to_string()).collect()
+}
+
+/// The daemon's layers, from the top: a file may import files of its own part and of the
+/// parts on lower rows, never of a part on its own row or above.
+///
+/// - the daemon's life (`daemon/mod.rs`, `daemon/run.rs`): sets everything below up in order;
+/// - `monitor/`: the loop;
+/// - `observe/` and `restore/`, side by side: what the operator sees, and what is put back;
+///   neither needs the other (the loop feeds both);
+/// - `log/`: the logger and its sinks, which every part above writes to;
+/// - `process/`: pid file, other instances, signals, run directory, shared directories.
+const DAEMON_LAYERS: &[&[&str]] = &[
+    &["run"],
+    &["monitor"],
+    &["observe", "restore"],
+    &["log"],
+    &["process"],
+];
+
+/// The part of the daemon a module belongs to, and that part's row in [`DAEMON_LAYERS`].
+fn daemon_part(module: &[String]) -> Option<(&'static str, usize)> {
+    if module.first().map(String::as_str) != Some("daemon") {
+        return None;
+    }
+    // `daemon/mod.rs` declares the parts and re-exports what main needs: one part with `run`.
+    let part = module.get(1).map_or("run", String::as_str);
+    DAEMON_LAYERS.iter().enumerate().find_map(|(row, parts)| {
+        parts
+            .iter()
+            .find(|name| **name == part)
+            .map(|name| (*name, row))
+    })
+}
+
+/// The imports that break the layering: into the daemon from below it (only `main` and the
+/// `check` command, beside it, start it), and up or sideways between the daemon's parts.
+fn layering_violations(edges: &Edges) -> Vec<String> {
+    let mut broken = Vec::new();
+    for (from, targets) in edges {
+        for to in targets {
+            let why = match (daemon_part(from), daemon_part(to)) {
+                (None, Some(_)) if from.first().map(String::as_str) != Some("check") => {
+                    Some("the daemon is started from main and check only".to_owned())
+                }
+                (Some((part, row)), Some((other, other_row)))
+                    if part != other && row >= other_row =>
+                {
+                    Some(format!(
+                        "{part:?} (row {row}) may not import {other:?} (row {other_row})"
+                    ))
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                broken.push(format!("{} -> {}: {why}", file(from), file(to)));
+            }
+        }
+    }
+    broken
+}
+
+#[test]
+fn the_daemons_parts_import_only_those_below_them() {
+    let edges = crate_imports();
+    // Every module of the daemon is on a layer.
+    for module in edges.keys().chain(edges.values().flatten()) {
+        if module.first().map(String::as_str) == Some("daemon") {
+            assert!(
+                daemon_part(module).is_some(),
+                "{} is on no layer of DAEMON_LAYERS",
+                file(module)
+            );
+        }
+    }
+    let broken = layering_violations(&edges);
+    assert!(
+        broken.is_empty(),
+        "imports against the layering:\n{}",
+        broken.join("\n")
+    );
+    // The check sees the layers: the loop imports the observers and the restorers, which
+    // both import the logger.
+    let imports = |from: &[&str], to: &[&str]| edges[&module(from)].contains(&module(to));
+    assert!(imports(
+        &["daemon", "monitor"],
+        &["daemon", "observe", "telemetry"]
+    ));
+    assert!(imports(
+        &["daemon", "monitor"],
+        &["daemon", "restore", "guardian"]
+    ));
+    assert!(imports(
+        &["daemon", "restore", "ledger"],
+        &["daemon", "log"]
+    ));
+    assert!(imports(
+        &["daemon", "log", "events_file"],
+        &["daemon", "process", "shared_dir"]
+    ));
+}
+
+/// The check fails on each kind of import it forbids.
+#[test]
+fn imports_up_or_sideways_are_found() {
+    let edge = |from: &[&str], to: &[&str]| {
+        let mut edges = Edges::new();
+        edges.entry(module(from)).or_default().insert(module(to));
+        layering_violations(&edges)
+    };
+    // Down: allowed.
+    assert!(edge(&["daemon", "run"], &["daemon", "monitor"]).is_empty());
+    assert!(edge(
+        &["daemon", "observe", "status"],
+        &["daemon", "process", "rundir"]
+    )
+    .is_empty());
+    assert!(edge(
+        &["daemon", "observe", "status"],
+        &["daemon", "observe", "listen"]
+    )
+    .is_empty());
+    // Up, sideways, and into the daemon from below.
+    for (from, to) in [
+        (
+            &["daemon", "process", "pidfile"][..],
+            &["daemon", "log"][..],
+        ),
+        (&["daemon", "log"], &["daemon", "observe", "telemetry"]),
+        (
+            &["daemon", "observe", "health"],
+            &["daemon", "monitor", "checks"],
+        ),
+        (
+            &["daemon", "restore", "ledger"],
+            &["daemon", "observe", "telemetry"],
+        ),
+        (
+            &["daemon", "observe", "telemetry"],
+            &["daemon", "restore", "ledger"],
+        ),
+        (&["daemon", "monitor"], &["daemon", "run"]),
+        (&["boost"], &["daemon", "log"]),
+    ] {
+        assert_eq!(edge(from, to).len(), 1, "{from:?} -> {to:?}");
+    }
 }

@@ -91,7 +91,7 @@ BE="-b sched_debug"
     let Ok(Cli::Run(config)) = cli::parse(&args) else {
         panic!("rejected: {args:?}");
     };
-    assert!(config.log_only && config.sinks.kmsg);
+    assert!(config.boosting().is_none() && config.sinks.kmsg);
     assert_eq!(config.detection.threshold.as_secs(), 30);
     assert!(
         config.ignore_threads.matches("ksoftirqd/1") && config.ignore_processes.matches("qemu-kvm")

@@ -9,7 +9,7 @@
 //! boost) is not even reported starving; in log-only mode nothing more is said; a denylisted
 //! task is said to be ignored before anything about its policy is.
 
-use crate::config::{Config, Denylist};
+use crate::config::{BoostMode, Config, Denylist};
 use crate::event::Ignored;
 use crate::sys::SCHED_DEADLINE;
 use crate::task::{Comm, Pid};
@@ -19,8 +19,8 @@ use crate::task::{Comm, Pid};
 pub struct Rules<'a> {
     /// stalld's own pid: it never boosts itself.
     pub own_pid: Pid,
-    /// `-l`: report, never boost.
-    pub log_only: bool,
+    /// Boost, or (`-l`) report and never boost.
+    pub boost_mode: BoostMode,
     /// `-i`: thread names never boosted.
     pub ignore_threads: &'a Denylist,
     /// `-I`: process names whose threads are never boosted.
@@ -33,7 +33,7 @@ impl<'a> Rules<'a> {
     pub fn of(config: &'a Config, own_pid: Pid) -> Rules<'a> {
         Rules {
             own_pid,
-            log_only: config.log_only,
+            boost_mode: config.boost_mode,
             ignore_threads: &config.ignore_threads,
             ignore_processes: &config.ignore_processes,
         }
@@ -41,7 +41,7 @@ impl<'a> Rules<'a> {
 
     /// Whether [`decide`] needs the task's process name (it costs a /proc read).
     pub fn needs_process(&self) -> bool {
-        !self.log_only && !self.ignore_processes.is_empty()
+        self.boost_mode == BoostMode::Boost && !self.ignore_processes.is_empty()
     }
 }
 
@@ -105,7 +105,7 @@ pub fn decide(task: &Candidate<'_>, rules: &Rules<'_>) -> Decision {
         Skip::NotATask
     } else if task.standing.boosted {
         Skip::AlreadyBoosted
-    } else if rules.log_only {
+    } else if rules.boost_mode == BoostMode::LogOnly {
         Skip::LogOnly
     } else if rules.ignore_threads.matches(&task.comm.to_str_lossy()) {
         Skip::Ignored(Ignored::Thread)
@@ -156,7 +156,7 @@ mod tests {
         let processes = denylist(&["^starve"]);
         let rules = Rules {
             own_pid: 100,
-            log_only: false,
+            boost_mode: BoostMode::Boost,
             ignore_threads: &threads,
             ignore_processes: &processes,
         };
@@ -236,7 +236,7 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let rules = Rules::of(&config, 42);
-        assert!(rules.log_only);
+        assert_eq!(rules.boost_mode, BoostMode::LogOnly);
         assert_eq!(rules.own_pid, 42);
         assert!(rules.ignore_threads.matches("kworker/1:2"));
         assert!(rules.ignore_processes.matches("app-main"));
@@ -250,7 +250,7 @@ mod tests {
         let threads = denylist(&[".*"]);
         let rules = Rules {
             own_pid: 100,
-            log_only: true,
+            boost_mode: BoostMode::LogOnly,
             ignore_threads: &threads,
             ignore_processes: &threads,
         };

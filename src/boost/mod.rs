@@ -489,7 +489,7 @@ impl Booster {
         let none = crate::config::Denylist::default();
         let rules = eligibility::Rules {
             own_pid: std::process::id() as Pid,
-            log_only: false,
+            boost_mode: crate::config::BoostMode::Boost,
             ignore_threads: &none,
             ignore_processes: &none,
         };

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 
 use crate::config::{
-    BackendChoice, BoostParams, BoostPolicy, Config, Denylist, Detection, EventsTarget,
+    BackendChoice, BoostMode, BoostParams, BoostPolicy, Config, Denylist, Detection, EventsTarget,
     MetricsAddr, Mode, Process, SinkOptions,
 };
 use crate::cpuset::{configured_cpus, CpuSet};
@@ -252,7 +252,11 @@ where
     }
 
     Ok(Command::Run(Box::new(Config {
-        log_only: args.log_only,
+        boost_mode: if args.log_only {
+            BoostMode::LogOnly
+        } else {
+            BoostMode::Boost
+        },
         sinks: SinkOptions {
             verbose: args.verbose,
             kmsg: args.log_kmsg,
@@ -412,7 +416,8 @@ mod tests {
         assert_eq!(config.boost.runtime, Duration::from_micros(20));
         assert_eq!(config.boost.duration, Duration::from_secs(3));
         assert_eq!(config.backend, BackendChoice::Auto);
-        assert!(!config.log_only && !config.sinks.verbose && !config.process.foreground);
+        assert_eq!(config.boost_mode, BoostMode::Boost);
+        assert!(!config.sinks.verbose && !config.process.foreground);
         assert_eq!(config.cpus, CpuSet::first_n(configured_cpus()));
     }
 
@@ -477,7 +482,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.detection.threshold, Duration::from_secs(5));
-        assert!(config.log_only && config.sinks.verbose && config.process.foreground);
+        assert_eq!(config.boost_mode, BoostMode::LogOnly);
+        assert!(config.sinks.verbose && config.process.foreground);
         assert_eq!(config.backend, BackendChoice::SchedDebug);
         assert_eq!(config.cpus.iter().collect::<Vec<_>>(), vec![0]);
         assert_eq!(
@@ -631,7 +637,7 @@ mod tests {
         assert_eq!(config.boost.duration, Duration::from_secs(2));
         assert!(
             config.sinks.verbose
-                && config.log_only
+                && config.boost_mode == BoostMode::LogOnly
                 && config.sinks.kmsg
                 && !config.detection.idle_detection
         );

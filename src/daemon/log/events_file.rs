@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use super::stream::LineWriter;
 use super::{Class, Delivery, Record, Sink};
 use crate::config::EventsTarget;
-use crate::daemon::shared_dir::{self, Found};
+use crate::daemon::process::shared_dir::{self, Found};
 
 /// Tries before giving up when files keep appearing at the path as it is created.
 const ATTEMPTS: usize = 8;
@@ -128,7 +128,7 @@ fn open_fifo(path: &Path) -> io::Result<std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::shared_dir::scratch;
+    use crate::daemon::process::shared_dir::scratch;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn mkfifo(path: &Path) {

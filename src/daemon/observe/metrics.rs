@@ -23,8 +23,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::listen;
 use super::telemetry::{Histogram, Snapshot};
-use super::Sinks;
 use crate::config::MetricsAddr;
+use crate::daemon::log::Sinks;
 
 /// The two text formats served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -457,7 +457,7 @@ fn histogram_samples(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::telemetry::Telemetry;
+    use crate::daemon::observe::telemetry::Telemetry;
 
     fn snapshot() -> Arc<Snapshot> {
         let config = match crate::cli::parse(["-t", "5"]) {
@@ -545,7 +545,7 @@ mod tests {
                 assert!(text.contains(&series), "{series} missing from\n{text}");
             }
         }
-        for result in crate::daemon::telemetry::RESTORE_RESULTS {
+        for result in crate::daemon::observe::telemetry::RESTORE_RESULTS {
             let series = format!("stalld_restores_total{{result=\"{result}\"}} 0\n");
             assert!(text.contains(&series), "{series} missing");
         }
@@ -657,7 +657,7 @@ mod tests {
         snapshot.boosted_cpu.insert(3, 0.000_025);
         snapshot.held.insert(
             42,
-            crate::daemon::telemetry::HeldTask {
+            crate::daemon::observe::telemetry::HeldTask {
                 pid: 42,
                 comm: "victim".into(),
                 cpu: 3,
@@ -677,8 +677,8 @@ mod tests {
 
     #[test]
     fn every_metric_is_documented() {
-        let readme = include_str!("../../README.md");
-        let man = include_str!("../../man/observability.roff");
+        let readme = include_str!("../../../README.md");
+        let man = include_str!("../../../man/observability.roff");
         for name in metric_names(&render(&snapshot(), Format::OpenMetrics)) {
             assert!(readme.contains(&format!("`{name}")), "README lacks {name}");
             assert!(
@@ -693,12 +693,12 @@ mod tests {
     #[test]
     fn the_shipped_alerts_use_only_series_the_daemon_emits() {
         let names = metric_names(&render(&snapshot(), Format::OpenMetrics));
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let series = regex::Regex::new(r#"(stalld_[a-z_]+)(\{[^}]*\})?"#).unwrap();
         let result = regex::Regex::new(r#"result="([a-z_]+)""#).unwrap();
         for text in [
-            include_str!("../../deploy/kubernetes/prometheusrule.yaml"),
-            include_str!("../../deploy/kubernetes/tests/alerts.test.yaml"),
+            include_str!("../../../deploy/kubernetes/prometheusrule.yaml"),
+            include_str!("../../../deploy/kubernetes/tests/alerts.test.yaml"),
         ] {
             for found in series.captures_iter(text) {
                 let name = &found[1];
@@ -734,7 +734,7 @@ mod tests {
             .iter()
             .map(|s| render(s, Format::PrometheusText))
             .collect::<String>();
-        let dashboard = include_str!("../../deploy/grafana/stalld.json");
+        let dashboard = include_str!("../../../deploy/grafana/stalld.json");
         let selector = regex::Regex::new(r#"(stalld_[a-z_]+)(\{[^}]*\})?"#).unwrap();
         let exact = regex::Regex::new(r#"([a-z_]+)=\\"([^"\\]*)\\""#).unwrap();
         let mut selected = 0;
@@ -785,7 +785,7 @@ mod tests {
     /// than the bound, whatever the listener thread itself is doing.
     #[test]
     fn healthz_fails_once_no_check_succeeded_for_the_bound() {
-        use crate::daemon::health::Health;
+        use crate::daemon::observe::health::Health;
         use crate::task::MonoTime;
         use std::time::Duration;
         const SECOND: u64 = 1_000_000_000;

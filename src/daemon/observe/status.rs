@@ -16,9 +16,9 @@ use arc_swap::ArcSwap;
 use serde_json::{json, Map, Value};
 
 use super::listen;
-use super::rundir;
 use super::telemetry::{unix_seconds, Snapshot};
-use super::Sinks;
+use crate::daemon::log::Sinks;
+use crate::daemon::process::rundir;
 use crate::sys;
 
 pub const SOCKET_NAME: &str = "stalld.sock";
@@ -367,7 +367,7 @@ pub fn render_text(d: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::telemetry::{HeldTask, Telemetry};
+    use crate::daemon::observe::telemetry::{HeldTask, Telemetry};
 
     #[test]
     fn held_tasks_and_the_cpu_time_per_cpu_are_shown() {
@@ -414,7 +414,7 @@ mod tests {
     /// last successful check by the daemon's clock, not the time of the question.
     #[test]
     fn a_loop_without_a_successful_check_for_the_bound_shows_failing() {
-        use crate::daemon::health::Health;
+        use crate::daemon::observe::health::Health;
         use crate::task::MonoTime;
         use std::time::Duration;
         let config = match crate::cli::parse(["-t", "5"]) {

@@ -25,10 +25,10 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::log::Logger;
-use super::rundir;
 use crate::boost::{self, BoostLedger, BoostRecord, Restore, SchedOps, RESTORE_ATTEMPTS};
 use crate::config::BoostPolicy;
+use crate::daemon::log::Logger;
+use crate::daemon::process::rundir;
 use crate::event::Event;
 use crate::rt_runtime;
 use crate::sys::{self, SchedAttr};
@@ -704,25 +704,22 @@ fn remove_instance_dir(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
+/// What a log-only daemon (`-l`) says of the ledger: it touches nothing, only says if a
+/// stalld that is gone left something boosted.
+pub fn report_leftovers(logger: &Logger) {
+    let left = Ledger::open_existing(Path::new(RUN_DIR)).map_or(0, |ledger| ledger.leftovers());
+    if left > 0 {
+        logger.warn(&format!(
+            "a stalld that is gone left {left} task(s) boosted (see {RUN_DIR}): run `stalld restore`"
+        ));
+    }
+}
+
 /// The ledger of a daemon that boosts: what dead instances left is undone (RT throttling too,
-/// unless `-S` leaves it to the unit), then this one's records begin. `-l` touches nothing; it
-/// only says if something was left.
-pub fn for_daemon(
-    log_only: bool,
-    systemd: bool,
-    logger: &Logger,
-) -> anyhow::Result<Option<Instance>> {
+/// unless `-S` leaves it to the unit), then this one's records begin.
+pub fn for_daemon(systemd: bool, logger: &Logger) -> anyhow::Result<Instance> {
     use anyhow::Context;
     let dir = Path::new(RUN_DIR);
-    if log_only {
-        let left = Ledger::open_existing(dir).map_or(0, |ledger| ledger.leftovers());
-        if left > 0 {
-            logger.warn(&format!(
-                "a stalld that is gone left {left} task(s) boosted (see {RUN_DIR}): run `stalld restore`"
-            ));
-        }
-        return Ok(None);
-    }
     let ledger = Ledger::open(dir).with_context(|| format!("opening the ledger in {RUN_DIR}"))?;
     let rt = if systemd {
         RtReplay::Leave
@@ -735,7 +732,7 @@ pub fn for_daemon(
     let instance = ledger
         .begin_instance()
         .with_context(|| format!("starting this stalld's records in {RUN_DIR}"))?;
-    Ok(Some(instance))
+    Ok(instance)
 }
 
 /// This daemon's records. Dropped (or [`close`](Instance::close)d) on the way out, it removes

@@ -38,8 +38,8 @@
 use std::time::Duration;
 
 use super::idle::IdleTracker;
-use super::Logger;
 use crate::cpuset::CpuSet;
+use crate::daemon::log::Logger;
 use crate::task::{MonoTime, Pid, RunQueue};
 
 /// How often things happen; see the module documentation.
@@ -72,6 +72,15 @@ impl Cadence {
             sample_every: half,
             check_every: half,
         }
+    }
+
+    /// The longest a healthy loop goes between two checks (see `observe::health`): a busy
+    /// CPU is due once per horizon, an idle machine is checked every check interval (and
+    /// sampled every sample interval, which adds to the first).
+    pub fn longest_gap(&self) -> Duration {
+        self.horizon
+            .max(self.check_every)
+            .saturating_add(self.sample_every)
     }
 }
 
@@ -291,6 +300,7 @@ fn waiting_table(run_queue: &RunQueue, waited: impl Fn(Pid) -> Option<Duration>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::observe::health;
     use crate::task::{Comm, WaitingTask};
 
     const SECOND: u64 = 1_000_000_000;
@@ -495,6 +505,31 @@ mod tests {
         assert_eq!(
             waiting_table(&empty, |_| None),
             "CPU 1 has 0 waiting tasks\n"
+        );
+    }
+
+    #[test]
+    fn the_bound_is_the_watchdog_or_twice_the_longest_gap() {
+        let polling = Cadence::polling(Duration::from_secs(5));
+        assert_eq!(polling.longest_gap(), Duration::from_secs(6));
+        assert_eq!(
+            health::bound(Some(Duration::from_secs(60)), polling.longest_gap()),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            health::bound(None, polling.longest_gap()),
+            health::DEFAULT_BOUND
+        );
+        // A one-hour threshold with exact stamps: checks may be an hour apart.
+        let exact = Cadence::exact(Duration::from_secs(3600));
+        assert_eq!(
+            health::bound(Some(Duration::from_secs(60)), exact.longest_gap()),
+            Duration::from_secs(2 * 5400)
+        );
+        // A watchdog longer than that: the operator's bound.
+        assert_eq!(
+            health::bound(Some(Duration::from_secs(600)), polling.longest_gap()),
+            Duration::from_secs(600)
         );
     }
 }

@@ -34,15 +34,16 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use super::ledger::Ledger;
-use super::log::Logger;
 use crate::boost::{self, Kernel};
 use crate::config::SinkOptions;
+use crate::daemon::log::Logger;
 use crate::event::Event;
 use crate::sys::{self, SchedAttr};
 use crate::task::Pid;
 
-/// Its argv[0], its /proc/PID/comm, and the name of the hard link it is executed from.
-pub const NAME: &str = "stalld-guardian";
+/// Its `argv[0]`, its `/proc/PID/comm`, and the name of the hard link it is executed from
+/// (defined with the daemon's own name, which tells the two apart in the process table).
+pub use crate::daemon::process::instances::GUARDIAN_NAME as NAME;
 
 /// A guardian that dies sooner than this after its start is not respawned at once (it would
 /// only die again); the next boost tries again.

@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::instances::AnotherInstance;
-use super::log::Logger;
 use super::shared_dir::{self, Found};
 use crate::task::escape_name;
 
@@ -49,7 +48,7 @@ impl PidFile {
     /// Opens and locks `path`, truncating what a dead instance left; fails if another
     /// instance holds the lock, or if `path` is a symlink or not a regular file (except where
     /// another user may have planted it, see the module's documentation).
-    pub fn lock(path: &Path, logger: &Logger) -> Result<PidFile> {
+    pub fn lock(path: &Path, warn: impl FnOnce(&str)) -> Result<PidFile> {
         let refuse =
             |why: String| anyhow::anyhow!("unable to open pidfile {}: {why}", path.display());
         let directory = std::fs::metadata(shared_dir::parent(path))
@@ -73,7 +72,7 @@ impl PidFile {
                 Some((_, found)) if shared_dir::shared(&directory) => {
                     match replace(path).map_err(|e| refuse(e.to_string()))? {
                         Some(file) => {
-                            logger.warn(&format!(
+                            warn(&format!(
                                 "pidfile {} was {}: replaced by a file of ours",
                                 path.display(),
                                 found.describe()
@@ -184,25 +183,24 @@ impl Drop for PidFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::shared_dir::scratch;
+    use crate::daemon::process::shared_dir::scratch;
     use std::os::unix::fs::MetadataExt;
 
-    fn quiet() -> Logger {
-        Logger::new(false)
-    }
+    /// What a test does with the warning about a replaced file.
+    fn quiet(_: &str) {}
 
     #[test]
     fn locks_writes_and_refuses_a_second_holder() {
         let dir = scratch("pidfile-lock");
         let path = dir.join("stalld.pid");
-        let mut first = PidFile::lock(&path, &quiet()).unwrap();
+        let mut first = PidFile::lock(&path, quiet).unwrap();
         first.write_pid().unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             format!("{}\n", std::process::id())
         );
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, MODE);
-        let error = PidFile::lock(&path, &quiet())
+        let error = PidFile::lock(&path, quiet)
             .err()
             .expect("second lock refused");
         assert_eq!(
@@ -224,12 +222,10 @@ mod tests {
         let target = dir.join("target");
         let link = dir.join("link.pid");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        let error = PidFile::lock(&link, &quiet())
-            .err()
-            .expect("symlink refused");
+        let error = PidFile::lock(&link, quiet).err().expect("symlink refused");
         assert!(error.to_string().contains("symbolic link"), "{error}");
         assert!(!target.exists(), "the symlink was followed");
-        let error = PidFile::lock(&dir, &quiet())
+        let error = PidFile::lock(&dir, quiet)
             .err()
             .expect("a directory refused");
         assert!(
@@ -239,9 +235,9 @@ mod tests {
 
         // A holder's file content reaches the error line escaped.
         let path = dir.join("held.pid");
-        let held = PidFile::lock(&path, &quiet()).unwrap();
+        let held = PidFile::lock(&path, quiet).unwrap();
         std::fs::write(&path, "1\n<0>FAKE\n").unwrap();
-        let error = PidFile::lock(&path, &quiet()).err().unwrap().to_string();
+        let error = PidFile::lock(&path, quiet).err().unwrap().to_string();
         assert!(error.contains("(pid 1\\x0a<0>FAKE)"), "{error}");
         drop(held);
         std::fs::remove_dir_all(dir).unwrap();
@@ -267,7 +263,7 @@ mod tests {
             assert_eq!(metadata.mode() & 0o7777, MODE);
             assert!(shared_dir::still_names(path, &pidfile.file));
         };
-        let ours = PidFile::lock(&planted, &quiet()).expect("planted file replaced");
+        let ours = PidFile::lock(&planted, quiet).expect("planted file replaced");
         check(&planted, &ours);
         assert_eq!(
             theirs.metadata().unwrap().nlink(),
@@ -275,26 +271,26 @@ mod tests {
             "theirs is gone from the path"
         );
         // A second stalld is still refused by ours.
-        let error = PidFile::lock(&planted, &quiet()).err().expect("ours holds");
+        let error = PidFile::lock(&planted, quiet).err().expect("ours holds");
         assert!(error.to_string().contains("another stalld"), "{error}");
 
         let elsewhere = scratch("pidfile-elsewhere").join("precious");
         std::fs::write(&elsewhere, "keep me").unwrap();
         let linked = dir.join("linked.pid");
         std::fs::hard_link(&elsewhere, &linked).unwrap();
-        let ours_too = PidFile::lock(&linked, &quiet()).expect("hard link replaced");
+        let ours_too = PidFile::lock(&linked, quiet).expect("hard link replaced");
         check(&linked, &ours_too);
         assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "keep me");
 
         let symlink = dir.join("symlink.pid");
         let target = dir.join("target");
         std::os::unix::fs::symlink(&target, &symlink).unwrap();
-        let third = PidFile::lock(&symlink, &quiet()).expect("symlink replaced");
+        let third = PidFile::lock(&symlink, quiet).expect("symlink replaced");
         check(&symlink, &third);
         assert!(!target.exists(), "the symlink was followed");
 
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let error = PidFile::lock(&dir.join("other.pid"), &quiet())
+        let error = PidFile::lock(&dir.join("other.pid"), quiet)
             .err()
             .expect("no sticky bit: refused");
         assert!(error.to_string().contains("no sticky bit"), "{error}");

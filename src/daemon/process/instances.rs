@@ -32,6 +32,10 @@ pub const PID_FILES: [&str; 2] = ["/run/stalld/stalld.pid", "/run/stalld.pid"];
 
 const NAME: &str = "stalld";
 
+/// The guardian's `argv[0]` and `/proc/PID/comm` (see `restore::guardian`): a process of that
+/// name is never a boosting stalld.
+pub const GUARDIAN_NAME: &str = "stalld-guardian";
+
 /// How another instance was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FoundBy {
@@ -189,7 +193,7 @@ fn could_boost(pid: Pid) -> bool {
 
 /// Whether a process run as `program` with `args` boosts.
 fn boosts(program: &[u8], args: &[&[u8]]) -> bool {
-    if program == b"throttlectl" || program == super::guardian::NAME.as_bytes() {
+    if program == b"throttlectl" || program == GUARDIAN_NAME.as_bytes() {
         return false;
     }
     let args: Vec<OsString> = args
@@ -197,7 +201,7 @@ fn boosts(program: &[u8], args: &[&[u8]]) -> bool {
         .map(|arg| OsString::from_vec(arg.to_vec()))
         .collect();
     match cli::parse(args.clone()) {
-        Ok(Command::Run(config)) => !config.log_only,
+        Ok(Command::Run(config)) => config.boosting().is_some(),
         Ok(_) => false,
         // Not a command line of ours: boosting unless it clearly says -l.
         Err(_) => !args.iter().any(|arg| {
@@ -300,7 +304,7 @@ mod tests {
 
     #[test]
     fn a_pid_file_names_a_pid_or_nothing() {
-        let dir = crate::daemon::shared_dir::scratch("instances-pid-file");
+        let dir = crate::daemon::process::shared_dir::scratch("instances-pid-file");
         for (text, pid) in [
             ("42\n", Some(42)),
             ("42", Some(42)),
@@ -323,7 +327,7 @@ mod tests {
     #[test]
     fn a_privileged_process_named_stalld_is_found_unless_it_only_logs() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = crate::daemon::shared_dir::scratch("instances-process");
+        let dir = crate::daemon::process::shared_dir::scratch("instances-process");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let fake = dir.join("stalld");
         std::fs::write(&fake, "#!/bin/sh\nread line\n").unwrap();

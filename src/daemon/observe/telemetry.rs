@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::health::Health;
-pub use super::log::unix_seconds;
-use super::log::{Drops, EventRecord, Subscriber};
-use crate::config::{BackendChoice, BoostPolicy, Config, Mode};
+use crate::config::{BoostPolicy, Config};
+pub use crate::daemon::log::unix_seconds;
+use crate::daemon::log::{Drops, EventRecord, Subscriber};
 use crate::event::{Event, EventKind};
 use crate::task::Pid;
 
@@ -229,13 +229,11 @@ impl Telemetry {
             started_at: unix_seconds(SystemTime::now()),
             backend: None,
             stamps: None,
-            boost_mode: if config.log_only {
-                "log_only"
-            } else {
-                policy_label(config.boost.policy)
-            },
+            boost_mode: config
+                .boosting()
+                .map_or("log_only", |boost| policy_label(boost.policy)),
             threshold: config.detection.threshold.as_secs_f64(),
-            config: Arc::new(config_json(config)),
+            config: Arc::new(config.to_json()),
             starving: per_cpu(config, || 0),
             boosts: config
                 .cpus
@@ -484,49 +482,6 @@ fn policy_label(policy: BoostPolicy) -> &'static str {
         BoostPolicy::Deadline => "deadline",
         BoostPolicy::Fifo => "fifo",
     }
-}
-
-/// The configuration as `stalld status` shows it.
-fn config_json(config: &Config) -> Value {
-    let regexes = |list: &crate::config::Denylist| -> Vec<String> {
-        list.0.iter().map(|re| re.as_str().to_owned()).collect()
-    };
-    let mut json = json!({
-        "log_only": config.log_only,
-        "mode": match config.detection.mode {
-            Mode::Power => "power",
-            Mode::Adaptive => "adaptive",
-            Mode::Aggressive => "aggressive",
-        },
-        "backend": match config.backend {
-            BackendChoice::Auto => "auto",
-            BackendChoice::QueueTrack => "queue_track",
-            BackendChoice::SchedDebug => "sched_debug",
-        },
-        "threshold_s": config.detection.threshold.as_secs_f64(),
-        "granularity_s": config.detection.granularity.as_secs_f64(),
-        "boost": {
-            "policy": config.boost.policy.sched_name(),
-            "runtime_ns": config.boost.runtime.as_nanos() as u64,
-            "period_ns": config.boost.period.as_nanos() as u64,
-            "duration_s": config.boost.duration.as_secs_f64(),
-        },
-        "cpus": config.cpus.to_string(),
-        "affinity": config.process.affinity.as_ref().map(ToString::to_string),
-        "idle_detection": config.detection.idle_detection,
-        "reservation_percent": config.process.reservation,
-        "ignore_threads": regexes(&config.ignore_threads),
-        "ignore_processes": regexes(&config.ignore_processes),
-        "systemd": config.process.systemd,
-        "allow_other_instances": config.process.allow_other_instances,
-        "stand_aside": config.process.stand_aside,
-        "pidfile": config.process.pidfile.as_ref().map(|p| p.display().to_string()),
-        "metrics": config.metrics.as_ref().map(ToString::to_string),
-    });
-    if let (Value::Object(json), Value::Object(sinks)) = (&mut json, config.sinks.to_json()) {
-        json.extend(sinks);
-    }
-    json
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use super::ledger::{CRtSave, Instance, Ledger, RtRecord, RtReplay, RUN_DIR};
-use super::log::Logger;
 use crate::boost::{Kernel, SchedOps};
+use crate::daemon::log::Logger;
 use crate::event::Event;
 use crate::rt_runtime::{self, write as write_runtime, PATH as RT_RUNTIME};
 
@@ -120,7 +120,7 @@ impl RtKnob for Sysctl {
 /// and the saved value alone: that stalld needs throttling off, and its own stop puts it back.
 pub fn throttlectl(command: &str) -> Result<String> {
     let others = if command == "on" {
-        super::instances::boosting_instances(&[])
+        crate::daemon::process::instances::boosting_instances(&[])
             .iter()
             .map(ToString::to_string)
             .collect()
@@ -324,7 +324,7 @@ fn throttle(
 /// throttling off; the C stalld and `throttlectl off` kept that value as the original).
 pub fn restore_leftovers() -> Result<String> {
     let ledger = open_ledger()?;
-    let rt = if super::instances::boosting_instances(&[]).is_empty() {
+    let rt = if crate::daemon::process::instances::boosting_instances(&[]).is_empty() {
         RtReplay::Restore
     } else {
         RtReplay::Leave

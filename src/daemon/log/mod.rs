@@ -15,8 +15,8 @@
 //!   JSON lines ([`events_file`]).
 //!
 //! Adding a sink: a file here with its type and `impl Sink`, a line in [`Sinks::open`], its
-//! option in [`SinkOptions`] (with its `to_json` key, and its flag in `text_sink_args` if the
-//! guardian should write there too) and its flag in `cli/args.rs`, read in `cli::parse`.
+//! option in [`SinkOptions`] (a field, which `stalld status` shows under its name, and its
+//! flag in `text_sink_args` if the guardian should write there too) and its flag in `cli/args.rs`, read in `cli::parse`.
 //! Its drops are counted, exposed and listed in `stalld status` without more.
 //!
 //! The daemon's telemetry (metrics, `stalld status`) is no sink: it is a [`Subscriber`] the

@@ -2,7 +2,7 @@
 //! whether that is too long ago. What systemd's watchdog, the metrics listener's `/healthz`
 //! and `stalld status` are told.
 //!
-//! A healthy loop checks at least once per *gap* (see [`longest_gap`]): a CPU that has not
+//! A healthy loop checks at least once per *gap* (the loop's cadence says how long): a CPU that has not
 //! idled is looked at once per horizon, an idle machine is checked (one /proc/stat sample)
 //! every check interval. A backend whose every snapshot fails ("Dazed and confused") has no
 //! successful check after its last good one; a stuck loop has none either.
@@ -20,21 +20,10 @@
 
 use std::time::Duration;
 
-use super::checks::Cadence;
 use crate::task::MonoTime;
 
 /// The bound when the watchdog is off (the unit's `WatchdogSec=`).
 pub const DEFAULT_BOUND: Duration = Duration::from_secs(60);
-
-/// The longest a healthy loop goes between two checks with `cadence`: a busy CPU is due once
-/// per horizon, an idle machine is checked every check interval (and sampled every sample
-/// interval, which adds to the first).
-pub fn longest_gap(cadence: &Cadence) -> Duration {
-    cadence
-        .horizon
-        .max(cadence.check_every)
-        .saturating_add(cadence.sample_every)
-}
 
 /// How long without a successful check the loop counts as failing: see the module
 /// documentation. `watchdog` is systemd's `WatchdogSec` (`None`: off).
@@ -87,28 +76,6 @@ mod tests {
     use super::*;
 
     const SECOND: u64 = 1_000_000_000;
-
-    #[test]
-    fn the_bound_is_the_watchdog_or_twice_the_longest_gap() {
-        let polling = Cadence::polling(Duration::from_secs(5));
-        assert_eq!(longest_gap(&polling), Duration::from_secs(6));
-        assert_eq!(
-            bound(Some(Duration::from_secs(60)), longest_gap(&polling)),
-            Duration::from_secs(60)
-        );
-        assert_eq!(bound(None, longest_gap(&polling)), DEFAULT_BOUND);
-        // A one-hour threshold with exact stamps: checks may be an hour apart.
-        let exact = Cadence::exact(Duration::from_secs(3600));
-        assert_eq!(
-            bound(Some(Duration::from_secs(60)), longest_gap(&exact)),
-            Duration::from_secs(2 * 5400)
-        );
-        // A watchdog longer than that: the operator's bound.
-        assert_eq!(
-            bound(Some(Duration::from_secs(600)), longest_gap(&polling)),
-            Duration::from_secs(600)
-        );
-    }
 
     #[test]
     fn stale_only_beyond_the_bound_since_the_last_success() {

@@ -13,7 +13,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::Sinks;
+use crate::daemon::log::Sinks;
 use crate::sys;
 
 /// After a failed accept (out of descriptors under a flood, say): a pause, not a spin.
@@ -293,7 +293,7 @@ fn evictable<S>(clients: &[Client<S>], round: Instant) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::shared_dir::scratch;
+    use crate::daemon::process::shared_dir::scratch;
     use std::os::unix::fs::MetadataExt;
 
     /// A listener answering `ok` to any request ending in a blank line, in a thread of its own

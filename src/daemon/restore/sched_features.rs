@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::log::Logger;
+use crate::daemon::log::Logger;
 use crate::mounts;
 
 /// Turns the feature back off on drop if this process turned it on.
