@@ -245,7 +245,7 @@ replace_between() {
 # does not empty the kernels' table.
 update_doc() {
 	[ -r "$DOC" ] || die "$DOC is missing"
-	if result_lines | grep -q -v -E '^arch=(i686|aarch64|s390x|ppc64le|riscv64) '; then
+	if result_lines | grep -v -E '^arch=(i686|aarch64|s390x|ppc64le|riscv64) ' >/dev/null; then
 		replace_between "$DOC" kernel-matrix "$(print_kernel_table)"
 		replace_between "$ROOT/README.md" kernel-matrix "$(print_kernel_table | sed '/^The result lines/,$d')"
 		note "updated the kernels' tables in ${DOC#"$ROOT"/} and README.md"
