@@ -19,16 +19,13 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 2
-FAILED=0
+CHECK_TAG=cross-packages
+# shellcheck source=tests/lib/checks.sh
+. "$ROOT/tests/lib/checks.sh"
 BUILD=1
 [ "${1:-}" = --no-build ] && { BUILD=0; shift; }
 ARCHS=("$@")
 [ "${#ARCHS[@]}" -gt 0 ] || ARCHS=(aarch64)
-
-die() {
-	echo "cross-packages: error: $*" >&2
-	exit 2
-}
 
 # What readelf -h says of each architecture's binaries: machine, class, byte order.
 declare -A ELF_MACHINE=([aarch64]=AArch64 [s390x]="IBM S/390" [ppc64le]="PowerPC64" [riscv64]="RISC-V"
@@ -36,16 +33,7 @@ declare -A ELF_MACHINE=([aarch64]=AArch64 [s390x]="IBM S/390" [ppc64le]="PowerPC
 declare -A ELF_CLASS=([aarch64]=ELF64 [s390x]=ELF64 [ppc64le]=ELF64 [riscv64]=ELF64 [i686]=ELF32)
 declare -A ELF_ENDIAN=([aarch64]=little [s390x]=big [ppc64le]=little [riscv64]=little [i686]=little)
 
-missing=()
-for spec in lintian:lintian rpmlint:rpmlint rpm:rpm rpm2cpio:rpm2cpio cpio:cpio; do
-	command -v "${spec#*:}" >/dev/null 2>&1 || missing+=("${spec%%:*}")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	echo "cross-packages: installing ${missing[*]}" >&2
-	apt-get -o DPkg::Lock::Timeout=900 update -qq >/dev/null 2>&1
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
-		"${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
-fi
+need_tools lintian:lintian rpmlint:rpmlint rpm:rpm rpm2cpio:rpm2cpio cpio:cpio
 
 VERSION=$(make --no-print-directory -s version)
 RELEASE=${PACKAGE_RELEASE:-1}
@@ -55,15 +43,6 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 ARCH=""
-check() {
-	local name=$1 why=$2
-	if [ -z "$why" ]; then
-		echo "cross-packages: $ARCH $name PASS"
-	else
-		echo "cross-packages: $ARCH $name FAIL: $why"
-		FAILED=$((FAILED + 1))
-	fi
-}
 
 # binary_why DIR: what is wrong with DIR/usr/bin/stalld for ARCH (nothing: empty).
 binary_why() {
@@ -96,6 +75,7 @@ files_why() {
 }
 
 for ARCH in "${ARCHS[@]}"; do
+	CHECK_SUBJECT=$ARCH
 	[ -n "${ELF_MACHINE[$ARCH]:-}" ] || die "unknown architecture '$ARCH' (known: ${!ELF_MACHINE[*]})"
 	deb_arch=$(scripts/cross-build --deb-arch "$ARCH")
 	if [ "$BUILD" = 1 ]; then

@@ -9,8 +9,10 @@
 #
 # x86_64: Debian 12's 6.1 and 6.12 (generic and PREEMPT_RT), Debian unstable's newest kernel
 # (generic and PREEMPT_RT: the next kernel that breaks a field breaks the matrix first),
-# 6.12 once more with lockdown=confidentiality, and Debian 11's 5.10, below what queue_track
-# needs, where the default must fall back to sched_debug cleanly, saying why.
+# 6.12 once more with lockdown=confidentiality, and Debian 11's 5.10, the oldest kernel with
+# BTF Debian offers: queue_track must load and boost with the kernel's stamps there, and its
+# own tracepoint stamps (BPF task storage in tracing programs: 5.13) must fall back to
+# sched_debug, or be refused under -b queue_track, naming 5.13.
 # Other architectures (--arch): Debian's kernel for each under its qemu machine, with the
 # binaries of scripts/cross-build: aarch64 (unstable, generic and PREEMPT_RT), s390x, ppc64le,
 # riscv64 (unstable) and i686 (Debian 12's 686-pae, generic and PREEMPT_RT: unstable has no
@@ -48,12 +50,14 @@ HOST_PACKAGES=(busybox-static cpio gcc libc6-dev make pkg-config clang libelf-de
 
 # Each entry is FLAVOUR (x86_64) or ARCH:FLAVOUR. Per entry: the guest's mode (normal;
 # lockdown: the 6.12 kernel with lockdown=confidentiality; fallback: a kernel queue_track
-# cannot load on) and whether a SCHED_OTHER victim starves too (kernels without the fair
-# server: a CFS task really starves behind an RT hog there).
-declare -A MODE=([lockdown]=lockdown [5.10]=fallback [i686:6.1]=fallback [i686:6.1-rt]=fallback)
-# What the fallback's reason must name: 5.10 lacks bpf_get_current_task_btf() and task storage
-# (5.11); Debian builds its 32-bit x86 kernels without CONFIG_DEBUG_INFO_BTF.
-declare -A FALLBACK_REASON=([5.10]=5.11 [i686:6.1]=CONFIG_DEBUG_INFO_BTF [i686:6.1-rt]=CONFIG_DEBUG_INFO_BTF)
+# cannot load on; kernel-stamps-only: queue_track loads with the kernel's stamps only, its
+# tracepoint stamps must fall back or be refused) and whether a SCHED_OTHER victim starves too
+# (kernels without the fair server: a CFS task really starves behind an RT hog there).
+declare -A MODE=([lockdown]=lockdown [5.10]=kernel-stamps-only [i686:6.1]=fallback [i686:6.1-rt]=fallback)
+# What the fallback's reason must name: 5.10 has no BPF task storage, which the tracepoint
+# stamps need in tracing programs (5.13); Debian builds its 32-bit x86 kernels without
+# CONFIG_DEBUG_INFO_BTF.
+declare -A FALLBACK_REASON=([5.10]=5.13 [i686:6.1]=CONFIG_DEBUG_INFO_BTF [i686:6.1-rt]=CONFIG_DEBUG_INFO_BTF)
 declare -A OTHER=([6.1]=1 [6.1-rt]=1 [5.10]=1 [i686:6.1]=1 [i686:6.1-rt]=1)
 X86_SET=(6.1 6.1-rt 6.12 6.12-rt lockdown unstable unstable-rt 5.10)
 declare -A ARCH_SET=(
@@ -122,11 +126,15 @@ victims_cell() {
 
 # backend_cells LINE: "backend | enqueue stamps (tracepoint links) | victims" of a result line.
 backend_cells() {
-	local line=$1 backend stamps victims
+	local line=$1 backend stamps forced="" victims
 	backend=$(field case "$line")
 	stamps=$(field stamps "$line")
-	case "$backend" in *:*) stamps="$stamps, forced" ;; esac
-	[ "$stamps" = - ] || stamps="$stamps ($(field tp_links "$line"))"
+	case "$backend" in *:*) forced=${backend#*:} ;; esac
+	if [ "$stamps" != - ]; then
+		stamps="$stamps${forced:+, forced} ($(field tp_links "$line"))"
+	elif [ -n "$forced" ]; then
+		stamps="- ($forced forced)"
+	fi
 	backend=${backend%%:*}
 	victims=$(victims_cell "$line")
 	if [ -n "$(field lockdown "$line")" ]; then
@@ -142,6 +150,8 @@ backend_cells() {
 	elif [ "$(field outcome "$line")" = refused ]; then
 		backend="-b queue_track"
 		victims="refused to start (exit $(field exit "$line")): $(field said "$line")"
+	elif [ "$backend" = auto ]; then
+		backend="default (chose $(field backend "$line"))"
 	fi
 	echo "$backend | $stamps | $victims"
 }
@@ -235,7 +245,7 @@ replace_between() {
 # does not empty the kernels' table.
 update_doc() {
 	[ -r "$DOC" ] || die "$DOC is missing"
-	if result_lines | grep -q -v -E '^arch=(i686|aarch64|s390x|ppc64le|riscv64) '; then
+	if result_lines | grep -v -E '^arch=(i686|aarch64|s390x|ppc64le|riscv64) ' >/dev/null; then
 		replace_between "$DOC" kernel-matrix "$(print_kernel_table)"
 		replace_between "$ROOT/README.md" kernel-matrix "$(print_kernel_table | sed '/^The result lines/,$d')"
 		note "updated the kernels' tables in ${DOC#"$ROOT"/} and README.md"
@@ -334,6 +344,7 @@ boot() {
 		expected="auto queue_track:tracepoints sched_debug"
 		;;
 	fallback) expected="auto queue_track sched_debug" ;;
+	kernel-stamps-only) expected="auto queue_track auto:tracepoints queue_track:tracepoints sched_debug" ;;
 	esac
 	[ -z "$CASES_OVERRIDE" ] || [ "$arch" = x86_64 ] || expected=$CASES_OVERRIDE
 	# The stamp source the default must choose: the kernel's own where it keeps them.

@@ -37,23 +37,11 @@ BUILT_IN=("$DIR"/namespace.yaml "$DIR"/rbac.yaml "$DIR"/daemonset.yaml "$DIR"/se
 CUSTOM=("$DIR"/servicemonitor.yaml "$DIR"/prometheusrule.yaml)
 BUILD=1
 [ "${1:-}" = --no-build ] && BUILD=0
-FAILED=0
+CHECK_TAG=manifests
+# shellcheck source=tests/lib/checks.sh
+. "$ROOT/tests/lib/checks.sh"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-
-check() {
-	if [ -z "$2" ]; then
-		echo "manifests: $1 PASS"
-	else
-		echo "manifests: $1 FAIL: $2"
-		FAILED=$((FAILED + 1))
-	fi
-}
-
-die() {
-	echo "manifests: error: $*" >&2
-	exit 2
-}
 
 # ------------------------------------------------------------------ tools
 mkdir -p "$CACHE"

@@ -31,37 +31,15 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 2
-FAILED=0
+CHECK_TAG=packages
+# shellcheck source=tests/lib/checks.sh
+. "$ROOT/tests/lib/checks.sh"
 BUILD=1
 [ "${1:-}" = --no-build ] && BUILD=0
 
-check() {
-	local name=$1 why=$2
-	if [ -z "$why" ]; then
-		echo "packages: $name PASS"
-	else
-		echo "packages: $name FAIL: $why"
-		FAILED=$((FAILED + 1))
-	fi
-}
-
-die() {
-	echo "packages: error: $*" >&2
-	exit 2
-}
-
 # ------------------------------------------------------------------ tools
-missing=()
-for spec in lintian:lintian rpmlint:rpmlint rpm:rpmbuild rpm2cpio:rpm2cpio cpio:cpio mmdebstrap:mmdebstrap \
-	dpkg-dev:dpkg-source; do
-	command -v "${spec#*:}" >/dev/null 2>&1 || missing+=("${spec%%:*}")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	echo "packages: installing ${missing[*]}" >&2
-	apt-get -o DPkg::Lock::Timeout=900 update -qq >/dev/null 2>&1
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
-		"${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
-fi
+need_tools lintian:lintian rpmlint:rpmlint rpm:rpmbuild rpm2cpio:rpm2cpio cpio:cpio mmdebstrap:mmdebstrap \
+	dpkg-dev:dpkg-source
 scripts/install-deps --static || die "scripts/install-deps failed"
 
 VERSION=$(make --no-print-directory -s version)

@@ -14,12 +14,16 @@
 # Exit status: the number of FAIL lines.
 #
 # Parameters come from the kernel command line (kmatrix.NAME=VALUE):
-#   kmatrix.mode=normal|lockdown|fallback
+#   kmatrix.mode=normal|lockdown|fallback|kernel-stamps-only
 #                                  lockdown: default backend must be queue_track and boost;
 #                                  -b sched_debug must work, or be refused naming the cause.
 #                                  fallback (a kernel queue_track cannot load on): the default
 #                                  must fall back to sched_debug saying why, and boost; -b
-#                                  queue_track must refuse to start, saying why
+#                                  queue_track must refuse to start, saying why.
+#                                  kernel-stamps-only (a kernel without BPF task storage in
+#                                  tracing programs): the default and -b queue_track must use
+#                                  the kernel's stamps and boost; with the tracepoint stamps
+#                                  forced, the same as fallback
 #   kmatrix.backends=a,b           cases: auto (no -b), queue_track, sched_debug, or
 #                                  queue_track:tracepoints (STALLD_QUEUE_TRACK_STAMPS forced)
 #   kmatrix.stamps=S               the stamp source the default must choose (the host reads
@@ -52,6 +56,8 @@ KREL=$(uname -r)
 # The kernel's page size (4 kB, 64 kB, ...), from the mappings of this shell.
 PAGE=$(sed -n 's/^KernelPageSize: *\([0-9]*\) kB$/\1k/p' /proc/self/smaps 2>/dev/null | head -n 1)
 FAILED=0
+# The backend the default (no -b) must choose, where the mode says (empty: not checked here).
+EXPECT_AUTO=""
 RT_RUNTIME_AT_BOOT=$(cat /proc/sys/kernel/sched_rt_runtime_us)
 
 # jfield KEY: the value of KEY in the JSON object(s) on stdin (flat values only).
@@ -264,7 +270,9 @@ starve_case() {
 	CASE_FALLBACK=0
 	grep -q "^stalld: pid $vpid did not run under SCHED_DEADLINE.*boosting it with SCHED_FIFO instead" "$slog" &&
 		CASE_FALLBACK=1
-	if [ "$CASE_STAMPS" != "$expect_stamps" ]; then
+	if [ "$backend" = auto ] && [ -n "$EXPECT_AUTO" ] && [ "$CASE_USED" != "$EXPECT_AUTO" ]; then
+		CASE_WHY="the default chose the $CASE_USED backend, not $EXPECT_AUTO: $(fallback_reason "$slog")"
+	elif [ "$CASE_STAMPS" != "$expect_stamps" ]; then
 		CASE_WHY="stalld said its enqueue times come from '$CASE_STAMPS', expected '$expect_stamps'"
 	elif [ "$CASE_TP_LINKS" != "$expect_links" ]; then
 		CASE_WHY="stalld held $CASE_TP_LINKS links on scheduler tracepoints, expected $expect_links"
@@ -405,14 +413,21 @@ fallback_reason() {
 		head -n 1 | tr '"' "'"
 }
 
-fallback_mode() {
+# fallback_checks [FORCED]: queue_track cannot load (with FORCED, STALLD_QUEUE_TRACK_STAMPS,
+# the stamp source forced): the default falls back to sched_debug naming the reason and
+# boosts; -b queue_track refuses to start, naming it.
+fallback_checks() {
+	forced_stamps=${1:-}
+	# Falling back is what is checked here.
+	EXPECT_AUTO=""
 	# 1. The default: queue_track cannot load, so sched_debug, with the reason logged; and it
 	#    must boost like anywhere else.
+	acase=auto${forced_stamps:+:$forced_stamps}
 	policies=fifo
 	[ "$OTHER" = 1 ] && policies="fifo other"
 	result=PASS detail="" worst="" why=""
 	for policy in $policies; do
-		if starve_case auto "$policy"; then
+		if starve_case "$acase" "$policy"; then
 			worst=$(awk -v a="${worst:--1e9}" -v b="$CASE_WAIT" 'BEGIN { printf "%.3f", (b > a ? b : a) }')
 		else
 			result=FAIL
@@ -429,28 +444,47 @@ fallback_mode() {
 		fi
 	done
 	[ "$result" = PASS ] || worst=NA
-	report auto "$result" "$worst" "victims=$detail chose=$CASE_USED reason=\"$reason\"${why:+ why=\"$why\"}"
+	report "$acase" "$result" "$worst" "victims=$detail chose=$CASE_USED reason=\"$reason\"${why:+ why=\"$why\"}"
 	# 2. -b queue_track: no fallback asked for, so stalld must refuse to start, saying why.
-	section "queue_track forced: stalld -f -v -c 1 -b queue_track"
+	qcase=queue_track${forced_stamps:+:$forced_stamps}
+	section "queue_track forced: ${forced_stamps:+STALLD_QUEUE_TRACK_STAMPS=$forced_stamps }stalld -f -v -c 1 -b queue_track"
 	CASE_USED="" CASE_STAMPS=- CASE_TP_LINKS=NA
-	slog=/tmp/stalld-forced.log
-	stalld -f -v -t "$THRESHOLD" -c 1 -b queue_track >"$slog" 2>&1 &
+	slog=/tmp/stalld-forced${forced_stamps:+-$forced_stamps}.log
+	if [ -n "$forced_stamps" ]; then
+		STALLD_QUEUE_TRACK_STAMPS=$forced_stamps stalld -f -v -t "$THRESHOLD" -c 1 -b queue_track >"$slog" 2>&1 &
+	else
+		stalld -f -v -t "$THRESHOLD" -c 1 -b queue_track >"$slog" 2>&1 &
+	fi
 	spid=$!
 	if ! wait_exit "$spid" 300; then
 		stop_stalld "$spid"
-		report queue_track FAIL NA "why=\"-b queue_track kept running where it cannot load\""
+		report "$qcase" FAIL NA "why=\"-b queue_track kept running where it cannot load\""
 	else
 		wait "$spid"
 		src=$?
 		show_file "$slog"
 		said=$(grep -m 1 '^stalld: .*queue_track' "$slog" | sed 's/^stalld: //' | tr '"' "'")
 		if [ "$src" -ne 0 ] && [ -n "$said" ] && echo "$said" | grep -q -F -- "${EXPECT_REASON:-queue_track}"; then
-			report queue_track PASS NA "outcome=refused exit=$src said=\"$said\""
+			report "$qcase" PASS NA "outcome=refused exit=$src said=\"$said\""
 		else
-			report queue_track FAIL NA "why=\"exit $src, said '$said'\""
+			report "$qcase" FAIL NA "why=\"exit $src, said '$said'\""
 		fi
 	fi
+}
+
+fallback_mode() {
+	fallback_checks
 	# 3. -b sched_debug works as anywhere.
+	run_case sched_debug
+}
+
+# A kernel whose BPF lacks task storage in tracing programs (before 5.13): the kernel's stamps
+# work, by default and under -b queue_track; stalld's tracepoint stamps, forced, cannot load.
+kernel_stamps_only_mode() {
+	EXPECT_AUTO=queue_track
+	run_case auto
+	run_case queue_track
+	fallback_checks tracepoints
 	run_case sched_debug
 }
 
@@ -466,6 +500,8 @@ if [ "$MODE" = lockdown ]; then
 	lockdown_mode
 elif [ "$MODE" = fallback ]; then
 	fallback_mode
+elif [ "$MODE" = kernel-stamps-only ]; then
+	kernel_stamps_only_mode
 else
 	for case_name in $BACKENDS; do
 		run_case "$case_name"

@@ -62,3 +62,13 @@ pub(super) fn last_warning() -> Option<String> {
         })
         .map(|line| line.trim().to_owned())
 }
+
+/// Whether any line kept since the last [`clear`] (the verifier log's among them) contains
+/// `needle`.
+pub(super) fn any_line_contains(needle: &str) -> bool {
+    RECENT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|line| line.contains(needle))
+}

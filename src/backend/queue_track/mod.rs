@@ -13,10 +13,11 @@
 //! Reading costs the same few system calls whatever the number of tasks: create an iterator,
 //! read its (small) output, close it.
 //!
-//! Needs kernel BTF and a kernel that loads the task iterator program (5.10 refuses it: 6.1 is
-//! the oldest proven); the tracepoint source also needs task-local storage in tracing
-//! programs (5.12). Below that, [`QueueTrack::new`] fails with the reason and the daemon falls
-//! back to sched_debug. No program calls a helper that a JIT inlines (see `bpf/stalld.bpf.c`),
+//! Needs kernel BTF and a kernel that loads the task iterator program: the kernel's stamps load
+//! from 5.10 on (Debian 11's 5.10 is the oldest proven); the tracepoint source also needs BPF
+//! task storage in tracing programs, which came with 5.13 (the map type with 5.11, for BPF LSM
+//! programs only). Without them, [`QueueTrack::new`] fails with the reason and the daemon
+//! falls back to sched_debug. No program calls a helper that a JIT inlines (see `bpf/stalld.bpf.c`),
 //! so they also load where the kernel runs BPF in its interpreter (riscv64's default). There
 //! is no raw_tp variant:
 //! every kernel with task storage has tp_btf (5.5), and raw_tp pointers cannot be passed to
@@ -153,7 +154,7 @@ impl QueueTrack {
             Box::leak(Box::new(MaybeUninit::uninit()));
         let mut open = StalldSkelBuilder::default()
             .open(object)
-            .map_err(|err| load_error("opening the BPF object failed", &err))?;
+            .map_err(|err| load_error("opening the BPF object failed", source, &err))?;
 
         let rodata = open
             .maps
@@ -188,11 +189,11 @@ impl QueueTrack {
         open.maps
             .stamps
             .set_autocreate(tracepoints)
-            .map_err(|err| load_error("configuring the BPF object failed", &err))?;
+            .map_err(|err| load_error("configuring the BPF object failed", source, &err))?;
 
         let skel = open
             .load()
-            .map_err(|err| load_error("BPF program load failed", &err))?;
+            .map_err(|err| load_error("BPF program load failed", source, &err))?;
 
         let progs = &skel.progs;
         let mut hooks = Vec::new();
@@ -205,7 +206,7 @@ impl QueueTrack {
                 (&progs.qt_exit, "sched_process_exit"),
             ] {
                 let link = prog.attach().map_err(|err| {
-                    load_error(&format!("attaching to {tracepoint} failed"), &err)
+                    load_error(&format!("attaching to {tracepoint} failed"), source, &err)
                 })?;
                 hooks.push(link);
             }
@@ -220,7 +221,7 @@ impl QueueTrack {
         };
         let scan = scan
             .attach()
-            .map_err(|err| load_error("attaching the task iterator failed", &err))?;
+            .map_err(|err| load_error("attaching the task iterator failed", source, &err))?;
 
         Ok(QueueTrack {
             _hooks: hooks,
@@ -314,7 +315,7 @@ impl Backend for QueueTrack {
 
 /// `what: <libbpf error>`, plus libbpf's own last word and a hint at the usual causes, so the
 /// one line the daemon prints on fallback says why.
-fn load_error(what: &str, err: &libbpf_rs::Error) -> anyhow::Error {
+fn load_error(what: &str, source: StampSource, err: &libbpf_rs::Error) -> anyhow::Error {
     // Without the capabilities libbpf's own words (it blames RLIMIT_MEMLOCK) only mislead.
     if !has_bpf_capabilities() {
         return anyhow::anyhow!(
@@ -325,14 +326,27 @@ fn load_error(what: &str, err: &libbpf_rs::Error) -> anyhow::Error {
     if let Some(detail) = libbpf_log::last_warning() {
         msg.push_str(&format!(" (libbpf: {detail})"));
     }
-    if MapType::TaskStorage.is_supported().ok() == Some(false) {
-        msg.push_str(
-            "; the kernel lacks BPF task storage: queue_track needs Linux 5.11 or later (5.12 for its tracepoint stamps)",
-        );
+    if source == StampSource::Tracepoints && lacks_task_storage_for_tracing() {
+        msg.push_str(TASK_STORAGE_HINT);
     } else if err.kind() == libbpf_rs::ErrorKind::PermissionDenied {
         msg.push_str("; the verifier rejected it (-v shows its log)");
     }
     anyhow::anyhow!(msg)
+}
+
+/// Why the tracepoint stamps cannot load on kernels before 5.13: the task storage map type came
+/// with 5.11 (commit 4cf1bc1f1045) for BPF LSM programs only; tracing programs such as the
+/// tp_btf stampers may call bpf_task_storage_get() from 5.13 (a10787e6d58c, in the 5.13
+/// networking pull). The kernel's stamps need neither.
+const TASK_STORAGE_HINT: &str = "; stalld's tracepoint stamps need BPF task storage in tracing \
+    programs, which this kernel lacks: Linux 5.13 or later (the kernel's stamps, the default, \
+    load without it)";
+
+/// The map type unknown (before 5.11), or known but refused to tracing programs (5.11, 5.12:
+/// the verifier's "unknown func bpf_task_storage_get").
+fn lacks_task_storage_for_tracing() -> bool {
+    MapType::TaskStorage.is_supported().ok() == Some(false)
+        || libbpf_log::any_line_contains("unknown func bpf_task_storage")
 }
 
 /// Whether the effective capabilities allow loading tracing programs: CAP_SYS_ADMIN alone, or
