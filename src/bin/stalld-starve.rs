@@ -31,6 +31,7 @@ use clap::{CommandFactory, Parser, ValueEnum};
 use serde_json::{json, Value};
 use stalld::clock::now;
 use stalld::cpuset::{configured_cpus, CpuSet};
+use stalld::procfs::{self, ThreadStat};
 use stalld::rt_runtime;
 use stalld::sys::{
     self, gettid, policy_name, sched_getattr, sched_setattr, set_affinity, sleep_until, SchedAttr,
@@ -39,7 +40,7 @@ use stalld::sys::{
 use stalld::task::{MonoTime, Pid};
 
 /// Time between releasing the threads and the hog starting to spin: enough for every victim
-/// to reach its sleep, so that none is caught half set up.
+/// to reach its sleep, so that none is caught half set up (the hog waits for the late ones).
 const SETUP_MARGIN: Duration = Duration::from_millis(50);
 
 /// How often the main thread (not on the hog's CPU) looks at the stop flag while waiting.
@@ -208,6 +209,9 @@ struct Shared {
     hog_stopped: AtomicBool,
     /// When each victim ran (0: not yet); the hog's stop condition.
     ran_at: Vec<AtomicU64>,
+    /// Each victim's thread id once it is about to sleep until its runnable time (0: not
+    /// yet); the hog's start condition.
+    going_to_sleep: Vec<AtomicI32>,
 }
 
 /// Restores `sched_rt_runtime_us` when dropped, so every return path and unwinding panic of
@@ -358,6 +362,7 @@ fn run(plan: &Plan) -> Result<()> {
         signalled,
         hog_stopped: AtomicBool::new(false),
         ran_at: (0..plan.victims).map(|_| AtomicU64::new(0)).collect(),
+        going_to_sleep: (0..plan.victims).map(|_| AtomicI32::new(0)).collect(),
     });
 
     // The main thread must keep running while the hog spins: keep it off the starved CPU.
@@ -458,14 +463,16 @@ fn run(plan: &Plan) -> Result<()> {
 
     let hog_start = now().after(SETUP_MARGIN);
     let runnable_at = hog_start.after(plan.starve_after);
+    // Released first: the started event (with 10,000 idle threads, 60 KB through a pipe) may
+    // take a while, and the victims must be asleep before the hog starts.
+    release(Some((hog_start, runnable_at)));
     emit(json!({
         "event": "started", "cpu": plan.cpu, "hog_pid": hog_tid, "hog_prio": plan.hog_prio,
         "victims": victim_tids, "idle": idle_tids, "hog_start_ns": hog_start.0, "runnable_at_ns": runnable_at.0,
         "deadline_ns": plan.deadline.0, "rt_runtime_us_saved": saved_rt_runtime,
     }));
-    release(Some((hog_start, runnable_at)));
 
-    let stopped_by = supervise(plan, &shared, &rx, &victim_tids, runnable_at);
+    let stopped_by = supervise(plan, &shared, &rx, &victim_tids, runnable_at)?;
     emit(json!({"event": "done", "hog_stopped_by": stopped_by}));
     // Threads still asleep (lingering, or stopped by a signal) end with the process; the rest
     // have finished, so joining them cannot block.
@@ -526,7 +533,7 @@ fn supervise(
     rx: &Receiver<Msg>,
     victim_tids: &[Pid],
     runnable_at: MonoTime,
-) -> &'static str {
+) -> Result<&'static str> {
     let mut reported = vec![false; victim_tids.len()];
     let mut hog_stop: Option<(MonoTime, &'static str)> = None;
     let mut exited = 0;
@@ -581,6 +588,8 @@ fn supervise(
                 }
             }
             Ok(Msg::VictimExited) => exited += 1,
+            // The hog could not start in time (see `hog_thread`): no wait can be measured.
+            Ok(Msg::SetupFailed(why)) => bail!("{why}"),
             Ok(_) => {}
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -596,13 +605,13 @@ fn supervise(
             }
         } else if now() >= plan.deadline.after(Duration::from_secs(1)) {
             // The hog checks the deadline itself; this only covers a hog that never got CPU.
-            return "watchdog";
+            return Ok("watchdog");
         }
     }
     if shared.signalled.load(Ordering::Relaxed) {
-        return "signal";
+        return Ok("signal");
     }
-    hog_stop.map_or("watchdog", |(_, by)| by)
+    Ok(hog_stop.map_or("watchdog", |(_, by)| by))
 }
 
 /// Pins the calling thread to `cpu` and gives it `attr`; returns what the kernel then reports.
@@ -639,10 +648,27 @@ fn hog_thread(
         return;
     }
     let _ = tx.send(Msg::HogReady { tid: gettid() });
-    let Ok(Some((hog_start, _))) = go.recv() else {
+    let Ok(Some((hog_start, runnable_at))) = go.recv() else {
         return;
     };
     sleep_until(hog_start.min(deadline));
+    // Every victim must be asleep until `runnable_at` before the hog takes the CPU. One still
+    // on its way to its sleep (the main thread released the threads late, or the CPU was
+    // busy) would wait on the run queue from before `runnable_at`, and its wait would be
+    // measured short: a load test once saw 46 of 100 victims boosted 150 ms "before" the
+    // threshold. Sleeping here lets them get there; once they are all asleep the hog spins
+    // without sleeping again, so none can run before it is starved.
+    while !victims_asleep(shared) {
+        if now() >= runnable_at.min(deadline) || shared.signalled.load(Ordering::Relaxed) {
+            let _ = tx.send(Msg::SetupFailed(
+                "the victims were not all asleep by the time they were due to become runnable \
+                 (the machine is too busy): no wait could be measured"
+                    .into(),
+            ));
+            return;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
     let linger_ns = u64::try_from(linger.as_nanos()).unwrap_or(u64::MAX);
     let by = loop {
         let t = now();
@@ -667,6 +693,17 @@ fn hog_thread(
     let at = now();
     shared.hog_stopped.store(true, Ordering::Release);
     let _ = tx.send(Msg::HogStopped { at, by });
+}
+
+/// Whether every victim is in its sleep until its runnable time: it said it was going there,
+/// and the kernel shows it sleeping (before that, it sleeps waiting for its start instead).
+fn victims_asleep(shared: &Shared) -> bool {
+    shared.going_to_sleep.iter().all(|tid| {
+        let tid = tid.load(Ordering::Acquire);
+        tid != 0
+            && procfs::read_thread_stat(tid)
+                .is_some_and(|stat| ThreadStat::parse(&stat).and_then(|s| s.field(3)) == Some("S"))
+    })
 }
 
 /// Where a victim runs, with what policy, and how it behaves.
@@ -704,6 +741,7 @@ fn victim_thread(
     let tid = gettid();
     let _ = tx.send(Msg::VictimReady { victim, tid, attr });
     if let Ok(Some((_, runnable_at))) = go.recv() {
+        shared.going_to_sleep[victim as usize].store(tid, Ordering::Release);
         sleep_until(runnable_at.min(deadline));
         // First thing after waking: this instant is what the wait is measured to. Keep the
         // work from here cheap, a boost may lend only microseconds at a time.
