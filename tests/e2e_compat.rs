@@ -69,7 +69,7 @@ fn force_fifo_boosts_with_fifo_98_and_restores() {
     let mut daemon = start_daemon(&[
         "-F", "-t", "2", "-d", "2", "-r", "1ms", "-p", "200ms", "-c", &cpu,
     ]);
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "4"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = starver.victim_pids()[0];
     daemon.wait_line(&format!(
         "boosted pid {pid} (stalld-starve) (cpu {cpu}) using SCHED_FIFO"

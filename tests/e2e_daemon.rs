@@ -110,8 +110,22 @@ fn boosts_and_restores_a_starving_victim(setup: Setup) {
     };
     let (threshold, granularity) = (3.0, 1.0);
     let cpu = last_cpu();
-    let mut daemon = start_daemon(setup, &["-t", "3", "-g", "1", "-d", "1", "-c", &cpu]);
-    let starver = Starver::spawn(&["--duration", "20", "--linger", "3"]);
+    let mut daemon = start_daemon(
+        setup,
+        &[
+            "-t",
+            "3",
+            "-g",
+            "1",
+            "-d",
+            "1",
+            "-r",
+            common::BOOST_RUNTIME,
+            "-c",
+            &cpu,
+        ],
+    );
+    let starver = Starver::spawn(&["--duration", "20", "--linger", common::LINGER]);
     let pid = victim(&starver);
     assert_eq!(policy_of(pid), ("SCHED_FIFO".to_owned(), 5));
 
@@ -316,7 +330,8 @@ fn detects_within_milliseconds_of_the_threshold(setup: Setup) {
         return;
     };
     let cpu = last_cpu();
-    let mut daemon = start_daemon(setup, &["-t", "2", "-d", "1", "-c", &cpu]);
+    let runtime = common::BOOST_RUNTIME;
+    let mut daemon = start_daemon(setup, &["-t", "2", "-d", "1", "-r", runtime, "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "15"]);
     let pid = victim(&starver);
     let ran = starver.wait_event("victim_ran", LINE_WAIT);

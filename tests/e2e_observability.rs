@@ -146,6 +146,33 @@ fn status_json(env: &[(&str, &str)]) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
+/// `stalld status --json` once `done` holds of it, or its last answer after `LINE_WAIT`. The
+/// daemon publishes what a wakeup of its loop changed as the wakeup ends, after the lines it
+/// logged meanwhile: a status asked for right after a line may not show it yet.
+fn status_json_once(env: &[(&str, &str)], done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + LINE_WAIT;
+    loop {
+        let status = status_json(env);
+        if done(&status) || Instant::now() > deadline {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `GET /metrics` once the exposition contains `expected`, or the last one after `LINE_WAIT`
+/// (published as the loop's wakeup ends, as for [`status_json_once`]).
+fn scrape_containing(address: &str, expected: &str) -> String {
+    let deadline = Instant::now() + LINE_WAIT;
+    loop {
+        let (_, exposition) = http_get(address, "/metrics").unwrap();
+        if exposition.contains(expected) || Instant::now() > deadline {
+            return exposition;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn boosted_pids(status: &Value) -> Vec<i64> {
     status["boosted"]
         .as_array()
@@ -165,18 +192,27 @@ fn json_events_name_the_hog_as_culprit(backend: &str) {
         backend,
         &["-t", "2", "-g", "1", "-d", "1", "-c", &cpu, "--events", "-"],
     );
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = only_victim(&starver);
     let hog = hog_pid(&starver);
     let starved_line = wait_line(&daemon, &format!("-{pid} starved on CPU {cpu}"));
-    // The JSON line follows the text line.
-    daemon.process.wait_until(LINE_WAIT, |lines| {
-        lines
-            .iter()
-            .filter(|(stream, _)| *stream == Stream::Stdout)
-            .filter_map(|(_, line)| serde_json::from_str::<Value>(line).ok())
-            .find(|event| event["event"] == "restored" && event["tid"] == pid)
-    });
+    // The JSON lines (stdout) are read apart from the text lines (stderr): the restore's
+    // comes last of this victim's.
+    daemon
+        .process
+        .wait_until(LINE_WAIT, |lines| {
+            lines
+                .iter()
+                .filter(|(stream, _)| *stream == Stream::Stdout)
+                .filter_map(|(_, line)| serde_json::from_str::<Value>(line).ok())
+                .find(|event| event["event"] == "restored" && event["tid"] == pid)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no restored event for {pid}\n{}",
+                daemon.process.transcript()
+            )
+        });
     let events = json_events(&daemon);
     let starved = find_event(&events, "starved", pid)
         .unwrap_or_else(|| panic!("no starved event for {pid}: {events:#?}"));
@@ -384,7 +420,7 @@ fn journald_gets_native_fields_of_a_real_starvation() {
         "queue_track",
         &["-t", "2", "-d", "1", "-c", &cpu],
     );
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = only_victim(&starver);
     let hog = hog_pid(&starver);
     wait_line(&daemon, &format!("restored pid {pid} "));
@@ -496,9 +532,19 @@ fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
             (stalld::daemon::SYSLOG_SOCKET_ENV, syslog.to_str().unwrap()),
         ],
         "queue_track",
-        &["-s", "-t", "2", "-d", "1", "-c", &cpu],
+        &[
+            "-s",
+            "-t",
+            "2",
+            "-d",
+            "1",
+            "-r",
+            common::BOOST_RUNTIME,
+            "-c",
+            &cpu,
+        ],
     );
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = only_victim(&starver);
     let ran = starver.wait_event("victim_ran", LINE_WAIT);
     assert_eq!(ran["policy_when_ran"], "SCHED_DEADLINE", "{ran}");
@@ -507,7 +553,12 @@ fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
         "boost late with stalled sinks: {ran}"
     );
     wait_line(&daemon, &format!("restored pid {pid} "));
-    let status = status_json(&[]);
+    let dropped_at_least = |status: &Value, n: u64| {
+        ["journal", "syslog"]
+            .iter()
+            .all(|sink| status["counters"]["log_dropped"][sink].as_u64() >= Some(n))
+    };
+    let status = status_json_once(&[], |status| dropped_at_least(status, 3));
     let dropped = &status["counters"]["log_dropped"];
     assert!(dropped["journal"].as_u64().unwrap() >= 3, "{dropped}");
     assert!(dropped["syslog"].as_u64().unwrap() >= 3, "{dropped}");
@@ -543,7 +594,7 @@ fn prometheus_scrapes_the_boost_of_the_victims_cpu() {
     let (_prometheus, web) =
         common::prometheus(prometheus, &scratch, &target, &[], Duration::from_secs(120));
 
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = only_victim(&starver);
     wait_line(&daemon, &format!("boosted pid {pid} "));
     // Summed over the policies: every (policy, result) series exists from the start.
@@ -614,10 +665,10 @@ fn status_lists_the_boosted_victim_during_its_boost_and_nothing_after() {
 
     let cpu = last_cpu();
     let mut daemon = Daemon::start(&[], "queue_track", &["-t", "4", "-d", "3", "-c", &cpu]);
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "5"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = only_victim(&starver);
     wait_line(&daemon, &format!("boosted pid {pid} "));
-    let during = status_json(&[]);
+    let during = status_json_once(&[], |status| !boosted_pids(status).is_empty());
     assert_eq!(boosted_pids(&during), vec![i64::from(pid)], "{during:#}");
     let boost = &during["boosted"][0];
     assert_eq!(boost["comm"], "victim0");
@@ -645,7 +696,7 @@ fn status_lists_the_boosted_victim_during_its_boost_and_nothing_after() {
 
     let restored = wait_line(&daemon, &format!("restored pid {pid} "));
     assert!(restored.contains(" ms boosted)"), "{restored}");
-    let after = status_json(&[]);
+    let after = status_json_once(&[], |status| boosted_pids(status).is_empty());
     assert!(boosted_pids(&after).is_empty(), "{after:#}");
     assert_eq!(after["counters"]["restores"]["restored"], 1);
     // What the boost cost the victim's CPU: the CPU time the victim received.
@@ -740,9 +791,15 @@ fn a_restore_that_keeps_failing_is_retried_and_the_task_shown_held() {
     in_daemon(&["umount", &stat]);
     wait_line(&daemon, &format!("restored pid {pid} to SCHED_FIFO"));
     assert_eq!(policy_of(pid), ("SCHED_FIFO".to_owned(), 5));
-    let after = status_json(&env);
-    assert_eq!(after["held"].as_array().map(Vec::len), Some(0), "{after:#}");
-    let (_, exposition) = http_get(&target, "/metrics").unwrap();
+    let held_tasks = |status: &Value| {
+        status["held"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(usize::MAX)
+    };
+    let after = status_json_once(&env, |status| held_tasks(status) == 0);
+    assert_eq!(held_tasks(&after), 0, "{after:#}");
+    let exposition = scrape_containing(&target, "stalld_held_tasks 0.0\n");
     assert!(
         exposition.contains("stalld_held_tasks 0.0\n"),
         "{exposition}"
@@ -822,9 +879,14 @@ impl Notifications {
 
     /// Keeps what arrives for `limit`.
     fn receive_for(&mut self, limit: Duration) {
+        self.receive_until(limit, |_| false);
+    }
+
+    /// Keeps what arrives until `done` holds of all of it so far, for at most `limit`.
+    fn receive_until(&mut self, limit: Duration, done: impl Fn(&[(Duration, String)]) -> bool) {
         let until = Instant::now() + limit;
         let mut buf = [0u8; 4096];
-        while Instant::now() < until {
+        while !done(&self.messages) && Instant::now() < until {
             if let Ok(n) = self.socket.recv(&mut buf) {
                 self.messages.push((
                     self.started.elapsed(),
@@ -832,6 +894,10 @@ impl Notifications {
                 ));
             }
         }
+    }
+
+    fn said(messages: &[(Duration, String)], what: &str) -> bool {
+        messages.iter().any(|(_, m)| m.contains(what))
     }
 
     /// When each `WATCHDOG=1` came.
@@ -875,7 +941,15 @@ fn systemd_notifications_ready_watchdog_stopping() {
     argv.extend(["-b", "queue_track"].map(String::from));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let mut daemon = Daemon::spawn_program("env", &argv);
-    notifications.receive_for(Duration::from_secs(5));
+    // Ready, then pinged every second (a start under load may take seconds of its own).
+    notifications.receive_until(Duration::from_secs(30), |messages| {
+        Notifications::said(messages, "READY=1")
+            && messages
+                .iter()
+                .filter(|(_, m)| m.contains("WATCHDOG=1"))
+                .count()
+                >= 4
+    });
     let messages = &notifications.messages;
     let ready = messages
         .iter()
@@ -906,7 +980,9 @@ fn systemd_notifications_ready_watchdog_stopping() {
         daemon.process.transcript()
     );
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
-    notifications.receive_for(Duration::from_millis(500));
+    notifications.receive_until(LINE_WAIT, |messages| {
+        Notifications::said(messages, "STOPPING=1")
+    });
     assert!(
         notifications
             .messages
@@ -914,6 +990,21 @@ fn systemd_notifications_ready_watchdog_stopping() {
             .any(|(_, m)| m.contains("STOPPING=1")),
         "no STOPPING=1"
     );
+}
+
+/// The policy of the thread of `pid` named `name` once it is `expected`, or what it is after
+/// `LINE_WAIT`. A listener thread names itself and leaves the daemon's policy from inside
+/// (as every new thread must), after the line that says it serves, and the status listener
+/// starts after that line: the test looks until it is done.
+fn thread_policy_once(pid: i32, name: &str, expected: &str) -> Option<String> {
+    let deadline = Instant::now() + LINE_WAIT;
+    loop {
+        let policy = thread_policy(pid, name);
+        if policy.as_deref() == Some(expected) || Instant::now() > deadline {
+            return policy;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Every thread of `pid` named `name`: its policy.
@@ -943,6 +1034,8 @@ fn a_flood_of_metrics_connections_does_not_delay_the_boost() {
         "2",
         "-d",
         "1",
+        "-r",
+        common::BOOST_RUNTIME,
         "-c",
         &cpu,
         "--metrics",
@@ -952,14 +1045,10 @@ fn a_flood_of_metrics_connections_does_not_delay_the_boost() {
     let target = metrics_address(&daemon);
     let pid = daemon.process.program_pid();
     assert_eq!(common::policy_of(pid).0, "SCHED_FIFO");
-    assert_eq!(
-        thread_policy(pid, "stalld-metrics").as_deref(),
-        Some("SCHED_OTHER")
-    );
-    assert_eq!(
-        thread_policy(pid, "stalld-status").as_deref(),
-        Some("SCHED_OTHER")
-    );
+    for listener in ["stalld-metrics", "stalld-status"] {
+        let policy = thread_policy_once(pid, listener, "SCHED_OTHER");
+        assert_eq!(policy.as_deref(), Some("SCHED_OTHER"), "{listener}");
+    }
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let counts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -1194,28 +1283,39 @@ fn a_full_stderr_or_stdout_pipe_does_not_stop_the_checks() {
         first_scrape(&address);
         fill(&stderr_writer);
         fill(&stdout_writer);
-        let checks = || {
+        let dropped_series = format!("stalld_log_dropped_total{{sink=\"{sink}\"}}");
+        // (checks, lines dropped) as the daemon last published them.
+        let scrape = || {
             let (code, body) = http_get(&address, "/metrics").unwrap();
             assert_eq!(code, 200);
-            sample(&body, "stalld_check_duration_seconds_count").unwrap()
+            (
+                sample(&body, "stalld_check_duration_seconds_count").unwrap(),
+                sample(&body, &dropped_series),
+            )
         };
-        // The next line the loop writes meets a full pipe.
-        std::thread::sleep(Duration::from_millis(1500));
-        let before = checks();
-        std::thread::sleep(Duration::from_secs(3));
-        let after = checks();
-        let (_, body) = http_get(&address, "/metrics").unwrap();
-        let dropped = sample(
-            &body,
-            &format!("stalld_log_dropped_total{{sink=\"{sink}\"}}"),
-        );
-        assert!(
-            after >= before + 2.0,
-            "{mode}: {before} checks, then {after} 3 s later: the loop is stuck on {sink}"
-        );
+        // Waits (bounded) until `done` holds of a scrape; the last one.
+        let scrape_until = |done: &dyn Fn(f64, Option<f64>) -> bool| {
+            let deadline = Instant::now() + LINE_WAIT;
+            loop {
+                let (checks, dropped) = scrape();
+                if done(checks, dropped) || Instant::now() > deadline {
+                    return (checks, dropped);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        // The next line the loop writes meets the full pipe, and is dropped.
+        let (_, dropped) = scrape_until(&|_, dropped| dropped.is_some_and(|n| n > 0.0));
         assert!(
             dropped.is_some_and(|n| n > 0.0),
             "{mode}: {sink} dropped {dropped:?}"
+        );
+        // After that the loop goes on checking (every second here).
+        let (before, _) = scrape();
+        let (after, _) = scrape_until(&|checks, _| checks >= before + 2.0);
+        assert!(
+            after >= before + 2.0,
+            "{mode}: {before} checks, then {after} {LINE_WAIT:?} later: the loop is stuck on {sink}"
         );
         // It still ends when told to, whatever it had to say.
         stalld::sys::kill(child.0.id() as i32, libc::SIGTERM).unwrap();
@@ -1358,7 +1458,9 @@ fn a_backend_that_keeps_failing_stops_the_watchdog_and_fails_healthz() {
     let target = metrics_address(&daemon);
     let daemon_pid = daemon.process.program_pid().to_string();
     let in_daemon = |args: &[&str]| in_mount_namespace_of(&daemon_pid, args);
-    notifications.receive_for(Duration::from_secs(3));
+    notifications.receive_until(LINE_WAIT, |messages| {
+        Notifications::said(messages, "READY=1")
+    });
     assert!(
         notifications
             .messages
@@ -1368,7 +1470,15 @@ fn a_backend_that_keeps_failing_stops_the_watchdog_and_fails_healthz() {
         notifications.messages,
         daemon.process.transcript()
     );
-    let (code, body) = http_get(&target, "/healthz").unwrap();
+    // READY=1 goes out with the first check; /healthz shows it once the wakeup has ended.
+    let deadline = Instant::now() + LINE_WAIT;
+    let (code, body) = loop {
+        let (code, body) = http_get(&target, "/healthz").unwrap();
+        if body.starts_with("alive: last successful check ") || Instant::now() > deadline {
+            break (code, body);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(code, 200, "{body}");
     assert!(body.starts_with("alive: last successful check "), "{body}");
     let (_, exposition) = http_get(&target, "/metrics").unwrap();

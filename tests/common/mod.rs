@@ -27,11 +27,28 @@ use stalld::task::Pid;
 
 pub const STARVATION_LOCK: &str = "/tmp/stalld-starvation.lock";
 
+/// `stalld-starve --linger` for a victim whose restore a test checks: alive (asleep) long
+/// after its boost ends, so that the daemon restores a live task and the test reads its
+/// policy back even when a busy machine makes it seconds late (with 3 s, a victim once exited
+/// before the test read it, and `sched_getattr` failed). The test ends the starver when done.
+pub const LINGER: &str = "10";
+
+/// `stalld -r` for a test that bounds a victim's wait: on this virtual machine under load a
+/// victim sometimes needed more than the default 20 µs to get back from its sleep to user
+/// space (stalld measured 33 µs given), and with one period per boost its report then came a
+/// whole threshold later, with the C stalld's boost as with ours. Such a test is about when
+/// the boost comes, not about how much it lends.
+pub const BOOST_RUNTIME: &str = "100us";
+
 /// How long a child may live past what the test expects before `timeout` ends it anyway.
 const STARVER_GRACE: Duration = Duration::from_secs(10);
 const DAEMON_BOUND: Duration = Duration::from_secs(300);
 /// Between SIGTERM and SIGKILL when a handle is dropped with its child still running.
 const KILL_AFTER: Duration = Duration::from_secs(3);
+/// How long the output of a child that exited may take to be read to its end: the reader
+/// threads can lag behind under load, and the daemon's guardian holds its stderr until it has
+/// seen the daemon go. Only a child that left a daemon behind holding the pipes waits it out.
+const OUTPUT_AFTER_EXIT: Duration = Duration::from_secs(5);
 
 pub fn is_root() -> bool {
     sys::is_root()
@@ -324,7 +341,7 @@ impl Supervised {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
                     // Collect the last lines. Bounded: a daemon that forked may keep the pipes.
-                    self.wait_until(Duration::from_secs(1), |_| None::<()>);
+                    self.wait_until(OUTPUT_AFTER_EXIT, |_| None::<()>);
                     return Some(status);
                 }
                 Ok(None) if Instant::now() < end => thread::sleep(Duration::from_millis(10)),
