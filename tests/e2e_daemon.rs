@@ -110,21 +110,9 @@ fn boosts_and_restores_a_starving_victim(setup: Setup) {
     };
     let (threshold, granularity) = (3.0, 1.0);
     let cpu = last_cpu();
-    let mut daemon = start_daemon(
-        setup,
-        &[
-            "-t",
-            "3",
-            "-g",
-            "1",
-            "-d",
-            "1",
-            "-r",
-            common::BOOST_RUNTIME,
-            "-c",
-            &cpu,
-        ],
-    );
+    let runtime = common::BOOST_RUNTIME;
+    let options = ["-t", "3", "-g", "1", "-d", "1", "-r", runtime, "-c", &cpu];
+    let mut daemon = start_daemon(setup, &options);
     let starver = Starver::spawn(&["--duration", "20", "--linger", common::LINGER]);
     let pid = victim(&starver);
     assert_eq!(policy_of(pid), ("SCHED_FIFO".to_owned(), 5));

@@ -522,7 +522,7 @@ fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
     let (journal, syslog) = (scratch.join("journal"), scratch.join("syslog"));
     let _journal = stalled_socket(&journal);
     let _syslog = stalled_socket(&syslog);
-    let cpu = last_cpu();
+    let (cpu, runtime) = (last_cpu(), common::BOOST_RUNTIME);
     let mut daemon = Daemon::start(
         &[
             (
@@ -532,17 +532,7 @@ fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
             (stalld::daemon::SYSLOG_SOCKET_ENV, syslog.to_str().unwrap()),
         ],
         "queue_track",
-        &[
-            "-s",
-            "-t",
-            "2",
-            "-d",
-            "1",
-            "-r",
-            common::BOOST_RUNTIME,
-            "-c",
-            &cpu,
-        ],
+        &["-s", "-t", "2", "-d", "1", "-r", runtime, "-c", &cpu],
     );
     let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = only_victim(&starver);
@@ -1024,24 +1014,13 @@ fn a_flood_of_metrics_connections_does_not_delay_the_boost() {
     };
     let cpu = last_cpu();
     // As the unit runs it: SCHED_FIFO 10 for the loop.
-    let argv = [
-        STALLD,
-        "-f",
-        "-v",
-        "-b",
-        "queue_track",
-        "-t",
-        "2",
-        "-d",
-        "1",
-        "-r",
-        common::BOOST_RUNTIME,
-        "-c",
-        &cpu,
-        "--metrics",
-        "127.0.0.1:0",
-    ];
-    let mut daemon = Daemon::spawn_program("chrt", &[&["-f", "10"][..], &argv[..]].concat());
+    let options = format!(
+        "-f -v -b queue_track -t 2 -d 1 -r {} -c {cpu} --metrics 127.0.0.1:0",
+        common::BOOST_RUNTIME
+    );
+    let mut argv = vec!["-f", "10", STALLD];
+    argv.extend(options.split(' '));
+    let mut daemon = Daemon::spawn_program("chrt", &argv);
     let target = metrics_address(&daemon);
     let pid = daemon.process.program_pid();
     assert_eq!(common::policy_of(pid).0, "SCHED_FIFO");
