@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{last_cpu, metrics_address, only_victim, Daemon, Scratch, StarvationSession, Starver};
+use common::{last_cpu, metrics_address, only_victim, Daemon, Scratch, Starver};
 use serde_json::Value;
 
 const ALERT_TESTS: &str = include_str!("../deploy/kubernetes/tests/alerts.test.yaml");
@@ -178,26 +178,8 @@ fn rules_file(prometheus_rule: &str) -> String {
 
 /// GET `target` from `address` with `accept`: status code, content type, body.
 fn get(address: &str, target: &str, accept: &str) -> (u32, String, String) {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: {address}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let content_type = head
-        .lines()
-        .find_map(|line| line.strip_prefix("Content-Type: "))
-        .unwrap_or_default()
-        .to_owned();
-    (code, content_type, body.to_owned())
+    common::http_get_accepting(address, target, Some(accept))
+        .unwrap_or_else(|error| panic!("GET {target} from {address}: {error}"))
 }
 
 const PROMETHEUS_TEXT: &str = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -251,10 +233,7 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>, dir: Option<&Path>) ->
 
 #[test]
 fn the_exposition_passes_promtool_check_metrics() {
-    let Some(_session) = StarvationSession::begin("the_exposition_passes_promtool") else {
-        return;
-    };
-    let Some(promtool) = common::tool_or_skip(
+    let Some((_session, promtool)) = common::session_with_tool(
         "the_exposition_passes_promtool",
         &["/usr/bin/promtool"],
         INSTALL_HINT,
@@ -288,10 +267,7 @@ fn the_exposition_passes_promtool_check_metrics() {
 
 #[test]
 fn the_shipped_alerts_fire_on_what_a_real_daemon_exposes() {
-    let Some(session) = StarvationSession::begin("the_shipped_alerts_fire") else {
-        return;
-    };
-    let Some(promtool) = common::tool_or_skip(
+    let Some((session, promtool)) = common::session_with_tool(
         "the_shipped_alerts_fire",
         &["/usr/bin/promtool"],
         INSTALL_HINT,
@@ -420,10 +396,7 @@ fn with_variables(expr: &str) -> String {
 
 #[test]
 fn every_dashboard_query_answers_from_a_real_starvation() {
-    let Some(_session) = StarvationSession::begin("every_dashboard_query_answers") else {
-        return;
-    };
-    let Some(prometheus) = common::tool_or_skip(
+    let Some((_session, prometheus)) = common::session_with_tool(
         "every_dashboard_query_answers",
         &["/usr/bin/prometheus"],
         INSTALL_HINT,

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{
-    free_port, http_get, last_cpu, metrics_address, only_victim, policy_of, Daemon, Scratch,
-    StarvationSession, Starver, Stream, Supervised,
+    free_port, http_get, http_get_once_up, last_cpu, metrics_address, only_victim, policy_of,
+    poll_until, Daemon, Scratch, StarvationSession, Starver, Stream, Supervised,
 };
 use serde_json::Value;
 
@@ -146,31 +146,18 @@ fn status_json(env: &[(&str, &str)]) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
-/// `stalld status --json` once `done` holds of it, or its last answer after `LINE_WAIT`. The
-/// daemon publishes what a wakeup of its loop changed as the wakeup ends, after the lines it
-/// logged meanwhile: a status asked for right after a line may not show it yet.
+/// `stalld status --json` once `done` holds of it, or its last answer after `LINE_WAIT`: a
+/// status asked for right after a line may not show it yet (see [`poll_until`]).
 fn status_json_once(env: &[(&str, &str)], done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + LINE_WAIT;
-    loop {
-        let status = status_json(env);
-        if done(&status) || Instant::now() > deadline {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll_until(LINE_WAIT, || status_json(env), done)
 }
 
-/// `GET /metrics` once the exposition contains `expected`, or the last one after `LINE_WAIT`
-/// (published as the loop's wakeup ends, as for [`status_json_once`]).
+/// `GET /metrics` once the exposition contains `expected`, or the last one after `LINE_WAIT`.
 fn scrape_containing(address: &str, expected: &str) -> String {
-    let deadline = Instant::now() + LINE_WAIT;
-    loop {
-        let (_, exposition) = http_get(address, "/metrics").unwrap();
-        if exposition.contains(expected) || Instant::now() > deadline {
-            return exposition;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let scrape = || http_get(address, "/metrics").unwrap().1;
+    poll_until(LINE_WAIT, scrape, |exposition| {
+        exposition.contains(expected)
+    })
 }
 
 fn boosted_pids(status: &Value) -> Vec<i64> {
@@ -557,11 +544,8 @@ fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
 
 #[test]
 fn prometheus_scrapes_the_boost_of_the_victims_cpu() {
-    let Some(_session) = StarvationSession::begin("prometheus_scrapes_the_boost") else {
-        return;
-    };
     let hint = "scripts/install-deps --test installs it";
-    let Some(prometheus) = common::tool_or_skip(
+    let Some((_session, prometheus)) = common::session_with_tool(
         "prometheus_scrapes_the_boost",
         &["/usr/bin/prometheus"],
         hint,
@@ -987,14 +971,11 @@ fn systemd_notifications_ready_watchdog_stopping() {
 /// (as every new thread must), after the line that says it serves, and the status listener
 /// starts after that line: the test looks until it is done.
 fn thread_policy_once(pid: i32, name: &str, expected: &str) -> Option<String> {
-    let deadline = Instant::now() + LINE_WAIT;
-    loop {
-        let policy = thread_policy(pid, name);
-        if policy.as_deref() == Some(expected) || Instant::now() > deadline {
-            return policy;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    poll_until(
+        LINE_WAIT,
+        || thread_policy(pid, name),
+        |policy| policy.as_deref() == Some(expected),
+    )
 }
 
 /// Every thread of `pid` named `name`: its policy.
@@ -1193,18 +1174,6 @@ fn sample(exposition: &str, name: &str) -> Option<f64> {
     })
 }
 
-/// `GET /metrics` until the listener answers (the daemon is up), for at most `LINE_WAIT`.
-fn first_scrape(address: &str) -> String {
-    let deadline = Instant::now() + LINE_WAIT;
-    loop {
-        match http_get(address, "/metrics") {
-            Ok((200, body)) => return body,
-            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            other => panic!("no metrics at {address}: {other:?}"),
-        }
-    }
-}
-
 /// Fills the pipe whose write end is `writer` until it takes nothing more, through a file
 /// description of its own (O_NONBLOCK there leaves the daemon's description blocking).
 fn fill(writer: &std::io::PipeWriter) {
@@ -1259,7 +1228,8 @@ fn a_full_stderr_or_stdout_pipe_does_not_stop_the_checks() {
             }
         }
         let mut child = Kill(child);
-        first_scrape(&address);
+        let (code, _) = http_get_once_up(&address, "/metrics", LINE_WAIT);
+        assert_eq!(code, 200);
         fill(&stderr_writer);
         fill(&stdout_writer);
         let dropped_series = format!("stalld_log_dropped_total{{sink=\"{sink}\"}}");
@@ -1272,26 +1242,17 @@ fn a_full_stderr_or_stdout_pipe_does_not_stop_the_checks() {
                 sample(&body, &dropped_series),
             )
         };
-        // Waits (bounded) until `done` holds of a scrape; the last one.
-        let scrape_until = |done: &dyn Fn(f64, Option<f64>) -> bool| {
-            let deadline = Instant::now() + LINE_WAIT;
-            loop {
-                let (checks, dropped) = scrape();
-                if done(checks, dropped) || Instant::now() > deadline {
-                    return (checks, dropped);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        };
         // The next line the loop writes meets the full pipe, and is dropped.
-        let (_, dropped) = scrape_until(&|_, dropped| dropped.is_some_and(|n| n > 0.0));
+        let (_, dropped) = poll_until(LINE_WAIT, scrape, |(_, dropped)| {
+            dropped.is_some_and(|n| n > 0.0)
+        });
         assert!(
             dropped.is_some_and(|n| n > 0.0),
             "{mode}: {sink} dropped {dropped:?}"
         );
         // After that the loop goes on checking (every second here).
         let (before, _) = scrape();
-        let (after, _) = scrape_until(&|checks, _| checks >= before + 2.0);
+        let (after, _) = poll_until(LINE_WAIT, scrape, |(checks, _)| *checks >= before + 2.0);
         assert!(
             after >= before + 2.0,
             "{mode}: {before} checks, then {after} {LINE_WAIT:?} later: the loop is stuck on {sink}"
@@ -1450,14 +1411,11 @@ fn a_backend_that_keeps_failing_stops_the_watchdog_and_fails_healthz() {
         daemon.process.transcript()
     );
     // READY=1 goes out with the first check; /healthz shows it once the wakeup has ended.
-    let deadline = Instant::now() + LINE_WAIT;
-    let (code, body) = loop {
-        let (code, body) = http_get(&target, "/healthz").unwrap();
-        if body.starts_with("alive: last successful check ") || Instant::now() > deadline {
-            break (code, body);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (code, body) = poll_until(
+        LINE_WAIT,
+        || http_get(&target, "/healthz").unwrap(),
+        |(_, body)| body.starts_with("alive: last successful check "),
+    );
     assert_eq!(code, 200, "{body}");
     assert!(body.starts_with("alive: last successful check "), "{body}");
     let (_, exposition) = http_get(&target, "/metrics").unwrap();
@@ -1527,15 +1485,8 @@ fn a_backend_that_keeps_failing_stops_the_watchdog_and_fails_healthz() {
 
     // Readable again: the next retry (at most 5 s later) succeeds.
     in_daemon(&["umount", "/sys/kernel/debug"]);
-    let healed = Instant::now();
-    let mut code = 0;
-    while healed.elapsed() < Duration::from_secs(10) {
-        code = http_get(&target, "/healthz").unwrap().0;
-        if code == 200 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let healthz = || http_get(&target, "/healthz").unwrap().0;
+    let code = poll_until(Duration::from_secs(10), healthz, |code| *code == 200);
     assert_eq!(code, 200, "{}", daemon.process.transcript());
     let resumed = notifications.started.elapsed();
     notifications.receive_for(Duration::from_secs(3));

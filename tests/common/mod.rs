@@ -749,6 +749,18 @@ impl Daemon {
     }
 }
 
+/// A [`StarvationSession`] for a test that also needs a tool: the first of `candidates` (see
+/// [`tool_or_skip`]). `None` when the test is skipped.
+pub fn session_with_tool(
+    test: &str,
+    candidates: &[&'static str],
+    hint: &str,
+) -> Option<(StarvationSession, &'static str)> {
+    let session = StarvationSession::begin(test)?;
+    let tool = tool_or_skip(test, candidates, hint)?;
+    Some((session, tool))
+}
+
 /// The first of `candidates` that exists. When none does, the test is skipped loudly, except
 /// under CI, where `hint` (how the tool gets installed) must have been followed.
 pub fn tool_or_skip(test: &str, candidates: &[&'static str], hint: &str) -> Option<&'static str> {
@@ -793,24 +805,61 @@ pub fn bpf_link_types(pid: Pid) -> Vec<String> {
 
 /// A minimal HTTP GET against localhost (the metrics listener): status code and body.
 pub fn http_get(address: &str, target: &str) -> std::io::Result<(u32, String)> {
+    http_get_accepting(address, target, None).map(|(code, _, body)| (code, body))
+}
+
+/// [`http_get`] with an `Accept` header when `accept` is given: status code, content type
+/// and body.
+pub fn http_get_accepting(
+    address: &str,
+    target: &str,
+    accept: Option<&str>,
+) -> std::io::Result<(u32, String, String)> {
     let mut stream = std::net::TcpStream::connect(address)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let accept = accept.map_or(String::new(), |accept| format!("Accept: {accept}\r\n"));
     write!(
         stream,
-        "GET {target} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "GET {target} HTTP/1.1\r\nHost: {address}\r\n{accept}Connection: close\r\n\r\n"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let code = response
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head
         .split_ascii_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
+    let content_type = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Type: "))
         .unwrap_or_default();
-    Ok((code, body))
+    Ok((code, content_type.to_owned(), body.to_owned()))
+}
+
+/// `GET target` once the listener answers (the daemon is up), for at most `timeout`.
+pub fn http_get_once_up(address: &str, target: &str, timeout: Duration) -> (u32, String) {
+    poll_until(timeout, || http_get(address, target), Result::is_ok)
+        .unwrap_or_else(|error| panic!("{address} never answered {target}: {error}"))
+}
+
+/// Calls `probe` until `done` holds of what it returns, or `timeout` has passed: the last
+/// result. For what a test can only look at, not be told of (a scrape, `stalld status`, a
+/// thread's policy): the daemon makes such state visible when a wakeup of its loop ends,
+/// after the lines it logged meanwhile, and threads set themselves up after they start.
+pub fn poll_until<T>(
+    timeout: Duration,
+    mut probe: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = probe();
+        if done(&value) || Instant::now() >= deadline {
+            return value;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 pub fn free_port() -> u16 {
