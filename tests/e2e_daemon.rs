@@ -254,7 +254,9 @@ fn finds_a_task_that_was_starving_before_the_daemon_started(setup: Setup) {
     let starver = Starver::spawn(&["--duration", "20"]);
     let pid = victim(&starver);
     std::thread::sleep(Duration::from_secs(1));
-    let mut daemon = start_daemon(setup, &["-t", "2", "-g", "1", "-d", "1", "-c", &cpu]);
+    let runtime = common::BOOST_RUNTIME;
+    let options = ["-t", "2", "-g", "1", "-d", "1", "-r", runtime, "-c", &cpu];
+    let mut daemon = start_daemon(setup, &options);
     boosted_line(&daemon, pid, LINE_WAIT).expect("a task queued before start must be found");
     let ran = starver.wait_event("victim_ran", LINE_WAIT);
     if setup.stamps() == Some(StampSource::SchedInfo) {
