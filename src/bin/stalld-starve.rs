@@ -123,7 +123,8 @@ struct Options {
 
     /// When it first runs, each victim switches itself to this policy, keeping
     /// SCHED_RESET_ON_FORK if it has it: `fifo:PRIO` (SCHED_FIFO PRIO) or `other` (SCHED_OTHER
-    /// nice 0). What a boosted task may try, with --victim-uid without privilege.
+    /// at the nice value it started with). What a boosted task may try, with --victim-uid
+    /// without privilege.
     #[arg(long, value_parser = parse_self_policy)]
     victim_sets_itself: Option<SchedAttr>,
 }
@@ -739,6 +740,11 @@ fn victim_thread(
         }
     }
     let tid = gettid();
+    // Its own nice value, the one a fair policy it gives itself keeps: an unprivileged thread
+    // may not lower it (RLIMIT_NICE), and the tool may run niced (`nice cargo test`).
+    let own_nice = procfs::read_thread_stat(tid)
+        .and_then(|stat| ThreadStat::parse(&stat)?.field(19)?.parse().ok())
+        .unwrap_or(0);
     let _ = tx.send(Msg::VictimReady { victim, tid, attr });
     if let Ok(Some((_, runnable_at))) = go.recv() {
         shared.going_to_sleep[victim as usize].store(tid, Ordering::Release);
@@ -752,6 +758,11 @@ fn victim_thread(
         let set_itself = place.conduct.sets_itself.map(|asked| {
             let asked = SchedAttr {
                 flags: attr.map_or(0, |a| a.flags & sys::SCHED_FLAG_RESET_ON_FORK),
+                nice: if asked.is_fair() {
+                    own_nice
+                } else {
+                    asked.nice
+                },
                 ..asked
             };
             (asked, sched_setattr(0, &asked).err().map(|e| e.to_string()))
