@@ -393,6 +393,38 @@ pub struct Starver {
     pub process: Supervised,
     /// Indexes (among stdout lines) of the events `wait_event` has already handed out.
     taken: Mutex<Vec<usize>>,
+    /// The events parsed so far. Each line is parsed once: parsing every line at every look
+    /// (under the output lock, which the reader threads wait for) was quadratic, and with the
+    /// 60 KB `started` event of 10,000 idle threads reading 100 victims' reports took 20 s of
+    /// a busy CPU, longer than the victims lingered.
+    parsed: Mutex<ParsedEvents>,
+}
+
+/// The JSON events among the lines of a [`Starver`] read so far.
+#[derive(Default)]
+struct ParsedEvents {
+    /// Lines of both streams looked at.
+    looked_at: usize,
+    /// Stdout lines among them.
+    stdout_lines: usize,
+    /// (index among stdout lines, event).
+    events: Vec<(usize, Value)>,
+}
+
+impl ParsedEvents {
+    /// Parses the lines that came since the last call.
+    fn update(&mut self, lines: &[(Stream, String)]) -> &[(usize, Value)] {
+        for (stream, line) in &lines[self.looked_at..] {
+            if *stream == Stream::Stdout {
+                if let Ok(event) = serde_json::from_str::<Value>(line) {
+                    self.events.push((self.stdout_lines, event));
+                }
+                self.stdout_lines += 1;
+            }
+        }
+        self.looked_at = lines.len();
+        &self.events
+    }
 }
 
 impl Starver {
@@ -407,22 +439,39 @@ impl Starver {
         Starver {
             process: Supervised::spawn(env!("CARGO_BIN_EXE_stalld-starve"), args, bound),
             taken: Mutex::new(Vec::new()),
+            parsed: Mutex::new(ParsedEvents::default()),
         }
     }
 
-    fn parse(lines: &[(Stream, String)]) -> impl Iterator<Item = (usize, Value)> + '_ {
-        lines
-            .iter()
-            .filter(|(stream, _)| *stream == Stream::Stdout)
-            .enumerate()
-            .filter_map(|(i, (_, line))| Some((i, serde_json::from_str::<Value>(line).ok()?)))
+    /// The first event (with its index among stdout lines) that `wanted` accepts, waiting up
+    /// to `timeout`.
+    fn find_event(
+        &self,
+        timeout: Duration,
+        wanted: impl Fn(usize, &Value) -> bool,
+    ) -> Option<(usize, Value)> {
+        let mut parsed = self.parsed.lock().unwrap();
+        self.process.wait_until(timeout, |lines| {
+            parsed
+                .update(lines)
+                .iter()
+                .find(|(i, event)| wanted(*i, event))
+                .cloned()
+        })
     }
 
     /// Every event printed so far.
     pub fn events(&self) -> Vec<Value> {
+        let mut parsed = self.parsed.lock().unwrap();
         self.process
             .wait_until(Duration::ZERO, |lines| {
-                Some(Self::parse(lines).map(|(_, v)| v).collect())
+                Some(
+                    parsed
+                        .update(lines)
+                        .iter()
+                        .map(|(_, v)| v.clone())
+                        .collect(),
+                )
             })
             .unwrap()
     }
@@ -435,9 +484,8 @@ impl Starver {
     /// The next unreturned event of any of `kinds` (e.g. a victim's outcome, ran or starved).
     pub fn try_wait_any(&self, kinds: &[&str], timeout: Duration) -> Option<Value> {
         let mut taken = self.taken.lock().unwrap();
-        let (index, event) = self.process.wait_until(timeout, |lines| {
-            Self::parse(lines)
-                .find(|(i, event)| kinds.iter().any(|k| event["event"] == *k) && !taken.contains(i))
+        let (index, event) = self.find_event(timeout, |i, event| {
+            kinds.iter().any(|k| event["event"] == *k) && !taken.contains(&i)
         })?;
         taken.push(index);
         Some(event)
@@ -456,12 +504,9 @@ impl Starver {
     /// The victims' thread ids, from the `started` event (waited for up to 30 s: 10,000 idle
     /// threads took more than 10 s to start on this 2-CPU machine at a load average of 10).
     pub fn victim_pids(&self) -> Vec<Pid> {
-        let started = self
-            .process
-            .wait_until(Duration::from_secs(30), |lines| {
-                Self::parse(lines)
-                    .map(|(_, v)| v)
-                    .find(|v| v["event"] == "started")
+        let (_, started) = self
+            .find_event(Duration::from_secs(30), |_, event| {
+                event["event"] == "started"
             })
             .unwrap_or_else(|| {
                 panic!("stalld-starve never started\n{}", self.process.transcript())
