@@ -20,9 +20,9 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
@@ -174,9 +174,13 @@ struct Conduct {
     sets_itself: Option<SchedAttr>,
 }
 
-/// What the worker threads tell the main thread, which alone writes stdout. Workers on the
-/// starved CPU must never hold a lock the main thread wants: the hog could preempt them
-/// inside it. A pre-sized sync channel does not allocate on send.
+/// What the worker threads tell the main thread, which alone writes stdout, while they are
+/// set up and when the hog stops. Workers on the starved CPU must never hold a lock the main
+/// thread (or another worker) wants: the hog could preempt them inside it. A pre-sized sync
+/// channel does not allocate on send, but its send takes a lock when the main thread waits
+/// (its receiver's waker): a victim whose boost ran out inside it starved there, and every
+/// victim that reported after it waited on it in turn, a threshold each. So what a victim
+/// says once it runs goes through [`Shared`] instead, without a lock.
 enum Msg {
     HogReady {
         tid: Pid,
@@ -186,15 +190,6 @@ enum Msg {
         tid: Pid,
         attr: SchedAttr,
     },
-    VictimRan {
-        victim: u32,
-        tid: Pid,
-        ran_at: MonoTime,
-        attr: Option<SchedAttr>,
-        /// `--victim-sets-itself`: what it asked for, and the error if it was refused.
-        set_itself: Option<(SchedAttr, Option<String>)>,
-    },
-    VictimExited,
     HogStopped {
         at: MonoTime,
         by: &'static str,
@@ -213,6 +208,19 @@ struct Shared {
     /// Each victim's thread id once it is about to sleep until its runnable time (0: not
     /// yet); the hog's start condition.
     going_to_sleep: Vec<AtomicI32>,
+    /// What each victim saw when it ran, set once by the victim; the main thread looks.
+    reports: Vec<OnceLock<VictimReport>>,
+    /// Victims whose thread is done.
+    exited: AtomicUsize,
+}
+
+/// What a victim saw when it first ran.
+struct VictimReport {
+    tid: Pid,
+    ran_at: MonoTime,
+    attr: Option<SchedAttr>,
+    /// `--victim-sets-itself`: what it asked for, and the error if it was refused.
+    set_itself: Option<(SchedAttr, Option<String>)>,
 }
 
 /// Restores `sched_rt_runtime_us` when dropped, so every return path and unwinding panic of
@@ -364,6 +372,8 @@ fn run(plan: &Plan) -> Result<()> {
         hog_stopped: AtomicBool::new(false),
         ran_at: (0..plan.victims).map(|_| AtomicU64::new(0)).collect(),
         going_to_sleep: (0..plan.victims).map(|_| AtomicI32::new(0)).collect(),
+        reports: (0..plan.victims).map(|_| OnceLock::new()).collect(),
+        exited: AtomicUsize::new(0),
     });
 
     // The main thread must keep running while the hog spins: keep it off the starved CPU.
@@ -537,47 +547,14 @@ fn supervise(
 ) -> Result<&'static str> {
     let mut reported = vec![false; victim_tids.len()];
     let mut hog_stop: Option<(MonoTime, &'static str)> = None;
-    let mut exited = 0;
     loop {
+        let mut disconnected = false;
         match rx.recv_timeout(POLL) {
-            Ok(Msg::VictimRan {
-                victim,
-                tid,
-                ran_at,
-                attr,
-                set_itself,
-            }) => {
-                let i = victim as usize;
-                // A victim that only ran because the hog had stopped was starved, not boosted.
-                let too_late = hog_stop.is_some_and(|(at, _)| ran_at >= at);
-                if !reported[i] && !too_late {
-                    reported[i] = true;
-                    let mut event = json!({
-                        "event": "victim_ran", "victim": victim, "pid": tid,
-                        "runnable_at_ns": runnable_at.0, "ran_at_ns": ran_at.0,
-                        "wait_s": seconds(runnable_at, ran_at),
-                    });
-                    if let Some(attr) = attr {
-                        event["policy_when_ran"] = policy_name(attr.policy).into();
-                        event["prio_when_ran"] = attr.rt_priority.into();
-                        if attr.policy == SCHED_DEADLINE {
-                            event["dl_runtime_ns"] = attr.runtime.into();
-                            event["dl_period_ns"] = attr.period.into();
-                        }
-                    }
-                    if let Some((asked, error)) = set_itself {
-                        event["set_itself"] =
-                            format!("{} {}", policy_name(asked.policy), asked.rt_priority).into();
-                        event["set_itself_error"] = error.into();
-                    }
-                    emit(event);
-                }
-            }
             Ok(Msg::HogStopped { at, by }) => {
                 hog_stop = Some((at, by));
                 for (i, &tid) in victim_tids.iter().enumerate() {
                     let ran_at = shared.ran_at[i].load(Ordering::Acquire);
-                    // Ran before the stop but not yet reported: its message is on the way.
+                    // Ran before the stop but not yet reported: its report is on the way.
                     let ran_in_time = ran_at != 0 && ran_at < at.0;
                     if !reported[i] && !ran_in_time {
                         reported[i] = true;
@@ -588,14 +565,29 @@ fn supervise(
                     }
                 }
             }
-            Ok(Msg::VictimExited) => exited += 1,
             // The hog could not start in time (see `hog_thread`): no wait can be measured.
             Ok(Msg::SetupFailed(why)) => bail!("{why}"),
             Ok(_) => {}
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            // Every worker is gone: their last reports are looked at below.
+            Err(RecvTimeoutError::Disconnected) => disconnected = true,
+        }
+        // The victims that ran since the last look (at most `POLL` ago), after the hog's stop
+        // if it came: a victim that ran after it was starved, not boosted.
+        for (i, report) in shared.reports.iter().enumerate() {
+            let Some(report) = report.get().filter(|_| !reported[i]) else {
+                continue;
+            };
+            if hog_stop.is_none_or(|(at, _)| report.ran_at < at) {
+                reported[i] = true;
+                emit(ran_event(i, report, runnable_at));
+            }
+        }
+        if disconnected {
+            break;
         }
         if let Some((_, by)) = hog_stop {
+            let exited = shared.exited.load(Ordering::Acquire);
             let all_done = exited == victim_tids.len() && reported.iter().all(|&r| r);
             if all_done
                 || by == "signal"
@@ -613,6 +605,28 @@ fn supervise(
         return Ok("signal");
     }
     Ok(hog_stop.map_or("watchdog", |(_, by)| by))
+}
+
+/// The `victim_ran` event of victim `victim`.
+fn ran_event(victim: usize, report: &VictimReport, runnable_at: MonoTime) -> Value {
+    let mut event = json!({
+        "event": "victim_ran", "victim": victim, "pid": report.tid,
+        "runnable_at_ns": runnable_at.0, "ran_at_ns": report.ran_at.0,
+        "wait_s": seconds(runnable_at, report.ran_at),
+    });
+    if let Some(attr) = report.attr {
+        event["policy_when_ran"] = policy_name(attr.policy).into();
+        event["prio_when_ran"] = attr.rt_priority.into();
+        if attr.policy == SCHED_DEADLINE {
+            event["dl_runtime_ns"] = attr.runtime.into();
+            event["dl_period_ns"] = attr.period.into();
+        }
+    }
+    if let Some((asked, error)) = &report.set_itself {
+        event["set_itself"] = format!("{} {}", policy_name(asked.policy), asked.rt_priority).into();
+        event["set_itself_error"] = error.clone().into();
+    }
+    event
 }
 
 /// Pins the calling thread to `cpu` and gives it `attr`; returns what the kernel then reports.
@@ -767,8 +781,7 @@ fn victim_thread(
             };
             (asked, sched_setattr(0, &asked).err().map(|e| e.to_string()))
         });
-        let _ = tx.send(Msg::VictimRan {
-            victim,
+        let _ = shared.reports[victim as usize].set(VictimReport {
             tid,
             ran_at,
             attr,
@@ -781,5 +794,5 @@ fn victim_thread(
             sleep_until(ran_at.after(linger).min(deadline));
         }
     }
-    let _ = tx.send(Msg::VictimExited);
+    shared.exited.fetch_add(1, Ordering::Release);
 }
