@@ -123,7 +123,17 @@ fn a_hundred_victims_among_ten_thousand_threads_are_all_boosted_and_restored() {
         );
     }
     let cpu_ms = (cpu_ns(daemon_pid) - cpu_before) as f64 / 1e6;
-    eprintln!("daemon CPU time over the scenario: {cpu_ms:.1} ms");
+    // A victim found starving again after its boost did not get through its report and into
+    // its sleep on the boost's runtime (e.g. blocked on a lock whose holder starved).
+    let reports = daemon
+        .lines()
+        .iter()
+        .filter(|line| line.contains(" starved on CPU "))
+        .count();
+    eprintln!(
+        "daemon CPU time over the scenario: {cpu_ms:.1} ms; {} starvations reported beyond one per victim",
+        reports.saturating_sub(VICTIMS)
+    );
     // About 30 ms released and 70 ms debug here: a bound that catches a busy loop, not noise.
     assert!(
         cpu_ms < 500.0,
