@@ -94,9 +94,9 @@ fn a_task_that_switches_itself_from_its_boost(force_fifo: bool, sets_itself: &st
     let mut daemon = start_daemon(&args);
     let starver = Starver::spawn(&[
         "--duration",
-        "12",
+        "15",
         "--linger",
-        "5",
+        common::LINGER,
         "--victim-uid",
         "65534",
         "--victim-sets-itself",
@@ -152,9 +152,9 @@ fn a_task_at_fifo_98_of_its_own_is_boosted_and_gets_it_back() {
     let mut daemon = start_daemon(&["-t", "2", "-d", "1", "-c", &cpu]);
     let starver = Starver::spawn(&[
         "--duration",
-        "10",
+        "15",
         "--linger",
-        "3",
+        common::LINGER,
         "--hog-prio",
         "99",
         "--victim-prio",

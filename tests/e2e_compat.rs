@@ -69,7 +69,7 @@ fn force_fifo_boosts_with_fifo_98_and_restores() {
     let mut daemon = start_daemon(&[
         "-F", "-t", "2", "-d", "2", "-r", "1ms", "-p", "200ms", "-c", &cpu,
     ]);
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "4"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = starver.victim_pids()[0];
     daemon.wait_line(&format!(
         "boosted pid {pid} (stalld-starve) (cpu {cpu}) using SCHED_FIFO"
@@ -135,11 +135,16 @@ fn log_kmsg_writes_to_the_kernel_log() {
     let mut kmsg = KmsgReader::open();
     let cpu = last_cpu();
     let mut daemon = Daemon::spawn(&["-f", "-k", "-t", "2", "-d", "1", "-c", &cpu]);
+    // Set up before the starvation starts (its only word is in the kernel log, where its last
+    // start-up line says how it boosts).
+    let mut records = Vec::new();
+    let started = "stalld: using SCHED_DEADLINE for boosting";
+    kmsg.read_until(&mut records, LINE_WAIT, |r| r.contains(started));
+    assert!(records.iter().any(|r| r.contains(started)), "{records:#?}");
     let starver = Starver::spawn(&["--duration", "10"]);
     let pid = starver.victim_pids()[0];
     starver.wait_event("victim_ran", LINE_WAIT);
     let wanted = format!("stalld: boosted pid {pid} ");
-    let mut records = Vec::new();
     kmsg.read_until(&mut records, LINE_WAIT, |r| r.contains(&wanted));
     assert!(records.iter().any(|r| r.contains(&wanted)), "{records:#?}");
     assert!(
@@ -159,10 +164,17 @@ fn log_syslog_sends_daemon_facility_messages() {
     let receiver = SyslogReceiver::bind();
     let cpu = last_cpu();
     let mut daemon = Daemon::spawn(&["-f", "-s", "-t", "2", "-d", "1", "-c", &cpu]);
+    // Set up before the starvation starts (its only word is in syslog).
+    let mut packets = Vec::new();
+    let said = |packet: &[u8], what: &str| String::from_utf8_lossy(packet).contains(what);
+    receiver.receive_until(&mut packets, LINE_WAIT, |p| said(p, "]: started: "));
+    assert!(
+        packets.iter().any(|p| said(p, "]: started: ")),
+        "{packets:?}"
+    );
     let starver = Starver::spawn(&["--duration", "10"]);
     let pid = starver.victim_pids()[0];
     let wanted = format!("boosted pid {pid} ");
-    let mut packets = Vec::new();
     receiver.receive_until(&mut packets, LINE_WAIT, |p| {
         String::from_utf8_lossy(p).contains(&wanted)
     });

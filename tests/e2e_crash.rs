@@ -332,7 +332,7 @@ fn sighup_with_boosts_outstanding_does_not_stop_the_daemon() {
     let cpu = last_cpu();
     let mut daemon = start_daemon(&["-t", "2", "-d", "2", "-c", &cpu]);
     let daemon_pid = daemon.process.program_pid();
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "6"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let victim = starver.victim_pids()[0];
     wait_boosted(&daemon, &[victim]);
     stalld::sys::kill(daemon_pid, libc::SIGHUP).unwrap();
@@ -551,7 +551,7 @@ fn pidof_and_pgrep_name_only_the_daemon_in_every_mode() {
     let cpu = last_cpu();
     for mode in ["-O", "-M", "-A"] {
         let mut daemon = start_daemon(&[mode, "-t", "2", "-d", "2", "-c", &cpu]);
-        let starver = Starver::spawn(&["--duration", "10", "--linger", "2"]);
+        let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
         let victim = starver.victim_pids()[0];
         wait_boosted(&daemon, &[victim]);
         assert_eq!(

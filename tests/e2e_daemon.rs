@@ -110,8 +110,10 @@ fn boosts_and_restores_a_starving_victim(setup: Setup) {
     };
     let (threshold, granularity) = (3.0, 1.0);
     let cpu = last_cpu();
-    let mut daemon = start_daemon(setup, &["-t", "3", "-g", "1", "-d", "1", "-c", &cpu]);
-    let starver = Starver::spawn(&["--duration", "20", "--linger", "3"]);
+    let runtime = common::BOOST_RUNTIME;
+    let options = ["-t", "3", "-g", "1", "-d", "1", "-r", runtime, "-c", &cpu];
+    let mut daemon = start_daemon(setup, &options);
+    let starver = Starver::spawn(&["--duration", "20", "--linger", common::LINGER]);
     let pid = victim(&starver);
     assert_eq!(policy_of(pid), ("SCHED_FIFO".to_owned(), 5));
 
@@ -252,7 +254,9 @@ fn finds_a_task_that_was_starving_before_the_daemon_started(setup: Setup) {
     let starver = Starver::spawn(&["--duration", "20"]);
     let pid = victim(&starver);
     std::thread::sleep(Duration::from_secs(1));
-    let mut daemon = start_daemon(setup, &["-t", "2", "-g", "1", "-d", "1", "-c", &cpu]);
+    let runtime = common::BOOST_RUNTIME;
+    let options = ["-t", "2", "-g", "1", "-d", "1", "-r", runtime, "-c", &cpu];
+    let mut daemon = start_daemon(setup, &options);
     boosted_line(&daemon, pid, LINE_WAIT).expect("a task queued before start must be found");
     let ran = starver.wait_event("victim_ran", LINE_WAIT);
     if setup.stamps() == Some(StampSource::SchedInfo) {
@@ -316,7 +320,8 @@ fn detects_within_milliseconds_of_the_threshold(setup: Setup) {
         return;
     };
     let cpu = last_cpu();
-    let mut daemon = start_daemon(setup, &["-t", "2", "-d", "1", "-c", &cpu]);
+    let runtime = common::BOOST_RUNTIME;
+    let mut daemon = start_daemon(setup, &["-t", "2", "-d", "1", "-r", runtime, "-c", &cpu]);
     let starver = Starver::spawn(&["--duration", "15"]);
     let pid = victim(&starver);
     let ran = starver.wait_event("victim_ran", LINE_WAIT);

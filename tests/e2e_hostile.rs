@@ -32,7 +32,14 @@ fn hostile_thread_names_do_not_blind_the_sched_debug_backend() {
     };
     let cpu = last_cpu();
     // Two threads of each name, in the starved CPU's table before the victim.
-    let mut args = vec!["--duration", "25", "--linger", "3", "--idle-threads", "12"];
+    let mut args = vec![
+        "--duration",
+        "25",
+        "--linger",
+        common::LINGER,
+        "--idle-threads",
+        "12",
+    ];
     for name in HOSTILE_NAMES {
         args.extend(["--idle-name", name]);
     }
@@ -87,7 +94,7 @@ fn a_hostile_victim_name_cannot_forge_log_lines_in_any_sink() {
         "--duration",
         "15",
         "--linger",
-        "3",
+        common::LINGER,
         "--victim-name",
         "x\n<0>FAKE",
     ]);

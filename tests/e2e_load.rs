@@ -33,12 +33,9 @@ fn a_hundred_victims_among_ten_thousand_threads_are_all_boosted_and_restored() {
         return;
     };
     let cpu = last_cpu();
-    // As deployed (the unit's chrt), so a busy CI CPU 0 does not decide the latency. 100 µs
-    // of runtime: on this virtual machine under load a victim sometimes needed more than the
-    // default 20 µs to get back from its sleep to user space (stalld measured 33 µs given, and
-    // its one 1 s boost ended before the next period), so its report came a whole threshold
-    // later, with the C stalld's boost as with ours. This test is about 100 boosts at once.
-    let options = format!("-f -v -t 3 -d 1 -r 100us -c {cpu}");
+    // As deployed (the unit's chrt), so a busy CI CPU 0 does not decide the latency; with
+    // the runtime of every test that bounds a wait. This test is about 100 boosts at once.
+    let options = format!("-f -v -t 3 -d 1 -r {} -c {cpu}", common::BOOST_RUNTIME);
     let mut argv = vec!["-f", "10", env!("CARGO_BIN_EXE_stalld")];
     argv.extend(options.split(' '));
     let mut daemon = Daemon::spawn_program("chrt", &argv);
@@ -126,7 +123,17 @@ fn a_hundred_victims_among_ten_thousand_threads_are_all_boosted_and_restored() {
         );
     }
     let cpu_ms = (cpu_ns(daemon_pid) - cpu_before) as f64 / 1e6;
-    eprintln!("daemon CPU time over the scenario: {cpu_ms:.1} ms");
+    // A victim found starving again after its boost did not get through its report and into
+    // its sleep on the boost's runtime (e.g. blocked on a lock whose holder starved).
+    let reports = daemon
+        .lines()
+        .iter()
+        .filter(|line| line.contains(" starved on CPU "))
+        .count();
+    eprintln!(
+        "daemon CPU time over the scenario: {cpu_ms:.1} ms; {} starvations reported beyond one per victim",
+        reports.saturating_sub(VICTIMS)
+    );
     // About 30 ms released and 70 ms debug here: a bound that catches a busy loop, not noise.
     assert!(
         cpu_ms < 500.0,

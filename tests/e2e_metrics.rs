@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{last_cpu, metrics_address, only_victim, Daemon, Scratch, StarvationSession, Starver};
+use common::{last_cpu, metrics_address, only_victim, Daemon, Scratch, Starver};
 use serde_json::Value;
 
 const ALERT_TESTS: &str = include_str!("../deploy/kubernetes/tests/alerts.test.yaml");
@@ -178,26 +178,8 @@ fn rules_file(prometheus_rule: &str) -> String {
 
 /// GET `target` from `address` with `accept`: status code, content type, body.
 fn get(address: &str, target: &str, accept: &str) -> (u32, String, String) {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: {address}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let content_type = head
-        .lines()
-        .find_map(|line| line.strip_prefix("Content-Type: "))
-        .unwrap_or_default()
-        .to_owned();
-    (code, content_type, body.to_owned())
+    common::http_get_accepting(address, target, Some(accept))
+        .unwrap_or_else(|error| panic!("GET {target} from {address}: {error}"))
 }
 
 const PROMETHEUS_TEXT: &str = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -251,10 +233,7 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>, dir: Option<&Path>) ->
 
 #[test]
 fn the_exposition_passes_promtool_check_metrics() {
-    let Some(_session) = StarvationSession::begin("the_exposition_passes_promtool") else {
-        return;
-    };
-    let Some(promtool) = common::tool_or_skip(
+    let Some((_session, promtool)) = common::session_with_tool(
         "the_exposition_passes_promtool",
         &["/usr/bin/promtool"],
         INSTALL_HINT,
@@ -288,10 +267,7 @@ fn the_exposition_passes_promtool_check_metrics() {
 
 #[test]
 fn the_shipped_alerts_fire_on_what_a_real_daemon_exposes() {
-    let Some(session) = StarvationSession::begin("the_shipped_alerts_fire") else {
-        return;
-    };
-    let Some(promtool) = common::tool_or_skip(
+    let Some((session, promtool)) = common::session_with_tool(
         "the_shipped_alerts_fire",
         &["/usr/bin/promtool"],
         INSTALL_HINT,
@@ -420,10 +396,7 @@ fn with_variables(expr: &str) -> String {
 
 #[test]
 fn every_dashboard_query_answers_from_a_real_starvation() {
-    let Some(_session) = StarvationSession::begin("every_dashboard_query_answers") else {
-        return;
-    };
-    let Some(prometheus) = common::tool_or_skip(
+    let Some((_session, prometheus)) = common::session_with_tool(
         "every_dashboard_query_answers",
         &["/usr/bin/prometheus"],
         INSTALL_HINT,
@@ -468,46 +441,65 @@ fn every_dashboard_query_answers_from_a_real_starvation() {
     };
     scraped("count_over_time(stalld_start_time_seconds[1m])", 3.0);
 
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = only_victim(&starver);
     daemon
         .wait_for_line(|l| l.contains(&format!("restored pid {pid} ")), LINE_WAIT)
         .unwrap_or_else(|| panic!("no restore\n{}", daemon.process.transcript()));
     scraped(r#"stalld_restores_total{result="restored"}"#, 1.0);
-    // Two more scrapes, so that every rate has its samples after the change.
-    std::thread::sleep(Duration::from_secs(2));
 
-    let mut failures = Vec::new();
-    let mut evaluated = 0;
-    let mut values = std::collections::BTreeMap::new();
-    for (title, exprs) in &panels {
-        if exprs.is_empty() {
-            failures.push(format!("{title}: no query"));
-        }
-        for expr in exprs {
-            let query = with_variables(expr);
-            if query.contains('$') {
-                failures.push(format!("{title}: a variable left in {query}"));
-                continue;
+    // Every panel's queries: (what failed, how many were evaluated, each panel's largest value).
+    let evaluate = || {
+        let mut failures = Vec::new();
+        let mut evaluated = 0;
+        let mut values = std::collections::BTreeMap::new();
+        for (title, exprs) in &panels {
+            if exprs.is_empty() {
+                failures.push(format!("{title}: no query"));
             }
-            let answer = instant_query(&web, &query);
-            evaluated += 1;
-            let result = answer["data"]["result"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            if answer["status"] != "success" || answer.get("warnings").is_some() {
-                failures.push(format!("{title}: {query}: {answer}"));
-            } else if result.is_empty() {
-                failures.push(format!("{title}: {query}: no series"));
+            for expr in exprs {
+                let query = with_variables(expr);
+                if query.contains('$') {
+                    failures.push(format!("{title}: a variable left in {query}"));
+                    continue;
+                }
+                let answer = instant_query(&web, &query);
+                evaluated += 1;
+                let result = answer["data"]["result"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if answer["status"] != "success" || answer.get("warnings").is_some() {
+                    failures.push(format!("{title}: {query}: {answer}"));
+                } else if result.is_empty() {
+                    failures.push(format!("{title}: {query}: no series"));
+                }
+                let largest = result
+                    .iter()
+                    .filter_map(|r| r["value"][1].as_str()?.parse::<f64>().ok())
+                    .fold(f64::NAN, f64::max);
+                values.insert(title.clone(), largest);
             }
-            let largest = result
-                .iter()
-                .filter_map(|r| r["value"][1].as_str()?.parse::<f64>().ok())
-                .fold(f64::NAN, f64::max);
-            values.insert(title.clone(), largest);
         }
-    }
+        (failures, evaluated, values)
+    };
+    // The starvation shows where an operator looks for it.
+    let shown = |values: &std::collections::BTreeMap<String, f64>| {
+        ["Starvations", "Boosts", "CPU time given to boosted tasks"]
+            .into_iter()
+            .filter(|title| !values.get(*title).is_some_and(|v| *v > 0.0))
+            .collect::<Vec<_>>()
+    };
+    // Until every rate has its samples after the change (a scrape or two more), bounded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (failures, evaluated, values) = loop {
+        let (failures, evaluated, values) = evaluate();
+        if (failures.is_empty() && shown(&values).is_empty()) || Instant::now() > deadline {
+            break (failures, evaluated, values);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+
     // The node variable's values (label_values(stalld_build_info, node)).
     let (_, _, nodes) = get(
         &web,
@@ -525,13 +517,8 @@ fn every_dashboard_query_answers_from_a_real_starvation() {
         panels.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // The starvation shows where an operator looks for it.
-    for title in ["Starvations", "Boosts", "CPU time given to boosted tasks"] {
-        assert!(
-            values.get(title).is_some_and(|v| *v > 0.0),
-            "{title} shows no starvation: {values:?}"
-        );
-    }
+    let blank = shown(&values);
+    assert!(blank.is_empty(), "{blank:?} show no starvation: {values:?}");
     // Every series the starvation touched was there, at 0, before it.
     let names = |text: &str| -> BTreeSet<String> {
         parse_exposition(text)

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{
-    free_port, http_get, last_cpu, metrics_address, only_victim, policy_of, Daemon, Scratch,
-    StarvationSession, Starver, Stream, Supervised,
+    free_port, http_get, http_get_once_up, last_cpu, metrics_address, only_victim, policy_of,
+    poll_until, Daemon, Scratch, StarvationSession, Starver, Stream, Supervised,
 };
 use serde_json::Value;
 
@@ -146,6 +146,20 @@ fn status_json(env: &[(&str, &str)]) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
+/// `stalld status --json` once `done` holds of it, or its last answer after `LINE_WAIT`: a
+/// status asked for right after a line may not show it yet (see [`poll_until`]).
+fn status_json_once(env: &[(&str, &str)], done: impl Fn(&Value) -> bool) -> Value {
+    poll_until(LINE_WAIT, || status_json(env), done)
+}
+
+/// `GET /metrics` once the exposition contains `expected`, or the last one after `LINE_WAIT`.
+fn scrape_containing(address: &str, expected: &str) -> String {
+    let scrape = || http_get(address, "/metrics").unwrap().1;
+    poll_until(LINE_WAIT, scrape, |exposition| {
+        exposition.contains(expected)
+    })
+}
+
 fn boosted_pids(status: &Value) -> Vec<i64> {
     status["boosted"]
         .as_array()
@@ -165,18 +179,27 @@ fn json_events_name_the_hog_as_culprit(backend: &str) {
         backend,
         &["-t", "2", "-g", "1", "-d", "1", "-c", &cpu, "--events", "-"],
     );
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = only_victim(&starver);
     let hog = hog_pid(&starver);
     let starved_line = wait_line(&daemon, &format!("-{pid} starved on CPU {cpu}"));
-    // The JSON line follows the text line.
-    daemon.process.wait_until(LINE_WAIT, |lines| {
-        lines
-            .iter()
-            .filter(|(stream, _)| *stream == Stream::Stdout)
-            .filter_map(|(_, line)| serde_json::from_str::<Value>(line).ok())
-            .find(|event| event["event"] == "restored" && event["tid"] == pid)
-    });
+    // The JSON lines (stdout) are read apart from the text lines (stderr): the restore's
+    // comes last of this victim's.
+    daemon
+        .process
+        .wait_until(LINE_WAIT, |lines| {
+            lines
+                .iter()
+                .filter(|(stream, _)| *stream == Stream::Stdout)
+                .filter_map(|(_, line)| serde_json::from_str::<Value>(line).ok())
+                .find(|event| event["event"] == "restored" && event["tid"] == pid)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no restored event for {pid}\n{}",
+                daemon.process.transcript()
+            )
+        });
     let events = json_events(&daemon);
     let starved = find_event(&events, "starved", pid)
         .unwrap_or_else(|| panic!("no starved event for {pid}: {events:#?}"));
@@ -384,7 +407,7 @@ fn journald_gets_native_fields_of_a_real_starvation() {
         "queue_track",
         &["-t", "2", "-d", "1", "-c", &cpu],
     );
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = only_victim(&starver);
     let hog = hog_pid(&starver);
     wait_line(&daemon, &format!("restored pid {pid} "));
@@ -486,7 +509,7 @@ fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
     let (journal, syslog) = (scratch.join("journal"), scratch.join("syslog"));
     let _journal = stalled_socket(&journal);
     let _syslog = stalled_socket(&syslog);
-    let cpu = last_cpu();
+    let (cpu, runtime) = (last_cpu(), common::BOOST_RUNTIME);
     let mut daemon = Daemon::start(
         &[
             (
@@ -496,9 +519,9 @@ fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
             (stalld::daemon::SYSLOG_SOCKET_ENV, syslog.to_str().unwrap()),
         ],
         "queue_track",
-        &["-s", "-t", "2", "-d", "1", "-c", &cpu],
+        &["-s", "-t", "2", "-d", "1", "-r", runtime, "-c", &cpu],
     );
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = only_victim(&starver);
     let ran = starver.wait_event("victim_ran", LINE_WAIT);
     assert_eq!(ran["policy_when_ran"], "SCHED_DEADLINE", "{ran}");
@@ -507,7 +530,12 @@ fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
         "boost late with stalled sinks: {ran}"
     );
     wait_line(&daemon, &format!("restored pid {pid} "));
-    let status = status_json(&[]);
+    let dropped_at_least = |status: &Value, n: u64| {
+        ["journal", "syslog"]
+            .iter()
+            .all(|sink| status["counters"]["log_dropped"][sink].as_u64() >= Some(n))
+    };
+    let status = status_json_once(&[], |status| dropped_at_least(status, 3));
     let dropped = &status["counters"]["log_dropped"];
     assert!(dropped["journal"].as_u64().unwrap() >= 3, "{dropped}");
     assert!(dropped["syslog"].as_u64().unwrap() >= 3, "{dropped}");
@@ -516,11 +544,8 @@ fn stalled_journald_and_syslog_do_not_stop_boosts_and_drops_are_counted() {
 
 #[test]
 fn prometheus_scrapes_the_boost_of_the_victims_cpu() {
-    let Some(_session) = StarvationSession::begin("prometheus_scrapes_the_boost") else {
-        return;
-    };
     let hint = "scripts/install-deps --test installs it";
-    let Some(prometheus) = common::tool_or_skip(
+    let Some((_session, prometheus)) = common::session_with_tool(
         "prometheus_scrapes_the_boost",
         &["/usr/bin/prometheus"],
         hint,
@@ -543,7 +568,7 @@ fn prometheus_scrapes_the_boost_of_the_victims_cpu() {
     let (_prometheus, web) =
         common::prometheus(prometheus, &scratch, &target, &[], Duration::from_secs(120));
 
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "3"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = only_victim(&starver);
     wait_line(&daemon, &format!("boosted pid {pid} "));
     // Summed over the policies: every (policy, result) series exists from the start.
@@ -614,10 +639,10 @@ fn status_lists_the_boosted_victim_during_its_boost_and_nothing_after() {
 
     let cpu = last_cpu();
     let mut daemon = Daemon::start(&[], "queue_track", &["-t", "4", "-d", "3", "-c", &cpu]);
-    let starver = Starver::spawn(&["--duration", "15", "--linger", "5"]);
+    let starver = Starver::spawn(&["--duration", "15", "--linger", common::LINGER]);
     let pid = only_victim(&starver);
     wait_line(&daemon, &format!("boosted pid {pid} "));
-    let during = status_json(&[]);
+    let during = status_json_once(&[], |status| !boosted_pids(status).is_empty());
     assert_eq!(boosted_pids(&during), vec![i64::from(pid)], "{during:#}");
     let boost = &during["boosted"][0];
     assert_eq!(boost["comm"], "victim0");
@@ -645,7 +670,7 @@ fn status_lists_the_boosted_victim_during_its_boost_and_nothing_after() {
 
     let restored = wait_line(&daemon, &format!("restored pid {pid} "));
     assert!(restored.contains(" ms boosted)"), "{restored}");
-    let after = status_json(&[]);
+    let after = status_json_once(&[], |status| boosted_pids(status).is_empty());
     assert!(boosted_pids(&after).is_empty(), "{after:#}");
     assert_eq!(after["counters"]["restores"]["restored"], 1);
     // What the boost cost the victim's CPU: the CPU time the victim received.
@@ -740,9 +765,15 @@ fn a_restore_that_keeps_failing_is_retried_and_the_task_shown_held() {
     in_daemon(&["umount", &stat]);
     wait_line(&daemon, &format!("restored pid {pid} to SCHED_FIFO"));
     assert_eq!(policy_of(pid), ("SCHED_FIFO".to_owned(), 5));
-    let after = status_json(&env);
-    assert_eq!(after["held"].as_array().map(Vec::len), Some(0), "{after:#}");
-    let (_, exposition) = http_get(&target, "/metrics").unwrap();
+    let held_tasks = |status: &Value| {
+        status["held"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(usize::MAX)
+    };
+    let after = status_json_once(&env, |status| held_tasks(status) == 0);
+    assert_eq!(held_tasks(&after), 0, "{after:#}");
+    let exposition = scrape_containing(&target, "stalld_held_tasks 0.0\n");
     assert!(
         exposition.contains("stalld_held_tasks 0.0\n"),
         "{exposition}"
@@ -822,9 +853,14 @@ impl Notifications {
 
     /// Keeps what arrives for `limit`.
     fn receive_for(&mut self, limit: Duration) {
+        self.receive_until(limit, |_| false);
+    }
+
+    /// Keeps what arrives until `done` holds of all of it so far, for at most `limit`.
+    fn receive_until(&mut self, limit: Duration, done: impl Fn(&[(Duration, String)]) -> bool) {
         let until = Instant::now() + limit;
         let mut buf = [0u8; 4096];
-        while Instant::now() < until {
+        while !done(&self.messages) && Instant::now() < until {
             if let Ok(n) = self.socket.recv(&mut buf) {
                 self.messages.push((
                     self.started.elapsed(),
@@ -832,6 +868,10 @@ impl Notifications {
                 ));
             }
         }
+    }
+
+    fn said(messages: &[(Duration, String)], what: &str) -> bool {
+        messages.iter().any(|(_, m)| m.contains(what))
     }
 
     /// When each `WATCHDOG=1` came.
@@ -875,7 +915,15 @@ fn systemd_notifications_ready_watchdog_stopping() {
     argv.extend(["-b", "queue_track"].map(String::from));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let mut daemon = Daemon::spawn_program("env", &argv);
-    notifications.receive_for(Duration::from_secs(5));
+    // Ready, then pinged every second (a start under load may take seconds of its own).
+    notifications.receive_until(Duration::from_secs(30), |messages| {
+        Notifications::said(messages, "READY=1")
+            && messages
+                .iter()
+                .filter(|(_, m)| m.contains("WATCHDOG=1"))
+                .count()
+                >= 4
+    });
     let messages = &notifications.messages;
     let ready = messages
         .iter()
@@ -906,7 +954,9 @@ fn systemd_notifications_ready_watchdog_stopping() {
         daemon.process.transcript()
     );
     assert_eq!(daemon.terminate().map(|s| s.code()), Some(Some(0)));
-    notifications.receive_for(Duration::from_millis(500));
+    notifications.receive_until(LINE_WAIT, |messages| {
+        Notifications::said(messages, "STOPPING=1")
+    });
     assert!(
         notifications
             .messages
@@ -914,6 +964,18 @@ fn systemd_notifications_ready_watchdog_stopping() {
             .any(|(_, m)| m.contains("STOPPING=1")),
         "no STOPPING=1"
     );
+}
+
+/// The policy of the thread of `pid` named `name` once it is `expected`, or what it is after
+/// `LINE_WAIT`. A listener thread names itself and leaves the daemon's policy from inside
+/// (as every new thread must), after the line that says it serves, and the status listener
+/// starts after that line: the test looks until it is done.
+fn thread_policy_once(pid: i32, name: &str, expected: &str) -> Option<String> {
+    poll_until(
+        LINE_WAIT,
+        || thread_policy(pid, name),
+        |policy| policy.as_deref() == Some(expected),
+    )
 }
 
 /// Every thread of `pid` named `name`: its policy.
@@ -933,33 +995,20 @@ fn a_flood_of_metrics_connections_does_not_delay_the_boost() {
     };
     let cpu = last_cpu();
     // As the unit runs it: SCHED_FIFO 10 for the loop.
-    let argv = [
-        STALLD,
-        "-f",
-        "-v",
-        "-b",
-        "queue_track",
-        "-t",
-        "2",
-        "-d",
-        "1",
-        "-c",
-        &cpu,
-        "--metrics",
-        "127.0.0.1:0",
-    ];
-    let mut daemon = Daemon::spawn_program("chrt", &[&["-f", "10"][..], &argv[..]].concat());
+    let options = format!(
+        "-f -v -b queue_track -t 2 -d 1 -r {} -c {cpu} --metrics 127.0.0.1:0",
+        common::BOOST_RUNTIME
+    );
+    let mut argv = vec!["-f", "10", STALLD];
+    argv.extend(options.split(' '));
+    let mut daemon = Daemon::spawn_program("chrt", &argv);
     let target = metrics_address(&daemon);
     let pid = daemon.process.program_pid();
     assert_eq!(common::policy_of(pid).0, "SCHED_FIFO");
-    assert_eq!(
-        thread_policy(pid, "stalld-metrics").as_deref(),
-        Some("SCHED_OTHER")
-    );
-    assert_eq!(
-        thread_policy(pid, "stalld-status").as_deref(),
-        Some("SCHED_OTHER")
-    );
+    for listener in ["stalld-metrics", "stalld-status"] {
+        let policy = thread_policy_once(pid, listener, "SCHED_OTHER");
+        assert_eq!(policy.as_deref(), Some("SCHED_OTHER"), "{listener}");
+    }
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let counts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -1125,18 +1174,6 @@ fn sample(exposition: &str, name: &str) -> Option<f64> {
     })
 }
 
-/// `GET /metrics` until the listener answers (the daemon is up), for at most `LINE_WAIT`.
-fn first_scrape(address: &str) -> String {
-    let deadline = Instant::now() + LINE_WAIT;
-    loop {
-        match http_get(address, "/metrics") {
-            Ok((200, body)) => return body,
-            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            other => panic!("no metrics at {address}: {other:?}"),
-        }
-    }
-}
-
 /// Fills the pipe whose write end is `writer` until it takes nothing more, through a file
 /// description of its own (O_NONBLOCK there leaves the daemon's description blocking).
 fn fill(writer: &std::io::PipeWriter) {
@@ -1191,31 +1228,34 @@ fn a_full_stderr_or_stdout_pipe_does_not_stop_the_checks() {
             }
         }
         let mut child = Kill(child);
-        first_scrape(&address);
+        let (code, _) = http_get_once_up(&address, "/metrics", LINE_WAIT);
+        assert_eq!(code, 200);
         fill(&stderr_writer);
         fill(&stdout_writer);
-        let checks = || {
+        let dropped_series = format!("stalld_log_dropped_total{{sink=\"{sink}\"}}");
+        // (checks, lines dropped) as the daemon last published them.
+        let scrape = || {
             let (code, body) = http_get(&address, "/metrics").unwrap();
             assert_eq!(code, 200);
-            sample(&body, "stalld_check_duration_seconds_count").unwrap()
+            (
+                sample(&body, "stalld_check_duration_seconds_count").unwrap(),
+                sample(&body, &dropped_series),
+            )
         };
-        // The next line the loop writes meets a full pipe.
-        std::thread::sleep(Duration::from_millis(1500));
-        let before = checks();
-        std::thread::sleep(Duration::from_secs(3));
-        let after = checks();
-        let (_, body) = http_get(&address, "/metrics").unwrap();
-        let dropped = sample(
-            &body,
-            &format!("stalld_log_dropped_total{{sink=\"{sink}\"}}"),
-        );
-        assert!(
-            after >= before + 2.0,
-            "{mode}: {before} checks, then {after} 3 s later: the loop is stuck on {sink}"
-        );
+        // The next line the loop writes meets the full pipe, and is dropped.
+        let (_, dropped) = poll_until(LINE_WAIT, scrape, |(_, dropped)| {
+            dropped.is_some_and(|n| n > 0.0)
+        });
         assert!(
             dropped.is_some_and(|n| n > 0.0),
             "{mode}: {sink} dropped {dropped:?}"
+        );
+        // After that the loop goes on checking (every second here).
+        let (before, _) = scrape();
+        let (after, _) = poll_until(LINE_WAIT, scrape, |(checks, _)| *checks >= before + 2.0);
+        assert!(
+            after >= before + 2.0,
+            "{mode}: {before} checks, then {after} {LINE_WAIT:?} later: the loop is stuck on {sink}"
         );
         // It still ends when told to, whatever it had to say.
         stalld::sys::kill(child.0.id() as i32, libc::SIGTERM).unwrap();
@@ -1358,7 +1398,9 @@ fn a_backend_that_keeps_failing_stops_the_watchdog_and_fails_healthz() {
     let target = metrics_address(&daemon);
     let daemon_pid = daemon.process.program_pid().to_string();
     let in_daemon = |args: &[&str]| in_mount_namespace_of(&daemon_pid, args);
-    notifications.receive_for(Duration::from_secs(3));
+    notifications.receive_until(LINE_WAIT, |messages| {
+        Notifications::said(messages, "READY=1")
+    });
     assert!(
         notifications
             .messages
@@ -1368,7 +1410,12 @@ fn a_backend_that_keeps_failing_stops_the_watchdog_and_fails_healthz() {
         notifications.messages,
         daemon.process.transcript()
     );
-    let (code, body) = http_get(&target, "/healthz").unwrap();
+    // READY=1 goes out with the first check; /healthz shows it once the wakeup has ended.
+    let (code, body) = poll_until(
+        LINE_WAIT,
+        || http_get(&target, "/healthz").unwrap(),
+        |(_, body)| body.starts_with("alive: last successful check "),
+    );
     assert_eq!(code, 200, "{body}");
     assert!(body.starts_with("alive: last successful check "), "{body}");
     let (_, exposition) = http_get(&target, "/metrics").unwrap();
@@ -1438,15 +1485,8 @@ fn a_backend_that_keeps_failing_stops_the_watchdog_and_fails_healthz() {
 
     // Readable again: the next retry (at most 5 s later) succeeds.
     in_daemon(&["umount", "/sys/kernel/debug"]);
-    let healed = Instant::now();
-    let mut code = 0;
-    while healed.elapsed() < Duration::from_secs(10) {
-        code = http_get(&target, "/healthz").unwrap().0;
-        if code == 200 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let healthz = || http_get(&target, "/healthz").unwrap().0;
+    let code = poll_until(Duration::from_secs(10), healthz, |code| *code == 200);
     assert_eq!(code, 200, "{}", daemon.process.transcript());
     let resumed = notifications.started.elapsed();
     notifications.receive_for(Duration::from_secs(3));

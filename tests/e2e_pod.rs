@@ -10,23 +10,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{free_port, http_get, last_cpu, read_rt_runtime, Daemon, StarvationSession, Stream};
+use common::{
+    free_port, http_get, http_get_once_up, last_cpu, read_rt_runtime, Daemon, StarvationSession,
+    Stream,
+};
 
 const LINE_WAIT: Duration = Duration::from_secs(30);
-
-/// `GET target`, once the listener answers (the daemon is up), for at most `LINE_WAIT`.
-fn get_when_up(address: &str, target: &str) -> (u32, String) {
-    let deadline = std::time::Instant::now() + LINE_WAIT;
-    loop {
-        match http_get(address, target) {
-            Ok(answer) => return answer,
-            Err(error) if std::time::Instant::now() > deadline => {
-                panic!("{address} never answered {target}: {error}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
 
 fn stalld(args: &[&str]) -> (Option<i32>, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_stalld"))
@@ -67,18 +56,13 @@ fn a_pod_beside_the_hosts_stalld_stands_aside_and_leaves_it_alone() {
     // The pod, as the DaemonSet runs it.
     let address = format!("127.0.0.1:{}", free_port());
     let metrics = format!("--metrics={address}");
-    let pod_pidfile_arg = format!("--pidfile={pod_pidfile}");
-    let mut pod = Daemon::spawn(&[
-        "--foreground",
-        "--events=-",
-        &pod_pidfile_arg,
-        &metrics,
-        "--stand_aside",
-        "-t",
-        "60",
-        "-c",
-        &cpu,
-    ]);
+    let as_a_pod = |extra: &[&str]| {
+        let mut args = vec!["--foreground", "--events=-", &metrics, "--stand_aside"];
+        args.extend(["-t", "60", "-c", &cpu]);
+        args.extend(extra);
+        Daemon::spawn(&args)
+    };
+    let mut pod = as_a_pod(&[&format!("--pidfile={pod_pidfile}")]);
     let event = pod
         .wait_for_line(
             |line| line.contains(r#""event":"standing_aside""#),
@@ -108,7 +92,7 @@ fn a_pod_beside_the_hosts_stalld_stands_aside_and_leaves_it_alone() {
         "{:?}",
         pod.lines()
     );
-    let (code, why) = get_when_up(&address, "/ready");
+    let (code, why) = http_get_once_up(&address, "/ready", LINE_WAIT);
     assert_eq!(code, 503, "{why}");
     assert!(
         why.starts_with(&format!(
@@ -154,18 +138,9 @@ fn a_pod_beside_the_hosts_stalld_stands_aside_and_leaves_it_alone() {
     assert_eq!(read_rt_runtime(), session.rt_runtime.saved());
 
     // With nobody else boosting, the same pod boosts and is ready.
-    let mut alone = Daemon::spawn(&[
-        "--foreground",
-        "--events=-",
-        &metrics,
-        "--stand_aside",
-        "-t",
-        "60",
-        "-c",
-        &cpu,
-    ]);
+    let mut alone = as_a_pod(&[]);
     alone.wait_line(r#""event":"started""#);
-    let (code, ready) = get_when_up(&address, "/ready");
+    let (code, ready) = http_get_once_up(&address, "/ready", LINE_WAIT);
     assert_eq!(code, 200, "{ready}");
     assert!(ready.starts_with("ready: "), "{ready}");
     assert_eq!(alone.terminate().and_then(|s| s.code()), Some(0));

@@ -37,13 +37,27 @@ fn start(backend: &str, args: &[&str]) -> Daemon {
 
 /// `comm-pid starved on CPU n for S seconds`: the S of each report for `pid`, in order.
 fn reported_waits(daemon: &Daemon, pid: i32) -> Vec<u64> {
+    waits_in(&daemon.lines(), pid)
+}
+
+fn waits_in(lines: &[String], pid: i32) -> Vec<u64> {
     let needle = format!("-{pid} starved on CPU ");
-    daemon
-        .lines()
+    lines
         .iter()
         .filter_map(|line| line.split_once(&needle))
         .filter_map(|(_, rest)| rest.split(" for ").nth(1)?.split(' ').next()?.parse().ok())
         .collect()
+}
+
+/// Waits (bounded) until the daemon has made `n` reports about `pids` together. The starver
+/// that says its victims starved is another process: its word is no proof that the daemon's
+/// last report has been read yet.
+fn wait_reports(daemon: &Daemon, pids: &[i32], n: usize) {
+    daemon.process.wait_until(LINE_WAIT, |lines| {
+        let lines: Vec<String> = lines.iter().map(|(_, line)| line.clone()).collect();
+        let reports: usize = pids.iter().map(|&pid| waits_in(&lines, pid).len()).sum();
+        (reports >= n).then_some(())
+    });
 }
 
 /// Per mode and backend, in log-only mode with a harness's defaults prepended (the last value
@@ -105,8 +119,9 @@ fn verbose_lines_and_log_only_cadence(backend: &str, mode: &str) {
     }
 
     starver.wait_event("victim_starved", LINE_WAIT);
-    let waits = reported_waits(&daemon, pid);
     let expected: &[u64] = if mode == "-O" { &[3, 4, 5, 6] } else { &[3, 6] };
+    wait_reports(&daemon, &[pid], expected.len());
+    let waits = reported_waits(&daemon, pid);
     assert!(
         waits.len() >= expected.len() && waits[..expected.len()] == *expected,
         "{mode} -l reports {waits:?}, expected {expected:?} first\n{:#?}",
@@ -136,6 +151,7 @@ fn log_only_power_mode_reports_one_task_per_cpu_and_check(backend: &str) {
     let starver = Starver::spawn(&["--duration", "9", "--victims", "2"]);
     let pids = starver.victim_pids();
     starver.wait_event("victim_starved", LINE_WAIT);
+    wait_reports(&daemon, &pids, 4);
     let reports: Vec<(i32, u64)> = pids
         .iter()
         .flat_map(|&pid| {
@@ -170,11 +186,15 @@ fn a_c_stalld_harness_proceeds(backend: &str) {
     };
     let cpu = last_cpu();
     let mut daemon = start(backend, &["-l", "-c", &cpu]);
+    // On stderr, while the table that may have ended `start` is on stdout: the two are read
+    // apart. Within less than a granularity (5 s by default): the first check's.
     assert!(
         daemon
-            .lines()
-            .iter()
-            .any(|l| l.contains("some cpus ran, so run-queues should be parsed")),
+            .wait_for_line(
+                |l| l.contains("some cpus ran, so run-queues should be parsed"),
+                FIRST_CHECK_WITHIN
+            )
+            .is_some(),
         "the first check parses every CPU: {:#?}",
         daemon.lines()
     );

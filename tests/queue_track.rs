@@ -136,7 +136,9 @@ impl Drop for Spinner {
     }
 }
 
-/// A thread pinned to `cpu` as SCHED_FIFO 5 that sleeps until `wake_at`, then returns.
+/// A thread pinned to `cpu` as SCHED_FIFO 5 that sleeps until `wake_at`, then returns;
+/// returned once it sleeps. (A hog started while it was still on its way to its sleep would
+/// leave it queued from before `wake_at`.)
 fn sleeper(cpu: u32, wake_at: MonoTime) -> (Pid, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel();
     let thread = thread::spawn(move || {
@@ -145,7 +147,9 @@ fn sleeper(cpu: u32, wake_at: MonoTime) -> (Pid, JoinHandle<()>) {
         tx.send(sys::gettid()).expect("report the victim");
         sys::sleep_until(wake_at);
     });
-    (rx.recv().expect("the victim started"), thread)
+    let tid = rx.recv().expect("the victim started");
+    wait_for_state(tid, 'S');
+    (tid, thread)
 }
 
 fn snapshot(backend: &mut QueueTrack) -> Vec<RunQueue> {

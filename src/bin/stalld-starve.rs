@@ -20,9 +20,9 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ use clap::{CommandFactory, Parser, ValueEnum};
 use serde_json::{json, Value};
 use stalld::clock::now;
 use stalld::cpuset::{configured_cpus, CpuSet};
+use stalld::procfs::{self, ThreadStat};
 use stalld::rt_runtime;
 use stalld::sys::{
     self, gettid, policy_name, sched_getattr, sched_setattr, set_affinity, sleep_until, SchedAttr,
@@ -39,7 +40,7 @@ use stalld::sys::{
 use stalld::task::{MonoTime, Pid};
 
 /// Time between releasing the threads and the hog starting to spin: enough for every victim
-/// to reach its sleep, so that none is caught half set up.
+/// to reach its sleep, so that none is caught half set up (the hog waits for the late ones).
 const SETUP_MARGIN: Duration = Duration::from_millis(50);
 
 /// How often the main thread (not on the hog's CPU) looks at the stop flag while waiting.
@@ -122,7 +123,8 @@ struct Options {
 
     /// When it first runs, each victim switches itself to this policy, keeping
     /// SCHED_RESET_ON_FORK if it has it: `fifo:PRIO` (SCHED_FIFO PRIO) or `other` (SCHED_OTHER
-    /// nice 0). What a boosted task may try, with --victim-uid without privilege.
+    /// at the nice value it started with). What a boosted task may try, with --victim-uid
+    /// without privilege.
     #[arg(long, value_parser = parse_self_policy)]
     victim_sets_itself: Option<SchedAttr>,
 }
@@ -172,9 +174,13 @@ struct Conduct {
     sets_itself: Option<SchedAttr>,
 }
 
-/// What the worker threads tell the main thread, which alone writes stdout. Workers on the
-/// starved CPU must never hold a lock the main thread wants: the hog could preempt them
-/// inside it. A pre-sized sync channel does not allocate on send.
+/// What the worker threads tell the main thread, which alone writes stdout, while they are
+/// set up and when the hog stops. Workers on the starved CPU must never hold a lock the main
+/// thread (or another worker) wants: the hog could preempt them inside it. A pre-sized sync
+/// channel does not allocate on send, but its send takes a lock when the main thread waits
+/// (its receiver's waker): a victim whose boost ran out inside it starved there, and every
+/// victim that reported after it waited on it in turn, a threshold each. So what a victim
+/// says once it runs goes through [`Shared`] instead, without a lock.
 enum Msg {
     HogReady {
         tid: Pid,
@@ -184,15 +190,6 @@ enum Msg {
         tid: Pid,
         attr: SchedAttr,
     },
-    VictimRan {
-        victim: u32,
-        tid: Pid,
-        ran_at: MonoTime,
-        attr: Option<SchedAttr>,
-        /// `--victim-sets-itself`: what it asked for, and the error if it was refused.
-        set_itself: Option<(SchedAttr, Option<String>)>,
-    },
-    VictimExited,
     HogStopped {
         at: MonoTime,
         by: &'static str,
@@ -208,6 +205,22 @@ struct Shared {
     hog_stopped: AtomicBool,
     /// When each victim ran (0: not yet); the hog's stop condition.
     ran_at: Vec<AtomicU64>,
+    /// Each victim's thread id once it is about to sleep until its runnable time (0: not
+    /// yet); the hog's start condition.
+    going_to_sleep: Vec<AtomicI32>,
+    /// What each victim saw when it ran, set once by the victim; the main thread looks.
+    reports: Vec<OnceLock<VictimReport>>,
+    /// Victims whose thread is done.
+    exited: AtomicUsize,
+}
+
+/// What a victim saw when it first ran.
+struct VictimReport {
+    tid: Pid,
+    ran_at: MonoTime,
+    attr: Option<SchedAttr>,
+    /// `--victim-sets-itself`: what it asked for, and the error if it was refused.
+    set_itself: Option<(SchedAttr, Option<String>)>,
 }
 
 /// Restores `sched_rt_runtime_us` when dropped, so every return path and unwinding panic of
@@ -358,6 +371,9 @@ fn run(plan: &Plan) -> Result<()> {
         signalled,
         hog_stopped: AtomicBool::new(false),
         ran_at: (0..plan.victims).map(|_| AtomicU64::new(0)).collect(),
+        going_to_sleep: (0..plan.victims).map(|_| AtomicI32::new(0)).collect(),
+        reports: (0..plan.victims).map(|_| OnceLock::new()).collect(),
+        exited: AtomicUsize::new(0),
     });
 
     // The main thread must keep running while the hog spins: keep it off the starved CPU.
@@ -458,14 +474,16 @@ fn run(plan: &Plan) -> Result<()> {
 
     let hog_start = now().after(SETUP_MARGIN);
     let runnable_at = hog_start.after(plan.starve_after);
+    // Released first: the started event (with 10,000 idle threads, 60 KB through a pipe) may
+    // take a while, and the victims must be asleep before the hog starts.
+    release(Some((hog_start, runnable_at)));
     emit(json!({
         "event": "started", "cpu": plan.cpu, "hog_pid": hog_tid, "hog_prio": plan.hog_prio,
         "victims": victim_tids, "idle": idle_tids, "hog_start_ns": hog_start.0, "runnable_at_ns": runnable_at.0,
         "deadline_ns": plan.deadline.0, "rt_runtime_us_saved": saved_rt_runtime,
     }));
-    release(Some((hog_start, runnable_at)));
 
-    let stopped_by = supervise(plan, &shared, &rx, &victim_tids, runnable_at);
+    let stopped_by = supervise(plan, &shared, &rx, &victim_tids, runnable_at)?;
     emit(json!({"event": "done", "hog_stopped_by": stopped_by}));
     // Threads still asleep (lingering, or stopped by a signal) end with the process; the rest
     // have finished, so joining them cannot block.
@@ -526,50 +544,17 @@ fn supervise(
     rx: &Receiver<Msg>,
     victim_tids: &[Pid],
     runnable_at: MonoTime,
-) -> &'static str {
+) -> Result<&'static str> {
     let mut reported = vec![false; victim_tids.len()];
     let mut hog_stop: Option<(MonoTime, &'static str)> = None;
-    let mut exited = 0;
     loop {
+        let mut disconnected = false;
         match rx.recv_timeout(POLL) {
-            Ok(Msg::VictimRan {
-                victim,
-                tid,
-                ran_at,
-                attr,
-                set_itself,
-            }) => {
-                let i = victim as usize;
-                // A victim that only ran because the hog had stopped was starved, not boosted.
-                let too_late = hog_stop.is_some_and(|(at, _)| ran_at >= at);
-                if !reported[i] && !too_late {
-                    reported[i] = true;
-                    let mut event = json!({
-                        "event": "victim_ran", "victim": victim, "pid": tid,
-                        "runnable_at_ns": runnable_at.0, "ran_at_ns": ran_at.0,
-                        "wait_s": seconds(runnable_at, ran_at),
-                    });
-                    if let Some(attr) = attr {
-                        event["policy_when_ran"] = policy_name(attr.policy).into();
-                        event["prio_when_ran"] = attr.rt_priority.into();
-                        if attr.policy == SCHED_DEADLINE {
-                            event["dl_runtime_ns"] = attr.runtime.into();
-                            event["dl_period_ns"] = attr.period.into();
-                        }
-                    }
-                    if let Some((asked, error)) = set_itself {
-                        event["set_itself"] =
-                            format!("{} {}", policy_name(asked.policy), asked.rt_priority).into();
-                        event["set_itself_error"] = error.into();
-                    }
-                    emit(event);
-                }
-            }
             Ok(Msg::HogStopped { at, by }) => {
                 hog_stop = Some((at, by));
                 for (i, &tid) in victim_tids.iter().enumerate() {
                     let ran_at = shared.ran_at[i].load(Ordering::Acquire);
-                    // Ran before the stop but not yet reported: its message is on the way.
+                    // Ran before the stop but not yet reported: its report is on the way.
                     let ran_in_time = ran_at != 0 && ran_at < at.0;
                     if !reported[i] && !ran_in_time {
                         reported[i] = true;
@@ -580,12 +565,29 @@ fn supervise(
                     }
                 }
             }
-            Ok(Msg::VictimExited) => exited += 1,
+            // The hog could not start in time (see `hog_thread`): no wait can be measured.
+            Ok(Msg::SetupFailed(why)) => bail!("{why}"),
             Ok(_) => {}
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            // Every worker is gone: their last reports are looked at below.
+            Err(RecvTimeoutError::Disconnected) => disconnected = true,
+        }
+        // The victims that ran since the last look (at most `POLL` ago), after the hog's stop
+        // if it came: a victim that ran after it was starved, not boosted.
+        for (i, report) in shared.reports.iter().enumerate() {
+            let Some(report) = report.get().filter(|_| !reported[i]) else {
+                continue;
+            };
+            if hog_stop.is_none_or(|(at, _)| report.ran_at < at) {
+                reported[i] = true;
+                emit(ran_event(i, report, runnable_at));
+            }
+        }
+        if disconnected {
+            break;
         }
         if let Some((_, by)) = hog_stop {
+            let exited = shared.exited.load(Ordering::Acquire);
             let all_done = exited == victim_tids.len() && reported.iter().all(|&r| r);
             if all_done
                 || by == "signal"
@@ -596,13 +598,35 @@ fn supervise(
             }
         } else if now() >= plan.deadline.after(Duration::from_secs(1)) {
             // The hog checks the deadline itself; this only covers a hog that never got CPU.
-            return "watchdog";
+            return Ok("watchdog");
         }
     }
     if shared.signalled.load(Ordering::Relaxed) {
-        return "signal";
+        return Ok("signal");
     }
-    hog_stop.map_or("watchdog", |(_, by)| by)
+    Ok(hog_stop.map_or("watchdog", |(_, by)| by))
+}
+
+/// The `victim_ran` event of victim `victim`.
+fn ran_event(victim: usize, report: &VictimReport, runnable_at: MonoTime) -> Value {
+    let mut event = json!({
+        "event": "victim_ran", "victim": victim, "pid": report.tid,
+        "runnable_at_ns": runnable_at.0, "ran_at_ns": report.ran_at.0,
+        "wait_s": seconds(runnable_at, report.ran_at),
+    });
+    if let Some(attr) = report.attr {
+        event["policy_when_ran"] = policy_name(attr.policy).into();
+        event["prio_when_ran"] = attr.rt_priority.into();
+        if attr.policy == SCHED_DEADLINE {
+            event["dl_runtime_ns"] = attr.runtime.into();
+            event["dl_period_ns"] = attr.period.into();
+        }
+    }
+    if let Some((asked, error)) = &report.set_itself {
+        event["set_itself"] = format!("{} {}", policy_name(asked.policy), asked.rt_priority).into();
+        event["set_itself_error"] = error.clone().into();
+    }
+    event
 }
 
 /// Pins the calling thread to `cpu` and gives it `attr`; returns what the kernel then reports.
@@ -639,10 +663,27 @@ fn hog_thread(
         return;
     }
     let _ = tx.send(Msg::HogReady { tid: gettid() });
-    let Ok(Some((hog_start, _))) = go.recv() else {
+    let Ok(Some((hog_start, runnable_at))) = go.recv() else {
         return;
     };
     sleep_until(hog_start.min(deadline));
+    // Every victim must be asleep until `runnable_at` before the hog takes the CPU. One still
+    // on its way to its sleep (the main thread released the threads late, or the CPU was
+    // busy) would wait on the run queue from before `runnable_at`, and its wait would be
+    // measured short: a load test once saw 46 of 100 victims boosted 150 ms "before" the
+    // threshold. Sleeping here lets them get there; once they are all asleep the hog spins
+    // without sleeping again, so none can run before it is starved.
+    while !victims_asleep(shared) {
+        if now() >= runnable_at.min(deadline) || shared.signalled.load(Ordering::Relaxed) {
+            let _ = tx.send(Msg::SetupFailed(
+                "the victims were not all asleep by the time they were due to become runnable \
+                 (the machine is too busy): no wait could be measured"
+                    .into(),
+            ));
+            return;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
     let linger_ns = u64::try_from(linger.as_nanos()).unwrap_or(u64::MAX);
     let by = loop {
         let t = now();
@@ -667,6 +708,17 @@ fn hog_thread(
     let at = now();
     shared.hog_stopped.store(true, Ordering::Release);
     let _ = tx.send(Msg::HogStopped { at, by });
+}
+
+/// Whether every victim is in its sleep until its runnable time: it said it was going there,
+/// and the kernel shows it sleeping (before that, it sleeps waiting for its start instead).
+fn victims_asleep(shared: &Shared) -> bool {
+    shared.going_to_sleep.iter().all(|tid| {
+        let tid = tid.load(Ordering::Acquire);
+        tid != 0
+            && procfs::read_thread_stat(tid)
+                .is_some_and(|stat| ThreadStat::parse(&stat).and_then(|s| s.field(3)) == Some("S"))
+    })
 }
 
 /// Where a victim runs, with what policy, and how it behaves.
@@ -702,8 +754,14 @@ fn victim_thread(
         }
     }
     let tid = gettid();
+    // Its own nice value, the one a fair policy it gives itself keeps: an unprivileged thread
+    // may not lower it (RLIMIT_NICE), and the tool may run niced (`nice cargo test`).
+    let own_nice = procfs::read_thread_stat(tid)
+        .and_then(|stat| ThreadStat::parse(&stat)?.field(19)?.parse().ok())
+        .unwrap_or(0);
     let _ = tx.send(Msg::VictimReady { victim, tid, attr });
     if let Ok(Some((_, runnable_at))) = go.recv() {
+        shared.going_to_sleep[victim as usize].store(tid, Ordering::Release);
         sleep_until(runnable_at.min(deadline));
         // First thing after waking: this instant is what the wait is measured to. Keep the
         // work from here cheap, a boost may lend only microseconds at a time.
@@ -714,12 +772,16 @@ fn victim_thread(
         let set_itself = place.conduct.sets_itself.map(|asked| {
             let asked = SchedAttr {
                 flags: attr.map_or(0, |a| a.flags & sys::SCHED_FLAG_RESET_ON_FORK),
+                nice: if asked.is_fair() {
+                    own_nice
+                } else {
+                    asked.nice
+                },
                 ..asked
             };
             (asked, sched_setattr(0, &asked).err().map(|e| e.to_string()))
         });
-        let _ = tx.send(Msg::VictimRan {
-            victim,
+        let _ = shared.reports[victim as usize].set(VictimReport {
             tid,
             ran_at,
             attr,
@@ -732,5 +794,5 @@ fn victim_thread(
             sleep_until(ran_at.after(linger).min(deadline));
         }
     }
-    let _ = tx.send(Msg::VictimExited);
+    shared.exited.fetch_add(1, Ordering::Release);
 }

@@ -27,11 +27,28 @@ use stalld::task::Pid;
 
 pub const STARVATION_LOCK: &str = "/tmp/stalld-starvation.lock";
 
+/// `stalld-starve --linger` for a victim whose restore a test checks: alive (asleep) long
+/// after its boost ends, so that the daemon restores a live task and the test reads its
+/// policy back even when a busy machine makes it seconds late (with 3 s, a victim once exited
+/// before the test read it, and `sched_getattr` failed). The test ends the starver when done.
+pub const LINGER: &str = "10";
+
+/// `stalld -r` for a test that bounds a victim's wait: on this virtual machine under load a
+/// victim sometimes needed more than the default 20 µs to get back from its sleep to user
+/// space (stalld measured 33 µs given), and with one period per boost its report then came a
+/// whole threshold later, with the C stalld's boost as with ours. Such a test is about when
+/// the boost comes, not about how much it lends.
+pub const BOOST_RUNTIME: &str = "100us";
+
 /// How long a child may live past what the test expects before `timeout` ends it anyway.
 const STARVER_GRACE: Duration = Duration::from_secs(10);
 const DAEMON_BOUND: Duration = Duration::from_secs(300);
 /// Between SIGTERM and SIGKILL when a handle is dropped with its child still running.
 const KILL_AFTER: Duration = Duration::from_secs(3);
+/// How long the output of a child that exited may take to be read to its end: the reader
+/// threads can lag behind under load, and the daemon's guardian holds its stderr until it has
+/// seen the daemon go. Only a child that left a daemon behind holding the pipes waits it out.
+const OUTPUT_AFTER_EXIT: Duration = Duration::from_secs(5);
 
 pub fn is_root() -> bool {
     sys::is_root()
@@ -324,7 +341,7 @@ impl Supervised {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
                     // Collect the last lines. Bounded: a daemon that forked may keep the pipes.
-                    self.wait_until(Duration::from_secs(1), |_| None::<()>);
+                    self.wait_until(OUTPUT_AFTER_EXIT, |_| None::<()>);
                     return Some(status);
                 }
                 Ok(None) if Instant::now() < end => thread::sleep(Duration::from_millis(10)),
@@ -376,6 +393,38 @@ pub struct Starver {
     pub process: Supervised,
     /// Indexes (among stdout lines) of the events `wait_event` has already handed out.
     taken: Mutex<Vec<usize>>,
+    /// The events parsed so far. Each line is parsed once: parsing every line at every look
+    /// (under the output lock, which the reader threads wait for) was quadratic, and with the
+    /// 60 KB `started` event of 10,000 idle threads reading 100 victims' reports took 20 s of
+    /// a busy CPU, longer than the victims lingered.
+    parsed: Mutex<ParsedEvents>,
+}
+
+/// The JSON events among the lines of a [`Starver`] read so far.
+#[derive(Default)]
+struct ParsedEvents {
+    /// Lines of both streams looked at.
+    looked_at: usize,
+    /// Stdout lines among them.
+    stdout_lines: usize,
+    /// (index among stdout lines, event).
+    events: Vec<(usize, Value)>,
+}
+
+impl ParsedEvents {
+    /// Parses the lines that came since the last call.
+    fn update(&mut self, lines: &[(Stream, String)]) -> &[(usize, Value)] {
+        for (stream, line) in &lines[self.looked_at..] {
+            if *stream == Stream::Stdout {
+                if let Ok(event) = serde_json::from_str::<Value>(line) {
+                    self.events.push((self.stdout_lines, event));
+                }
+                self.stdout_lines += 1;
+            }
+        }
+        self.looked_at = lines.len();
+        &self.events
+    }
 }
 
 impl Starver {
@@ -390,22 +439,39 @@ impl Starver {
         Starver {
             process: Supervised::spawn(env!("CARGO_BIN_EXE_stalld-starve"), args, bound),
             taken: Mutex::new(Vec::new()),
+            parsed: Mutex::new(ParsedEvents::default()),
         }
     }
 
-    fn parse(lines: &[(Stream, String)]) -> impl Iterator<Item = (usize, Value)> + '_ {
-        lines
-            .iter()
-            .filter(|(stream, _)| *stream == Stream::Stdout)
-            .enumerate()
-            .filter_map(|(i, (_, line))| Some((i, serde_json::from_str::<Value>(line).ok()?)))
+    /// The first event (with its index among stdout lines) that `wanted` accepts, waiting up
+    /// to `timeout`.
+    fn find_event(
+        &self,
+        timeout: Duration,
+        wanted: impl Fn(usize, &Value) -> bool,
+    ) -> Option<(usize, Value)> {
+        let mut parsed = self.parsed.lock().unwrap();
+        self.process.wait_until(timeout, |lines| {
+            parsed
+                .update(lines)
+                .iter()
+                .find(|(i, event)| wanted(*i, event))
+                .cloned()
+        })
     }
 
     /// Every event printed so far.
     pub fn events(&self) -> Vec<Value> {
+        let mut parsed = self.parsed.lock().unwrap();
         self.process
             .wait_until(Duration::ZERO, |lines| {
-                Some(Self::parse(lines).map(|(_, v)| v).collect())
+                Some(
+                    parsed
+                        .update(lines)
+                        .iter()
+                        .map(|(_, v)| v.clone())
+                        .collect(),
+                )
             })
             .unwrap()
     }
@@ -418,9 +484,8 @@ impl Starver {
     /// The next unreturned event of any of `kinds` (e.g. a victim's outcome, ran or starved).
     pub fn try_wait_any(&self, kinds: &[&str], timeout: Duration) -> Option<Value> {
         let mut taken = self.taken.lock().unwrap();
-        let (index, event) = self.process.wait_until(timeout, |lines| {
-            Self::parse(lines)
-                .find(|(i, event)| kinds.iter().any(|k| event["event"] == *k) && !taken.contains(i))
+        let (index, event) = self.find_event(timeout, |i, event| {
+            kinds.iter().any(|k| event["event"] == *k) && !taken.contains(&i)
         })?;
         taken.push(index);
         Some(event)
@@ -439,12 +504,9 @@ impl Starver {
     /// The victims' thread ids, from the `started` event (waited for up to 30 s: 10,000 idle
     /// threads took more than 10 s to start on this 2-CPU machine at a load average of 10).
     pub fn victim_pids(&self) -> Vec<Pid> {
-        let started = self
-            .process
-            .wait_until(Duration::from_secs(30), |lines| {
-                Self::parse(lines)
-                    .map(|(_, v)| v)
-                    .find(|v| v["event"] == "started")
+        let (_, started) = self
+            .find_event(Duration::from_secs(30), |_, event| {
+                event["event"] == "started"
             })
             .unwrap_or_else(|| {
                 panic!("stalld-starve never started\n{}", self.process.transcript())
@@ -732,6 +794,18 @@ impl Daemon {
     }
 }
 
+/// A [`StarvationSession`] for a test that also needs a tool: the first of `candidates` (see
+/// [`tool_or_skip`]). `None` when the test is skipped.
+pub fn session_with_tool(
+    test: &str,
+    candidates: &[&'static str],
+    hint: &str,
+) -> Option<(StarvationSession, &'static str)> {
+    let session = StarvationSession::begin(test)?;
+    let tool = tool_or_skip(test, candidates, hint)?;
+    Some((session, tool))
+}
+
 /// The first of `candidates` that exists. When none does, the test is skipped loudly, except
 /// under CI, where `hint` (how the tool gets installed) must have been followed.
 pub fn tool_or_skip(test: &str, candidates: &[&'static str], hint: &str) -> Option<&'static str> {
@@ -776,24 +850,61 @@ pub fn bpf_link_types(pid: Pid) -> Vec<String> {
 
 /// A minimal HTTP GET against localhost (the metrics listener): status code and body.
 pub fn http_get(address: &str, target: &str) -> std::io::Result<(u32, String)> {
+    http_get_accepting(address, target, None).map(|(code, _, body)| (code, body))
+}
+
+/// [`http_get`] with an `Accept` header when `accept` is given: status code, content type
+/// and body.
+pub fn http_get_accepting(
+    address: &str,
+    target: &str,
+    accept: Option<&str>,
+) -> std::io::Result<(u32, String, String)> {
     let mut stream = std::net::TcpStream::connect(address)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let accept = accept.map_or(String::new(), |accept| format!("Accept: {accept}\r\n"));
     write!(
         stream,
-        "GET {target} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "GET {target} HTTP/1.1\r\nHost: {address}\r\n{accept}Connection: close\r\n\r\n"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let code = response
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head
         .split_ascii_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
+    let content_type = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Type: "))
         .unwrap_or_default();
-    Ok((code, body))
+    Ok((code, content_type.to_owned(), body.to_owned()))
+}
+
+/// `GET target` once the listener answers (the daemon is up), for at most `timeout`.
+pub fn http_get_once_up(address: &str, target: &str, timeout: Duration) -> (u32, String) {
+    poll_until(timeout, || http_get(address, target), Result::is_ok)
+        .unwrap_or_else(|error| panic!("{address} never answered {target}: {error}"))
+}
+
+/// Calls `probe` until `done` holds of what it returns, or `timeout` has passed: the last
+/// result. For what a test can only look at, not be told of (a scrape, `stalld status`, a
+/// thread's policy): the daemon makes such state visible when a wakeup of its loop ends,
+/// after the lines it logged meanwhile, and threads set themselves up after they start.
+pub fn poll_until<T>(
+    timeout: Duration,
+    mut probe: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = probe();
+        if done(&value) || Instant::now() >= deadline {
+            return value;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 pub fn free_port() -> u16 {
