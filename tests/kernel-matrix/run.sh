@@ -32,6 +32,7 @@
 #   kmatrix.other=0|1              also starve a SCHED_OTHER victim (kernels without fair server)
 #   kmatrix.threshold=S            stalld's -t
 #   kmatrix.runtime=T              stalld's -r (default 1ms: see tests/kernel-matrix.md)
+#   kmatrix.period=T               stalld's -p (default 200ms: see tests/kernel-matrix.md)
 #   kmatrix.duration=S             stalld's -d (default 2: see tests/kernel-matrix.md)
 #   kmatrix.trace=1                trace CPU 1's scheduling around each case (tracefs)
 
@@ -46,12 +47,13 @@ BACKENDS=$(param backends | tr ',' ' ')
 OTHER=$(param other)
 THRESHOLD=$(param threshold)
 RUNTIME=$(param runtime)
+PERIOD=$(param period)
 DURATION=$(param duration)
 EXPECT_STAMPS=$(param stamps)
 EXPECT_REASON=$(param reason)
 : "${MODE:=normal}" "${BACKENDS:=queue_track queue_track:tracepoints sched_debug}" "${OTHER:=0}"
 : "${THRESHOLD:=3}" "${EXPECT_STAMPS:=sched_info}"
-: "${RUNTIME:=1ms}" "${DURATION:=2}"
+: "${RUNTIME:=1ms}" "${PERIOD:=200ms}" "${DURATION:=2}"
 KREL=$(uname -r)
 # The kernel's page size (4 kB, 64 kB, ...), from the mappings of this shell.
 PAGE=$(sed -n 's/^KernelPageSize: *\([0-9]*\) kB$/\1k/p' /proc/self/smaps 2>/dev/null | head -n 1)
@@ -205,9 +207,9 @@ starve_case() {
 	other) expect_name=SCHED_OTHER expect_num=0 ;;
 	esac
 	if [ "$backend" = auto ]; then
-		set -- -f -v -t "$THRESHOLD" -r "$RUNTIME" -d "$DURATION" -g 1 -c 1
+		set -- -f -v -t "$THRESHOLD" -r "$RUNTIME" -p "$PERIOD" -d "$DURATION" -g 1 -c 1
 	else
-		set -- -f -v -t "$THRESHOLD" -r "$RUNTIME" -d "$DURATION" -g 1 -c 1 -b "$backend"
+		set -- -f -v -t "$THRESHOLD" -r "$RUNTIME" -p "$PERIOD" -d "$DURATION" -g 1 -c 1 -b "$backend"
 	fi
 	section "$tag: ${forced:+STALLD_QUEUE_TRACK_STAMPS=$forced }stalld $*"
 	if [ -n "$forced" ]; then
