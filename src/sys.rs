@@ -6,7 +6,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
@@ -392,6 +392,15 @@ pub fn memfd_create(name: &str, exec: bool) -> io::Result<File> {
     }
 }
 
+/// A pidfd for process `pid` (`pidfd_open(2)`, Linux 5.3): the key of a BPF task storage map
+/// when user space reads or writes it.
+pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and touches no memory of ours.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the call succeeded, so `fd` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Seals a memfd against any change of its contents or size, and against further seals.
 pub fn seal_contents(file: &File) -> io::Result<()> {
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
@@ -485,7 +494,7 @@ fn unix_address(path: &Path) -> io::Result<libc::sockaddr_un> {
 /// been planted meanwhile. `bind` itself never follows a link (`EADDRINUSE` if anything is
 /// at the path).
 pub fn bind_unix_listener(path: &Path, mode: u32) -> io::Result<std::os::unix::net::UnixListener> {
-    use std::os::fd::{AsRawFd as _, OwnedFd};
+    use std::os::fd::AsRawFd as _;
     let address = unix_address(path)?;
     // SAFETY: socket takes plain integers and returns a new descriptor or -1.
     let fd = check(

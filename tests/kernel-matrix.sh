@@ -53,11 +53,15 @@ HOST_PACKAGES=(busybox-static cpio gcc libc6-dev make pkg-config clang libelf-de
 # cannot load on; kernel-stamps-only: queue_track loads with the kernel's stamps only, its
 # tracepoint stamps must fall back or be refused) and whether a SCHED_OTHER victim starves too
 # (kernels without the fair server: a CFS task really starves behind an RT hog there).
-declare -A MODE=([lockdown]=lockdown [5.10]=kernel-stamps-only [i686:6.1]=fallback [i686:6.1-rt]=fallback)
+declare -A MODE=([lockdown]=lockdown [5.10]=kernel-stamps-only [i686:6.1]=fallback [i686:6.1-rt]=fallback
+	[ppc64le:unstable]=kernel-stamps-only [ppc64le:unstable-64k]=kernel-stamps-only
+	[riscv64:unstable]=kernel-stamps-only)
 # What the fallback's reason must name: 5.10 has no BPF task storage, which the tracepoint
-# stamps need in tracing programs (5.13); Debian builds its 32-bit x86 kernels without
-# CONFIG_DEBUG_INFO_BTF.
-declare -A FALLBACK_REASON=([5.10]=5.13 [i686:6.1]=CONFIG_DEBUG_INFO_BTF [i686:6.1-rt]=CONFIG_DEBUG_INFO_BTF)
+# stamps need in tracing programs (5.13); on ppc64le and riscv64 since 6.19 task storage cannot
+# allocate (kmalloc_nolock() needs CONFIG_HAVE_CMPXCHG_DOUBLE, kernel commit f484f4a3e058);
+# Debian builds its 32-bit x86 kernels without CONFIG_DEBUG_INFO_BTF.
+declare -A FALLBACK_REASON=([5.10]=5.13 [i686:6.1]=CONFIG_DEBUG_INFO_BTF [i686:6.1-rt]=CONFIG_DEBUG_INFO_BTF
+	[ppc64le:unstable]=f484f4a3e058 [ppc64le:unstable-64k]=f484f4a3e058 [riscv64:unstable]=f484f4a3e058)
 declare -A OTHER=([6.1]=1 [6.1-rt]=1 [5.10]=1 [i686:6.1]=1 [i686:6.1-rt]=1)
 X86_SET=(6.1 6.1-rt 6.12 6.12-rt lockdown unstable unstable-rt 5.10)
 declare -A ARCH_SET=(

@@ -20,10 +20,12 @@
 #                                  fallback (a kernel queue_track cannot load on): the default
 #                                  must fall back to sched_debug saying why, and boost; -b
 #                                  queue_track must refuse to start, saying why.
-#                                  kernel-stamps-only (a kernel without BPF task storage in
-#                                  tracing programs): the default and -b queue_track must use
-#                                  the kernel's stamps and boost; with the tracepoint stamps
-#                                  forced, the same as fallback
+#                                  kernel-stamps-only (a kernel whose BPF task storage the
+#                                  tracepoint stamps cannot use: none in tracing programs
+#                                  before 5.13, none allocatable on ppc64le and riscv64 since
+#                                  6.19): the default and -b queue_track must use the kernel's
+#                                  stamps and boost; with the tracepoint stamps forced, the
+#                                  same as fallback
 #   kmatrix.backends=a,b           cases: auto (no -b), queue_track, sched_debug, or
 #                                  queue_track:tracepoints (STALLD_QUEUE_TRACK_STAMPS forced)
 #   kmatrix.stamps=S               the stamp source the default must choose (the host reads
@@ -480,8 +482,9 @@ fallback_mode() {
 	run_case sched_debug
 }
 
-# A kernel whose BPF lacks task storage in tracing programs (before 5.13): the kernel's stamps
-# work, by default and under -b queue_track; stalld's tracepoint stamps, forced, cannot load.
+# A kernel whose BPF task storage the tracepoint stamps cannot use (none in tracing programs
+# before 5.13; on ppc64le and riscv64 since 6.19, none that can be allocated): the kernel's
+# stamps work, by default and under -b queue_track; stalld's tracepoint stamps, forced, cannot.
 kernel_stamps_only_mode() {
 	EXPECT_AUTO=queue_track
 	run_case auto

@@ -49,7 +49,7 @@ use crate::backend::Backend;
 use crate::clock;
 use crate::cpuset::CpuSet;
 use crate::sys;
-use crate::task::RunQueue;
+use crate::task::{Pid, RunQueue};
 use records::Stamps;
 use rq_clock::StableStamps;
 use skel::{StalldSkel, StalldSkelBuilder};
@@ -211,6 +211,9 @@ impl QueueTrack {
                 hooks.push(link);
             }
         }
+        if tracepoints {
+            check_stamps_storable(&skel)?;
+        }
         let (scan, stamps) = if tracepoints {
             (&progs.qt_scan_tracepoints, Stamps::Monotonic)
         } else {
@@ -333,6 +336,37 @@ fn load_error(what: &str, source: StampSource, err: &libbpf_rs::Error) -> anyhow
     }
     anyhow::anyhow!(msg)
 }
+
+/// Stores one stamp through the map, for stalld itself, and deletes it again. The map exists
+/// once loaded, but each task's storage is allocated at its first stamp, and where that cannot
+/// succeed for any task every `bpf_task_storage_get()` of the programs returns NULL: each wait
+/// would then count from the first scan that saw the task, up to a threshold late, while
+/// stalld said it used exact stamps. User space allocates with the same allocator.
+fn check_stamps_storable(skel: &StalldSkel<'_>) -> anyhow::Result<()> {
+    let own = sys::pidfd_open(std::process::id() as Pid).context("pidfd_open of stalld itself")?;
+    let key = own.as_raw_fd().to_ne_bytes();
+    // All zeroes: a stamp that is never valid, harmless if the delete below fails.
+    let stamp = vec![0u8; skel.maps.stamps.value_size() as usize];
+    if let Err(err) = skel.maps.stamps.update(&key, &stamp, MapFlags::ANY) {
+        let hint = if err.kind() == libbpf_rs::ErrorKind::OutOfMemory {
+            NOLOCK_ALLOCATION_HINT
+        } else {
+            ""
+        };
+        bail!("BPF task storage cannot hold stalld's tracepoint stamps on this kernel: storing one failed: {err}{hint}");
+    }
+    // Best effort: a leftover all-zero stamp is never taken for a real one.
+    let _ = skel.maps.stamps.delete(&key);
+    Ok(())
+}
+
+/// Why storing a stamp fails with ENOMEM whatever the memory: since Linux 6.19 (commit
+/// f484f4a3e058) BPF local storage allocates with kmalloc_nolock(), which always fails on
+/// architectures without CONFIG_HAVE_CMPXCHG_DOUBLE (ppc64le and riscv64 among them).
+const NOLOCK_ALLOCATION_HINT: &str = "; since Linux 6.19 (commit f484f4a3e058) BPF local \
+    storage is allocated with kmalloc_nolock(), which always fails on architectures without \
+    CONFIG_HAVE_CMPXCHG_DOUBLE, such as ppc64le and riscv64 (the kernel's stamps, the default, \
+    need no task storage)";
 
 /// Why the tracepoint stamps cannot load on kernels before 5.13: the task storage map type came
 /// with 5.11 (commit 4cf1bc1f1045) for BPF LSM programs only; tracing programs such as the
