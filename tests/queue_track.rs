@@ -11,7 +11,7 @@
 mod common;
 
 use std::io::Write;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -356,18 +356,6 @@ fn task_migrated_to_a_monitored_cpu_counts_from_its_arrival(source: StampSource)
     );
 }
 
-fn pidfd_open(pid: Pid) -> OwnedFd {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    assert!(
-        fd >= 0,
-        "pidfd_open({pid}): {}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(fd as i32) }
-}
-
 fn state_of(pid: Pid) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat.rsplit_once(") ")?.1.chars().next()
@@ -412,7 +400,7 @@ fn task_that_exits_is_not_listed_and_leaves_no_stamp(source: StampSource) {
             .expect("spawn head"),
     );
     let pid = child.0.id() as Pid;
-    let pidfd = pidfd_open(pid);
+    let pidfd = sys::pidfd_open(pid).unwrap_or_else(|err| panic!("pidfd_open({pid}): {err}"));
     sys::set_affinity(pid, &only(cpu)).expect("pin the child");
     sys::sched_setattr(pid, &fifo(5)).expect("make the child SCHED_FIFO");
     wait_for_state(pid, 'S');
